@@ -1,0 +1,209 @@
+"""One boto3 session per engine: clients, endpoints, retries and the API call counter.
+
+Every AWS call of the SDK goes through a client made here, so that retries, the endpoint
+override (sandbox, ``--endpoint-url``, ``AWS_ENDPOINT_URL``) and call counting apply everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from ..errors import AwsError
+
+READ_PREFIXES = ("Describe", "Get", "List")
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "PriorRequestNotComplete",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "AuthFailure",
+        "UnrecognizedClientException",
+        "RequestExpired",
+        "SignatureDoesNotMatch",
+    }
+)
+
+
+@dataclass
+class ApiCalls:
+    """AWS API calls by ``service.Operation``, and HTTP attempts (calls plus retries)."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    attempts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _call(self, name: str) -> None:
+        with self._lock:
+            self.calls[name] += 1
+
+    def _attempt(self, name: str) -> None:
+        with self._lock:
+            self.attempts[name] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def retries(self) -> int:
+        return max(0, sum(self.attempts.values()) - self.total)
+
+    def mutating(self) -> dict[str, int]:
+        """Calls whose operation changes something (not Describe*, Get*, List*)."""
+        return {
+            k: v for k, v in self.calls.items() if not k.split(".", 1)[1].startswith(READ_PREFIXES)
+        }
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.calls.items()))
+
+    def since(self, before: Mapping[str, int]) -> dict[str, int]:
+        now = self.snapshot()
+        return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "retries": self.retries, "by_operation": self.snapshot()}
+
+
+class AwsSession:
+    """Clients for one account and endpoint, shared by every part of one engine."""
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        endpoint_url: str | None = None,
+        max_attempts: int = 8,
+        profile: str | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.max_attempts = max_attempts
+        self.calls = ApiCalls()
+        creds = dict(credentials or {})
+        self._session = boto3.session.Session(
+            profile_name=profile,
+            region_name=region,
+            aws_access_key_id=creds.get("aws_access_key_id"),
+            aws_secret_access_key=creds.get("aws_secret_access_key"),
+            aws_session_token=creds.get("aws_session_token"),
+        )
+        self._config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=50,
+        )
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        events = self._session.events
+        events.register("before-call.*.*", self._on_call)
+        events.register("before-send.*.*", self._on_send)
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        self.calls._call(f"{model.service_model.service_name}.{model.name}")
+
+    def _on_send(self, request: Any, event_name: str = "", **_: Any) -> None:
+        # event_name is before-send.<service-id>.<Operation>
+        parts = event_name.split(".")
+        self.calls._attempt(".".join(parts[1:3]) if len(parts) >= 3 else event_name)
+
+    @property
+    def events(self) -> Any:
+        """botocore's event system of this session (tests hook ``before-send`` for faults)."""
+        return self._session.events
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        region = region or self.region
+        key = (service, region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._session.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=region,
+                    endpoint_url=self.endpoint_url,
+                    config=self._config,
+                )
+                self._clients[key] = client
+            return client
+
+    def credentials_env(self) -> dict[str, str]:
+        """The session's resolved credentials as environment variables (for packer)."""
+        creds = self._session.get_credentials()
+        if creds is None:
+            return {}
+        frozen = creds.get_frozen_credentials()
+        env = {
+            "AWS_ACCESS_KEY_ID": str(frozen.access_key),
+            "AWS_SECRET_ACCESS_KEY": str(frozen.secret_key),
+        }
+        if frozen.token:
+            env["AWS_SESSION_TOKEN"] = frozen.token
+        return env
+
+
+def error_code(exc: BaseException) -> str | None:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "") or None
+    return None
+
+
+def to_aws_error(exc: BaseException, doing: str = "") -> AwsError:
+    """A clear AwsError for a botocore failure (credentials, throttling, refusals)."""
+    prefix = f"{doing}: " if doing else ""
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AwsError(
+            prefix + "no AWS credentials found; configure a profile, set AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, or use --sandbox",
+            code="NoCredentials",
+        )
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", "Unknown"))
+        op = getattr(exc, "operation_name", None)
+        msg = str(err.get("Message", "")) or str(exc)
+        if code in CREDENTIAL_CODES:
+            msg = f"AWS credentials were refused ({code}: {msg}); refresh or renew them"
+        elif code in THROTTLING_CODES:
+            msg = f"AWS kept throttling {op} after retries ({code}: {msg})"
+        else:
+            msg = f"{op} failed: {code}: {msg}"
+        return AwsError(prefix + msg, code=code, operation=op)
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return AwsError(prefix + f"cannot reach AWS: {exc}", code="EndpointConnectionError")
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return AwsError(prefix + str(exc), code=type(exc).__name__)
+    return AwsError(prefix + repr(exc))
+
+
+@contextmanager
+def aws_errors(doing: str = "") -> Iterator[None]:
+    """Translate botocore exceptions raised inside the block into AwsError."""
+    try:
+        yield
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise to_aws_error(exc, doing) from exc

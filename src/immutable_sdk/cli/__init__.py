@@ -1,0 +1,158 @@
+"""The ``immutable-sdk`` command: global options, error handling, and the command modules.
+
+Commands live in modules of this package named after what they act on; each module exposes
+``register(group)``. Heavy imports (boto3, rich, moto) happen inside commands, so that
+``immutable-sdk --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+from .._version import __version__
+from ..errors import ExitCode, ImmutableSdkError
+
+COMMAND_MODULES = ("spec", "rollout", "images", "sandbox", "state")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Options:
+    """Global options, passed to every command through click's context object."""
+
+    debug: bool = False
+    log_format: str = "console"
+    output: str = "text"
+    sandbox: bool = False
+    endpoint_url: str | None = None
+    profile: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+pass_options = click.make_pass_decorator(Options, ensure=True)
+
+
+def output_option(f: F) -> F:
+    """``--output text|json`` on a command that prints data."""
+    return click.option(
+        "--output",
+        "-o",
+        "output",
+        type=click.Choice(["text", "json"]),
+        default=None,
+        help="Print data as text (default) or JSON.",
+    )(f)
+
+
+def spec_files_option(f: F) -> F:
+    """``-f SPEC`` (repeatable; later files override earlier ones)."""
+    return click.option(
+        "-f",
+        "--file",
+        "files",
+        multiple=True,
+        required=True,
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Spec file; repeat to overlay (later files win).",
+    )(f)
+
+
+class SdkGroup(click.Group):
+    """Runs commands with the SDK's error policy: ImmutableSdkError -> message and exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImmutableSdkError as exc:
+            opts = ctx.find_object(Options)
+            if opts is not None and opts.debug:
+                raise
+            message = str(exc)
+            if "\n" in message:
+                click.echo(message, err=True)
+                click.echo(f"error: {len(message.splitlines())} problem(s) found", err=True)
+            else:
+                click.echo(f"error: {message}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+
+
+@click.group(cls=SdkGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="immutable-sdk")
+@click.option("--debug", is_flag=True, help="Re-raise errors with their traceback.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="Format of progress and log lines.",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    envvar="IMMUTABLE_SDK_SANDBOX",
+    help="Run against the embedded AWS emulator on 127.0.0.1 (also IMMUTABLE_SDK_SANDBOX=1).",
+)
+@click.option(
+    "--endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    default=None,
+    help="Send AWS calls to this endpoint (LocalStack, a moto server).",
+)
+@click.option("--profile", default=None, help="AWS profile to use.")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    debug: bool,
+    log_format: str,
+    sandbox: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+) -> None:
+    """Immutable infrastructure on AWS: golden images, gated rollouts, automatic rollback.
+
+    Exit codes: 0 ok, 1 operation failed, 2 invalid input or usage, 3 locked or conflict,
+    130 interrupted.
+    """
+    from ..logs import configure_logging
+
+    ctx.obj = Options(
+        debug=debug,
+        log_format=log_format,
+        sandbox=sandbox,
+        endpoint_url=endpoint_url,
+        profile=profile,
+    )
+    configure_logging(log_format, debug=debug)
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue  # that command family is not written yet
+            raise
+        module.register(main)
+
+
+_register_commands()
+
+
+def run() -> None:
+    """Entry point for ``python -m immutable_sdk``."""
+    main(prog_name="immutable-sdk")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,100 @@
+"""The plugin contract: every hook a plugin may implement.
+
+Three kinds of hook:
+
+* register hooks (``immutable_sdk_add_*``) receive a registry and call ``registry.add(...)``;
+* decide hooks (``firstresult``) return a value to decide, or None to pass to the next plugin;
+* notify hooks (lifecycle events) are called for every plugin; their return values are ignored.
+
+docs/plugins.md shows each hook's exact signature; a test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .lifecycle import Step
+    from .plugin import (
+        BuilderFactory,
+        HealthCheckFactory,
+        Registry,
+        RolloutInfo,
+        StrategyFactory,
+    )
+
+hookspec = pluggy.HookspecMarker("immutable_sdk")
+
+
+@hookspec
+def immutable_sdk_add_builders(registry: Registry[BuilderFactory]) -> None:
+    """Register image builders.
+
+    Called once when the plugin manager starts. ``registry.add(name, factory, schema=...)``:
+    ``name`` is what an image's ``builder:`` key selects, ``factory(config)`` returns a Builder
+    for that image's block, ``schema`` is the JSON Schema of the image's whole block.
+    """
+
+
+@hookspec
+def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
+    """Register deployment strategies.
+
+    Called once when the plugin manager starts. ``name`` is what a fleet's ``strategy.type``
+    selects; ``factory(config)`` returns a Strategy; ``schema`` validates the strategy block.
+    """
+
+
+@hookspec
+def immutable_sdk_add_health_checks(registry: Registry[HealthCheckFactory]) -> None:
+    """Register health checks.
+
+    Called once when the plugin manager starts. ``name`` is what an entry of a fleet's
+    ``health.checks`` selects with ``type:``; ``factory(config)`` returns a HealthCheck for one
+    gate or bake; ``schema`` validates the check's block.
+    """
+
+
+@hookspec(firstresult=True)
+def immutable_sdk_check_plan(plan: Any) -> str | None:
+    """Decide whether a plan may be applied (a change freeze, a policy).
+
+    Called by ``Engine.apply`` before anything changes, with the ``Plan`` about to run. Return a
+    reason (a string) to refuse the plan, or None to let the next plugin decide. A refusal stops
+    the apply with an error that quotes the reason; nothing is changed.
+    """
+
+
+@hookspec
+def immutable_sdk_rollout_started(rollout: RolloutInfo) -> None:
+    """Notify: a rollout (or a rollback, see ``rollout.rollback``) has begun."""
+
+
+@hookspec
+def immutable_sdk_step_started(rollout: RolloutInfo, step: Step) -> None:
+    """Notify: the engine is about to run ``step`` of ``rollout``."""
+
+
+@hookspec
+def immutable_sdk_step_finished(rollout: RolloutInfo, step: Step, outcome: str) -> None:
+    """Notify: ``step`` ended; ``outcome`` is ``ok`` or ``failed``."""
+
+
+@hookspec
+def immutable_sdk_traffic_shifted(
+    rollout: RolloutInfo, before: Mapping[str, int], after: Mapping[str, int]
+) -> None:
+    """Notify: traffic weights changed from ``before`` to ``after`` (slot name -> weight)."""
+
+
+@hookspec
+def immutable_sdk_rollback_started(rollout: RolloutInfo, reason: str) -> None:
+    """Notify: ``rollout`` failed and is rolling back because of ``reason``."""
+
+
+@hookspec
+def immutable_sdk_rollout_finished(rollout: RolloutInfo, outcome: str) -> None:
+    """Notify: the rollout ended; ``outcome`` is ``promoted``, ``rolled_back`` or ``failed``."""

@@ -1,0 +1,107 @@
+"""The validated spec as frozen dataclasses: what the planner, engine and plugins read.
+
+Built by ``immutable_sdk.spec.load_spec`` only after the whole document validated. Plugin blocks
+(an image's builder settings, a strategy's or a health check's settings) stay as read-only
+mappings in ``config``: their shape belongs to the plugin and its JSON Schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Location
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """A block handled by a plugin: ``type`` (or ``builder``) names it, ``config`` is the rest.
+
+    ``config`` holds the whole block as written (durations and sizes still as strings), with
+    relative paths left as written; ``base_dir`` is the folder of the file that named them.
+    """
+
+    type: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+    location: Location = field(default_factory=lambda: Location("<spec>"))
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    builder: str
+    config: Mapping[str, Any]  # the image's whole block, builder settings included
+    regions: tuple[str, ...]  # always includes the spec's region, first
+    retain: int | None
+    base_dir: Path
+    location: Location = field(default_factory=lambda: Location("<spec>"))
+
+
+@dataclass(frozen=True)
+class Capacity:
+    min: int
+    desired: int
+    max: int
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    timeout: float = 600.0  # seconds a gate may take before it fails as timed out
+    interval: float = 10.0  # seconds between polls of a gate, before backoff
+    grace: float = 0.0  # seconds after launch before checks count
+    checks: tuple[PluginConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecuritySpec:
+    """Launch template security defaults; each may be turned off only explicitly, by name."""
+
+    imdsv2_required: bool = True
+    encrypt_volumes: bool = True
+    public_ip: bool = False
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    name: str
+    image: str  # a key of Spec.images
+    instance_type: str
+    capacity: Capacity
+    strategy: PluginConfig
+    health: HealthSpec
+    subnets: tuple[str, ...] = ()  # ids (subnet-...) or Name tags
+    security_groups: tuple[str, ...] = ()  # ids (sg-...) or group names / Name tags
+    user_data: Path | None = None  # resolved against the file that named it
+    target_groups: tuple[str, ...] = ()  # ARNs or names
+    traffic: Mapping[str, Any] | None = None  # blue/green slots and Route 53 record
+    rollback_automatic: bool = True
+    key_name: str | None = None
+    iam_instance_profile: str | None = None
+    security: SecuritySpec = SecuritySpec()
+    max_lifetime: float | None = None  # seconds
+    depends_on: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    location: Location = field(default_factory=lambda: Location("<spec>"))
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    backend: str = "local"  # "local" (SQLite) or "dynamodb"
+    path: Path = Path(".immutable/state.db")  # local: resolved against the first spec file
+    table: str | None = None  # dynamodb
+    region: str | None = None  # dynamodb; defaults to the spec's region
+
+
+@dataclass(frozen=True)
+class Spec:
+    api_version: str
+    name: str
+    region: str
+    state: StateSpec
+    images: Mapping[str, ImageSpec]
+    fleets: Mapping[str, FleetSpec]
+    files: tuple[Path, ...] = ()
+    document: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged, interpolated

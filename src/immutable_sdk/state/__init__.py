@@ -1,0 +1,1 @@
+"""State stores: the SQLite default and the DynamoDB team backend."""

@@ -1,0 +1,126 @@
+"""The StateStore contract: fleet locks with leases, rollout journal, release history.
+
+Everything is scoped by the spec's project ``name``. Times are the clock's epoch seconds, passed
+in by the caller so that a virtual clock governs leases too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    fleet: str
+    owner: str  # "host:pid:random"
+    acquired_at: float
+    lease_until: float
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One immutable version of a fleet: (artifact, launch configuration)."""
+
+    fleet: str
+    release: str  # content digest of artifact + launch configuration
+    seq: int  # 1, 2, 3... per fleet, assigned by the store
+    artifact: Mapping[str, Any]  # Artifact fields (image, builder, digest, amis, lineage)
+    launch_config: Mapping[str, Any]  # what the launch template version holds
+    created_at: float
+    rollout: str | None = None
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    id: str
+    fleet: str
+    strategy: str
+    from_release: str | None
+    to_release: str
+    phase: str  # lifecycle.Phase value
+    started_at: float
+    finished_at: float | None = None
+    outcome: str | None = None  # promoted | rolled_back | failed | None while running
+    error: str | None = None
+    owner: str | None = None
+    steps: tuple[Mapping[str, Any], ...] = ()  # the planned steps (Step.to_dict)
+    data: Mapping[str, Any] = field(default_factory=dict)  # anything else worth keeping
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    rollout: str
+    seq: int  # order of writes within the rollout, assigned by the store
+    step_index: int  # index into RolloutRecord.steps; -1 for rollout-level entries
+    status: str  # started | finished | failed | note
+    at: float
+    data: Mapping[str, Any] = field(default_factory=dict)  # ids created, counts, errors
+
+
+class StateStore(Protocol):
+    project: str
+
+    # locks
+    def acquire_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
+        """Take the fleet's lock: free, expired, or already ours. Raises LockHeld otherwise."""
+
+    def renew_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
+        """Extend our lease. Raises LockLost when the lock is no longer ours."""
+
+    def release_lock(self, fleet: str, owner: str) -> bool:
+        """Release the lock if ``owner`` holds it; False otherwise (nothing changes)."""
+
+    def force_unlock(self, fleet: str) -> LockInfo | None:
+        """Remove any lock on the fleet (people only); returns what was removed."""
+
+    def get_lock(self, fleet: str) -> LockInfo | None: ...
+
+    # rollouts and journal
+    def start_rollout(self, record: RolloutRecord) -> None: ...
+
+    def update_rollout(self, rollout: str, **changes: Any) -> RolloutRecord:
+        """Change fields of a rollout (phase, outcome, error, finished_at, data)."""
+
+    def get_rollout(self, rollout: str) -> RolloutRecord | None: ...
+
+    def rollouts(self, fleet: str | None = None, limit: int = 50) -> list[RolloutRecord]:
+        """Newest first."""
+
+    def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
+        """The fleet's newest rollout without an outcome, if any."""
+
+    def append_journal(
+        self, rollout: str, step_index: int, status: str, at: float, data: Mapping[str, Any]
+    ) -> JournalEntry: ...
+
+    def journal(self, rollout: str) -> list[JournalEntry]:
+        """Oldest first."""
+
+    # releases
+    def record_release(
+        self,
+        fleet: str,
+        release: str,
+        artifact: Mapping[str, Any],
+        launch_config: Mapping[str, Any],
+        created_at: float,
+        rollout: str | None = None,
+    ) -> ReleaseRecord:
+        """Record a release (idempotent: the same release id returns the existing record)."""
+
+    def releases(self, fleet: str) -> list[ReleaseRecord]:
+        """Newest first."""
+
+    def get_release(self, fleet: str, release: str) -> ReleaseRecord | None: ...
+
+    # operator signals (promote, abort) for a running rollout, from any process
+    def send_signal(self, rollout: str, name: str, at: float) -> None: ...
+
+    def take_signals(self, rollout: str) -> list[str]:
+        """Signals sent to the rollout and not yet taken, oldest first; taking removes them."""
+
+    def close(self) -> None: ...
