@@ -1,0 +1,485 @@
+"""Fleets on AWS: an Auto Scaling group, its launch template and versions, its instances.
+
+Naming: the group and the launch template of fleet F in project P are both called ``P-F``.
+Every release is a new numbered launch template version (never $Latest/$Default) whose
+TagSpecifications carry the release tag, so an instance's release is read from its own tags
+(the emulator reports the template's default version for every instance; the tag is right on
+both). Describes are batched: one group describe and at most one instance describe per poll, and
+an instance's release is cached (it never changes: instances are immutable).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..plugin import TAG_FLEET, TAG_PROJECT, TAG_RELEASE, TAG_ROLLOUT
+from ..release import Release, encode_user_data, user_data_text
+from ..spec.model import FleetSpec
+from .session import AwsSession, aws_errors, error_code
+
+SUSPENDED_DURING_ROLLOUT = ["AZRebalance", "ScheduledActions"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """An instance in a group, with what the rollout needs to judge it."""
+
+    instance_id: str
+    lifecycle_state: str  # Pending, InService, Terminating, ...
+    health_status: str  # Healthy / Unhealthy (the group's view)
+    release: str | None
+    private_ip: str | None = None
+    public_ip: str | None = None
+    launched_at: float = 0.0
+    ami: str | None = None
+
+    @property
+    def in_service(self) -> bool:
+        return self.lifecycle_state == "InService" and self.health_status == "Healthy"
+
+
+@dataclass(frozen=True)
+class GroupState:
+    fleet: str
+    name: str
+    min: int
+    desired: int
+    max: int
+    launch_template: str | None
+    version: str | None
+    target_groups: tuple[str, ...]
+    subnets: tuple[str, ...]
+    tags: Mapping[str, str]
+    members: tuple[Member, ...]
+    suspended: frozenset[str] = frozenset()
+    health_check_type: str = "EC2"
+
+    @property
+    def release(self) -> str | None:
+        """The release the group was last promoted to (its release tag)."""
+        return self.tags.get(TAG_RELEASE)
+
+    def of_release(self, release: str | None) -> list[Member]:
+        return [
+            m for m in self.members if m.release == release and m.lifecycle_state != "Terminating"
+        ]
+
+    def not_of_release(self, release: str | None) -> list[Member]:
+        return [
+            m for m in self.members if m.release != release and m.lifecycle_state != "Terminating"
+        ]
+
+
+@dataclass
+class FleetApi:
+    """AWS operations on the fleets of one project in one region."""
+
+    session: AwsSession
+    project: str
+    region: str
+    _instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def asg(self) -> Any:
+        return self.session.client("autoscaling", self.region)
+
+    @property
+    def ec2(self) -> Any:
+        return self.session.client("ec2", self.region)
+
+    @property
+    def elbv2(self) -> Any:
+        return self.session.client("elbv2", self.region)
+
+    def name(self, fleet: str) -> str:
+        return f"{self.project}-{fleet}"
+
+    def base_tags(self, fleet: str) -> dict[str, str]:
+        return {TAG_PROJECT: self.project, TAG_FLEET: fleet}
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def describe(self, fleets: Sequence[str]) -> dict[str, GroupState | None]:
+        """The groups of ``fleets`` (None where absent), members included: one or two calls."""
+        names = {self.name(f): f for f in fleets}
+        found: dict[str, GroupState | None] = dict.fromkeys(fleets)
+        groups: list[dict[str, Any]] = []
+        with aws_errors("describing Auto Scaling groups"):
+            chunk = list(names)
+            for i in range(0, len(chunk), 50):
+                paginator = self.asg.get_paginator("describe_auto_scaling_groups")
+                for page in paginator.paginate(AutoScalingGroupNames=chunk[i : i + 50]):
+                    groups.extend(page["AutoScalingGroups"])
+        self._learn_instances([i["InstanceId"] for g in groups for i in g.get("Instances", [])])
+        for g in groups:
+            fleet = names.get(g["AutoScalingGroupName"])
+            if fleet is not None:
+                found[fleet] = self._group_state(fleet, g)
+        return found
+
+    def describe_one(self, fleet: str) -> GroupState | None:
+        return self.describe([fleet])[fleet]
+
+    def project_fleets(self) -> list[str]:
+        """Fleets that have a group tagged with this project (to find what the spec dropped)."""
+        fleets: list[str] = []
+        with aws_errors("listing the project's Auto Scaling groups"):
+            paginator = self.asg.get_paginator("describe_auto_scaling_groups")
+            pages = paginator.paginate(
+                Filters=[{"Name": f"tag:{TAG_PROJECT}", "Values": [self.project]}]
+            )
+            for page in pages:
+                for g in page["AutoScalingGroups"]:
+                    tags = {t["Key"]: t["Value"] for t in g.get("Tags", [])}
+                    if tags.get(TAG_PROJECT) == self.project and TAG_FLEET in tags:
+                        fleets.append(tags[TAG_FLEET])
+        return sorted(set(fleets))
+
+    def _learn_instances(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            unknown = [i for i in ids if i not in self._instances]
+        if not unknown:
+            return
+        learned: dict[str, dict[str, Any]] = {}
+        with aws_errors("describing instances"):
+            for i in range(0, len(unknown), 500):
+                paginator = self.ec2.get_paginator("describe_instances")
+                for page in paginator.paginate(InstanceIds=unknown[i : i + 500]):
+                    for res in page["Reservations"]:
+                        for inst in res["Instances"]:
+                            learned[inst["InstanceId"]] = inst
+        with self._lock:
+            self._instances.update(learned)
+
+    def _group_state(self, fleet: str, g: Mapping[str, Any]) -> GroupState:
+        members = []
+        for i in g.get("Instances", []):
+            inst = self._instances.get(i["InstanceId"], {})
+            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+            launched = inst.get("LaunchTime")
+            members.append(
+                Member(
+                    instance_id=i["InstanceId"],
+                    lifecycle_state=i.get("LifecycleState", "Pending"),
+                    health_status=i.get("HealthStatus", "Healthy"),
+                    release=tags.get(TAG_RELEASE),
+                    private_ip=inst.get("PrivateIpAddress"),
+                    public_ip=inst.get("PublicIpAddress"),
+                    launched_at=launched.timestamp() if launched is not None else 0.0,
+                    ami=inst.get("ImageId"),
+                )
+            )
+        lt = g.get("LaunchTemplate") or {}
+        mixed = g.get("MixedInstancesPolicy")
+        if not lt and mixed:
+            lt = mixed.get("LaunchTemplate", {}).get("LaunchTemplateSpecification", {})
+        subnets = tuple(s for s in (g.get("VPCZoneIdentifier") or "").split(",") if s)
+        return GroupState(
+            fleet=fleet,
+            name=g["AutoScalingGroupName"],
+            min=int(g["MinSize"]),
+            desired=int(g["DesiredCapacity"]),
+            max=int(g["MaxSize"]),
+            launch_template=lt.get("LaunchTemplateName"),
+            version=str(lt["Version"]) if lt.get("Version") is not None else None,
+            target_groups=tuple(g.get("TargetGroupARNs", [])),
+            subnets=subnets,
+            tags={t["Key"]: t["Value"] for t in g.get("Tags", [])},
+            members=tuple(members),
+            suspended=frozenset(p["ProcessName"] for p in g.get("SuspendedProcesses", [])),
+            health_check_type=g.get("HealthCheckType", "EC2"),
+        )
+
+    # --- launch templates ------------------------------------------------------------------
+
+    def launch_data(
+        self, fleet: FleetSpec, release: Release, rollout: str | None
+    ) -> dict[str, Any]:
+        cfg = release.launch_config
+        tags = [
+            {"Key": k, "Value": v}
+            for k, v in {
+                **dict(fleet.tags),
+                **self.base_tags(fleet.name),
+                TAG_RELEASE: release.id,
+                **({TAG_ROLLOUT: rollout} if rollout else {}),
+            }.items()
+        ]
+        data: dict[str, Any] = {
+            "ImageId": cfg["image_id"],
+            "InstanceType": cfg["instance_type"],
+            "NetworkInterfaces": [
+                {
+                    "DeviceIndex": 0,
+                    "AssociatePublicIpAddress": bool(cfg["public_ip"]),
+                    "Groups": list(cfg["security_groups"]),
+                    "DeleteOnTermination": True,
+                }
+            ],
+            "MetadataOptions": {
+                "HttpTokens": "required" if cfg["imdsv2_required"] else "optional",
+                "HttpEndpoint": "enabled",
+                "HttpPutResponseHopLimit": 2,
+            },
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tags},
+                {"ResourceType": "volume", "Tags": tags},
+            ],
+        }
+        if cfg["encrypt_volumes"]:
+            data["BlockDeviceMappings"] = [
+                {
+                    "DeviceName": self.root_device(str(cfg["image_id"])),
+                    "Ebs": {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True},
+                }
+            ]
+        user_data = encode_user_data(user_data_text(fleet))
+        if user_data:
+            data["UserData"] = user_data
+        if cfg.get("key_name"):
+            data["KeyName"] = cfg["key_name"]
+        profile = cfg.get("iam_instance_profile")
+        if profile:
+            key = "Arn" if str(profile).startswith("arn:") else "Name"
+            data["IamInstanceProfile"] = {key: profile}
+        return data
+
+    def root_device(self, ami: str) -> str:
+        with aws_errors(f"describing image {ami}"):
+            images = self.ec2.describe_images(ImageIds=[ami])["Images"]
+        if not images:
+            from ..errors import AwsError
+
+            raise AwsError(f"image {ami} not found in {self.region}", code="InvalidAMIID.NotFound")
+        return str(images[0].get("RootDeviceName") or "/dev/xvda")
+
+    def version_of_release(self, fleet: str, release: str) -> int | None:
+        """The launch template version that carries ``release`` (converges after a crash)."""
+        name = self.name(fleet)
+        with aws_errors(f"describing launch template {name}"):
+            try:
+                paginator = self.ec2.get_paginator("describe_launch_template_versions")
+                pages = list(paginator.paginate(LaunchTemplateName=name))
+            except Exception as exc:
+                if error_code(exc) in (
+                    "InvalidLaunchTemplateName.NotFoundException",
+                    "InvalidLaunchTemplateId.NotFound",
+                ):
+                    return None
+                raise
+        for page in pages:
+            for v in page["LaunchTemplateVersions"]:
+                for spec in v.get("LaunchTemplateData", {}).get("TagSpecifications", []):
+                    tags = {t["Key"]: t["Value"] for t in spec.get("Tags", [])}
+                    if tags.get(TAG_RELEASE) == release:
+                        return int(v["VersionNumber"])
+        return None
+
+    def ensure_version(self, fleet: FleetSpec, release: Release, rollout: str | None) -> int:
+        """The launch template version of ``release``: found if it exists, created otherwise."""
+        existing = self.version_of_release(fleet.name, release.id)
+        if existing is not None:
+            return existing
+        name = self.name(fleet.name)
+        data = self.launch_data(fleet, release, rollout)
+        tags = [{"Key": k, "Value": v} for k, v in self.base_tags(fleet.name).items()]
+        with aws_errors(f"creating a version of launch template {name}"):
+            try:
+                out = self.ec2.create_launch_template_version(
+                    LaunchTemplateName=name,
+                    LaunchTemplateData=data,
+                    VersionDescription=f"release {release.id}",
+                )
+                return int(out["LaunchTemplateVersion"]["VersionNumber"])
+            except Exception as exc:
+                if error_code(exc) not in (
+                    "InvalidLaunchTemplateName.NotFoundException",
+                    "InvalidLaunchTemplateId.NotFound",
+                ):
+                    raise
+            out = self.ec2.create_launch_template(
+                LaunchTemplateName=name,
+                LaunchTemplateData=data,
+                VersionDescription=f"release {release.id}",
+                TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}],
+            )
+            return int(out["LaunchTemplate"]["LatestVersionNumber"])
+
+    def delete_versions(self, fleet: str, versions: Iterable[int]) -> None:
+        vs = [str(v) for v in versions]
+        if not vs:
+            return
+        with aws_errors(f"deleting launch template versions of {self.name(fleet)}"):
+            self.ec2.delete_launch_template_versions(
+                LaunchTemplateName=self.name(fleet), Versions=vs
+            )
+
+    # --- groups ----------------------------------------------------------------------------
+
+    def create_group(
+        self,
+        fleet: FleetSpec,
+        version: int,
+        *,
+        subnets: Sequence[str],
+        target_groups: Sequence[str],
+        release: str,
+        max_size: int,
+    ) -> None:
+        tags = [
+            {
+                "Key": k,
+                "Value": v,
+                "PropagateAtLaunch": False,
+                "ResourceId": self.name(fleet.name),
+                "ResourceType": "auto-scaling-group",
+            }
+            for k, v in {**dict(fleet.tags), **self.base_tags(fleet.name)}.items()
+        ]
+        with aws_errors(f"creating Auto Scaling group {self.name(fleet.name)}"):
+            self.asg.create_auto_scaling_group(
+                AutoScalingGroupName=self.name(fleet.name),
+                LaunchTemplate={
+                    "LaunchTemplateName": self.name(fleet.name),
+                    "Version": str(version),
+                },
+                MinSize=0,
+                DesiredCapacity=0,
+                MaxSize=max_size,
+                VPCZoneIdentifier=",".join(subnets),
+                TargetGroupARNs=list(target_groups),
+                HealthCheckType="ELB" if target_groups else "EC2",
+                HealthCheckGracePeriod=60,
+                Tags=tags,
+            )
+
+    def update_group(
+        self,
+        fleet: str,
+        *,
+        version: int | None = None,
+        min_size: int | None = None,
+        desired: int | None = None,
+        max_size: int | None = None,
+    ) -> None:
+        args: dict[str, Any] = {"AutoScalingGroupName": self.name(fleet)}
+        if version is not None:
+            args["LaunchTemplate"] = {
+                "LaunchTemplateName": self.name(fleet),
+                "Version": str(version),
+            }
+        if min_size is not None:
+            args["MinSize"] = min_size
+        if desired is not None:
+            args["DesiredCapacity"] = desired
+        if max_size is not None:
+            args["MaxSize"] = max_size
+        with aws_errors(f"updating Auto Scaling group {self.name(fleet)}"):
+            self.asg.update_auto_scaling_group(**args)
+
+    def tag_group(self, fleet: str, tags: Mapping[str, str]) -> None:
+        with aws_errors(f"tagging Auto Scaling group {self.name(fleet)}"):
+            self.asg.create_or_update_tags(
+                Tags=[
+                    {
+                        "ResourceId": self.name(fleet),
+                        "ResourceType": "auto-scaling-group",
+                        "Key": k,
+                        "Value": v,
+                        "PropagateAtLaunch": False,
+                    }
+                    for k, v in tags.items()
+                ]
+            )
+
+    def suspend(self, fleet: str) -> None:
+        with aws_errors(f"suspending processes of {self.name(fleet)}"):
+            self.asg.suspend_processes(
+                AutoScalingGroupName=self.name(fleet), ScalingProcesses=SUSPENDED_DURING_ROLLOUT
+            )
+
+    def resume(self, fleet: str) -> None:
+        with aws_errors(f"resuming processes of {self.name(fleet)}"):
+            self.asg.resume_processes(
+                AutoScalingGroupName=self.name(fleet), ScalingProcesses=SUSPENDED_DURING_ROLLOUT
+            )
+
+    def deregister(self, target_groups: Sequence[str], instance_ids: Sequence[str]) -> None:
+        """Take instances out of their target groups (the emulator does not do it on detach)."""
+        if not instance_ids:
+            return
+        with aws_errors("deregistering targets"):
+            for tg in target_groups:
+                self.elbv2.deregister_targets(
+                    TargetGroupArn=tg, Targets=[{"Id": i} for i in instance_ids]
+                )
+
+    def still_registered(
+        self, target_groups: Sequence[str], instance_ids: Sequence[str]
+    ) -> set[str]:
+        """Instances still registered (or draining) in any of the target groups."""
+        if not instance_ids:
+            return set()
+        remaining: set[str] = set()
+        with aws_errors("describing target health"):
+            for tg in target_groups:
+                out = self.elbv2.describe_target_health(
+                    TargetGroupArn=tg, Targets=[{"Id": i} for i in instance_ids]
+                )
+                for d in out["TargetHealthDescriptions"]:
+                    # "unused" means out of the group; anything else (draining included)
+                    # means the target still takes or finishes traffic.
+                    state = d.get("TargetHealth", {}).get("State")
+                    if state is not None and state != "unused":
+                        remaining.add(d["Target"]["Id"])
+        return remaining
+
+    def deregistration_delay(self, target_groups: Sequence[str]) -> float:
+        delay = 0.0
+        with aws_errors("describing target group attributes"):
+            for tg in target_groups:
+                attrs = self.elbv2.describe_target_group_attributes(TargetGroupArn=tg)
+                for a in attrs["Attributes"]:
+                    if a["Key"] == "deregistration_delay.timeout_seconds":
+                        delay = max(delay, float(a["Value"]))
+        return delay
+
+    def detach_and_terminate(self, fleet: str, instance_ids: Sequence[str]) -> None:
+        """Detach instances (lowering desired capacity) and terminate them, in batches."""
+        ids = list(instance_ids)
+        with aws_errors(f"retiring instances of {self.name(fleet)}"):
+            for i in range(0, len(ids), 20):
+                try:
+                    self.asg.detach_instances(
+                        AutoScalingGroupName=self.name(fleet),
+                        InstanceIds=ids[i : i + 20],
+                        ShouldDecrementDesiredCapacity=True,
+                    )
+                except Exception as exc:
+                    # Already detached (a retried step after a crash): terminate anyway.
+                    if error_code(exc) != "ValidationError":
+                        raise
+            for i in range(0, len(ids), 500):
+                self.ec2.terminate_instances(InstanceIds=ids[i : i + 500])
+
+    def delete_group(self, fleet: str) -> None:
+        with aws_errors(f"deleting fleet {self.name(fleet)}"):
+            try:
+                self.asg.delete_auto_scaling_group(
+                    AutoScalingGroupName=self.name(fleet), ForceDelete=True
+                )
+            except Exception as exc:
+                if error_code(exc) != "ValidationError":
+                    raise
+            try:
+                self.ec2.delete_launch_template(LaunchTemplateName=self.name(fleet))
+            except Exception as exc:
+                if error_code(exc) not in (
+                    "InvalidLaunchTemplateName.NotFoundException",
+                    "InvalidLaunchTemplateId.NotFound",
+                ):
+                    raise
