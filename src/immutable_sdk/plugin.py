@@ -180,9 +180,10 @@ class RolloutChange:
     fleet: FleetSpec
     new_release: str
     current_release: str | None  # None when the fleet is created
-    current_instances: int  # instances running now (any release)
+    current_instances: int  # instances running now that are NOT on new_release
     desired: int  # capacity the fleet must end with
-    rollback: bool = False  # True when planning the way back to current_release
+    target_instances: int = 0  # instances already on new_release (a resumed rollout)
+    rollback: bool = False  # True when new_release is the previous release being restored
 
 
 class Strategy(Protocol):
