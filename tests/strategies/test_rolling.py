@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from immutable_sdk.plugin import Gate, Launch, Pause, Retire, RolloutChange, SpecError
+from immutable_sdk.plugin import Bake, Gate, Launch, Pause, Retire, RolloutChange, SpecError
 from immutable_sdk.spec.model import Capacity, FleetSpec, HealthSpec, PluginConfig
 from immutable_sdk.strategies.rolling import Rolling
 
@@ -69,6 +69,13 @@ def test_pause_between_batches_but_not_after_the_last() -> None:
         "retire",
     ]
     assert steps[3] == Pause(30.0)
+
+
+def test_bake_after_each_gate_before_retiring() -> None:
+    steps = Rolling({"batch_size": 2, "bake": "5m"}).plan(change(4, 4))
+    kinds = [s.kind for s in steps]
+    assert kinds == ["launch", "gate", "bake", "retire"] * 2
+    assert steps[2] == Bake(300.0)
 
 
 def test_retire_first_when_no_surge_allowed() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from immutable_sdk.plugin import (
+    Bake,
     Gate,
     Launch,
     Pause,
@@ -61,6 +62,11 @@ SCHEMA: dict[str, Any] = {
             "(default: the batch size).",
         },
         "pause": {**DURATION, "description": "Wait between batches (default 0s)."},
+        "bake": {
+            **DURATION,
+            "description": "After each batch passes its gate, keep watching the health checks "
+            "and alarms this long before retiring old instances (default 0s).",
+        },
     },
     "required": ["type"],
     "additionalProperties": False,
@@ -74,12 +80,15 @@ class Rolling:
         surge = config.get("max_surge")
         self.max_surge = parse_size(surge) if surge is not None else None
         self.pause = parse_duration(config.get("pause", 0))
+        self.bake = parse_duration(config.get("bake", 0))
 
     def plan(self, change: RolloutChange) -> list[Step]:
         desired = change.desired
         if change.current_instances == 0:
             missing = desired - change.target_instances
-            return [Launch(missing), Gate()] if missing > 0 else []
+            if missing <= 0:
+                return []
+            return [Launch(missing), Gate()] + ([Bake(self.bake)] if self.bake else [])
         if change.rollback:
             return self._rollback(change)
         batch = self.batch_size.of(desired, minimum=1)
@@ -98,6 +107,8 @@ class Rolling:
             launch = min(batch, desired - new, max(room, 0))
             if launch > 0:
                 steps += [Launch(launch), Gate()]
+                if self.bake:
+                    steps.append(Bake(self.bake))
                 new += launch
             # Retire what exceeds desired capacity, and while nothing could be launched, as
             # much of a batch as min_healthy allows.
