@@ -1,0 +1,279 @@
+"""The ``http`` health check: an HTTP request to every instance, judged by status and body.
+
+Each poll sends one request per instance, all at once (a bounded thread pool; stdlib only). An
+instance passes after ``successes`` good answers in a row and makes the release bad after
+``failures`` bad ones in a row. A wrong status, a body that does not match or a broken answer is
+bad. Not answering at all (connection refused, reset, timed out) is bad too once the instance
+has answered before; until its first answer the instance is taken to be still starting, as a load
+balancer's ``initial`` state, and the gate's timeout bounds that wait. Proxies from the
+environment are ignored (instances are reached directly) and redirects to another host are never
+followed: the redirect itself is the answer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import ssl
+import string
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from immutable_sdk.plugin import (
+    GateTargets,
+    HealthCheckFactory,
+    HealthReport,
+    HealthStatus,
+    PluginContext,
+    PluginError,
+    Registry,
+    Target,
+    hookimpl,
+    parse_duration,
+)
+
+PLACEHOLDERS = ("private_ip", "public_ip", "instance_id")
+MAX_WORKERS = 32
+MAX_BODY = 64 * 1024  # bytes of the body read for body_regex
+
+_DURATION = {
+    "type": ["string", "number"],
+    "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$",
+    "minimum": 0,
+}
+
+SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "description": "An HTTP request to every instance; passes on the expected status and body.",
+    "properties": {
+        "type": {"const": "http", "description": "Selects this check."},
+        "url": {
+            "type": "string",
+            "pattern": "^https?://",
+            "description": "URL template, e.g. 'http://{private_ip}:8080/healthz'; placeholders: "
+            "{private_ip}, {public_ip}, {instance_id}.",
+        },
+        "expect_status": {
+            "oneOf": [
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 100, "maximum": 599},
+                    "minItems": 1,
+                },
+            ],
+            "default": 200,
+            "description": "The status code (or list of codes) of a good answer.",
+        },
+        "body_regex": {
+            "type": "string",
+            "description": "A regular expression the body (its first 64 KiB) must contain.",
+        },
+        "successes": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 2,
+            "description": "Good answers in a row for an instance to pass.",
+        },
+        "failures": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 3,
+            "description": "Bad answers in a row that make the release bad. No answer at all "
+            "counts only after the instance has answered once.",
+        },
+        "request_timeout": {
+            **_DURATION,
+            "default": "5s",
+            "description": "How long one request may take, like '5s'.",
+        },
+        "verify_tls": {
+            "type": "boolean",
+            "default": True,
+            "description": "Verify HTTPS certificates; false for self-signed ones on instance IPs.",
+        },
+    },
+    "required": ["type", "url"],
+    "additionalProperties": False,
+}
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        old = urllib.parse.urlsplit(req.full_url)
+        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
+        if (new.scheme, new.netloc) != (old.scheme, old.netloc):
+            return None  # urllib then raises HTTPError with the redirect's own status
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    kind: str  # "good", "bad" (answered wrongly) or "silent" (no answer)
+    text: str
+
+
+@dataclass
+class _Streak:
+    good: int = 0
+    bad: int = 0
+    answered: bool = False
+
+
+class HttpCheck:
+    def __init__(
+        self,
+        url: str,
+        *,
+        expect_status: tuple[int, ...] = (200,),
+        body_regex: str | None = None,
+        successes: int = 2,
+        failures: int = 3,
+        request_timeout: float = 5.0,
+        verify_tls: bool = True,
+    ) -> None:
+        self.url = url
+        self.expect_status = expect_status
+        self.body_regex = re.compile(body_regex) if body_regex is not None else None
+        self.successes = successes
+        self.failures = failures
+        self.request_timeout = request_timeout
+        handlers: list[urllib.request.BaseHandler] = [
+            urllib.request.ProxyHandler({}),
+            _SameHostRedirects(),
+        ]
+        if not verify_tls:
+            tls = ssl.create_default_context()
+            tls.check_hostname = False
+            tls.verify_mode = ssl.CERT_NONE
+            handlers.append(urllib.request.HTTPSHandler(context=tls))
+        self._opener = urllib.request.build_opener(*handlers)
+        self._streaks: dict[str, _Streak] = {}
+
+    def check(self, targets: GateTargets, ctx: PluginContext) -> HealthReport:
+        instances = list(targets.instances)
+        if not instances:
+            return HealthReport.pending("no instances to check yet")
+        workers = min(MAX_WORKERS, len(instances))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http-check") as pool:
+            outcomes = list(pool.map(self._probe, instances))
+        details: dict[str, str] = {}
+        passed = failed = 0
+        for target, outcome in zip(instances, outcomes, strict=True):
+            status, details[target.instance_id] = self._count(target.instance_id, outcome)
+            passed += status is HealthStatus.HEALTHY
+            failed += status is HealthStatus.UNHEALTHY
+        total = len(instances)
+        if failed:
+            return HealthReport(
+                HealthStatus.UNHEALTHY, details, f"{failed}/{total} instances failed"
+            )
+        if passed == total:
+            return HealthReport(HealthStatus.HEALTHY, details, f"{total}/{total} instances passed")
+        return HealthReport(HealthStatus.PENDING, details, f"{passed}/{total} instances passed")
+
+    def _count(self, instance_id: str, outcome: _Outcome) -> tuple[HealthStatus, str]:
+        streak = self._streaks.setdefault(instance_id, _Streak())
+        if outcome.kind == "good":
+            streak.answered = True
+            streak.good, streak.bad = streak.good + 1, 0
+            text = f"{outcome.text} ({min(streak.good, self.successes)}/{self.successes})"
+            if streak.good >= self.successes:
+                return HealthStatus.HEALTHY, text
+            return HealthStatus.PENDING, text
+        streak.good = 0
+        if outcome.kind == "silent" and not streak.answered:
+            return HealthStatus.PENDING, f"not answering yet: {outcome.text}"
+        streak.answered = True
+        streak.bad += 1
+        text = f"{outcome.text} ({streak.bad}/{self.failures} failures)"
+        if streak.bad >= self.failures:
+            return HealthStatus.UNHEALTHY, text
+        return HealthStatus.PENDING, text
+
+    def _probe(self, target: Target) -> _Outcome:
+        values = {name: getattr(target, name) for name in PLACEHOLDERS}
+        missing = [name for name in _placeholders(self.url) if not values.get(name)]
+        if missing:
+            return _Outcome("bad", f"no {missing[0]} to fill the URL template")
+        url = self.url.format_map(values)
+        request = urllib.request.Request(url, headers={"User-Agent": "immutable-sdk-health"})
+        try:
+            with self._opener.open(request, timeout=self.request_timeout) as response:
+                return self._judge(url, response.status, response.read(MAX_BODY))
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return self._judge(url, exc.code, exc.read(MAX_BODY))
+        except urllib.error.URLError as exc:
+            return _Outcome("silent", f"GET {url}: {exc.reason}")
+        except http.client.HTTPException as exc:
+            return _Outcome("bad", f"GET {url}: broken answer: {exc!r}")
+        except OSError as exc:  # timeouts and resets while reading
+            return _Outcome("silent", f"GET {url}: {exc or type(exc).__name__}")
+
+    def _judge(self, url: str, status: int, body: bytes) -> _Outcome:
+        if status not in self.expect_status:
+            expected = " or ".join(str(s) for s in self.expect_status)
+            return _Outcome("bad", f"GET {url}: status {status}, expected {expected}")
+        if self.body_regex is not None:
+            text = body.decode("utf-8", errors="replace")
+            if not self.body_regex.search(text):
+                return _Outcome(
+                    "bad", f"GET {url}: body does not match /{self.body_regex.pattern}/"
+                )
+        return _Outcome("good", f"GET {url}: {status}")
+
+
+def _placeholders(template: str) -> list[str]:
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+
+
+def factory(config: Mapping[str, Any]) -> HttpCheck:
+    url = str(config["url"])
+    try:
+        fields = _placeholders(url)
+    except ValueError as exc:
+        raise PluginError("http", f"url {url!r}: {exc}") from None
+    unknown = [f for f in fields if f not in PLACEHOLDERS]
+    if unknown:
+        known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        raise PluginError("http", f"url {url!r}: unknown placeholder {{{unknown[0]}}}; use {known}")
+    expect = config.get("expect_status", 200)
+    body_regex = config.get("body_regex")
+    if body_regex is not None:
+        try:
+            re.compile(str(body_regex))
+        except re.error as exc:
+            raise PluginError("http", f"body_regex {body_regex!r}: {exc}") from None
+    return HttpCheck(
+        url,
+        expect_status=tuple(expect) if isinstance(expect, (list, tuple)) else (int(expect),),
+        body_regex=None if body_regex is None else str(body_regex),
+        successes=int(config.get("successes", 2)),
+        failures=int(config.get("failures", 3)),
+        request_timeout=parse_duration(config.get("request_timeout", "5s")),
+        verify_tls=bool(config.get("verify_tls", True)),
+    )
+
+
+@hookimpl
+def immutable_sdk_add_health_checks(registry: Registry[HealthCheckFactory]) -> None:
+    registry.add(
+        "http",
+        factory,
+        schema=SCHEMA,
+        description="HTTP request to every instance, judged by status code and body.",
+    )
