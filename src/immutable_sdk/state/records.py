@@ -1,0 +1,89 @@
+"""What both state backends share: JSON encoding of mappings, rollout updates, lock messages."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Mapping, Set
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+
+from ..errors import LockLost
+from .base import LockInfo
+
+# Fields of a RolloutRecord that update_rollout may change; the rest define the rollout.
+UPDATABLE_ROLLOUT_FIELDS = ("phase", "finished_at", "outcome", "error", "owner", "steps", "data")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (Set, tuple)):
+        return sorted(value) if isinstance(value, Set) else list(value)
+    raise TypeError(f"cannot store a value of type {type(value).__name__} in state: {value!r}")
+
+
+def to_json(value: Any) -> str:
+    """Compact, key-sorted JSON; read-only mappings, enums and paths are stored as plain values."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=False
+    )
+
+
+def from_json(text: str | None, empty: Any) -> Any:
+    return empty if not text else json.loads(text)
+
+
+def text(value: Any) -> str:
+    """A string column's value: enums (lifecycle.Phase) by their value."""
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def optional_text(value: Any) -> str | None:
+    return None if value is None else text(value)
+
+
+def rollout_changes(rollout: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated, normalized changes for update_rollout: steps and data as JSON text.
+
+    Unknown fields are a programming error (TypeError), as an unknown keyword argument would be.
+    """
+    unknown = sorted(set(changes) - set(UPDATABLE_ROLLOUT_FIELDS))
+    if unknown:
+        raise TypeError(
+            f"update_rollout({rollout!r}): cannot change {', '.join(unknown)}; "
+            f"changeable fields: {', '.join(UPDATABLE_ROLLOUT_FIELDS)}"
+        )
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "phase":
+            if value is None:
+                raise TypeError(f"update_rollout({rollout!r}): phase cannot be None")
+            out[name] = text(value)
+        elif name == "steps":
+            out[name] = to_json([dict(s) for s in value or ()])
+        elif name == "data":
+            out[name] = to_json(dict(value or {}))
+        elif name == "finished_at":
+            out[name] = None if value is None else float(value)
+        else:
+            out[name] = optional_text(value)
+    return out
+
+
+def iso(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def lock_lost(fleet: str, owner: str, current: LockInfo | None) -> LockLost:
+    """The LockLost for ``owner`` renewing a lock that ``current`` describes (None: no lock)."""
+    if current is None:
+        now_held = "nobody holds it now (released or force-unlocked)"
+    else:
+        now_held = f"{current.owner} holds it since {iso(current.acquired_at)}"
+    return LockLost(f"fleet {fleet!r}: the lock is no longer held by {owner}; {now_held}")

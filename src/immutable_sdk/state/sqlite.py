@@ -1,0 +1,410 @@
+"""The embedded state store: one SQLite file, ``.immutable/state.db`` by default.
+
+The file is created with mode 0600 before SQLite opens it (SQLite gives its ``-wal`` and ``-shm``
+files the same mode). The journal mode is WAL, so readers never block the writer, and a busy
+timeout makes concurrent writers wait instead of failing. Every write that reads first runs in a
+``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front: processes racing for a
+fleet's lock serialize there, and exactly one wins.
+
+The ``meta`` table holds ``schema_version``; pending migrations (``sqlite_schema.MIGRATIONS``) run
+in one transaction together with the version bump. A file that is not SQLite, a database with
+foreign tables, or one from a newer immutable-sdk is refused before anything is written to it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..errors import LockHeld, StateError
+from . import sqlite_schema
+from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .records import from_json, lock_lost, optional_text, rollout_changes, text, to_json
+
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
+
+
+_ROLLOUT_COLUMNS = (
+    "id, fleet, strategy, from_release, to_release, phase, started_at, finished_at, "
+    "outcome, error, owner, steps, data"
+)
+_RELEASE_COLUMNS = "fleet, release, seq, artifact, launch_config, created_at, rollout"
+
+
+class SqliteStateStore:
+    """StateStore on one SQLite file; safe to share between threads and processes."""
+
+    def __init__(self, path: Path, project: str, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
+        self.path = Path(path)
+        self.project = project
+        self._lock = threading.RLock()
+        sqlite_schema.create_private(self.path)
+        sqlite_schema.check_header(self.path)
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- opening and migrations ------------------------------------------------------------
+
+    def _version(self) -> int:
+        tables = {
+            row[0]
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "meta" not in tables:
+            if tables - {"sqlite_sequence"}:
+                raise StateError(
+                    f"{self.path}: an SQLite database but not immutable-sdk state (it has tables "
+                    f"{', '.join(sorted(tables))} and no meta table); it was left untouched"
+                )
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _open(self) -> None:
+        migrations = sqlite_schema.MIGRATIONS
+        latest = max(migrations)
+        try:
+            version = self._version()
+            self._refuse_newer(version, latest)
+            if version < latest:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                with self._write() as db:
+                    version = self._version()  # another process may have migrated meanwhile
+                    self._refuse_newer(version, latest)
+                    for target in range(version + 1, latest + 1):
+                        migrations[target](db)
+                        db.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                            (str(target),),
+                        )
+            else:
+                self._db.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"{self.path}: not a readable SQLite database ({exc}); it was left untouched: "
+                "move it aside or point state.path elsewhere"
+            ) from exc
+
+    def _refuse_newer(self, version: int, latest: int) -> None:
+        if version > latest:
+            raise StateError(
+                f"{self.path}: the state database has schema version {version}, but this "
+                f"immutable-sdk understands versions up to {latest}; upgrade immutable-sdk "
+                "(nothing was written)"
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any error."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StateError(f"{self.path}: cannot write the state database: {exc}") from exc
+            try:
+                yield self._db
+            except BaseException as exc:
+                self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StateError(f"{self.path}: {exc}") from exc
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"{self.path}: {exc}") from exc
+
+    # -- locks -------------------------------------------------------------------------------
+
+    def _lock_row(self, db: sqlite3.Connection, fleet: str) -> LockInfo | None:
+        row = db.execute(
+            "SELECT owner, acquired_at, lease_until FROM locks WHERE project = ? AND fleet = ?",
+            (self.project, fleet),
+        ).fetchone()
+        return None if row is None else LockInfo(fleet, row[0], row[1], row[2])
+
+    def acquire_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
+        with self._write() as db:
+            current = self._lock_row(db, fleet)
+            if current and current.owner != owner and current.lease_until >= now:
+                raise LockHeld(fleet, current.owner, current.acquired_at, current.lease_until)
+            since = current.acquired_at if current and current.owner == owner else now
+            info = LockInfo(fleet, owner, since, now + lease)
+            db.execute(
+                "INSERT OR REPLACE INTO locks (project, fleet, owner, acquired_at, lease_until) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self.project, fleet, owner, info.acquired_at, info.lease_until),
+            )
+        return info
+
+    def renew_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
+        with self._write() as db:
+            current = self._lock_row(db, fleet)
+            if current is None or current.owner != owner:
+                raise lock_lost(fleet, owner, current)
+            db.execute(
+                "UPDATE locks SET lease_until = ? WHERE project = ? AND fleet = ?",
+                (now + lease, self.project, fleet),
+            )
+        return LockInfo(fleet, owner, current.acquired_at, now + lease)
+
+    def release_lock(self, fleet: str, owner: str) -> bool:
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM locks WHERE project = ? AND fleet = ? AND owner = ?",
+                (self.project, fleet, owner),
+            )
+            return cur.rowcount > 0
+
+    def force_unlock(self, fleet: str) -> LockInfo | None:
+        with self._write() as db:
+            current = self._lock_row(db, fleet)
+            db.execute("DELETE FROM locks WHERE project = ? AND fleet = ?", (self.project, fleet))
+        return current
+
+    def get_lock(self, fleet: str) -> LockInfo | None:
+        with self._lock:
+            return self._lock_row(self._db, fleet)
+
+    # -- rollouts and journal ------------------------------------------------------------------
+
+    def _rollout(self, row: tuple[Any, ...]) -> RolloutRecord:
+        steps = from_json(row[11], [])
+        return RolloutRecord(
+            id=row[0],
+            fleet=row[1],
+            strategy=row[2],
+            from_release=row[3],
+            to_release=row[4],
+            phase=row[5],
+            started_at=row[6],
+            finished_at=row[7],
+            outcome=row[8],
+            error=row[9],
+            owner=row[10],
+            steps=tuple(steps),
+            data=from_json(row[12], {}),
+        )
+
+    def _require_rollout(self, db: sqlite3.Connection, rollout: str) -> None:
+        row = db.execute(
+            "SELECT 1 FROM rollouts WHERE project = ? AND id = ?", (self.project, rollout)
+        ).fetchone()
+        if row is None:
+            raise StateError(f"no rollout {rollout!r} in project {self.project!r}")
+
+    def start_rollout(self, record: RolloutRecord) -> None:
+        with self._write() as db:
+            try:
+                db.execute(
+                    f"INSERT INTO rollouts (project, {_ROLLOUT_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.project,
+                        record.id,
+                        record.fleet,
+                        record.strategy,
+                        record.from_release,
+                        record.to_release,
+                        text(record.phase),
+                        record.started_at,
+                        record.finished_at,
+                        optional_text(record.outcome),
+                        record.error,
+                        record.owner,
+                        to_json([dict(s) for s in record.steps]),
+                        to_json(dict(record.data)),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StateError(
+                    f"rollout {record.id!r} already exists in project {self.project!r}"
+                ) from exc
+
+    def update_rollout(self, rollout: str, **changes: Any) -> RolloutRecord:
+        values = rollout_changes(rollout, changes)
+        with self._write() as db:
+            self._require_rollout(db, rollout)
+            if values:
+                assignments = ", ".join(f"{name} = ?" for name in values)
+                db.execute(
+                    f"UPDATE rollouts SET {assignments} WHERE project = ? AND id = ?",
+                    (*values.values(), self.project, rollout),
+                )
+            row = db.execute(
+                f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE project = ? AND id = ?",
+                (self.project, rollout),
+            ).fetchone()
+        return self._rollout(row)
+
+    def get_rollout(self, rollout: str) -> RolloutRecord | None:
+        rows = self._read(
+            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE project = ? AND id = ?",
+            (self.project, rollout),
+        )
+        return self._rollout(rows[0]) if rows else None
+
+    def rollouts(self, fleet: str | None = None, limit: int = 50) -> list[RolloutRecord]:
+        where, params = "project = ?", [self.project]
+        if fleet is not None:
+            where, params = "project = ? AND fleet = ?", [self.project, fleet]
+        rows = self._read(
+            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE {where} "
+            "ORDER BY started_at DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [self._rollout(r) for r in rows]
+
+    def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
+        rows = self._read(
+            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts "
+            "WHERE project = ? AND fleet = ? AND outcome IS NULL "
+            "ORDER BY started_at DESC, id DESC LIMIT 1",
+            (self.project, fleet),
+        )
+        return self._rollout(rows[0]) if rows else None
+
+    def append_journal(
+        self, rollout: str, step_index: int, status: str, at: float, data: Mapping[str, Any]
+    ) -> JournalEntry:
+        encoded = to_json(dict(data))
+        with self._write() as db:
+            self._require_rollout(db, rollout)
+            (seq,) = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE project = ? AND rollout = ?",
+                (self.project, rollout),
+            ).fetchone()
+            db.execute(
+                "INSERT INTO journal (project, rollout, seq, step_index, status, at, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (self.project, rollout, seq, step_index, text(status), at, encoded),
+            )
+        return JournalEntry(rollout, seq, step_index, text(status), at, from_json(encoded, {}))
+
+    def journal(self, rollout: str) -> list[JournalEntry]:
+        rows = self._read(
+            "SELECT seq, step_index, status, at, data FROM journal "
+            "WHERE project = ? AND rollout = ? ORDER BY seq",
+            (self.project, rollout),
+        )
+        return [JournalEntry(rollout, r[0], r[1], r[2], r[3], from_json(r[4], {})) for r in rows]
+
+    # -- releases ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _release(row: tuple[Any, ...]) -> ReleaseRecord:
+        return ReleaseRecord(
+            fleet=row[0],
+            release=row[1],
+            seq=row[2],
+            artifact=from_json(row[3], {}),
+            launch_config=from_json(row[4], {}),
+            created_at=row[5],
+            rollout=row[6],
+        )
+
+    def record_release(
+        self,
+        fleet: str,
+        release: str,
+        artifact: Mapping[str, Any],
+        launch_config: Mapping[str, Any],
+        created_at: float,
+        rollout: str | None = None,
+    ) -> ReleaseRecord:
+        select = (
+            f"SELECT {_RELEASE_COLUMNS} FROM releases "
+            "WHERE project = ? AND fleet = ? AND release = ?"
+        )
+        row_key = (self.project, fleet, release)
+        with self._write() as db:
+            existing = db.execute(select, row_key).fetchone()
+            if existing is None:
+                (seq,) = db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM releases "
+                    "WHERE project = ? AND fleet = ?",
+                    (self.project, fleet),
+                ).fetchone()
+                db.execute(
+                    f"INSERT INTO releases (project, {_RELEASE_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        *row_key,
+                        seq,
+                        to_json(dict(artifact)),
+                        to_json(dict(launch_config)),
+                        created_at,
+                        rollout,
+                    ),
+                )
+                existing = db.execute(select, row_key).fetchone()
+        return self._release(existing)
+
+    def releases(self, fleet: str) -> list[ReleaseRecord]:
+        rows = self._read(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE project = ? AND fleet = ? "
+            "ORDER BY seq DESC",
+            (self.project, fleet),
+        )
+        return [self._release(r) for r in rows]
+
+    def get_release(self, fleet: str, release: str) -> ReleaseRecord | None:
+        rows = self._read(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases "
+            "WHERE project = ? AND fleet = ? AND release = ?",
+            (self.project, fleet, release),
+        )
+        return self._release(rows[0]) if rows else None
+
+    # -- operator signals ----------------------------------------------------------------------
+
+    def send_signal(self, rollout: str, name: str, at: float) -> None:
+        with self._write() as db:
+            self._require_rollout(db, rollout)
+            db.execute(
+                "INSERT INTO signals (project, rollout, name, at) VALUES (?, ?, ?, ?)",
+                (self.project, rollout, text(name), at),
+            )
+
+    def take_signals(self, rollout: str) -> list[str]:
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, name FROM signals WHERE project = ? AND rollout = ? ORDER BY at, id",
+                (self.project, rollout),
+            ).fetchall()
+            db.executemany("DELETE FROM signals WHERE id = ?", [(r[0],) for r in rows])
+        return [r[1] for r in rows]
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SqliteStateStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,87 @@
+"""The SQLite state file on disk: private creation, the format check, schema migrations.
+
+``MIGRATIONS[v]`` turns a version ``v - 1`` database into version ``v``; the store runs the
+pending ones in one transaction together with the version bump in the ``meta`` table. An empty
+file is version 0. The newest key is the schema version this code writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import StateError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _migrate_to_1(db: sqlite3.Connection) -> None:
+    statements = [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE locks (
+            project TEXT NOT NULL, fleet TEXT NOT NULL, owner TEXT NOT NULL,
+            acquired_at REAL NOT NULL, lease_until REAL NOT NULL,
+            PRIMARY KEY (project, fleet))""",
+        """CREATE TABLE rollouts (
+            project TEXT NOT NULL, id TEXT NOT NULL, fleet TEXT NOT NULL,
+            strategy TEXT NOT NULL, from_release TEXT, to_release TEXT NOT NULL,
+            phase TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL,
+            outcome TEXT, error TEXT, owner TEXT,
+            steps TEXT NOT NULL DEFAULT '[]', data TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (project, id))""",
+        "CREATE INDEX rollouts_by_fleet ON rollouts (project, fleet, started_at, id)",
+        "CREATE INDEX rollouts_by_time ON rollouts (project, started_at, id)",
+        """CREATE TABLE journal (
+            project TEXT NOT NULL, rollout TEXT NOT NULL, seq INTEGER NOT NULL,
+            step_index INTEGER NOT NULL, status TEXT NOT NULL, at REAL NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (project, rollout, seq))""",
+        """CREATE TABLE releases (
+            project TEXT NOT NULL, fleet TEXT NOT NULL, release TEXT NOT NULL,
+            seq INTEGER NOT NULL, artifact TEXT NOT NULL, launch_config TEXT NOT NULL,
+            created_at REAL NOT NULL, rollout TEXT,
+            PRIMARY KEY (project, fleet, release), UNIQUE (project, fleet, seq))""",
+        """CREATE TABLE signals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, project TEXT NOT NULL,
+            rollout TEXT NOT NULL, name TEXT NOT NULL, at REAL NOT NULL)""",
+        "CREATE INDEX signals_by_rollout ON signals (project, rollout, at, id)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+# version -> the function that brings a database from version - 1 to it; the newest key is the
+# schema version this code writes (tests check it equals base.SCHEMA_VERSION).
+MIGRATIONS: dict[int, Migration] = {1: _migrate_to_1}
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by its owner only, unless it exists."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StateError(f"{path}: cannot create the state database: {exc.strerror}") from exc
+    os.close(fd)
+
+
+def check_header(path: Path) -> None:
+    """Refuse a file that is not SQLite without letting SQLite near it."""
+    if not path.is_file():
+        raise StateError(f"{path}: the state database path is not a regular file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the state database: {exc.strerror}") from exc
+    if head and head != SQLITE_MAGIC:
+        raise StateError(
+            f"{path}: not an SQLite database (corrupt or a different file); it was left "
+            "untouched: move it aside or point state.path elsewhere"
+        )
