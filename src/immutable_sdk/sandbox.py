@@ -1,0 +1,90 @@
+"""The embedded sandbox: moto's server on 127.0.0.1, seeded with what a spec references.
+
+``seed`` creates the network, load balancers, target groups, hosted zones and alarms that a spec
+names (see ``aws.seed``), so that the very same spec runs against the sandbox and against an AWS
+account. ``sandbox_env`` gives a subprocess (packer) the environment that points it there.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from .aws.seed import Seeder, needs
+from .aws.session import AwsSession, aws_errors
+from .emulator import SANDBOX_CREDENTIALS, Emulator
+from .errors import UsageError
+from .spec.model import Spec
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def sandbox_env(url: str, region: str = "us-east-1") -> dict[str, str]:
+    """Environment for a subprocess (packer) that must talk to the sandbox at ``url``."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        **{key.upper(): value for key, value in SANDBOX_CREDENTIALS.items()},
+    }
+
+
+class Sandbox:
+    """An emulator this process runs (``start``), or one served on loopback (``attach``)."""
+
+    def __init__(self) -> None:
+        self._emulator: Emulator | None = None
+        self._url: str | None = None
+
+    def start(self) -> Sandbox:
+        self._emulator = Emulator().start()
+        self._url = self._emulator.url
+        return self
+
+    @classmethod
+    def attach(cls, url: str) -> Sandbox:
+        """A sandbox served elsewhere (``immutable-sdk sandbox serve``); ``stop`` leaves it."""
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if host not in LOOPBACK:
+            raise UsageError(f"a sandbox URL must be on 127.0.0.1, got {url!r}")
+        box = cls()
+        box._url = url.rstrip("/")
+        return box
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise UsageError("the sandbox is not started")
+        return self._url
+
+    def session(self, region: str = "us-east-1") -> AwsSession:
+        """An AwsSession pointed at the sandbox with its dummy credentials."""
+        return AwsSession(region, endpoint_url=self.url, credentials=SANDBOX_CREDENTIALS)
+
+    def env(self, region: str = "us-east-1") -> dict[str, str]:
+        return sandbox_env(self.url, region)
+
+    def seed(self, spec: Spec | Mapping[str, Any]) -> dict[str, Any]:
+        """Create what ``spec`` references and is missing; returns what exists and what changed."""
+        wanted = needs(spec)
+        with aws_errors("seeding the sandbox"):
+            return Seeder(self.session(wanted.region), wanted).run()
+
+    def stop(self) -> None:
+        if self._emulator is not None:
+            self._emulator.stop()
+            self._emulator = None
+            self._url = None
+
+    def __enter__(self) -> Sandbox:
+        return self if self._url is not None else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
