@@ -1,0 +1,156 @@
+"""``immutable-sdk state init`` and ``immutable-sdk unlock``: the state store, for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import StateError, UsageError
+from . import Options, output_option, pass_options, spec_files_option
+
+if TYPE_CHECKING:
+    from ..aws.session import AwsSession
+    from ..spec.model import Spec
+    from ..state.base import StateStore
+
+
+def register(group: click.Group) -> None:
+    group.add_command(state)
+    group.add_command(unlock)
+
+
+def _load(files: Sequence[str]) -> Spec:
+    from ..spec.load import load_spec
+
+    return load_spec(files)
+
+
+def _session(spec: Spec, opts: Options) -> AwsSession:
+    from ..aws.session import AwsSession
+
+    region = spec.state.region or spec.region
+    return AwsSession(region, endpoint_url=opts.endpoint_url, profile=opts.profile)
+
+
+def _open(spec: Spec, opts: Options) -> StateStore:
+    from ..state import open_state
+
+    session = _session(spec, opts) if spec.state.backend == "dynamodb" else None
+    return open_state(spec.state, spec.name, session=session)
+
+
+def _emit(opts: Options, output: str | None, data: dict[str, Any], text: str) -> None:
+    if (output or opts.output) == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        click.echo(text)
+
+
+@click.group("state")
+def state() -> None:
+    """The state store: fleet locks, rollouts, their journal and the release history."""
+
+
+@state.command("init")
+@spec_files_option
+@output_option
+@pass_options
+def init(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+    """Create the spec's state store if it does not exist (safe to run again).
+
+    For ``state: {backend: dynamodb, table: NAME}`` this creates the DynamoDB table (on-demand
+    billing) and waits until it is active; for the local backend, the SQLite file (mode 0600).
+    """
+    from ..state.base import SCHEMA_VERSION
+
+    spec = _load(files)
+    if spec.state.backend == "dynamodb":
+        from ..state.dynamodb import DynamoDbStateStore
+        from ..state.dynamodb_table import create_table
+
+        if not spec.state.table:
+            raise StateError("state.table: the dynamodb state backend needs a table name")
+        session = _session(spec, opts)
+        table = spec.state.table
+        client = session.client("dynamodb", session.region)
+        created = create_table(client, table)
+        DynamoDbStateStore(client, table, spec.name).close()  # checks the key schema, stamps it
+        where = f"DynamoDB table {table!r} in {session.region}"
+        location = table
+    else:
+        from ..state.sqlite import SqliteStateStore
+
+        created = not spec.state.path.exists()
+        SqliteStateStore(spec.state.path, spec.name).close()
+        where = f"state database {spec.state.path}"
+        location = str(spec.state.path)
+    if created:
+        how = "on-demand billing" if spec.state.backend == "dynamodb" else "mode 0600"
+        text = f"created {where} (schema version {SCHEMA_VERSION}, {how})"
+    else:
+        text = f"{where} already exists (schema version {SCHEMA_VERSION}); nothing to do"
+    data = {
+        "backend": spec.state.backend,
+        "location": location,
+        "created": created,
+        "schema_version": SCHEMA_VERSION,
+    }
+    _emit(opts, output, data, text)
+
+
+@click.command("unlock")
+@click.option("--fleet", required=True, help="The fleet whose lock to remove.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Required: confirms that no rollout of the fleet is still running.",
+)
+@spec_files_option
+@output_option
+@pass_options
+def unlock(
+    opts: Options, fleet: str, force: bool, files: tuple[str, ...], output: str | None
+) -> None:
+    """Remove a fleet's lock, whoever holds it (after a crashed rollout).
+
+    The lock keeps two rollouts of one fleet apart; a crashed rollout's lock also frees itself
+    once its lease expires. Remove it by hand only when you know its rollout is not running.
+    """
+    from ..state.records import iso
+
+    if not force:
+        raise UsageError(
+            f"unlock removes the lock of fleet {fleet!r} even while a rollout still holds it; "
+            "make sure no rollout of the fleet is running, then run again with --force"
+        )
+    spec = _load(files)
+    removed = None
+    if spec.state.backend != "local" or spec.state.path.exists():  # else: no state, no lock
+        store = _open(spec, opts)
+        try:
+            removed = store.force_unlock(fleet)
+        finally:
+            store.close()
+    if removed is None:
+        text = f"fleet {fleet!r} was not locked; nothing removed"
+        if fleet not in spec.fleets:  # a typo, most likely (a removed fleet may still be locked)
+            known = ", ".join(sorted(spec.fleets)) or "none"
+            text += f" (the spec has no fleet {fleet!r}; its fleets: {known})"
+        data: dict[str, Any] = {"fleet": fleet, "removed": None}
+    else:
+        text = (
+            f"removed the lock of fleet {fleet!r} held by {removed.owner} since "
+            f"{iso(removed.acquired_at)} (lease until {iso(removed.lease_until)})"
+        )
+        data = {
+            "fleet": fleet,
+            "removed": {
+                "owner": removed.owner,
+                "acquired_at": removed.acquired_at,
+                "lease_until": removed.lease_until,
+            },
+        }
+    _emit(opts, output, data, text)

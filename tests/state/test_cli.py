@@ -1,0 +1,161 @@
+"""``immutable-sdk state init`` and ``immutable-sdk unlock``, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner, Result
+
+from immutable_sdk.cli import main
+from immutable_sdk.errors import ExitCode
+from immutable_sdk.state.dynamodb import DynamoDbStateStore
+from immutable_sdk.state.sqlite import SqliteStateStore
+from immutable_sdk.testing import SpecWriter
+
+from .conftest import T0
+
+LOCAL_SPEC = """
+    apiVersion: immutable-sdk/v1
+    name: shop
+    region: us-east-1
+    state: {backend: local, path: state/shop.db}
+"""
+
+DYNAMODB_SPEC = """
+    apiVersion: immutable-sdk/v1
+    name: shop
+    region: us-east-1
+    state: {backend: dynamodb, table: TABLE}
+"""
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def local_spec(spec_writer: SpecWriter) -> Path:
+    return spec_writer(LOCAL_SPEC)
+
+
+def test_state_init_creates_the_sqlite_file_once(local_spec: Path) -> None:
+    db = local_spec.parent / "state" / "shop.db"
+    first = run("state", "init", "-f", str(local_spec))
+    assert first.exit_code == 0, first.output
+    assert f"created state database {db} (schema version 1, mode 0600)" in first.output
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    again = run("state", "init", "-f", str(local_spec), "-o", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output) == {
+        "backend": "local",
+        "created": False,
+        "location": str(db),
+        "schema_version": 1,
+    }
+
+
+def test_unlock_without_force_refuses_and_explains(local_spec: Path) -> None:
+    db = local_spec.parent / "state" / "shop.db"
+    with SqliteStateStore(db, "shop") as store:
+        store.acquire_lock("web", "host:1:a", 600, T0)
+    result = run("unlock", "--fleet", "web", "-f", str(local_spec))
+    assert result.exit_code == ExitCode.INVALID
+    assert "even while a rollout still holds it" in result.output
+    assert "--force" in result.output
+    with SqliteStateStore(db, "shop") as store:
+        assert store.get_lock("web") is not None
+
+
+def test_unlock_force_removes_the_lock_and_says_whose_it_was(local_spec: Path) -> None:
+    db = local_spec.parent / "state" / "shop.db"
+    with SqliteStateStore(db, "shop") as store:
+        store.acquire_lock("web", "host:1:a", 600, T0)
+    result = run("unlock", "--fleet", "web", "--force", "-f", str(local_spec))
+    assert result.exit_code == 0, result.output
+    assert (
+        "removed the lock of fleet 'web' held by host:1:a since 2027-01-15T08:00:00+00:00 "
+        "(lease until 2027-01-15T08:10:00+00:00)"
+    ) in result.output
+    with SqliteStateStore(db, "shop") as store:
+        assert store.get_lock("web") is None
+    again = run("unlock", "--fleet", "web", "--force", "-f", str(local_spec))
+    assert again.exit_code == 0
+    assert "fleet 'web' was not locked; nothing removed" in again.output
+    assert "the spec has no fleet 'web'; its fleets: none" in again.output
+
+
+def test_unlock_without_a_state_file_creates_nothing(local_spec: Path) -> None:
+    result = run("unlock", "--fleet", "web", "--force", "-f", str(local_spec))
+    assert result.exit_code == 0, result.output
+    assert "fleet 'web' was not locked; nothing removed" in result.output
+    assert not (local_spec.parent / "state").exists()
+
+
+def test_unlock_json_output(local_spec: Path) -> None:
+    db = local_spec.parent / "state" / "shop.db"
+    with SqliteStateStore(db, "shop") as store:
+        store.acquire_lock("web", "host:1:a", 600, T0)
+    result = run("unlock", "--fleet", "web", "--force", "-f", str(local_spec), "-o", "json")
+    assert json.loads(result.output) == {
+        "fleet": "web",
+        "removed": {"owner": "host:1:a", "acquired_at": T0, "lease_until": T0 + 600},
+    }
+
+
+@pytest.fixture
+def client(aws: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=aws, region_name="us-east-1")
+
+
+def test_state_init_creates_the_dynamodb_table_once(
+    aws: str, client: Any, spec_writer: SpecWriter
+) -> None:
+    spec = spec_writer(DYNAMODB_SPEC.replace("TABLE", "shop-state"))
+    first = run("--endpoint-url", aws, "state", "init", "-f", str(spec))
+    assert first.exit_code == 0, first.output
+    assert "created DynamoDB table 'shop-state' in us-east-1" in first.output
+    table = client.describe_table(TableName="shop-state")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    again = run("--endpoint-url", aws, "state", "init", "-f", str(spec))
+    assert again.exit_code == 0, again.output
+    assert "DynamoDB table 'shop-state' in us-east-1 already exists" in again.output
+
+
+def test_state_init_refuses_a_table_with_another_key_schema(
+    aws: str, client: Any, spec_writer: SpecWriter
+) -> None:
+    client.create_table(
+        TableName="taken",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    spec = spec_writer(DYNAMODB_SPEC.replace("TABLE", "taken"))
+    result = run("--endpoint-url", aws, "state", "init", "-f", str(spec))
+    assert result.exit_code == ExitCode.FAILED
+    assert "error: DynamoDB table 'taken' has the key schema id (HASH, type S)" in result.output
+    assert client.scan(TableName="taken")["Items"] == []
+
+
+def test_unlock_force_on_the_dynamodb_backend(
+    aws: str, client: Any, spec_writer: SpecWriter
+) -> None:
+    spec = spec_writer(DYNAMODB_SPEC.replace("TABLE", "shop-state"))
+    assert run("--endpoint-url", aws, "state", "init", "-f", str(spec)).exit_code == 0
+    DynamoDbStateStore(client, "shop-state", "shop").acquire_lock("api", "host:9:z", 60, T0)
+    result = run("--endpoint-url", aws, "unlock", "--fleet", "api", "--force", "-f", str(spec))
+    assert result.exit_code == 0, result.output
+    assert "removed the lock of fleet 'api' held by host:9:z" in result.output
+    assert DynamoDbStateStore(client, "shop-state", "shop").get_lock("api") is None
+
+
+def test_unlock_on_a_missing_table_points_at_state_init(aws: str, spec_writer: SpecWriter) -> None:
+    spec = spec_writer(DYNAMODB_SPEC.replace("TABLE", "never-made"))
+    result = run("--endpoint-url", aws, "unlock", "--fleet", "web", "--force", "-f", str(spec))
+    assert result.exit_code == ExitCode.FAILED
+    assert "create it with `immutable-sdk state init -f SPEC`" in result.output
