@@ -197,6 +197,7 @@ def test_rollouts_are_listed_newest_first(store: StateStore) -> None:
     assert [r.id for r in store.rollouts("web")] == ["r-3", "r-1"]
     assert [r.id for r in store.rollouts(limit=3)] == ["r-4", "r-3", "r-2"]
     assert [r.id for r in store.rollouts("api", limit=1)] == ["r-4"]
+    assert store.rollouts(limit=0) == []
     assert store.rollouts("db") == []
 
 

@@ -245,6 +245,8 @@ class DynamoDbStateStore:
         return None if item is None else items.rollout(item)
 
     def rollouts(self, fleet: str | None = None, limit: int = 50) -> list[RolloutRecord]:
+        if limit <= 0:
+            return []
         if fleet is not None:
             fleets = [fleet]
         else:

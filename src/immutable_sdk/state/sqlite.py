@@ -122,7 +122,13 @@ class SqliteStateStore:
                 if isinstance(exc, sqlite3.Error):
                     raise StateError(f"{self.path}: {exc}") from exc
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StateError(
+                    f"{self.path}: cannot commit to the state database: {exc}"
+                ) from exc
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -262,6 +268,8 @@ class SqliteStateStore:
         return self._rollout(rows[0]) if rows else None
 
     def rollouts(self, fleet: str | None = None, limit: int = 50) -> list[RolloutRecord]:
+        if limit <= 0:
+            return []
         where, params = "project = ?", [self.project]
         if fleet is not None:
             where, params = "project = ? AND fleet = ?", [self.project, fleet]
