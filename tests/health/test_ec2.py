@@ -40,7 +40,7 @@ def test_a_stopped_or_terminated_instance_fails_the_release(
     assert report.details[ids[1]] == "instance is stopped"
     assert report.details[ids[2]] == "instance is terminated"
     assert report.details[ids[0]].startswith("running")
-    assert report.summary == "2/3 instances failed"
+    assert report.summary == f"2/3 instances failed ({ids[1]}: instance is stopped)"
 
 
 def test_an_instance_unknown_to_ec2_is_pending_and_the_rest_still_judged(

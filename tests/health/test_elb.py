@@ -122,7 +122,10 @@ def test_unhealthy_fails_after_the_threshold_of_consecutive_polls(
     third = check.check(targets, ctx)
     assert third.status is HealthStatus.UNHEALTHY
     assert third.details[bad].endswith("3/3 polls")
-    assert third.summary == "1/4 instances unhealthy"
+    assert third.summary == (
+        f"1/4 instances unhealthy ({bad}: unhealthy in web-tg (Target.ResponseCodeMismatch), "
+        "3/3 polls)"
+    )
 
 
 def test_a_recovery_resets_the_count(

@@ -138,7 +138,8 @@ def test_a_wrong_status_fails_after_the_failure_threshold(ctx: Context, server: 
         assert report.details["i-2"].endswith(f"status 500, expected 200 ({n}/3 failures)")
     report = check.check(t, ctx)
     assert report.status is HealthStatus.UNHEALTHY
-    assert report.summary == "1/2 instances failed"
+    assert report.summary.startswith("1/2 instances failed (i-2: GET http://127.0.0.1:")
+    assert report.summary.endswith("/i/i-2: status 500, expected 200 (3/3 failures))")
     assert report.details["i-1"].endswith(": 200 (2/2)")
 
 

@@ -99,7 +99,9 @@ def _report(verdicts: Sequence[HealthStatus], details: dict[str, str], total: in
     bad = verdicts.count(HealthStatus.UNHEALTHY)
     good = verdicts.count(HealthStatus.HEALTHY)
     if bad:
-        return HealthReport(HealthStatus.UNHEALTHY, details, f"{bad}/{total} instances failed")
+        first = list(details)[verdicts.index(HealthStatus.UNHEALTHY)]
+        summary = f"{bad}/{total} instances failed ({first}: {details[first]})"
+        return HealthReport(HealthStatus.UNHEALTHY, details, summary)
     if good == total:
         return HealthReport(HealthStatus.HEALTHY, details, f"{total}/{total} instances ok")
     return HealthReport(HealthStatus.PENDING, details, f"{good}/{total} instances ok")

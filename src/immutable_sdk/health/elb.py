@@ -72,16 +72,18 @@ class TargetHealthCheck:
                     reason = str(health.get("Reason") or health.get("Description") or "")
                     seen[instance_id].append((arn, state, reason))
         details: dict[str, str] = {}
-        healthy = failed = 0
+        healthy = 0
+        failed: list[str] = []
         for instance_id in ids:
             verdict, details[instance_id] = self._judge(instance_id, seen[instance_id], targets)
             healthy += verdict is HealthStatus.HEALTHY
-            failed += verdict is HealthStatus.UNHEALTHY
+            if verdict is HealthStatus.UNHEALTHY:
+                failed.append(instance_id)
         total = len(ids)
         if failed:
-            return HealthReport(
-                HealthStatus.UNHEALTHY, details, f"{failed}/{total} instances unhealthy"
-            )
+            first = failed[0]
+            summary = f"{len(failed)}/{total} instances unhealthy ({first}: {details[first]})"
+            return HealthReport(HealthStatus.UNHEALTHY, details, summary)
         if healthy == total:
             summary = f"{total}/{total} instances healthy in {len(targets.target_groups)} groups"
             return HealthReport(HealthStatus.HEALTHY, details, summary)

@@ -171,16 +171,18 @@ class HttpCheck:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http-check") as pool:
             outcomes = list(pool.map(self._probe, instances))
         details: dict[str, str] = {}
-        passed = failed = 0
+        passed = 0
+        failed: list[str] = []
         for target, outcome in zip(instances, outcomes, strict=True):
             status, details[target.instance_id] = self._count(target.instance_id, outcome)
             passed += status is HealthStatus.HEALTHY
-            failed += status is HealthStatus.UNHEALTHY
+            if status is HealthStatus.UNHEALTHY:
+                failed.append(target.instance_id)
         total = len(instances)
         if failed:
-            return HealthReport(
-                HealthStatus.UNHEALTHY, details, f"{failed}/{total} instances failed"
-            )
+            first = failed[0]
+            summary = f"{len(failed)}/{total} instances failed ({first}: {details[first]})"
+            return HealthReport(HealthStatus.UNHEALTHY, details, summary)
         if passed == total:
             return HealthReport(HealthStatus.HEALTHY, details, f"{total}/{total} instances passed")
         return HealthReport(HealthStatus.PENDING, details, f"{passed}/{total} instances passed")
