@@ -1,0 +1,244 @@
+"""The ``packer`` builder: bakes an AMI with the real ``packer`` binary.
+
+::
+
+    images:
+      web:
+        builder: packer
+        template: packer/web.pkr.hcl   # HCL2 (.pkr.hcl, .pkr.json) or legacy JSON (.json)
+        vars: {app_version: "1.4.2"}
+        timeout: 1h                    # default 1h; Packer is interrupted (and cleans up) after it
+
+**The contract between the SDK and a template.** Packer runs from the template's folder as
+``packer build -machine-readable -var NAME=VALUE... TEMPLATE`` (an argument list, no shell), with
+``CHECKPOINT_DISABLE=1`` and the session's AWS credentials in its environment. Packer in HCL2 mode
+refuses a ``-var`` the template does not declare, so the SDK passes each of its variables only
+when the template declares it:
+
+* ``region``: the image's first region (the spec's region);
+* ``ec2_endpoint``: the overridden EC2 endpoint (``--sandbox``, ``AWS_ENDPOINT_URL``), for
+  ``custom_endpoint_ec2 = var.ec2_endpoint`` (default ``""``: real AWS). When an endpoint is
+  overridden a template that does not declare it is refused: it would bake against real AWS;
+* ``communicator``: ``"none"`` when the endpoint is overridden (an emulator has no machine to SSH
+  into); otherwise not passed, so the template's default (``ssh``) or the user's ``vars`` apply.
+  A template skips its provisioners under ``none`` (see specs/examples/packer/web.pkr.hcl);
+* ``immutable_sdk_tags`` (HCL2 only, ``map(string)``): the lineage tags, for
+  ``tags = var.immutable_sdk_tags``.
+
+Every key of the image's ``vars`` is passed and must be declared, or the build stops before
+Packer runs, naming the variable. ``region``, ``ec2_endpoint`` and ``immutable_sdk_tags`` belong
+to the SDK and cannot be set in ``vars``. Whatever the template does with the tags, the SDK tags
+the AMI and its snapshots itself after the build, and copies the AMI to the image's other regions.
+
+**Digest** (content addressing): the builder's name and version, the template's bytes, the
+``vars``, and the bytes of every file the template references as far as that can be known (rule in
+``packer_template``: literal ``source``/``script``/``scripts`` paths, relative to the template's
+folder). Not in it: the variables the SDK passes, the endpoint, Packer's own version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from immutable_sdk.plugin import (
+    TAG_SOURCE_AMI,
+    Artifact,
+    BuilderFactory,
+    BuildError,
+    ImageSpec,
+    PluginContext,
+    Registry,
+    hookimpl,
+    parse_duration,
+)
+
+from .digest import canonical_digest, file_sha256, files_digest
+from .lineage import IMAGE_PROPERTIES, find_artifact, finish_build, lineage_tags
+from .packer_run import PackerNotFound, run_packer
+from .packer_template import HCL2, PackerTemplate, TemplateError, load_template
+
+NAME = "packer"
+VERSION = "1"  # bump when the same inputs would bake a different image
+DEFAULT_TIMEOUT = "1h"
+SDK_VARS = ("region", "ec2_endpoint", "immutable_sdk_tags")
+INSTALL_HINT = (
+    "install it (Debian/Ubuntu: apt-get install -y packer; elsewhere see "
+    "https://developer.hashicorp.com/packer/install) or set the image's `binary`"
+)
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["builder", "template"],
+    "additionalProperties": False,
+    "properties": {
+        "builder": {"const": NAME, "description": "Bake the image with Packer."},
+        "template": {
+            "type": "string",
+            "format": "file",
+            "description": "The Packer template (.pkr.hcl, .pkr.json or legacy .json), "
+            "relative to the spec file.",
+        },
+        "vars": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+            "description": "Template variables (each must be declared by the template).",
+        },
+        "timeout": {
+            "type": ["string", "number"],
+            "format": "duration",
+            "description": "How long Packer may run before it is interrupted (default 1h).",
+        },
+        "binary": {
+            "type": "string",
+            "description": "The packer executable (default: `packer` on PATH).",
+        },
+        **IMAGE_PROPERTIES,
+    },
+}
+
+
+def _var_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class PackerBuilder:
+    """A Builder for one image block (see the module docstring for the template contract)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self.timeout = parse_duration(config.get("timeout", DEFAULT_TIMEOUT))
+        self.binary = str(config.get("binary", "packer"))
+
+    def _template(self, image: ImageSpec) -> PackerTemplate:
+        try:
+            template = load_template(image.base_dir / str(image.config["template"]))
+        except TemplateError as exc:
+            raise BuildError(image.name, f"template: {exc}") from exc
+        user_vars = dict(image.config.get("vars") or {})
+        for name in sorted(user_vars):
+            if name in SDK_VARS:
+                raise BuildError(
+                    image.name,
+                    f"{image.location}: vars.{name}: set by immutable-sdk; remove it from vars",
+                )
+            if name not in template.variables:
+                declared = ", ".join(sorted(template.variables)) or "none"
+                raise BuildError(
+                    image.name,
+                    f"{image.location}: vars.{name}: the template {template.path.name} declares "
+                    f"no variable {name!r} (declared: {declared})",
+                )
+        return template
+
+    def _digest(self, image: ImageSpec, template: PackerTemplate) -> str:
+        user_vars = dict(image.config.get("vars") or {})
+        return canonical_digest(
+            {
+                "builder": NAME,
+                "version": VERSION,
+                "template": {"kind": template.kind, "sha256": file_sha256(template.path)},
+                "vars": {k: _var_text(v) for k, v in user_vars.items()},
+                "files": files_digest(template.folder, template.references),
+            }
+        )
+
+    def digest(self, image: ImageSpec, ctx: PluginContext) -> str:
+        return self._digest(image, self._template(image))
+
+    def find(self, image: ImageSpec, ctx: PluginContext) -> Artifact | None:
+        return find_artifact(image, ctx, digest=self.digest(image, ctx), builder=NAME)
+
+    def variables(
+        self,
+        image: ImageSpec,
+        ctx: PluginContext,
+        template: PackerTemplate,
+        tags: Mapping[str, str],
+    ) -> dict[str, str]:
+        """The ``-var``s for this template: the user's ``vars`` and the SDK's declared ones."""
+        declared = template.variables
+        values = {k: _var_text(v) for k, v in dict(image.config.get("vars") or {}).items()}
+        endpoint = ctx.endpoint_url
+        if endpoint and "ec2_endpoint" not in declared:
+            raise BuildError(
+                image.name,
+                f"the AWS endpoint is overridden ({endpoint}) but the template "
+                f"{template.path.name} declares no variable 'ec2_endpoint', so Packer would bake "
+                "against real AWS; declare it and set custom_endpoint_ec2 = var.ec2_endpoint",
+            )
+        sdk: dict[str, str] = {"region": image.regions[0]}
+        if endpoint:
+            sdk["ec2_endpoint"] = endpoint
+            sdk["communicator"] = "none"
+        if template.kind == HCL2:
+            sdk["immutable_sdk_tags"] = json.dumps(dict(tags), sort_keys=True)
+        values.update({k: v for k, v in sdk.items() if k in declared})
+        return values
+
+    def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:
+        template = self._template(image)
+        digest = self._digest(image, template)
+        binary = shutil.which(self.binary)
+        if binary is None:
+            raise BuildError(
+                image.name, f"the packer binary {self.binary!r} was not found; " + INSTALL_HINT
+            )
+        tags = lineage_tags(image, ctx, digest=digest, builder=NAME)
+        argv = [binary, "build", "-machine-readable"]
+        for name, value in sorted(self.variables(image, ctx, template, tags).items()):
+            argv += ["-var", f"{name}={value}"]
+        argv.append(template.path.name)
+        env = {**os.environ, "CHECKPOINT_DISABLE": "1", **ctx.credentials()}
+        ctx.emit("build.started", image=image.name, builder=NAME, digest=digest)
+        try:
+            run = run_packer(
+                argv,
+                cwd=template.folder,
+                env=env,
+                timeout=self.timeout,
+                on_line=lambda line: ctx.emit("build.output", image=image.name, line=line),
+            )
+        except PackerNotFound:
+            raise BuildError(image.name, f"cannot run {binary}; " + INSTALL_HINT) from None
+        out = run.output
+        if run.timed_out:
+            raise BuildError(
+                image.name,
+                f"packer did not finish within {self.timeout:g}s and was interrupted",
+                output=list(out.tail),
+            )
+        if run.returncode != 0:
+            raise BuildError(
+                image.name,
+                f"packer build failed (exit {run.returncode}): {out.summary()}",
+                output=list(out.tail),
+            )
+        if not out.amis:
+            raise BuildError(
+                image.name,
+                "packer succeeded but reported no AMI (does the template use an amazon builder?)",
+                output=list(out.tail),
+            )
+        if out.source_ami:
+            tags[TAG_SOURCE_AMI] = out.source_ami
+        return finish_build(image, ctx, digest=digest, builder=NAME, amis=out.amis, tags=tags)
+
+
+def _factory(config: Mapping[str, Any]) -> PackerBuilder:
+    return PackerBuilder(config)
+
+
+@hookimpl
+def immutable_sdk_add_builders(registry: Registry[BuilderFactory]) -> None:
+    registry.add(
+        NAME,
+        _factory,
+        schema=SCHEMA,
+        description="Bake an AMI with the packer binary (HCL2 or JSON template).",
+    )
