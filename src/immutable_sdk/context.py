@@ -6,8 +6,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import structlog
-
 from .aws.session import AwsSession
 from .clock import Clock, RealClock
 from .lifecycle import Event
@@ -42,7 +40,6 @@ class Context:
         event = Event(
             kind=kind, at=self.clock.now(), fleet=self.fleet, rollout=self.rollout, data=data
         )
-        structlog.get_logger("immutable_sdk").debug(kind, **event.to_dict())
         self.sink(event)
 
     def credentials(self) -> Mapping[str, str]:

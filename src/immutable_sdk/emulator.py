@@ -36,6 +36,9 @@ class Emulator:
             raise UsageError(
                 "the sandbox needs moto's server: pip install 'immutable-sdk[sandbox]'"
             ) from exc
+        from . import emulator_ops
+
+        emulator_ops.install()
         # werkzeug logs every request at INFO; keep the emulator quiet.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)

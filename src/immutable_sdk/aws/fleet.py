@@ -62,15 +62,15 @@ class GroupState:
         """The release the group was last promoted to (its release tag)."""
         return self.tags.get(TAG_RELEASE)
 
+    def live(self) -> list[Member]:
+        """Members not on their way out (Terminating, Terminated, Detaching...)."""
+        return [m for m in self.members if m.lifecycle_state.startswith(("Pending", "InService"))]
+
     def of_release(self, release: str | None) -> list[Member]:
-        return [
-            m for m in self.members if m.release == release and m.lifecycle_state != "Terminating"
-        ]
+        return [m for m in self.live() if m.release == release]
 
     def not_of_release(self, release: str | None) -> list[Member]:
-        return [
-            m for m in self.members if m.release != release and m.lifecycle_state != "Terminating"
-        ]
+        return [m for m in self.live() if m.release != release]
 
 
 @dataclass
@@ -231,12 +231,15 @@ class FleetApi:
             ],
         }
         if cfg["encrypt_volumes"]:
-            data["BlockDeviceMappings"] = [
-                {
-                    "DeviceName": self.root_device(str(cfg["image_id"])),
-                    "Ebs": {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True},
-                }
-            ]
+            device, size = self.root_volume(str(cfg["image_id"]))
+            ebs: dict[str, Any] = {
+                "Encrypted": True,
+                "VolumeType": "gp3",
+                "DeleteOnTermination": True,
+            }
+            if size:
+                ebs["VolumeSize"] = size  # the image's own size (the emulator insists on one)
+            data["BlockDeviceMappings"] = [{"DeviceName": device, "Ebs": ebs}]
         user_data = encode_user_data(user_data_text(fleet))
         if user_data:
             data["UserData"] = user_data
@@ -248,14 +251,20 @@ class FleetApi:
             data["IamInstanceProfile"] = {key: profile}
         return data
 
-    def root_device(self, ami: str) -> str:
+    def root_volume(self, ami: str) -> tuple[str, int | None]:
+        """The image's root device name and size (GiB), to encrypt the root volume."""
         with aws_errors(f"describing image {ami}"):
             images = self.ec2.describe_images(ImageIds=[ami])["Images"]
         if not images:
             from ..errors import AwsError
 
             raise AwsError(f"image {ami} not found in {self.region}", code="InvalidAMIID.NotFound")
-        return str(images[0].get("RootDeviceName") or "/dev/xvda")
+        image = images[0]
+        device = str(image.get("RootDeviceName") or "/dev/xvda")
+        for mapping in image.get("BlockDeviceMappings", []):
+            if mapping.get("DeviceName") == device and mapping.get("Ebs", {}).get("VolumeSize"):
+                return device, int(mapping["Ebs"]["VolumeSize"])
+        return device, None
 
     def version_of_release(self, fleet: str, release: str) -> int | None:
         """The launch template version that carries ``release`` (converges after a crash)."""
@@ -314,8 +323,20 @@ class FleetApi:
         if not vs:
             return
         with aws_errors(f"deleting launch template versions of {self.name(fleet)}"):
-            self.ec2.delete_launch_template_versions(
+            out = self.ec2.delete_launch_template_versions(
                 LaunchTemplateName=self.name(fleet), Versions=vs
+            )
+        failed = [
+            f"{v.get('VersionNumber')}: {v.get('ResponseError', {}).get('Code')}"
+            for v in out.get("UnsuccessfullyDeletedLaunchTemplateVersions", [])
+            if v.get("ResponseError", {}).get("Code") != "launchTemplateVersionDoesNotExist"
+        ]
+        if failed:
+            from ..errors import AwsError
+
+            raise AwsError(
+                f"could not delete launch template versions of {self.name(fleet)}: "
+                + ", ".join(failed)
             )
 
     # --- groups ----------------------------------------------------------------------------

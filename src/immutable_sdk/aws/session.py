@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.parsers
 
 from ..errors import AwsError
 
@@ -197,6 +198,11 @@ def to_aws_error(exc: BaseException, doing: str = "") -> AwsError:
         return AwsError(prefix + f"cannot reach AWS: {exc}", code="EndpointConnectionError")
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return AwsError(prefix + str(exc), code=type(exc).__name__)
+    if isinstance(exc, botocore.parsers.ResponseParserError):
+        return AwsError(
+            prefix + "the endpoint sent a response that is not AWS's (an error page?)",
+            code="ResponseParserError",
+        )
     return AwsError(prefix + repr(exc))
 
 
@@ -205,5 +211,9 @@ def aws_errors(doing: str = "") -> Iterator[None]:
     """Translate botocore exceptions raised inside the block into AwsError."""
     try:
         yield
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+    except (
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+        botocore.parsers.ResponseParserError,
+    ) as exc:
         raise to_aws_error(exc, doing) from exc

@@ -1,0 +1,183 @@
+"""Commands that plan, apply and inspect rollouts: plan, apply, status, history, rollback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import ExitCode, ImmutableSdkError, UsageError
+from . import Options, output_option, pass_options, spec_files_option
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..render import EventPrinter
+
+
+@contextmanager
+def open_engine(opts: Options, files: Sequence[str]) -> Iterator[tuple[Engine, EventPrinter]]:
+    """An engine for the spec files with the global options, and its event printer."""
+    from ..engine import Engine
+    from ..render import EventPrinter
+
+    printer = EventPrinter(fmt=opts.log_format)
+    engine = Engine.from_files(
+        files,
+        sink=printer,
+        sandbox=opts.sandbox,
+        endpoint_url=opts.endpoint_url,
+        profile=opts.profile,
+    )
+    try:
+        yield engine, printer
+    finally:
+        engine.close()
+
+
+def _fmt(opts: Options, output: str | None) -> str:
+    return output or opts.output
+
+
+def _show(obj: Any) -> None:
+    from ..render import console
+
+    console(sys.stdout).print(obj)
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.",
+)
+@pass_options
+def plan(
+    opts: Options, files: tuple[str, ...], output: str | None, detailed_exitcode: bool
+) -> None:
+    """Show what apply would change, fleet by fleet, and why."""
+    try:
+        with open_engine(opts, files) as (engine, _):
+            the_plan = engine.plan()
+    except ImmutableSdkError as exc:
+        if not detailed_exitcode or opts.debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if _fmt(opts, output) == "json":
+        from ..render import print_json
+
+        print_json(the_plan.to_dict())
+    else:
+        from ..render import plan_table
+
+        _show(plan_table(the_plan))
+    if detailed_exitcode and the_plan.changes:
+        sys.exit(2)
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--prune", is_flag=True, help="Also destroy fleets that the spec no longer names.")
+@pass_options
+def apply(
+    opts: Options, files: tuple[str, ...], output: str | None, yes: bool, prune: bool
+) -> None:
+    """Build images and roll fleets out to the spec, with health gates and rollback."""
+    from ..render import plan_table, print_json, result_table
+
+    as_json = _fmt(opts, output) == "json"
+    with open_engine(opts, files) as (engine, printer):
+        the_plan = engine.plan()
+        if not as_json:
+            _show(plan_table(the_plan))
+        if the_plan.changes and not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "apply needs confirmation and there is no terminal to ask on; pass --yes"
+                )
+            if not click.confirm("Apply these changes?", default=False):
+                raise UsageError("apply cancelled")
+        with printer:
+            result = engine.apply(the_plan, prune=prune)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        _show(result_table(result))
+    if not result.ok:
+        sys.exit(int(ExitCode.FAILED))
+
+
+@click.command()
+@spec_files_option
+@output_option
+@pass_options
+def status(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+    """Per fleet: release, instances by release and health, rollout in progress."""
+    with open_engine(opts, files) as (engine, _):
+        entries = engine.status()
+    if _fmt(opts, output) == "json":
+        from ..render import print_json
+
+        print_json(entries)
+    else:
+        from ..render import status_table
+
+        _show(status_table(entries))
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", default=None, help="Only this fleet.")
+@click.option("--limit", default=20, show_default=True, help="Newest entries per fleet.")
+@pass_options
+def history(
+    opts: Options, files: tuple[str, ...], output: str | None, fleet: str | None, limit: int
+) -> None:
+    """Releases and rollouts with their outcomes, newest first."""
+    with open_engine(opts, files) as (engine, _):
+        data = engine.history(fleet, limit=limit)
+    if _fmt(opts, output) == "json":
+        from ..render import print_json
+
+        print_json(data)
+    else:
+        from ..render import history_table
+
+        _show(history_table(data))
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", required=True, help="The fleet to roll back.")
+@click.option("--to", "to", default=None, help="Release id (default: the previous release).")
+@pass_options
+def rollback(
+    opts: Options, files: tuple[str, ...], output: str | None, fleet: str, to: str | None
+) -> None:
+    """Replace a fleet's instances with an earlier release, through its strategy."""
+    from ..render import print_json
+
+    with open_engine(opts, files) as (engine, printer), printer:
+        result = engine.rollback(fleet, to)
+    if _fmt(opts, output) == "json":
+        print_json(result.to_dict())
+    else:
+        click.echo(
+            f"{result.fleet}: {result.outcome} ({result.from_release} -> {result.to_release})"
+        )
+    if not result.ok:
+        sys.exit(int(ExitCode.FAILED))
+
+
+def register(group: click.Group) -> None:
+    for command in (plan, apply, status, history, rollback):
+        group.add_command(command)

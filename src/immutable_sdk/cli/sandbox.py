@@ -1,0 +1,71 @@
+"""``immutable-sdk sandbox serve``: keep an embedded emulator running across commands.
+
+``--sandbox`` alone starts a fresh emulator inside each command, which is gone when the command
+ends. ``sandbox serve`` keeps one running on 127.0.0.1 and writes a file of environment
+variables; commands run with that environment (and ``--sandbox``) attach to it and share its
+state, so a sequence of applies (create, then replace) can be shown end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from . import Options, pass_options, spec_files_option
+
+
+@click.group()
+def sandbox() -> None:
+    """The embedded AWS emulator (moto's server on 127.0.0.1)."""
+
+
+@sandbox.command()
+@spec_files_option
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Write the variables that attach commands to this sandbox here (shell syntax).",
+)
+@pass_options
+def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
+    """Run a sandbox seeded for the spec until interrupted (SIGINT or SIGTERM)."""
+    from ..emulator import SANDBOX_CREDENTIALS
+    from ..sandbox import Sandbox
+    from ..spec.load import load_spec
+
+    spec = load_spec(files)
+    state_dir = Path(tempfile.mkdtemp(prefix="immutable-sdk-sandbox-"))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with Sandbox() as box:
+        summary = box.seed(spec)
+        env = {
+            "IMMUTABLE_SDK_SANDBOX": "1",
+            "IMMUTABLE_SDK_SANDBOX_URL": box.url,
+            "IMMUTABLE_SDK_SANDBOX_STATE": str(state_dir / "state.db"),
+            **{k.upper(): v for k, v in SANDBOX_CREDENTIALS.items()},
+        }
+        tmp = env_file.with_suffix(env_file.suffix + ".tmp")
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+        os.replace(tmp, env_file)  # appears whole: a waiting script never reads half of it
+        click.echo(f"sandbox serving on {box.url} (seeded: {summary})", err=True)
+        stop.wait()
+    env_file.unlink(missing_ok=True)
+    click.echo("sandbox stopped", err=True)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(sandbox)

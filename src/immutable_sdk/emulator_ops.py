@@ -1,0 +1,84 @@
+"""Operations the embedded emulator lacks and the SDK needs, added to moto in-process.
+
+moto (5.2) does not implement EC2 ``DeleteLaunchTemplateVersions``, which the SDK calls so that
+a failed release leaves no launch template version behind. This adds it to the in-process moto
+server with AWS's semantics: versions are removed (describes and launches no longer see them),
+numbers are never reused, and the default version cannot be deleted. Production code is
+unchanged: it calls the same API on AWS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.launch_templates import LaunchTemplate
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+
+    original_get_version = LaunchTemplate.get_version
+
+    def get_version(self: Any, num: Any) -> Any:
+        version = original_get_version(self, num)
+        if getattr(version, "deleted", False):
+            raise InvalidLaunchTemplateVersionNotFound(template_id=self.id, version=num)
+        return version
+
+    original_describe = EC2Backend.describe_launch_template_versions
+
+    def describe_versions(self: Any, *args: Any, **kwargs: Any) -> Any:
+        found = original_describe(self, *args, **kwargs)
+        return [(t, v) for t, v in found if not getattr(v, "deleted", False)]
+
+    def delete_launch_template_versions(self: Any) -> Any:
+        name = self._get_param("LaunchTemplateName")
+        template_id = self._get_param("LaunchTemplateId")
+        numbers = [str(v) for v in self._get_param("Versions", [])]
+        self.error_on_dryrun()
+        if name:
+            template = self.ec2_backend.get_launch_template_by_name(name)
+        else:
+            template = self.ec2_backend.get_launch_template(template_id)
+        ok, failed = [], []
+        ident = {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name}
+        for number in numbers:
+            try:
+                version = original_get_version(template, int(number))
+            except (ValueError, InvalidLaunchTemplateVersionNotFound):
+                version = None
+            if version is None or getattr(version, "deleted", False):
+                code, message = "launchTemplateVersionDoesNotExist", "version does not exist"
+            elif template.is_default(version):
+                code, message = "launchTemplateVersionIsDefaultVersion", "cannot delete default"
+            else:
+                version.deleted = True  # type: ignore[attr-defined]
+                ok.append({**ident, "VersionNumber": int(number)})
+                continue
+            failed.append(
+                {
+                    **ident,
+                    "VersionNumber": int(number) if number.isdigit() else 0,
+                    "ResponseError": {"Code": code, "Message": message},
+                }
+            )
+        return ActionResult(
+            {
+                "SuccessfullyDeletedLaunchTemplateVersions": ok,
+                "UnsuccessfullyDeletedLaunchTemplateVersions": failed,
+            }
+        )
+
+    LaunchTemplate.get_version = get_version  # type: ignore[method-assign]
+    EC2Backend.describe_launch_template_versions = describe_versions  # type: ignore[method-assign]
+    LaunchTemplates.delete_launch_template_versions = (  # type: ignore[attr-defined]
+        delete_launch_template_versions
+    )
+    _installed = True

@@ -1,0 +1,551 @@
+"""The engine: plan, apply, roll back and inspect the fleets of one spec.
+
+    engine = Engine.from_files(["spec.yaml"])
+    plan = engine.plan()
+    result = engine.apply(plan)
+
+The engine runs the same code against AWS and against the embedded sandbox. It never prints:
+it emits events to ``sink`` and fires the plugins' lifecycle hooks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .aws.fleet import FleetApi
+from .aws.session import AwsSession
+from .clock import Clock, RealClock
+from .context import Context, EventSink
+from .errors import (
+    AwsError,
+    GateFailed,
+    ImmutableSdkError,
+    PluginError,
+    RolloutFailed,
+    StateError,
+    UsageError,
+)
+from .lifecycle import Event, Phase
+from .planner import Plan, PlanItem, Planner, builder_for
+from .plugin import TAG_RELEASE, Artifact, RolloutChange, RolloutInfo, Strategy
+from .plugins import Plugins, load_plugins
+from .release import Release, make_release
+from .results import ApplyResult, FleetResult
+from .rollout import LockKeeper, RolloutRunner, capacity_bounds, new_owner, new_rollout_id
+from .spec.model import FleetSpec, Spec
+from .state.base import ReleaseRecord, RolloutRecord, StateStore
+
+__all__ = ["ApplyResult", "Engine", "FleetResult", "Plan", "PlanItem"]
+
+DEFAULT_LEASE = 60.0
+
+
+def _discard(event: Event) -> None:
+    return None
+
+
+class Engine:
+    """Plans and applies one spec. Close it (or use ``with``) to stop an embedded sandbox."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        plugins: Plugins | None = None,
+        clock: Clock | None = None,
+        session: AwsSession | None = None,
+        state: StateStore | None = None,
+        sink: EventSink | None = None,
+        endpoint_url: str | None = None,
+        sandbox: bool = False,
+        profile: str | None = None,
+        max_attempts: int = 8,
+        owner: str | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> None:
+        self.spec = spec
+        self.plugins = plugins or load_plugins()
+        self.clock = clock or RealClock()
+        self.sink = sink or _discard
+        self.owner = owner or new_owner()
+        self.lease = lease
+        self._sandbox: Any = None
+        self._scratch: Any = None
+        credentials = None
+        if sandbox and session is None:
+            from .emulator import SANDBOX_CREDENTIALS
+            from .sandbox import Sandbox
+
+            url = os.environ.get("IMMUTABLE_SDK_SANDBOX_URL")
+            if url:  # a sandbox served by `immutable-sdk sandbox serve`
+                self._sandbox = Sandbox.attach(url)
+            else:
+                self._sandbox = Sandbox().start()
+            self._sandbox.seed(spec)
+            endpoint_url = self._sandbox.url
+            credentials = SANDBOX_CREDENTIALS
+            if state is None:
+                state = self._sandbox_state(spec)
+        self.session = session or AwsSession(
+            spec.region,
+            endpoint_url=endpoint_url,
+            profile=profile,
+            max_attempts=max_attempts,
+            credentials=credentials,
+        )
+        self.ctx = Context(
+            project=spec.name,
+            region=spec.region,
+            session=self.session,
+            clock=self.clock,
+            sink=self.sink,
+        )
+        if state is None:
+            from .state import open_state
+
+            state = open_state(spec.state, spec.name, session=self.session)
+        self.state = state
+        self.fleets = FleetApi(self.session, spec.name, spec.region)
+        self.planner = Planner(spec, self.plugins, self.ctx, self.fleets, self.state)
+
+    def _sandbox_state(self, spec: Spec) -> StateStore:
+        """State that lives as long as the sandbox: the served one's file, or a scratch dir."""
+        import tempfile
+
+        from .state.sqlite import SqliteStateStore
+
+        path = os.environ.get("IMMUTABLE_SDK_SANDBOX_STATE")
+        if not path or not os.environ.get("IMMUTABLE_SDK_SANDBOX_URL"):
+            self._scratch = tempfile.TemporaryDirectory(prefix="immutable-sdk-state-")
+            path = os.path.join(self._scratch.name, "state.db")
+        return SqliteStateStore(Path(path), spec.name)
+
+    @classmethod
+    def from_files(cls, files: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Engine:
+        """Load and validate the spec files (later files overlay earlier ones), then build."""
+        from .spec.load import load_spec
+
+        plugins = kwargs.pop("plugins", None) or load_plugins()
+        return cls(load_spec(files, plugins=plugins), plugins=plugins, **kwargs)
+
+    # --- lifecycle of the engine ------------------------------------------------------------
+
+    def close(self) -> None:
+        self.state.close()
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- plan -------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        """What ``apply`` would do, fleet by fleet, with reasons. Reads only."""
+        return self.planner.plan()
+
+    # --- apply ------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan | None = None, *, prune: bool = False) -> ApplyResult:
+        """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions."""
+        plan = plan or self.plan()
+        before = self.session.calls.snapshot()
+        start = self.clock.monotonic()
+        veto = self.plugins.hook.immutable_sdk_check_plan(plan=plan)
+        if veto:
+            raise UsageError(f"a plugin refused the plan: {veto}")
+        result = ApplyResult(project=self.spec.name)
+        artifacts = dict(plan.artifacts)
+        for name in plan.builds:
+            artifacts[name] = self.build(name)
+            result.builds.append(asdict_artifact(artifacts[name]))
+        for item in plan.items:
+            result.fleets.append(self._apply_item(item, artifacts, prune=prune))
+        result.duration = self.clock.monotonic() - start
+        calls = self.session.calls.since(before)
+        result.api_calls = {
+            "total": sum(calls.values()),
+            "mutating": sum(v for k, v in calls.items() if k in self.session.calls.mutating()),
+            "retries": self.session.calls.retries,
+            "by_operation": calls,
+        }
+        return result
+
+    def build(self, image_name: str) -> Artifact:
+        image = self.spec.images[image_name]
+        self.ctx.emit("build.started", image=image_name, builder=image.builder)
+        artifact = builder_for(self.plugins, image).build(image, self.ctx)
+        self.ctx.emit("build.finished", image=image_name, amis=dict(artifact.amis))
+        return artifact
+
+    def _apply_item(
+        self, item: PlanItem, artifacts: dict[str, Artifact], *, prune: bool
+    ) -> FleetResult:
+        if item.action == "noop":
+            return FleetResult(item.fleet, "noop", "noop", item.current_release, item.release)
+        if item.action == "destroy":
+            if not prune:
+                return FleetResult(
+                    item.fleet,
+                    "destroy",
+                    "skipped",
+                    item.current_release,
+                    error="not destroyed: pass --prune to destroy fleets the spec dropped",
+                )
+            return self._locked(item.fleet, lambda: self._destroy(item))
+        fleet = self.spec.fleets[item.fleet]
+        if item.action == "scale":
+            return self._locked(item.fleet, lambda: self._scale(fleet, item))
+        release = self.planner.desired_release(fleet, artifacts[fleet.image])
+        return self._locked(item.fleet, lambda: self._roll(fleet, release, item.action))
+
+    def _locked(self, fleet: str, work: Any) -> FleetResult:
+        keeper = LockKeeper(self.state, fleet, self.owner, self.lease, self.ctx)
+        keeper.acquire()
+        self._keeper = keeper
+        try:
+            result: FleetResult = work()
+            return result
+        finally:
+            keeper.release()
+
+    def _destroy(self, item: PlanItem) -> FleetResult:
+        self.ctx.scoped(fleet=item.fleet).emit("fleet.destroying", fleet=item.fleet)
+        self.fleets.delete_group(item.fleet)
+        return FleetResult(item.fleet, "destroy", "destroyed", item.current_release)
+
+    def _scale(self, fleet: FleetSpec, item: PlanItem) -> FleetResult:
+        cap = fleet.capacity
+        ctx = self.ctx.scoped(fleet=fleet.name)
+        ctx.emit("fleet.scaling", min=cap.min, desired=cap.desired, max=cap.max)
+        self.fleets.update_group(
+            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
+        )
+        return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
+
+    def _strategy(self, fleet: FleetSpec) -> Strategy:
+        entry = self.plugins.strategies.get(fleet.strategy.type)
+        try:
+            return entry.factory(fleet.strategy.config)
+        except ImmutableSdkError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                entry.plugin,
+                f"strategy {fleet.strategy.type!r} failed to start: {exc!r}",
+                distribution=entry.distribution,
+            ) from exc
+
+    def _roll(self, fleet: FleetSpec, release: Release, action: str) -> FleetResult:
+        """Roll ``fleet`` to ``release`` through its strategy; roll back on failure."""
+        now = self.clock.now()
+        rollout_id = new_rollout_id(now)
+        ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
+        group = self.fleets.describe_one(fleet.name)
+        previous = group.release if group else None
+        strategy = self._strategy(fleet)
+        change = RolloutChange(
+            fleet=fleet,
+            new_release=release.id,
+            current_release=previous,
+            current_instances=len(group.not_of_release(release.id)) if group else 0,
+            desired=fleet.capacity.desired,
+            target_instances=len(group.of_release(release.id)) if group else 0,
+        )
+        steps = strategy.plan(change)
+        info = RolloutInfo(
+            id=rollout_id,
+            project=self.spec.name,
+            fleet=fleet.name,
+            strategy=fleet.strategy.type,
+            from_release=previous,
+            to_release=release.id,
+        )
+        self.state.record_release(
+            fleet.name,
+            release.id,
+            asdict_artifact(release.artifact),
+            dict(release.launch_config),
+            now,
+            rollout_id,
+        )
+        self.state.start_rollout(
+            RolloutRecord(
+                id=rollout_id,
+                fleet=fleet.name,
+                strategy=fleet.strategy.type,
+                from_release=previous,
+                to_release=release.id,
+                phase=Phase.PROVISIONING.value,
+                started_at=now,
+                owner=self.owner,
+                steps=tuple(s.to_dict() for s in steps),
+            )
+        )
+        ctx.emit(
+            "rollout.started",
+            action=action,
+            from_release=previous,
+            to_release=release.id,
+            steps=[s.describe() for s in steps],
+        )
+        self.plugins.hook.immutable_sdk_rollout_started(rollout=info)
+        runner = RolloutRunner(
+            fleet=fleet,
+            plugins=self.plugins,
+            ctx=ctx,
+            api=self.fleets,
+            state=self.state,
+            info=info,
+            heartbeat=self._keeper,
+            target=release.id,
+            trusted=previous,
+        )
+        result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
+        try:
+            version = self.fleets.ensure_version(fleet, release, rollout_id)
+            start = len(group.live()) if group else 0
+            low, high = capacity_bounds(
+                fleet.capacity.desired, steps, group.desired if group else 0
+            )
+            if group is None:
+                self.fleets.create_group(
+                    fleet,
+                    version,
+                    subnets=release.launch_config["subnets"],
+                    target_groups=release.launch_config["target_groups"],
+                    release=release.id,
+                    max_size=max(high, fleet.capacity.max),
+                )
+            else:
+                self.fleets.suspend(fleet.name)
+                self.fleets.update_group(
+                    fleet.name,
+                    version=version,
+                    min_size=min(fleet.capacity.min, low),
+                    max_size=max(high, fleet.capacity.max, start),
+                )
+            self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
+            runner.run(steps)
+            self._finish(fleet, release.id)
+        except (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError) as exc:
+            result.error = str(exc)
+            if isinstance(exc, GateFailed):
+                result.failed_instances = dict(exc.details)
+            ctx.emit("rollout.failed", error=str(exc), details=result.failed_instances)
+            if not fleet.rollback_automatic:
+                result.outcome = "failed"
+                self._end(rollout_id, info, Phase.FAILED, str(exc))
+                return self._with_runner(result, runner)
+            self._rollback(fleet, info, runner, previous, release.id, str(exc), result)
+            return self._with_runner(result, runner)
+        self._end(rollout_id, info, Phase.PROMOTED, None)
+        return self._with_runner(result, runner)
+
+    @staticmethod
+    def _with_runner(result: FleetResult, runner: RolloutRunner) -> FleetResult:
+        result.launched = list(runner.launched)
+        result.retired = list(runner.retired)
+        return result
+
+    def _finish(self, fleet: FleetSpec, release: str) -> None:
+        cap = fleet.capacity
+        self.fleets.update_group(
+            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
+        )
+        self.fleets.tag_group(fleet.name, {TAG_RELEASE: release})
+        self.fleets.resume(fleet.name)
+
+    def _end(self, rollout: str, info: RolloutInfo, phase: Phase, error: str | None) -> None:
+        self.state.update_rollout(
+            rollout,
+            phase=phase.value,
+            outcome=phase.value,
+            error=error,
+            finished_at=self.clock.now(),
+        )
+        self.ctx.scoped(fleet=info.fleet, rollout=rollout).emit(
+            "rollout.finished", outcome=phase.value, error=error
+        )
+        self.plugins.hook.immutable_sdk_rollout_finished(rollout=info, outcome=phase.value)
+
+    def _rollback(
+        self,
+        fleet: FleetSpec,
+        info: RolloutInfo,
+        runner: RolloutRunner,
+        previous: str | None,
+        failed: str,
+        reason: str,
+        result: FleetResult,
+    ) -> None:
+        """Back to ``previous`` by the same mechanism: replace, never patch."""
+        ctx = runner.ctx
+        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
+        ctx.emit("rollback.started", reason=reason, to_release=previous)
+        self.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
+        try:
+            if previous is None:
+                # A fleet that never ran: rolling back means removing what this rollout made.
+                self.fleets.delete_group(fleet.name)
+            else:
+                version = self.fleets.version_of_release(fleet.name, previous)
+                if version is None:
+                    raise RolloutFailed(
+                        f"the launch template version of release {previous} is gone"
+                    )
+                self.fleets.update_group(fleet.name, version=version)
+                group = self.fleets.describe_one(fleet.name)
+                assert group is not None
+                change = RolloutChange(
+                    fleet=fleet,
+                    new_release=previous,
+                    current_release=failed,
+                    current_instances=len(group.not_of_release(previous)),
+                    desired=fleet.capacity.desired,
+                    target_instances=len(group.of_release(previous)),
+                    rollback=True,
+                )
+                runner.target = previous
+                runner.trusted = previous
+                runner.run(self._strategy(fleet).plan(change))
+                self._finish(fleet, previous)
+                failed_version = self.fleets.version_of_release(fleet.name, failed)
+                if failed_version is not None and failed_version != 1:
+                    self.fleets.delete_versions(fleet.name, [failed_version])
+        except ImmutableSdkError as exc:
+            result.outcome = "failed"
+            result.error = f"{reason}; rollback failed too: {exc}"
+            self._end(info.id, info, Phase.FAILED, result.error)
+            return
+        result.outcome = "rolled_back"
+        result.rolled_back_to = previous
+        self._end(info.id, info, Phase.ROLLED_BACK, reason)
+
+    # --- operator actions -------------------------------------------------------------------
+
+    def rollback(self, fleet_name: str, to: str | None = None) -> FleetResult:
+        """Roll ``fleet_name`` back to release ``to`` (default: the one before the current)."""
+        fleet = self._fleet(fleet_name)
+        group = self.fleets.describe_one(fleet_name)
+        if group is None:
+            raise UsageError(f"fleet {fleet_name!r} has no Auto Scaling group to roll back")
+        records = self.state.releases(fleet_name)
+        if to is None:
+            older = [r for r in records if r.release != group.release]
+            promoted = {
+                r.to_release for r in self.state.rollouts(fleet_name) if r.outcome == "promoted"
+            }
+            candidates = [r for r in older if r.release in promoted]
+            if not candidates:
+                raise UsageError(f"fleet {fleet_name!r} has no earlier release to roll back to")
+            record = candidates[0]
+        else:
+            found = self.state.get_release(fleet_name, to)
+            if found is None:
+                known = ", ".join(r.release for r in records) or "none"
+                raise UsageError(f"fleet {fleet_name!r} has no release {to!r} (known: {known})")
+            record = found
+        release = release_from_record(fleet, record)
+        return self._locked(fleet_name, lambda: self._roll(fleet, release, "rollback"))
+
+    def _fleet(self, name: str) -> FleetSpec:
+        try:
+            return self.spec.fleets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.spec.fleets))
+            raise UsageError(f"the spec has no fleet {name!r} (fleets: {known})") from None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per fleet: release, instances by release and health, rollout in progress."""
+        groups = self.fleets.describe(list(self.spec.fleets))
+        out = []
+        for name in self.spec.fleets:
+            group = groups[name]
+            unfinished = self.state.unfinished_rollout(name)
+            lock = self.state.get_lock(name)
+            entry: dict[str, Any] = {
+                "fleet": name,
+                "exists": group is not None,
+                "release": group.release if group else None,
+                "capacity": (
+                    {"min": group.min, "desired": group.desired, "max": group.max}
+                    if group
+                    else None
+                ),
+                "instances": {},
+                "rollout_in_progress": None,
+                "lock": asdict(lock) if lock else None,
+            }
+            if group:
+                for m in group.live():
+                    key = m.release or "unknown"
+                    counts = entry["instances"].setdefault(key, {"in_service": 0, "other": 0})
+                    counts["in_service" if m.in_service else "other"] += 1
+            if unfinished:
+                journal = self.state.journal(unfinished.id)
+                entry["rollout_in_progress"] = {
+                    "id": unfinished.id,
+                    "phase": unfinished.phase,
+                    "to_release": unfinished.to_release,
+                    "last_step": journal[-1].data if journal else None,
+                }
+            out.append(entry)
+        return out
+
+    def history(self, fleet: str | None = None, limit: int = 20) -> dict[str, Any]:
+        """Releases and rollouts with outcomes, newest first."""
+        names = [fleet] if fleet else list(self.spec.fleets)
+        return {
+            name: {
+                "releases": [asdict(r) for r in self.state.releases(name)[:limit]],
+                "rollouts": [asdict(r) for r in self.state.rollouts(name, limit=limit)],
+            }
+            for name in names
+        }
+
+
+def asdict_artifact(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "image": artifact.image,
+        "builder": artifact.builder,
+        "digest": artifact.digest,
+        "amis": dict(artifact.amis),
+        "lineage": dict(artifact.lineage),
+        "built": artifact.built,
+    }
+
+
+def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:
+    a = record.artifact
+    artifact = Artifact(
+        image=str(a["image"]),
+        builder=str(a["builder"]),
+        digest=str(a["digest"]),
+        amis=dict(a["amis"]),
+        lineage=dict(a.get("lineage", {})),
+    )
+    release = make_release(fleet, artifact, dict(record.launch_config))
+    if release.id != record.release:
+        raise StateError(
+            f"release {record.release} of fleet {fleet.name!r} does not match its recorded "
+            "launch configuration (the state store was changed by hand?)"
+        )
+    return release

@@ -1,0 +1,131 @@
+"""Gates and bakes: poll a fleet's health checks until a verdict, through the clock.
+
+A gate ends healthy (every check healthy), unhealthy (any check says so: the release is bad)
+or timed out. A bake watches the same checks for a fixed time and fails on the first unhealthy
+verdict. Each gate or bake instantiates the checks afresh, so checks can count consecutive
+results. One poll asks every check once about every target: checks batch their own calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import GateFailed, ImmutableSdkError, PluginError
+from .plugin import (
+    GateTargets,
+    HealthCheck,
+    HealthCheckFactory,
+    HealthReport,
+    HealthStatus,
+    PluginContext,
+    Registry,
+)
+from .spec.model import HealthSpec
+from .units import format_duration
+
+Heartbeat = Callable[[], None]
+
+
+@dataclass
+class GateRunner:
+    health: HealthSpec
+    registry: Registry[HealthCheckFactory]
+    ctx: PluginContext
+    heartbeat: Heartbeat = lambda: None
+
+    def _checks(self) -> list[tuple[str, HealthCheck]]:
+        checks = []
+        for i, cfg in enumerate(self.health.checks):
+            entry = self.registry.get(cfg.type)
+            try:
+                checks.append((f"{cfg.type}#{i}" if i else cfg.type, entry.factory(cfg.config)))
+            except ImmutableSdkError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    entry.plugin,
+                    f"health check {cfg.type!r} failed to start: {exc!r}",
+                    distribution=entry.distribution,
+                ) from exc
+        return checks
+
+    def _poll(
+        self, checks: list[tuple[str, HealthCheck]], targets: GateTargets
+    ) -> dict[str, HealthReport]:
+        reports = {}
+        for name, check in checks:
+            try:
+                reports[name] = check.check(targets, self.ctx)
+            except ImmutableSdkError:
+                raise
+            except Exception as exc:
+                raise PluginError(name, f"health check raised {exc!r}") from exc
+        self.ctx.emit(
+            "gate.poll",
+            release=targets.release,
+            instances=len(targets.instances),
+            checks={n: r.status.value for n, r in reports.items()},
+            details={n: dict(r.details) for n, r in reports.items() if r.details},
+        )
+        return reports
+
+    @staticmethod
+    def _failure(reports: dict[str, HealthReport], prefix: str) -> GateFailed | None:
+        bad = {n: r for n, r in reports.items() if r.status is HealthStatus.UNHEALTHY}
+        if not bad:
+            return None
+        details: dict[str, str] = {}
+        for name, report in bad.items():
+            for key, text in report.details.items():
+                details[key] = f"{name}: {text}"
+        what = "; ".join(f"{n}: {r.summary or 'unhealthy'}" for n, r in bad.items())
+        return GateFailed(f"{prefix}: {what}", details=details)
+
+    def gate(self, targets: Callable[[], GateTargets]) -> dict[str, HealthReport]:
+        """Poll until every check is healthy; raise GateFailed when unhealthy or timed out."""
+        clock = self.ctx.clock
+        checks = self._checks()
+        start = clock.monotonic()
+        while True:
+            self.heartbeat()
+            reports = self._poll(checks, targets())
+            failure = self._failure(reports, "health gate failed")
+            if failure:
+                raise failure
+            if all(r.status is HealthStatus.HEALTHY for r in reports.values()):
+                return reports
+            elapsed = clock.monotonic() - start
+            if elapsed >= self.health.timeout:
+                pending = {
+                    n: r.summary or "pending"
+                    for n, r in reports.items()
+                    if r.status is HealthStatus.PENDING
+                }
+                details = {
+                    k: f"{n}: {v}"
+                    for n, r in reports.items()
+                    if r.status is HealthStatus.PENDING
+                    for k, v in r.details.items()
+                }
+                raise GateFailed(
+                    f"health gate timed out after {format_duration(self.health.timeout)}; "
+                    + "; ".join(f"{n}: {s}" for n, s in pending.items()),
+                    details=details,
+                )
+            clock.sleep(min(self.health.interval, self.health.timeout - elapsed))
+
+    def bake(self, seconds: float, targets: Callable[[], GateTargets]) -> None:
+        """Watch the checks for ``seconds``; raise GateFailed on the first unhealthy verdict."""
+        clock = self.ctx.clock
+        checks = self._checks()
+        start = clock.monotonic()
+        while True:
+            self.heartbeat()
+            failure = self._failure(self._poll(checks, targets()), "failed during bake")
+            if failure:
+                raise failure
+            remaining = seconds - (clock.monotonic() - start)
+            if remaining <= 0:
+                return
+            clock.sleep(min(self.health.interval, remaining))

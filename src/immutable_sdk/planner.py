@@ -1,0 +1,190 @@
+"""Planning: desired (spec + image artifacts) against actual (AWS tags + state) -> Plan.
+
+Per fleet: ``noop``, ``create``, ``replace`` (a new release), ``scale`` (capacity only) or
+``destroy`` (a group of the project that the spec no longer names), each with its reasons.
+Planning only reads: it never changes AWS or the state store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .aws.fleet import FleetApi, GroupState
+from .aws.network import resolve_security_groups, resolve_subnets, resolve_target_groups
+from .context import Context
+from .errors import ImmutableSdkError, PluginError
+from .plugin import Artifact, Builder
+from .plugins import Plugins
+from .release import Release, changed_fields, launch_config, make_release
+from .spec.model import FleetSpec, ImageSpec, Spec
+from .state.base import StateStore
+
+ACTIONS = ("noop", "create", "replace", "scale", "destroy")
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    fleet: str
+    action: str
+    reasons: tuple[str, ...] = ()
+    current_release: str | None = None
+    release: str | None = None  # None while the fleet's image still has to be built
+    image: str | None = None
+    build: bool = False  # the image must be built before this item can run
+    capacity: tuple[int, int, int] | None = None  # desired (min, desired, max)
+    current_capacity: tuple[int, int, int] | None = None
+    instances: int = 0  # instances running now
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    items: tuple[PlanItem, ...]
+    builds: tuple[str, ...] = ()  # images to build
+    artifacts: Mapping[str, Artifact] = field(default_factory=dict)  # images found
+
+    @property
+    def changes(self) -> bool:
+        return any(i.action != "noop" for i in self.items)
+
+    def item(self, fleet: str) -> PlanItem:
+        for i in self.items:
+            if i.fleet == fleet:
+                return i
+        raise KeyError(fleet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "changes": self.changes,
+            "builds": list(self.builds),
+            "items": [i.to_dict() for i in self.items],
+        }
+
+
+def builder_for(plugins: Plugins, image: ImageSpec) -> Builder:
+    entry = plugins.builders.get(image.builder)
+    try:
+        return entry.factory(image.config)
+    except ImmutableSdkError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            entry.plugin,
+            f"builder {image.builder!r} failed to start: {exc!r}",
+            distribution=entry.distribution,
+        ) from exc
+
+
+@dataclass
+class Planner:
+    spec: Spec
+    plugins: Plugins
+    ctx: Context
+    fleets: FleetApi
+    state: StateStore
+
+    def find_artifacts(self) -> tuple[dict[str, Artifact], list[str]]:
+        """Existing artifacts for the images fleets use, and the images needing a build."""
+        found: dict[str, Artifact] = {}
+        builds: list[str] = []
+        for name in sorted({f.image for f in self.spec.fleets.values()}):
+            image = self.spec.images[name]
+            artifact = builder_for(self.plugins, image).find(image, self.ctx)
+            if artifact is None:
+                builds.append(name)
+            else:
+                found[name] = artifact
+        return found, builds
+
+    def desired_release(self, fleet: FleetSpec, artifact: Artifact) -> Release:
+        ec2 = self.ctx.client("ec2")
+        config = launch_config(
+            fleet,
+            artifact,
+            self.spec.region,
+            security_group_ids=resolve_security_groups(ec2, fleet.security_groups),
+            subnet_ids=resolve_subnets(ec2, fleet.subnets),
+            target_group_arns=resolve_target_groups(self.ctx.client("elbv2"), fleet.target_groups),
+        )
+        return make_release(fleet, artifact, config)
+
+    def plan(self) -> Plan:
+        artifacts, builds = self.find_artifacts()
+        groups = self.fleets.describe(list(self.spec.fleets))
+        items = [
+            self._item(fleet, groups[name], artifacts.get(fleet.image), fleet.image in builds)
+            for name, fleet in self.spec.fleets.items()
+        ]
+        for gone in sorted(set(self.fleets.project_fleets()) - set(self.spec.fleets)):
+            g = self.fleets.describe_one(gone)
+            items.append(
+                PlanItem(
+                    fleet=gone,
+                    action="destroy",
+                    reasons=("the spec no longer names this fleet",),
+                    current_release=g.release if g else None,
+                    current_capacity=(g.min, g.desired, g.max) if g else None,
+                    instances=len(g.live()) if g else 0,
+                )
+            )
+        return Plan(self.spec.name, tuple(items), tuple(builds), artifacts)
+
+    def _item(
+        self, fleet: FleetSpec, group: GroupState | None, artifact: Artifact | None, build: bool
+    ) -> PlanItem:
+        cap = fleet.capacity
+        want = (cap.min, cap.desired, cap.max)
+        release = self.desired_release(fleet, artifact) if artifact else None
+        common: dict[str, Any] = {
+            "fleet": fleet.name,
+            "image": fleet.image,
+            "build": build,
+            "capacity": want,
+            "release": release.id if release else None,
+        }
+        if group is None:
+            return PlanItem(action="create", reasons=("no Auto Scaling group yet",), **common)
+        have = (group.min, group.desired, group.max)
+        common.update(
+            current_release=group.release, current_capacity=have, instances=len(group.live())
+        )
+        reasons = self._release_reasons(fleet, group, release, build)
+        if reasons:
+            return PlanItem(action="replace", reasons=tuple(reasons), **common)
+        stray = [m.instance_id for m in group.not_of_release(group.release)]
+        if stray:
+            return PlanItem(
+                action="replace",
+                reasons=(f"{len(stray)} instance(s) not on release {group.release}",),
+                **common,
+            )
+        if have != want:
+            what = [
+                f"{k} {a} -> {b}"
+                for k, a, b in zip(("min", "desired", "max"), have, want, strict=True)
+                if a != b
+            ]
+            return PlanItem(action="scale", reasons=tuple(what), **common)
+        return PlanItem(action="noop", **common)
+
+    def _release_reasons(
+        self, fleet: FleetSpec, group: GroupState, release: Release | None, build: bool
+    ) -> list[str]:
+        if build:
+            return [f"image {fleet.image!r} changed: a new artifact will be built"]
+        assert release is not None
+        if group.release == release.id:
+            return []
+        if group.release is None:
+            return ["the group carries no release tag (adopted or interrupted)"]
+        previous = self.state.get_release(fleet.name, group.release)
+        if previous is None:
+            return [f"release {group.release} -> {release.id}"]
+        fields = changed_fields(previous.launch_config, release.launch_config)
+        return [f"{k} changed" for k in fields] or [f"release {group.release} -> {release.id}"]

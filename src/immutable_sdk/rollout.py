@@ -1,0 +1,283 @@
+"""Running a rollout's steps on one fleet: launch, gate, retire, bake, pause.
+
+The runner journals each step before and after it runs, fires the lifecycle hooks, emits a
+``capacity`` event after every observation (healthy in-service instances by release), renews
+the fleet's lock lease from every wait, and waits only through the clock with capped backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .aws.fleet import FleetApi, GroupState, Member
+from .context import Context
+from .errors import GateFailed, LockLost, RolloutFailed, UsageError
+from .gate import GateRunner
+from .lifecycle import Bake, Gate, Launch, Pause, Retire, Step
+from .plugin import GateTargets, RolloutInfo, Target
+from .plugins import Plugins
+from .spec.model import FleetSpec
+from .state.base import StateStore
+
+POLL_FLOOR = 1.0  # seconds: the first wait of a backoff
+SIGNAL_POLL = 5.0  # seconds between looks at operator signals during a pause
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def new_rollout_id(now: float) -> str:
+    return f"ro-{int(now)}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class LockKeeper:
+    """Renews the fleet's lease whenever a third of it has passed (called from every wait)."""
+
+    state: StateStore
+    fleet: str
+    owner: str
+    lease: float
+    ctx: Context
+    last: float = 0.0
+
+    def acquire(self) -> None:
+        self.state.acquire_lock(self.fleet, self.owner, self.lease, self.ctx.clock.now())
+        self.last = self.ctx.clock.now()
+
+    def __call__(self) -> None:
+        now = self.ctx.clock.now()
+        if now - self.last >= self.lease / 3:
+            try:
+                self.state.renew_lock(self.fleet, self.owner, self.lease, now)
+            except LockLost:
+                self.ctx.emit("lock.lost", owner=self.owner)
+                raise
+            self.last = now
+
+    def release(self) -> None:
+        self.state.release_lock(self.fleet, self.owner)
+
+
+def capacity_bounds(desired: int, steps: Sequence[Step], start: int) -> tuple[int, int]:
+    """The lowest and highest desired capacity the steps pass through, from ``start``."""
+    low = high = current = start
+    for step in steps:
+        if isinstance(step, Launch):
+            current += step.count
+        elif isinstance(step, Retire):
+            current -= step.count
+        low, high = min(low, current), max(high, current)
+    return max(0, min(low, desired)), max(high, desired)
+
+
+@dataclass
+class RolloutRunner:
+    fleet: FleetSpec
+    plugins: Plugins
+    ctx: Context
+    api: FleetApi
+    state: StateStore
+    info: RolloutInfo
+    heartbeat: LockKeeper | None = None
+    target: str = ""  # the release being rolled out (or restored)
+    trusted: str | None = None  # the release whose in-service instances count as healthy
+    gated: set[str] = field(default_factory=set)
+    launched: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    index: int = 0  # journal step index (continues across forward and rollback steps)
+    last_launch: float | None = None  # clock.monotonic() when the last launch completed
+    original: set[str] | None = None  # instances present at the first observation
+    _drain: float | None = None
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def beat(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat()
+
+    def wait(self, seconds: float) -> None:
+        self.beat()
+        self.ctx.clock.sleep(seconds)
+        self.beat()
+
+    def observe(self) -> GroupState:
+        group = self.api.describe_one(self.fleet.name)
+        if group is None:
+            raise RolloutFailed(f"the Auto Scaling group of fleet {self.fleet.name!r} vanished")
+        live = [m for m in group.live() if m.lifecycle_state == "InService"]
+        healthy = [
+            m
+            for m in live
+            if m.health_status == "Healthy"
+            and (
+                (m.release == self.trusted and m.release != self.target)
+                or m.instance_id in self.gated
+            )
+        ]
+        by_release: dict[str, int] = {}
+        for m in live:
+            by_release[m.release or "?"] = by_release.get(m.release or "?", 0) + 1
+        self.ctx.emit(
+            "capacity",
+            desired=group.desired,
+            in_service=len(live),
+            healthy=len(healthy),
+            by_release=by_release,
+        )
+        return group
+
+    def targets(self) -> GateTargets:
+        group = self.observe()
+        members = [m for m in group.of_release(self.target) if m.lifecycle_state == "InService"]
+        return GateTargets(
+            fleet=self.fleet.name,
+            release=self.target,
+            instances=[_target(m) for m in members],
+            target_groups=group.target_groups,
+        )
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def run(self, steps: Sequence[Step]) -> None:
+        hook = self.plugins.hook
+        for step in steps:
+            index = self.index
+            self.index += 1
+            self.beat()
+            self.state.append_journal(
+                self.info.id, index, "started", self.ctx.clock.now(), step.to_dict()
+            )
+            self.ctx.emit("step.started", index=index, step=step.to_dict(), text=step.describe())
+            hook.immutable_sdk_step_started(rollout=self.info, step=step)
+            try:
+                data = self.execute(step)
+            except Exception as exc:
+                self.state.append_journal(
+                    self.info.id, index, "failed", self.ctx.clock.now(), {"error": str(exc)}
+                )
+                self.ctx.emit("step.finished", index=index, outcome="failed", error=str(exc))
+                hook.immutable_sdk_step_finished(rollout=self.info, step=step, outcome="failed")
+                raise
+            self.state.append_journal(self.info.id, index, "finished", self.ctx.clock.now(), data)
+            self.ctx.emit("step.finished", index=index, outcome="ok", **data)
+            hook.immutable_sdk_step_finished(rollout=self.info, step=step, outcome="ok")
+
+    def execute(self, step: Step) -> dict[str, Any]:
+        if isinstance(step, Launch):
+            return self.launch(step.count)
+        if isinstance(step, Gate):
+            return self.gate()
+        if isinstance(step, Retire):
+            return self.retire(step.count)
+        if isinstance(step, Bake):
+            self.gates().bake(step.seconds, self.targets)
+            return {"seconds": step.seconds}
+        if isinstance(step, Pause):
+            return self.pause(step)
+        raise UsageError(
+            f"fleet {self.fleet.name!r}: strategy {self.info.strategy!r} asked for a "
+            f"{step.kind!r} step, which needs traffic slots this fleet does not have"
+        )
+
+    def gates(self) -> GateRunner:
+        return GateRunner(self.fleet.health, self.plugins.health_checks, self.ctx, self.beat)
+
+    def launch(self, count: int) -> dict[str, Any]:
+        group = self.observe()
+        before = {m.instance_id for m in group.of_release(self.target)}
+        wanted = group.desired + count
+        self.api.update_group(self.fleet.name, desired=wanted, max_size=max(group.max, wanted))
+        start = self.ctx.clock.monotonic()
+        delay = POLL_FLOOR
+        while True:
+            group = self.observe()
+            fresh = [m for m in group.of_release(self.target) if m.instance_id not in before]
+            ready = [m for m in fresh if m.lifecycle_state == "InService"]
+            if len(ready) >= count:
+                ids = [m.instance_id for m in ready[:count]]
+                self.launched += ids
+                self.last_launch = self.ctx.clock.monotonic()
+                return {"launched": ids}
+            elapsed = self.ctx.clock.monotonic() - start
+            if elapsed >= self.fleet.health.timeout:
+                raise GateFailed(
+                    f"{len(ready)} of {count} new instance(s) came in service within "
+                    f"{self.fleet.health.timeout:g}s",
+                    details={m.instance_id: m.lifecycle_state for m in fresh},
+                )
+            self.wait(min(delay, self.fleet.health.timeout - elapsed))
+            delay = min(delay * 2, self.fleet.health.interval)
+
+    def gate(self) -> dict[str, Any]:
+        # The health check grace period runs from the end of the last launch, on our clock.
+        grace = self.fleet.health.grace
+        if grace and self.last_launch is not None:
+            left = grace - (self.ctx.clock.monotonic() - self.last_launch)
+            if left > 0:
+                self.ctx.emit("gate.grace", seconds=left)
+                self.wait(left)
+        reports = self.gates().gate(self.targets)
+        group = self.api.describe_one(self.fleet.name)
+        members = group.of_release(self.target) if group else []
+        self.gated |= {m.instance_id for m in members if m.lifecycle_state == "InService"}
+        self.observe()
+        return {"checks": {n: r.status.value for n, r in reports.items()}}
+
+    def retire(self, count: int) -> dict[str, Any]:
+        group = self.observe()
+        candidates = sorted(group.not_of_release(self.target), key=lambda m: m.launched_at)
+        chosen = [m.instance_id for m in candidates[:count]]
+        if not chosen:
+            return {"retired": []}
+        if group.target_groups:
+            self.api.deregister(group.target_groups, chosen)
+            self.drain(group.target_groups, chosen)
+        self.api.detach_and_terminate(self.fleet.name, chosen)
+        self.retired += chosen
+        self.observe()
+        return {"retired": chosen}
+
+    def drain(self, target_groups: Sequence[str], ids: Sequence[str]) -> None:
+        """Wait until the targets left their groups, at most the deregistration delay."""
+        if self._drain is None:
+            self._drain = self.api.deregistration_delay(target_groups)
+        start = self.ctx.clock.monotonic()
+        delay = POLL_FLOOR
+        while self.api.still_registered(target_groups, ids):
+            elapsed = self.ctx.clock.monotonic() - start
+            if elapsed >= self._drain:
+                return
+            self.wait(min(delay, self._drain - elapsed))
+            delay = min(delay * 2, self.fleet.health.interval)
+
+    def pause(self, step: Pause) -> dict[str, Any]:
+        start = self.ctx.clock.monotonic()
+        self.ctx.emit("rollout.paused", manual=step.manual, seconds=step.seconds)
+        while True:
+            signals = self.state.take_signals(self.info.id)
+            if "abort" in signals:
+                raise RolloutFailed("aborted by an operator")
+            if "promote" in signals:
+                return {"promoted_by": "operator"}
+            remaining = step.seconds - (self.ctx.clock.monotonic() - start)
+            if not step.manual and remaining <= 0:
+                return {"seconds": step.seconds}
+            self.wait(SIGNAL_POLL if step.manual else min(SIGNAL_POLL, remaining))
+
+
+def _target(m: Member) -> Target:
+    return Target(
+        instance_id=m.instance_id,
+        private_ip=m.private_ip,
+        public_ip=m.public_ip,
+        release=m.release,
+        launched_at=m.launched_at or None,
+        lifecycle_state=m.lifecycle_state,
+    )
