@@ -1,0 +1,185 @@
+"""A seeded emulator account and an engine factory for rollout tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from immutable_sdk.aws.session import AwsSession
+from immutable_sdk.clock import VirtualClock
+from immutable_sdk.engine import Engine
+from immutable_sdk.lifecycle import Event
+from immutable_sdk.plugins import load_plugins
+from immutable_sdk.sandbox import Sandbox
+from immutable_sdk.spec.load import load_spec
+from immutable_sdk.state.sqlite import SqliteStateStore
+
+# Two Amazon Linux AMIs that the emulator ships in us-east-1: "the old" and "the new" image.
+AMI_V1 = "ami-03c3da4cfa8e8943a"
+AMI_V2 = "ami-0d27e0fb3bac4d724"
+
+FLEET_SPEC = """
+apiVersion: immutable-sdk/v1
+name: shop
+region: us-east-1
+images:
+  web:
+    builder: ami
+    id: ${{WEB_AMI}}
+fleets:
+  web:
+    image: web
+    instance_type: t3.micro
+    subnets: [shop-a, shop-b]
+    security_groups: [shop-web]
+    capacity: {{min: {min}, desired: {desired}, max: {max}}}
+    load_balancer: {{target_groups: [shop-web]}}
+    strategy: {strategy}
+    health:
+      timeout: 5m
+      interval: 5s
+      checks:
+{checks}
+    rollback: {{automatic: true}}
+"""
+
+
+def fleet_spec(
+    *,
+    desired: int = 4,
+    strategy: str = "{type: rolling, batch_size: 2, min_healthy: 100%}",
+    checks: str = "        - {type: ec2}\n        - {type: elb}",
+) -> str:
+    return FLEET_SPEC.format(
+        min=desired, desired=desired, max=desired * 2, strategy=strategy, checks=checks
+    )
+
+
+class World:
+    """The emulator account, the spec on disk and a way to make engines for it."""
+
+    def __init__(self, aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.url = aws
+        self.tmp = tmp_path
+        self.monkeypatch = monkeypatch
+        self.clock = VirtualClock()
+        self.events: list[Event] = []
+        self.extra_plugins: list[Any] = []
+        self.spec_path = tmp_path / "spec.yaml"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.url, region_name="us-east-1")
+
+    def write(self, text: str, ami: str = AMI_V1) -> Path:
+        self.spec_path.write_text(text)
+        self.monkeypatch.setenv("WEB_AMI", ami)
+        return self.spec_path
+
+    def engine(self, ami: str | None = None, **kwargs: Any) -> Engine:
+        if ami:
+            self.monkeypatch.setenv("WEB_AMI", ami)
+        plugins = load_plugins(self.extra_plugins, autoload=False)
+        spec = load_spec([self.spec_path], plugins=plugins)
+        Sandbox.attach(self.url).seed(spec)
+        return Engine(
+            spec,
+            plugins=plugins,
+            session=AwsSession("us-east-1", endpoint_url=self.url),
+            clock=self.clock,
+            state=SqliteStateStore(self.tmp / "state.db", spec.name),
+            sink=self.events.append,
+            **kwargs,
+        )
+
+    def group(self, name: str = "shop-web") -> dict[str, Any]:
+        groups = self.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[name]
+        )["AutoScalingGroups"]
+        return groups[0] if groups else {}
+
+    def instances(self, ids: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        out = self.client("ec2").describe_instances(InstanceIds=ids)
+        return [i for r in out["Reservations"] for i in r["Instances"]]
+
+    def members(self) -> list[dict[str, Any]]:
+        """The group's live instances as EC2 describes them (AMI, tags, state)."""
+        ids = [i["InstanceId"] for i in self.group().get("Instances", [])]
+        return self.instances(ids)
+
+    def running(self, ami: str) -> list[str]:
+        out = self.client("ec2").describe_instances(
+            Filters=[
+                {"Name": "image-id", "Values": [ami]},
+                {"Name": "instance-state-name", "Values": ["pending", "running"]},
+            ]
+        )
+        return [i["InstanceId"] for r in out["Reservations"] for i in r["Instances"]]
+
+    def of_kind(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+
+@pytest.fixture
+def world(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    return World(aws, tmp_path, monkeypatch)
+
+
+def tag(instance: dict[str, Any], key: str) -> str | None:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(key)
+
+
+class HealthServer:
+    """A real HTTP server on 127.0.0.1 whose answer per instance the test decides."""
+
+    def __init__(self, decide: Callable[[str], int]) -> None:
+        self.decide = decide
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                instance = self.path.rsplit("/", 1)[-1]
+                outer.requests.append(instance)
+                code = outer.decide(instance)
+                body = b"ok" if code == 200 else b"broken"
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> HealthServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def health_server() -> Iterator[Callable[[Callable[[str], int]], HealthServer]]:
+    servers: list[HealthServer] = []
+
+    def start(decide: Callable[[str], int]) -> HealthServer:
+        server = HealthServer(decide).__enter__()
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.__exit__()
