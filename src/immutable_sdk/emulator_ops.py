@@ -1,10 +1,14 @@
-"""Operations the embedded emulator lacks and the SDK needs, added to moto in-process.
+"""Fixes to the embedded emulator where moto differs from AWS in what the SDK needs.
 
-moto (5.2) does not implement EC2 ``DeleteLaunchTemplateVersions``, which the SDK calls so that
-a failed release leaves no launch template version behind. This adds it to the in-process moto
-server with AWS's semantics: versions are removed (describes and launches no longer see them),
-numbers are never reused, and the default version cannot be deleted. Production code is
-unchanged: it calls the same API on AWS.
+* moto (5.2) does not implement EC2 ``DeleteLaunchTemplateVersions``, which the SDK calls so
+  that a failed release leaves no launch template version behind. It is added here with AWS's
+  semantics: versions are removed (describes and launches no longer see them), numbers are never
+  reused, and the default version cannot be deleted.
+* moto's ``CreateLaunchTemplateVersion`` stores ``UserData`` unparsed, and an Auto Scaling group
+  launching from such a version then fails inside moto (HTTP 500). The version's user data is
+  parsed here as ``CreateLaunchTemplate`` already does.
+
+Production code is unchanged: it calls the same APIs on AWS.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ def install() -> None:
     from moto.ec2.models.launch_templates import LaunchTemplate
     from moto.ec2.responses.launch_templates import LaunchTemplates
 
+    from moto.ec2.utils import parse_user_data
+
     original_get_version = LaunchTemplate.get_version
+    original_create_version = LaunchTemplate.create_version
+
+    def create_version(self: Any, data: dict[str, Any], description: str) -> Any:
+        if isinstance(data.get("UserData"), str):
+            data = {**data, "UserData": parse_user_data(data["UserData"])}
+        return original_create_version(self, data, description)
 
     def get_version(self: Any, num: Any) -> Any:
         version = original_get_version(self, num)
@@ -77,6 +89,7 @@ def install() -> None:
         )
 
     LaunchTemplate.get_version = get_version  # type: ignore[method-assign]
+    LaunchTemplate.create_version = create_version  # type: ignore[method-assign]
     EC2Backend.describe_launch_template_versions = describe_versions  # type: ignore[method-assign]
     LaunchTemplates.delete_launch_template_versions = (  # type: ignore[attr-defined]
         delete_launch_template_versions

@@ -36,10 +36,13 @@ class GateRunner:
 
     def _checks(self) -> list[tuple[str, HealthCheck]]:
         checks = []
+        types = [cfg.type for cfg in self.health.checks]
         for i, cfg in enumerate(self.health.checks):
             entry = self.registry.get(cfg.type)
+            # Name a check by its type; number it only when the type appears twice.
+            name = cfg.type if types.count(cfg.type) == 1 else f"{cfg.type}#{i + 1}"
             try:
-                checks.append((f"{cfg.type}#{i}" if i else cfg.type, entry.factory(cfg.config)))
+                checks.append((name, entry.factory(cfg.config)))
             except ImmutableSdkError:
                 raise
             except Exception as exc:

@@ -201,7 +201,9 @@ def result_table(result: Any) -> Group:
     )
     for f in result.fleets:
         release = f"{f.from_release or '-'} -> {f.to_release or '-'}"
-        if f.outcome == "rolled_back":
+        if f.outcome in ("noop", "scaled", "skipped", "destroyed"):
+            release = f.from_release or "-"
+        elif f.outcome == "rolled_back":
             release = f"{f.to_release} failed, back on {f.rolled_back_to or 'nothing'}"
         table.add_row(
             f.fleet,

@@ -38,6 +38,7 @@ fleets:
     instance_type: t3.micro
     subnets: [shop-a, shop-b]
     security_groups: [shop-web]
+    user_data: boot.sh
     capacity: {{min: {min}, desired: {desired}, max: {max}}}
     load_balancer: {{target_groups: [shop-web]}}
     strategy: {strategy}
@@ -77,6 +78,7 @@ class World:
         return boto3.client(service, endpoint_url=self.url, region_name="us-east-1")
 
     def write(self, text: str, ami: str = AMI_V1) -> Path:
+        (self.tmp / "boot.sh").write_text("#!/bin/sh\nsystemctl start shop.service\n")
         self.spec_path.write_text(text)
         self.monkeypatch.setenv("WEB_AMI", ami)
         return self.spec_path

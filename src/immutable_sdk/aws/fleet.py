@@ -496,11 +496,8 @@ class FleetApi:
             except Exception as exc:
                 if error_code(exc) != "ValidationError":
                     raise
-            try:
+            found = self.ec2.describe_launch_templates(
+                Filters=[{"Name": "launch-template-name", "Values": [self.name(fleet)]}]
+            )["LaunchTemplates"]
+            if found:
                 self.ec2.delete_launch_template(LaunchTemplateName=self.name(fleet))
-            except Exception as exc:
-                if error_code(exc) not in (
-                    "InvalidLaunchTemplateName.NotFoundException",
-                    "InvalidLaunchTemplateId.NotFound",
-                ):
-                    raise

@@ -61,7 +61,10 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
         env_file.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         os.replace(tmp, env_file)  # appears whole: a waiting script never reads half of it
-        click.echo(f"sandbox serving on {box.url} (seeded: {summary})", err=True)
+        created = summary.get("created", [])
+        click.echo(f"sandbox serving on {box.url}; seeded {len(created)} resource(s):", err=True)
+        for line in created:
+            click.echo(f"  {line}", err=True)
         stop.wait()
     env_file.unlink(missing_ok=True)
     click.echo("sandbox stopped", err=True)
