@@ -1,0 +1,150 @@
+"""The frozen model (``spec.model``) built from a document that has passed validation.
+
+Nothing here reports problems: every value was checked before. Durations become float seconds;
+relative paths are resolved against the folder of the file that wrote them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from ..units import parse_duration
+from .model import (
+    Capacity,
+    FleetSpec,
+    HealthSpec,
+    ImageSpec,
+    PluginConfig,
+    SecuritySpec,
+    Spec,
+    StateSpec,
+)
+from .nodes import LDict, PathPart, plain, where
+from .semantic import DEFAULT_STRATEGY
+
+DEFAULT_STATE_PATH = Path(".immutable") / "state.db"
+
+
+def _folder(root: LDict, path: tuple[PathPart, ...]) -> Path:
+    """The folder of the file that wrote the node at ``path``."""
+    location, _ = where(root, path)
+    return _folder_of(location.file)
+
+
+@functools.lru_cache(maxsize=64)
+def _folder_of(file: str) -> Path:
+    return Path(os.path.abspath(file)).parent
+
+
+def build_spec(root: LDict, files: tuple[Path, ...]) -> Spec:
+    _folder_of.cache_clear()  # relative file names depend on the working directory
+    region = str(root["region"])
+    images = root.get("images") or {}
+    fleets = root.get("fleets") or {}
+    return Spec(
+        api_version=str(root["apiVersion"]),
+        name=str(root["name"]),
+        region=region,
+        state=_state(root.get("state"), region, files[0].parent),
+        images={n: _image(root, n, images[n], region) for n in images},
+        fleets={n: _fleet(root, n, fleets[n]) for n in fleets},
+        files=files,
+        document=plain(root),
+    )
+
+
+def _state(state: LDict | None, region: str, first_folder: Path) -> StateSpec:
+    state = state or LDict(("<spec>", 0, 0))
+    backend = str(state.get("backend", "local"))
+    if backend == "dynamodb":
+        return StateSpec(backend, table=str(state["table"]), region=state.get("region", region))
+    return StateSpec(backend, path=first_folder / str(state.get("path", DEFAULT_STATE_PATH)))
+
+
+def _image(root: LDict, name: str, image: LDict, region: str) -> ImageSpec:
+    path = ("images", name)
+    regions = dict.fromkeys([region, *image.get("regions", ())])
+    location, _ = where(root, path, key=True)
+    return ImageSpec(
+        name=name,
+        builder=str(image["builder"]),
+        config=plain(image),
+        regions=tuple(regions),
+        retain=image.get("retain"),
+        base_dir=_folder(root, (*path, "builder")),
+        location=location,
+    )
+
+
+def _plugin(root: LDict, path: tuple[PathPart, ...], block: LDict) -> PluginConfig:
+    location, _ = where(root, path)
+    return PluginConfig(
+        type=str(block["type"]),
+        config=plain(block),
+        base_dir=_folder(root, (*path, "type")),
+        location=location,
+    )
+
+
+def _fleet(root: LDict, name: str, fleet: LDict) -> FleetSpec:
+    path: tuple[PathPart, ...] = ("fleets", name)
+    capacity = fleet["capacity"]
+    health = fleet.get("health") or {}
+    checks = health.get("checks") or ()
+    strategy = fleet.get("strategy")
+    if strategy is None:
+        location, _ = where(root, path, key=True)
+        strategy_config = PluginConfig(
+            DEFAULT_STRATEGY, {"type": DEFAULT_STRATEGY}, _folder(root, path), location
+        )
+    else:
+        strategy_config = _plugin(root, (*path, "strategy"), strategy)
+    security = fleet.get("security") or {}
+    user_data = fleet.get("user_data")
+    max_lifetime = fleet.get("max_lifetime")
+    location, _ = where(root, path, key=True)
+    return FleetSpec(
+        name=name,
+        image=str(fleet["image"]),
+        instance_type=str(fleet["instance_type"]),
+        capacity=Capacity(
+            min=capacity["min"],
+            desired=capacity.get("desired", capacity["min"]),
+            max=capacity["max"],
+        ),
+        strategy=strategy_config,
+        health=HealthSpec(
+            timeout=_seconds(health.get("timeout"), 600.0),
+            interval=_seconds(health.get("interval"), 10.0),
+            grace=_seconds(health.get("grace"), 0.0),
+            checks=tuple(
+                _plugin(root, (*path, "health", "checks", i), c) for i, c in enumerate(checks)
+            ),
+        ),
+        subnets=tuple(fleet.get("subnets", ())),
+        security_groups=tuple(fleet.get("security_groups", ())),
+        user_data=(
+            None if user_data is None else _folder(root, (*path, "user_data")) / str(user_data)
+        ),
+        target_groups=tuple((fleet.get("load_balancer") or {}).get("target_groups", ())),
+        traffic=plain(fleet["traffic"]) if fleet.get("traffic") is not None else None,
+        rollback_automatic=bool((fleet.get("rollback") or {}).get("automatic", True)),
+        key_name=fleet.get("key_name"),
+        iam_instance_profile=fleet.get("iam_instance_profile"),
+        security=SecuritySpec(
+            imdsv2_required=security.get("imdsv2", "required") == "required",
+            encrypt_volumes=bool(security.get("encrypt_volumes", True)),
+            public_ip=bool(security.get("public_ip", False)),
+        ),
+        max_lifetime=None if max_lifetime is None else parse_duration(max_lifetime),
+        depends_on=tuple(fleet.get("depends_on", ())),
+        tags=dict(fleet.get("tags") or {}),
+        location=location,
+    )
+
+
+def _seconds(value: Any, default: float) -> float:
+    return default if value is None else parse_duration(value)

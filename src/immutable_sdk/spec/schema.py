@@ -1,0 +1,282 @@
+"""The JSON Schema of a spec: the core (DESIGN.md section 3) composed with every plugin's schema.
+
+A plugin block (an image, a fleet's ``strategy``, each of ``health.checks``) is validated by the
+schema of the plugin its discriminator (``builder:`` or ``type:``) names, through ``if``/``then``
+on the discriminator's value. Each plugin schema sits under ``$defs`` with its own ``$id``, so its
+internal ``$ref``s keep working.
+
+Conventions plugin schemas may use (the SDK checks them and words the messages):
+``"format": "duration"`` (``30s``, ``5m``, ``2h``), ``"format": "size"`` (``3``, ``25%``),
+``"format": "file"`` (a path relative to the spec file that names it; it must exist), and
+``"x-expect"``: the words that complete "expected ..." when a value does not match.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..plugins import Plugins
+
+SCHEMA_ID = "https://immutable-sdk.dev/schema/spec-v1.json"
+API_VERSION = "immutable-sdk/v1"
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+
+DURATION: dict[str, Any] = {
+    "type": ["string", "number"],
+    "format": "duration",
+    "x-expect": "a duration like '30s', '5m' or '2h'",
+}
+REGION: dict[str, Any] = {
+    "type": "string",
+    "pattern": REGION_PATTERN,
+    "x-expect": "an AWS region like 'us-east-1'",
+}
+
+# Keys of an image block that the SDK itself reads, whatever the builder.
+IMAGE_CORE_KEYS: dict[str, Any] = {
+    "builder": {"type": "string", "description": "The builder plugin that makes this image."},
+    "regions": {
+        "type": "array",
+        "items": REGION,
+        "description": "Regions to copy the image to; the spec's region is always included.",
+    },
+    "retain": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "How many artifacts to keep; older unused ones may be garbage-collected.",
+    },
+}
+
+
+def _strings(description: str) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}, "description": description}
+
+
+def _duration(description: str) -> dict[str, Any]:
+    return {**DURATION, "description": description}
+
+
+_SLOT = {
+    "type": "object",
+    "required": ["target_group"],
+    "additionalProperties": False,
+    "properties": {
+        "target_group": {"type": "string", "description": "The slot's target group."},
+        "load_balancer": {"type": "string", "description": "The slot's load balancer."},
+    },
+}
+
+_TRAFFIC = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Two long-lived slots behind weighted DNS; releases alternate between them.",
+    "properties": {
+        "route53": {
+            "type": "object",
+            "required": ["zone", "record"],
+            "additionalProperties": False,
+            "properties": {
+                "zone": {"type": "string", "description": "The hosted zone's name or id."},
+                "record": {"type": "string", "description": "The weighted record's name."},
+                "ttl": {"type": "integer", "minimum": 0, "description": "Record TTL (s)."},
+            },
+        },
+        "slots": {
+            "type": "object",
+            "required": ["blue", "green"],
+            "additionalProperties": False,
+            "properties": {"blue": _SLOT, "green": _SLOT},
+        },
+    },
+}
+
+
+def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "image": {"type": "string", "description": "The key of the image under `images`."},
+        "instance_type": {"type": "string", "description": "EC2 instance type (t3.small)."},
+        "capacity": {
+            "type": "object",
+            "required": ["min", "max"],
+            "additionalProperties": False,
+            "description": "Auto Scaling group sizes; desired defaults to min.",
+            "properties": {k: {"type": "integer", "minimum": 0} for k in ("min", "desired", "max")},
+        },
+        "subnets": _strings("Subnet ids or Name tags."),
+        "security_groups": _strings("Security group ids, names or Name tags."),
+        "user_data": {
+            "type": "string",
+            "format": "file",
+            "description": "A file with the instances' user data, relative to this spec file.",
+        },
+        "load_balancer": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"target_groups": _strings("Target group ARNs or names.")},
+        },
+        "traffic": _TRAFFIC,
+        "strategy": strategy,
+        "health": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "timeout": _duration("How long a gate may take (default 10m)."),
+                "interval": _duration("Time between polls of a gate (default 10s)."),
+                "grace": _duration("Time after launch before checks count (default 0)."),
+                "checks": {"type": "array", "items": check, "description": "Health checks."},
+            },
+        },
+        "rollback": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "automatic": {"type": "boolean", "description": "Roll back on failure."}
+            },
+        },
+        "key_name": {"type": "string", "description": "EC2 key pair name."},
+        "iam_instance_profile": {"type": "string", "description": "Instance profile name/ARN."},
+        "security": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "imdsv2": {"enum": ["required", "optional"], "description": "IMDSv2 tokens."},
+                "encrypt_volumes": {"type": "boolean", "description": "Encrypt EBS volumes."},
+                "public_ip": {"type": "boolean", "description": "Give instances public IPs."},
+            },
+        },
+        "max_lifetime": _duration("Instances older than this count as drift."),
+        "depends_on": {**_strings("Fleets to roll out before this one."), "uniqueItems": True},
+        "tags": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Extra tags on every resource of the fleet.",
+        },
+    }
+
+
+def _plugin_block(
+    key: str, kind: str, entries: list[Any], description: str, *, editor: bool
+) -> dict[str, Any]:
+    """A block validated by the schema of the plugin that ``key`` names.
+
+    For editors, ``if``/``then`` per plugin; for validation, the ``x-plugin`` keyword (see
+    ``validate``) that looks the schema up by name instead of trying every plugin in turn.
+    """
+    discriminator: dict[str, Any] = {"type": "string", "description": description}
+    block: dict[str, Any] = {
+        "type": "object",
+        "required": [key],
+        "properties": {key: discriminator},
+    }
+    refs = {e.name: f"#/$defs/{_def_name(kind, e.name)}" for e in entries}
+    if editor:
+        discriminator["enum"] = list(refs)
+        block["allOf"] = [
+            {"if": {"properties": {key: {"const": n}}, "required": [key]}, "then": {"$ref": r}}
+            for n, r in refs.items()
+        ]
+    else:
+        block["x-plugin"] = {"key": key, "schemas": refs}
+    return block
+
+
+def _def_name(kind: str, name: str) -> str:
+    return f"{kind}.{name}"
+
+
+def _plugin_schema(
+    kind: str, name: str, schema: Mapping[str, Any], key: str, core: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A plugin's schema, closed and given its discriminator and the core keys it shares."""
+    out = copy.deepcopy(dict(schema))
+    out.setdefault("$id", f"urn:immutable-sdk:{kind}:{name}")
+    out.setdefault("type", "object")
+    props = out.setdefault("properties", {})
+    for k, v in core.items():
+        props.setdefault(k, v)
+    props[key] = {**props.get(key, {}), "const": name}
+    if "additionalProperties" not in out and "unevaluatedProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
+    """The whole spec's schema. ``editor=True`` also lists the known plugin names as enums."""
+    builders = list(plugins.builders)
+    strategies = list(plugins.strategies)
+    checks = list(plugins.health_checks)
+    image = _plugin_block("builder", "builder", builders, "The builder plugin.", editor=editor)
+    image["properties"].update({k: v for k, v in IMAGE_CORE_KEYS.items() if k != "builder"})
+    strategy = _plugin_block("type", "strategy", strategies, "The strategy.", editor=editor)
+    check = _plugin_block("type", "health", checks, "The health check.", editor=editor)
+    defs: dict[str, Any] = {}
+    for kind, key, entries, core in (
+        ("builder", "builder", builders, IMAGE_CORE_KEYS),
+        ("strategy", "type", strategies, {}),
+        ("health", "type", checks, {}),
+    ):
+        for e in entries:
+            defs[_def_name(kind, e.name)] = _plugin_schema(kind, e.name, e.schema, key, core)
+    fleet = {
+        "type": "object",
+        "required": ["image", "instance_type", "capacity"],
+        "additionalProperties": False,
+        "properties": _fleet_properties(strategy, check),
+    }
+    loose = {"type": "object"}
+    defaults = {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Fleet settings that apply to every fleet (a fleet's own win).",
+        "properties": _fleet_properties(loose, loose),
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "immutable-sdk spec",
+        "type": "object",
+        "required": ["apiVersion", "name", "region"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": API_VERSION, "description": "The spec format's version."},
+            "name": {
+                "type": "string",
+                "description": "The project: used in tags, resource names and state keys.",
+            },
+            "region": {**REGION, "description": "The AWS region."},
+            "state": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Where releases, rollouts and locks are kept.",
+                "properties": {
+                    "backend": {"enum": ["local", "dynamodb"], "description": "State backend."},
+                    "path": {"type": "string", "description": "local: the SQLite file."},
+                    "table": {"type": "string", "description": "dynamodb: the table."},
+                    "region": {**REGION, "description": "dynamodb: region."},
+                },
+                "if": {"properties": {"backend": {"const": "dynamodb"}}, "required": ["backend"]},
+                "then": {"required": ["table"]},
+            },
+            "images": {
+                "type": "object",
+                "additionalProperties": image,
+                "description": "Golden image definitions, by name.",
+            },
+            "defaults": defaults,
+            "fleets": {
+                "type": "object",
+                "additionalProperties": fleet,
+                "description": "Fleets of identical instances, by name.",
+            },
+        },
+        "$defs": defs,
+    }
+
+
+def composed_schema(plugins: Plugins) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a spec with these plugins: what editors load."""
+    return build_schema(plugins, editor=True)

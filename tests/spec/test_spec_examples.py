@@ -1,0 +1,36 @@
+"""Every example under specs/ loads and validates with the built-in plugins.
+
+A file whose first lines contain ``# overlay-of: OTHER.yaml`` is validated on top of that file
+(``-f OTHER.yaml -f this.yaml``). Packer templates and files under ``packer/`` are not specs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from immutable_sdk.plugins import load_plugins
+from immutable_sdk.spec.load import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = sorted(
+    p
+    for p in (ROOT / "specs").rglob("*")
+    if p.suffix in (".yaml", ".yml") and "packer" not in p.relative_to(ROOT / "specs").parts
+)
+OVERLAY = re.compile(r"^#\s*overlay-of:\s*(\S+)", re.MULTILINE)
+
+
+def test_there_are_examples() -> None:
+    assert SPECS
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[str(p.relative_to(ROOT)) for p in SPECS])
+def test_example_spec_is_valid(path: Path) -> None:
+    head = "".join(path.read_text().splitlines(keepends=True)[:5])
+    base = OVERLAY.search(head)
+    files = [path.parent / base.group(1), path] if base else [path]
+    spec = load_spec(files, plugins=load_plugins(autoload=False), environ={})
+    assert spec.fleets or spec.images
