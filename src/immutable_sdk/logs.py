@@ -1,25 +1,108 @@
-"""structlog, configured once: console or JSON lines on stderr, with secrets redacted."""
+"""structlog, configured in one place: console or JSON lines on stderr, with secrets redacted.
+
+``redact(obj)`` is the same redaction for any other output (JSON documents, events): it returns
+a copy in which
+
+* values under a key named like password, secret, token, credential or private key
+  (case-insensitive, at any depth of dicts and lists) are replaced by ``[redacted]``;
+* inside every string, AWS access key ids (``AKIA...``, ``ASIA...``), AWS secret access keys
+  (40 characters of mixed-case base64) and PEM private key blocks are replaced.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
-_configured = False
+REDACTED = "[redacted]"
+
+_SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|private[-_ ]?key", re.IGNORECASE)
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+_SECRET_ACCESS_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+_configured: tuple[str, bool] | None = None
+
+
+def _looks_random(m: re.Match[str]) -> str:
+    # A secret key mixes cases and digits; a hex digest or a long word does not.
+    s = m.group(0)
+    if (
+        any(c.islower() for c in s)
+        and any(c.isupper() for c in s)
+        and any(c.isdigit() or c in "/+" for c in s)
+    ):
+        return REDACTED
+    return s
+
+
+def redact_text(text: str) -> str:
+    """``text`` with private key blocks, access key ids and secret access keys replaced."""
+    if "PRIVATE KEY" in text:
+        text = _PRIVATE_KEY.sub(REDACTED, text)
+    text = _ACCESS_KEY_ID.sub(REDACTED, text)
+    return _SECRET_ACCESS_KEY.sub(_looks_random, text)
+
+
+def is_secret_key(key: object) -> bool:
+    """Whether values under this key are secrets by their name."""
+    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
+
+
+def redact(obj: Any) -> Any:
+    """A copy of ``obj`` (mappings, lists, tuples, sets, strings) with secrets replaced."""
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if isinstance(obj, Mapping):
+        return {
+            k: (REDACTED if is_secret_key(k) and v is not None else redact(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    if type(obj) is tuple:
+        return tuple(redact(v) for v in obj)
+    if isinstance(obj, (set, frozenset)):
+        return type(obj)(redact(v) for v in obj)
+    return obj
+
+
+def redact_processor(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """structlog processor: ``redact`` over the whole event, exception text included."""
+    return redact(event_dict)
+
+
+def _stderr_logger(*args: Any) -> structlog.PrintLogger:
+    # sys.stderr as it is now: test runners and the CLI runner swap it.
+    return structlog.PrintLogger(sys.stderr)
 
 
 def configure_logging(fmt: str = "console", *, debug: bool = False) -> None:
+    """Configure structlog for the process; calling it again with the same settings is a no-op.
+
+    ``fmt`` is ``console`` (human lines) or ``json`` (one JSON object a line); both go to
+    stderr, after secrets are redacted.
+    """
     global _configured
+    if _configured == (fmt, debug):
+        return
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,  # as text, so that it is redacted too
+        redact_processor,
     ]
     if fmt == "json":
-        processors.append(structlog.processors.JSONRenderer())
+        processors.append(structlog.processors.JSONRenderer(default=str))
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
@@ -27,7 +110,14 @@ def configure_logging(fmt: str = "console", *, debug: bool = False) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.DEBUG if debug else logging.INFO
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    _configured = True
+    _configured = (fmt, debug)
+
+
+def get_logger(**context: Any) -> Any:
+    """A structlog logger bound to ``context``; configures defaults if nobody did yet."""
+    if _configured is None:
+        configure_logging()
+    return structlog.get_logger(**context)
