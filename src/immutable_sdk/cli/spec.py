@@ -1,0 +1,126 @@
+"""Commands about the spec itself: validate, schema, plugins. None of them touches AWS."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .._version import __version__
+from ..errors import ExitCode, SpecError
+from . import Options, output_option, pass_options, spec_files_option
+
+if TYPE_CHECKING:
+    from ..plugins import Plugins
+
+
+def _as_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+@click.command()
+@spec_files_option
+@output_option
+@pass_options
+def validate(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+    """Load and validate the spec (all plugins' settings included), without touching AWS.
+
+    Prints a one-line summary and exits 0, or prints every problem as FILE:LINE:COL: path:
+    message and exits 2.
+    """
+    from ..spec.load import load_spec
+
+    as_json = (output or opts.output) == "json"
+    try:
+        spec = load_spec(files)
+    except SpecError as exc:
+        if not as_json:
+            raise
+        problems = [
+            {
+                "file": p.location.file,
+                "line": p.location.line,
+                "column": p.location.column,
+                "path": p.path,
+                "message": p.message,
+            }
+            for p in exc.problems
+        ]
+        click.echo(_as_json({"valid": False, "problems": problems}))
+        raise click.exceptions.Exit(int(ExitCode.INVALID)) from None
+    if as_json:
+        click.echo(
+            _as_json(
+                {
+                    "valid": True,
+                    "name": spec.name,
+                    "region": spec.region,
+                    "images": sorted(spec.images),
+                    "fleets": sorted(spec.fleets),
+                }
+            )
+        )
+        return
+    images, fleets = len(spec.images), len(spec.fleets)
+    click.echo(
+        f"ok: {', '.join(files)}: project {spec.name} in {spec.region}, "
+        f"{images} image{'s' if images != 1 else ''}, {fleets} fleet{'s' if fleets != 1 else ''}"
+    )
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of a spec with the installed plugins (for editors)."""
+    from ..plugins import load_plugins
+    from ..spec.schema import composed_schema
+
+    click.echo(_as_json(composed_schema(load_plugins())))
+
+
+def plugin_rows(plugins: Plugins) -> list[dict[str, str]]:
+    """One row per registered builder, strategy and health check."""
+    rows = []
+    for entry in plugins.entries():
+        if entry.distribution:
+            dist, _, version = entry.distribution.partition(" ")
+        elif entry.plugin.startswith("immutable_sdk."):
+            dist, version = "immutable-sdk", __version__
+        else:
+            dist, version = "-", "-"
+        rows.append(
+            {
+                "name": entry.name,
+                "kind": entry.kind,
+                "plugin": entry.plugin,
+                "distribution": dist,
+                "version": version or "-",
+                "description": entry.description,
+            }
+        )
+    return rows
+
+
+@click.command()
+@output_option
+@pass_options
+def plugins(opts: Options, output: str | None) -> None:
+    """List the builders, strategies and health checks that specs may name."""
+    from ..plugins import load_plugins
+
+    rows = plugin_rows(load_plugins())
+    if (output or opts.output) == "json":
+        click.echo(_as_json(rows))
+        return
+    columns = ["name", "kind", "plugin", "distribution", "version"]
+    widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}
+    click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
+
+
+def register(group: click.Group) -> None:
+    """Add ``validate``, ``schema`` and ``plugins`` to the ``immutable-sdk`` command."""
+    group.add_command(validate)
+    group.add_command(schema)
+    group.add_command(plugins)
