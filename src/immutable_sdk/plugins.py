@@ -89,7 +89,7 @@ def _fill(
     manager: pluggy.PluginManager, dists: Distributions, hook_name: str, registry: Registry[Any]
 ) -> Registry[Any]:
     hook = getattr(manager.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: built-ins, extras, entry points
         dist = dists.get(impl.plugin_name)
         registry._registering(impl.plugin_name, dist)
         try:
