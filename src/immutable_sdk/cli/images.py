@@ -1,0 +1,228 @@
+"""``immutable-sdk images``: list golden-image artifacts with their lineage; ``images gc``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import UsageError
+from . import Options, output_option, pass_options, spec_files_option
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..retention import StoredArtifact
+
+
+def register(group: click.Group) -> None:
+    group.add_command(images)
+
+
+@contextmanager
+def _engine(opts: Options, files: Sequence[str]) -> Iterator[Engine]:
+    """The spec, its AWS session (sandbox or endpoint included) and its state store."""
+    from ..engine import Engine
+
+    engine = Engine.from_files(
+        files, sandbox=opts.sandbox, endpoint_url=opts.endpoint_url, profile=opts.profile
+    )
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "unknown"
+    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def _regions(artifact: StoredArtifact) -> str:
+    return ", ".join(f"{region} {ami}" for region, ami in artifact.amis.items())
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _key(artifact: StoredArtifact) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    return artifact.image, artifact.digest, tuple(sorted(artifact.amis.items()))
+
+
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@click.group("images", invoke_without_command=True)
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Spec file; repeat to overlay (later files win).",
+)
+@output_option
+@pass_options
+@click.pass_context
+def images(ctx: click.Context, opts: Options, files: tuple[str, ...], output: str | None) -> None:
+    """Golden-image artifacts per image: lineage, regions, and the releases that use them.
+
+    ``immutable-sdk images -f SPEC`` lists; ``immutable-sdk images gc -f SPEC`` collects garbage.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not files:
+        raise UsageError("images: give the spec with -f SPEC (or run `images gc -f SPEC`)")
+    _list(opts, files, output)
+
+
+def _list(opts: Options, files: Sequence[str], output: str | None) -> None:
+    from ..aws.images import inventory
+
+    with _engine(opts, files) as engine:
+        spec = engine.spec
+        found = inventory(spec, engine.session, engine.state)
+    names = list(dict.fromkeys([*spec.images, *(a.image for a in found.artifacts)]))
+    if (output or opts.output) == "json":
+        _json(
+            {
+                "project": spec.name,
+                "images": [
+                    {
+                        "image": name,
+                        "in_spec": name in spec.images,
+                        "artifacts": [
+                            {
+                                **a.to_dict(),
+                                "used_by": found.used_by(a),
+                                "protected": sorted(
+                                    {
+                                        found.protected[m]
+                                        for m in a.ami_ids()
+                                        if m in found.protected
+                                    }
+                                ),
+                            }
+                            for a in found.of(name)
+                        ],
+                    }
+                    for name in names
+                ],
+            }
+        )
+        return
+    for name in names:
+        image = spec.images.get(name)
+        about = f"{image.builder}, retain {image.retain or 'all'}" if image else "not in the spec"
+        artifacts = found.of(name)
+        click.echo(f"{name} ({about}): {len(artifacts)} artifact(s)")
+        if not artifacts:
+            continue
+        rows = [["DIGEST", "BUILT AT", "BUILDER", "REGIONS", "USED BY"]]
+        rows += [
+            [
+                _short(a.digest),
+                _when(a.built_at),
+                a.builder,
+                _regions(a),
+                ", ".join(found.used_by(a)) or "-",
+            ]
+            for a in artifacts
+        ]
+        for line in _table(rows):
+            click.echo(line)
+
+
+@images.command("list")
+@spec_files_option
+@output_option
+@pass_options
+def list_command(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+    """List the artifacts of each image (the same as ``images -f SPEC``)."""
+    _list(opts, files, output)
+
+
+@images.command("gc")
+@spec_files_option
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option(
+    "--min-age",
+    default="24h",
+    show_default=True,
+    help="Never delete an artifact built more recently than this.",
+)
+@output_option
+@pass_options
+def gc(
+    opts: Options, files: tuple[str, ...], dry_run: bool, min_age: str, output: str | None
+) -> None:
+    """Deregister artifacts beyond each image's ``retain`` and delete their snapshots.
+
+    Per image the ``retain`` newest stay; so does every artifact used by a fleet's current or
+    previous release or a rollout in progress, by a launch template version that an Auto Scaling
+    group of the project references, by an instance of the project, or built less than
+    ``--min-age`` ago. An image without ``retain`` is never collected.
+    """
+    from ..aws.images import collect, inventory, plan_collection
+    from ..units import parse_duration
+
+    try:
+        min_age_s = parse_duration(min_age)
+    except ValueError as exc:
+        raise UsageError(f"--min-age: {exc}") from None
+    with _engine(opts, files) as engine:
+        spec = engine.spec
+        found = inventory(spec, engine.session, engine.state)
+        plans = plan_collection(spec, found, engine.clock.now(), min_age_s)
+        deleted = collect(spec, engine.session, plans, dry_run=dry_run)
+    resources = {_key(a): list(r) for a, r in deleted}
+    if (output or opts.output) == "json":
+        _json(
+            {
+                "dry_run": dry_run,
+                "images": {
+                    name: {
+                        "keep": [{**a.to_dict(), "reason": why} for a, why in plan.keep],
+                        "delete": [
+                            {
+                                **a.to_dict(),
+                                "deleted": resources[_key(a)],
+                            }
+                            for a in plan.delete
+                        ],
+                    }
+                    for name, plan in plans.items()
+                },
+            }
+        )
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for name, plan in plans.items():
+        click.echo(f"{name}: keep {len(plan.keep)}, {verb} {len(plan.delete)}")
+        rows = [["keep", _short(a.digest), _when(a.built_at), why] for a, why in plan.keep]
+        rows += [
+            [
+                verb,
+                _short(a.digest),
+                _when(a.built_at),
+                " ".join(resources[_key(a)]),
+            ]
+            for a in plan.delete
+        ]
+        if rows:
+            for line in _table(rows):
+                click.echo(line)
