@@ -124,6 +124,12 @@ def test_load_spec_defaults_to_the_installed_plugins_and_os_environ(
     assert "region" not in str(info.value)
 
 
+def test_empty_images_and_fleets(write: Writer, load: Callable[..., Spec]) -> None:
+    text = "apiVersion: immutable-sdk/v1\nname: shop\nregion: us-east-1\nimages:\nfleets:\n"
+    spec = load(write("spec.yaml", text))
+    assert spec.images == {} and spec.fleets == {}
+
+
 def test_no_files() -> None:
     with pytest.raises(SpecError, match="no spec file given"):
         load_spec([])

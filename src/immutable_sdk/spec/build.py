@@ -127,7 +127,9 @@ def _fleet(root: LDict, name: str, fleet: LDict) -> FleetSpec:
         subnets=tuple(fleet.get("subnets", ())),
         security_groups=tuple(fleet.get("security_groups", ())),
         user_data=(
-            None if user_data is None else _folder(root, (*path, "user_data")) / str(user_data)
+            None
+            if user_data is None
+            else _folder(root, (*path, "user_data")) / os.path.expanduser(str(user_data))
         ),
         target_groups=tuple((fleet.get("load_balancer") or {}).get("target_groups", ())),
         traffic=plain(fleet["traffic"]) if fleet.get("traffic") is not None else None,

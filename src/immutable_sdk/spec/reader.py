@@ -232,7 +232,10 @@ def read_spec_file(file: str, environ: Mapping[str, str]) -> tuple[LDict | None,
     if problem is not None:
         return None, [problem]
     assert text is not None
-    loader = _Loader(text, file, environ)
+    try:
+        loader = _Loader(text, file, environ)
+    except yaml.YAMLError as exc:  # the pure-Python reader checks characters up front
+        return None, [_yaml_problem(file, text, exc)]
     try:
         node = loader.get_single_node()
         if node is None:

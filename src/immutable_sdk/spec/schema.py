@@ -262,13 +262,13 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
                 "then": {"required": ["table"]},
             },
             "images": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": image,
                 "description": "Golden image definitions, by name.",
             },
             "defaults": defaults,
             "fleets": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": fleet,
                 "description": "Fleets of identical instances, by name.",
             },
