@@ -76,3 +76,25 @@ def test_loading_a_spec_never_imports_boto3(write: Writer) -> None:
     assert lines[0] == "[]", out.stdout + out.stderr  # importing the commands is light
     assert "unknown builder 'test-builder'" in out.stderr  # refused before any AWS call
     assert lines[-1] == "[]", out.stdout + out.stderr
+
+
+def test_validations_in_threads_do_not_mix(write: Writer, plugins: Plugins) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from immutable_sdk.errors import SpecError
+
+    from .conftest import VALID
+
+    good = write("good.yaml")
+    bad = write("bad.yaml", VALID.replace("pause: 30s", "pause: later"))
+
+    def outcome(path: str) -> str:
+        try:
+            load_spec([path], plugins=plugins, environ={})
+        except SpecError as exc:
+            return exc.problems[0].path
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(outcome, [good, bad] * 20))
+    assert results == ["ok", "fleets.web.strategy.pause"] * 20

@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import re
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from difflib import get_close_matches
@@ -58,8 +59,6 @@ _BOUNDS = {
 _RANK = {"format": 0, "type": 1, "const": 2, "enum": 2, "pattern": 3}
 
 _cache: tuple[weakref.ref[Any], Any] | None = None
-_memo: dict[tuple[int, str], list[Any]] = {}  # emptied at the start of each validation
-_run_formats: dict[str, Any] = {}  # the fast check's formats for the current validation
 
 
 def describe(value: Any) -> str:
@@ -101,6 +100,17 @@ def _file(value: object) -> bool:
 FORMATS = {"duration": _duration, "size": _size, "file": _file}
 
 
+class _Run(threading.local):
+    """What one validation shares with the keyword functions (per thread)."""
+
+    def __init__(self) -> None:
+        self.memo: dict[tuple[int, str], list[Any]] = {}  # (subschema id, value) -> errors
+        self.formats: dict[str, Any] = dict(FORMATS)  # the fast check's formats
+
+
+_run = _Run()
+
+
 def _format_checker() -> Any:
     checker = FormatChecker(formats=())
     for name, check in FORMATS.items():
@@ -135,15 +145,17 @@ def validator_for(plugins: Plugins) -> Any:
             if prop not in instance:
                 continue
             value = instance[prop]
-            if surely_valid(subschema, value, _run_formats, defs):
+            if surely_valid(subschema, value, _run.formats, defs):
                 continue
             if not isinstance(value, (dict, list)):
                 yield from validator.descend(value, subschema, path=prop, schema_path=prop)
                 continue
             key = (id(subschema), json.dumps(value, sort_keys=True, default=repr))
-            errors = _memo.get(key)
+            errors = _run.memo.get(key)
             if errors is None:
-                errors = _memo[key] = list(validator.descend(value, subschema, schema_path=prop))
+                errors = _run.memo[key] = list(
+                    validator.descend(value, subschema, schema_path=prop)
+                )
             for error in errors:
                 error = copy.deepcopy(error)
                 error.path.appendleft(prop)
@@ -166,13 +178,12 @@ def schema_problems(
     """
     ranked: list[tuple[int, SpecProblem]] = []
     validator = validator_for(plugins)
-    _memo.clear()
-    _run_formats.clear()
-    _run_formats.update(FORMATS, file=_exists_next_to(files))
+    _run.memo.clear()
+    _run.formats = {**FORMATS, "file": _exists_next_to(files)}
     try:
         errors = list(validator.iter_errors(root))
     finally:
-        _memo.clear()
+        _run.memo.clear()
     for error in errors:
         for rank, path, key, message in _explain(error):
             location, shown = where(root, path, key=key)
