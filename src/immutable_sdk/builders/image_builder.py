@@ -202,7 +202,7 @@ class ImageBuilderBuilder:
         digest = self.digest(image, ctx)
         tags = lineage_tags(image, ctx, digest=digest, builder=NAME)
         build_arn = self._start(image, ctx, tags)
-        ctx.emit("build.started", image=image.name, builder=NAME, digest=digest, build=build_arn)
+        ctx.emit("build.submitted", image=image.name, digest=digest, build=build_arn)
         described = self._wait(image, ctx, build_arn)
         amis = output_amis(described)
         if not amis:

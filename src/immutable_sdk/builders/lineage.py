@@ -10,6 +10,7 @@ rebuild. Every wait goes through the context's clock, with backoff.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -26,8 +27,6 @@ from immutable_sdk.plugin import (
     PluginContext,
     aws_error_code,
 )
-
-from .digest import short
 
 COPY_TIMEOUT = 2 * 3600.0  # seconds a region copy may take before the build fails
 FIRST_POLL = 5.0
@@ -210,7 +209,9 @@ def copy_to_regions(
     tags = own_tags(source)
     started: dict[str, str] = {}
     for region in regions:
-        token = f"{short(tags.get(TAG_DIGEST, source_ami), 40)}-{region}"[:64]
+        # A fresh token: botocore's retries of this call reuse it (no double copy), while a
+        # later copy of the same digest (after garbage collection) is a new copy.
+        token = uuid.uuid4().hex
         copy = ctx.client("ec2", region).copy_image(
             SourceRegion=source_region,
             SourceImageId=source_ami,
@@ -283,7 +284,7 @@ def finish_build(
     for region, ami_id in amis.items():
         tag_ami(ctx, region, wait_available(ctx, image.name, region, ami_id, timeout), tags)
     all_amis = complete_regions(ctx, image, amis, timeout=timeout)
-    ctx.emit("build.finished", image=image.name, digest=digest, amis=dict(all_amis))
+    ctx.emit("build.tagged", image=image.name, digest=digest, amis=dict(all_amis))
     return Artifact(
         image=image.name,
         builder=builder,

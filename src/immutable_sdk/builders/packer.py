@@ -195,7 +195,6 @@ class PackerBuilder:
             argv += ["-var", f"{name}={value}"]
         argv.append(template.path.name)
         env = {**os.environ, "CHECKPOINT_DISABLE": "1", **ctx.credentials()}
-        ctx.emit("build.started", image=image.name, builder=NAME, digest=digest)
         try:
             run = run_packer(
                 argv,
