@@ -27,7 +27,6 @@ def install() -> None:
     from moto.ec2.models import EC2Backend
     from moto.ec2.models.launch_templates import LaunchTemplate
     from moto.ec2.responses.launch_templates import LaunchTemplates
-
     from moto.ec2.utils import parse_user_data
 
     original_get_version = LaunchTemplate.get_version
