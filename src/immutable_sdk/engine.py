@@ -21,24 +21,20 @@ from .aws.fleet import FleetApi
 from .aws.session import AwsSession
 from .clock import Clock, RealClock
 from .context import Context, EventSink
+from .deploy import FleetDeployer, asdict_artifact
 from .errors import (
-    AwsError,
-    GateFailed,
-    ImmutableSdkError,
-    PluginError,
-    RolloutFailed,
     StateError,
     UsageError,
 )
-from .lifecycle import Event, Phase
+from .lifecycle import Event
 from .planner import Plan, PlanItem, Planner, builder_for
-from .plugin import TAG_RELEASE, Artifact, RolloutChange, RolloutInfo, Strategy
+from .plugin import Artifact
 from .plugins import Plugins, load_plugins
 from .release import Release, make_release
 from .results import ApplyResult, FleetResult
-from .rollout import LockKeeper, RolloutRunner, capacity_bounds, new_owner, new_rollout_id
+from .rollout import new_owner
 from .spec.model import FleetSpec, Spec
-from .state.base import ReleaseRecord, RolloutRecord, StateStore
+from .state.base import ReleaseRecord, StateStore
 
 __all__ = ["ApplyResult", "Engine", "FleetResult", "Plan", "PlanItem"]
 
@@ -112,6 +108,16 @@ class Engine:
         self.state = state
         self.fleets = FleetApi(self.session, spec.name, spec.region)
         self.planner = Planner(spec, self.plugins, self.ctx, self.fleets, self.state)
+        self.deployer = FleetDeployer(
+            spec,
+            self.plugins,
+            self.ctx,
+            self.fleets,
+            self.state,
+            self.planner,
+            self.owner,
+            self.lease,
+        )
 
     def _sandbox_state(self, spec: Spec) -> StateStore:
         """State that lives as long as the sandbox: the served one's file, or a scratch dir."""
@@ -209,235 +215,18 @@ class Engine:
                     item.current_release,
                     error="not destroyed: pass --prune to destroy fleets the spec dropped",
                 )
-            return self._locked(item.fleet, lambda: self._destroy(item))
+            return self.deployer.locked(
+                item.fleet, lambda keeper: self.deployer.destroy(item, keeper)
+            )
         fleet = self.spec.fleets[item.fleet]
         if item.action == "scale":
-            return self._locked(item.fleet, lambda: self._scale(fleet, item))
+            return self.deployer.locked(
+                item.fleet, lambda keeper: self.deployer.scale(fleet, item, keeper)
+            )
         release = self.planner.desired_release(fleet, artifacts[fleet.image])
-        return self._locked(item.fleet, lambda: self._roll(fleet, release, item.action))
-
-    def _locked(self, fleet: str, work: Any) -> FleetResult:
-        keeper = LockKeeper(self.state, fleet, self.owner, self.lease, self.ctx)
-        keeper.acquire()
-        self._keeper = keeper
-        try:
-            result: FleetResult = work()
-            return result
-        finally:
-            keeper.release()
-
-    def _destroy(self, item: PlanItem) -> FleetResult:
-        self.ctx.scoped(fleet=item.fleet).emit("fleet.destroying", fleet=item.fleet)
-        self.fleets.delete_group(item.fleet)
-        return FleetResult(item.fleet, "destroy", "destroyed", item.current_release)
-
-    def _scale(self, fleet: FleetSpec, item: PlanItem) -> FleetResult:
-        cap = fleet.capacity
-        ctx = self.ctx.scoped(fleet=fleet.name)
-        ctx.emit("fleet.scaling", min=cap.min, desired=cap.desired, max=cap.max)
-        self.fleets.update_group(
-            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
+        return self.deployer.locked(
+            item.fleet, lambda keeper: self.deployer.roll(fleet, release, item.action, keeper)
         )
-        return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
-
-    def _strategy(self, fleet: FleetSpec) -> Strategy:
-        entry = self.plugins.strategies.get(fleet.strategy.type)
-        try:
-            return entry.factory(fleet.strategy.config)
-        except ImmutableSdkError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                entry.plugin,
-                f"strategy {fleet.strategy.type!r} failed to start: {exc!r}",
-                distribution=entry.distribution,
-            ) from exc
-
-    def _roll(self, fleet: FleetSpec, release: Release, action: str) -> FleetResult:
-        """Roll ``fleet`` to ``release`` through its strategy; roll back on failure."""
-        now = self.clock.now()
-        rollout_id = new_rollout_id(now)
-        ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
-        group = self.fleets.describe_one(fleet.name)
-        previous = group.release if group else None
-        strategy = self._strategy(fleet)
-        change = RolloutChange(
-            fleet=fleet,
-            new_release=release.id,
-            current_release=previous,
-            current_instances=len(group.not_of_release(release.id)) if group else 0,
-            desired=fleet.capacity.desired,
-            target_instances=len(group.of_release(release.id)) if group else 0,
-        )
-        steps = strategy.plan(change)
-        info = RolloutInfo(
-            id=rollout_id,
-            project=self.spec.name,
-            fleet=fleet.name,
-            strategy=fleet.strategy.type,
-            from_release=previous,
-            to_release=release.id,
-        )
-        self.state.record_release(
-            fleet.name,
-            release.id,
-            asdict_artifact(release.artifact),
-            dict(release.launch_config),
-            now,
-            rollout_id,
-        )
-        self.state.start_rollout(
-            RolloutRecord(
-                id=rollout_id,
-                fleet=fleet.name,
-                strategy=fleet.strategy.type,
-                from_release=previous,
-                to_release=release.id,
-                phase=Phase.PROVISIONING.value,
-                started_at=now,
-                owner=self.owner,
-                steps=tuple(s.to_dict() for s in steps),
-            )
-        )
-        ctx.emit(
-            "rollout.started",
-            action=action,
-            from_release=previous,
-            to_release=release.id,
-            steps=[s.describe() for s in steps],
-        )
-        self.plugins.hook.immutable_sdk_rollout_started(rollout=info)
-        runner = RolloutRunner(
-            fleet=fleet,
-            plugins=self.plugins,
-            ctx=ctx,
-            api=self.fleets,
-            state=self.state,
-            info=info,
-            heartbeat=self._keeper,
-            target=release.id,
-            trusted=previous,
-        )
-        result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
-        try:
-            version = self.fleets.ensure_version(fleet, release, rollout_id)
-            start = len(group.live()) if group else 0
-            low, high = capacity_bounds(
-                fleet.capacity.desired, steps, group.desired if group else 0
-            )
-            if group is None:
-                self.fleets.create_group(
-                    fleet,
-                    version,
-                    subnets=release.launch_config["subnets"],
-                    target_groups=release.launch_config["target_groups"],
-                    release=release.id,
-                    max_size=max(high, fleet.capacity.max),
-                )
-            else:
-                self.fleets.suspend(fleet.name)
-                self.fleets.update_group(
-                    fleet.name,
-                    version=version,
-                    min_size=min(fleet.capacity.min, low),
-                    max_size=max(high, fleet.capacity.max, start),
-                )
-            self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
-            runner.run(steps)
-            self._finish(fleet, release.id)
-        except (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError) as exc:
-            result.error = str(exc)
-            if isinstance(exc, GateFailed):
-                result.failed_instances = dict(exc.details)
-            ctx.emit("rollout.failed", error=str(exc), details=result.failed_instances)
-            if not fleet.rollback_automatic:
-                result.outcome = "failed"
-                self._end(rollout_id, info, Phase.FAILED, str(exc))
-                return self._with_runner(result, runner)
-            self._rollback(fleet, info, runner, previous, release.id, str(exc), result)
-            return self._with_runner(result, runner)
-        self._end(rollout_id, info, Phase.PROMOTED, None)
-        return self._with_runner(result, runner)
-
-    @staticmethod
-    def _with_runner(result: FleetResult, runner: RolloutRunner) -> FleetResult:
-        result.launched = list(runner.launched)
-        result.retired = list(runner.retired)
-        return result
-
-    def _finish(self, fleet: FleetSpec, release: str) -> None:
-        cap = fleet.capacity
-        self.fleets.update_group(
-            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
-        )
-        self.fleets.tag_group(fleet.name, {TAG_RELEASE: release})
-        self.fleets.resume(fleet.name)
-
-    def _end(self, rollout: str, info: RolloutInfo, phase: Phase, error: str | None) -> None:
-        self.state.update_rollout(
-            rollout,
-            phase=phase.value,
-            outcome=phase.value,
-            error=error,
-            finished_at=self.clock.now(),
-        )
-        self.ctx.scoped(fleet=info.fleet, rollout=rollout).emit(
-            "rollout.finished", outcome=phase.value, error=error
-        )
-        self.plugins.hook.immutable_sdk_rollout_finished(rollout=info, outcome=phase.value)
-
-    def _rollback(
-        self,
-        fleet: FleetSpec,
-        info: RolloutInfo,
-        runner: RolloutRunner,
-        previous: str | None,
-        failed: str,
-        reason: str,
-        result: FleetResult,
-    ) -> None:
-        """Back to ``previous`` by the same mechanism: replace, never patch."""
-        ctx = runner.ctx
-        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
-        ctx.emit("rollback.started", reason=reason, to_release=previous)
-        self.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
-        try:
-            if previous is None:
-                # A fleet that never ran: rolling back means removing what this rollout made.
-                self.fleets.delete_group(fleet.name)
-            else:
-                version = self.fleets.version_of_release(fleet.name, previous)
-                if version is None:
-                    raise RolloutFailed(
-                        f"the launch template version of release {previous} is gone"
-                    )
-                self.fleets.update_group(fleet.name, version=version)
-                group = self.fleets.describe_one(fleet.name)
-                assert group is not None
-                change = RolloutChange(
-                    fleet=fleet,
-                    new_release=previous,
-                    current_release=failed,
-                    current_instances=len(group.not_of_release(previous)),
-                    desired=fleet.capacity.desired,
-                    target_instances=len(group.of_release(previous)),
-                    rollback=True,
-                )
-                runner.target = previous
-                runner.trusted = previous
-                runner.run(self._strategy(fleet).plan(change))
-                self._finish(fleet, previous)
-                failed_version = self.fleets.version_of_release(fleet.name, failed)
-                if failed_version is not None and failed_version != 1:
-                    self.fleets.delete_versions(fleet.name, [failed_version])
-        except ImmutableSdkError as exc:
-            result.outcome = "failed"
-            result.error = f"{reason}; rollback failed too: {exc}"
-            self._end(info.id, info, Phase.FAILED, result.error)
-            return
-        result.outcome = "rolled_back"
-        result.rolled_back_to = previous
-        self._end(info.id, info, Phase.ROLLED_BACK, reason)
 
     # --- operator actions -------------------------------------------------------------------
 
@@ -464,7 +253,9 @@ class Engine:
                 raise UsageError(f"fleet {fleet_name!r} has no release {to!r} (known: {known})")
             record = found
         release = release_from_record(fleet, record)
-        return self._locked(fleet_name, lambda: self._roll(fleet, release, "rollback"))
+        return self.deployer.locked(
+            fleet_name, lambda keeper: self.deployer.roll(fleet, release, "rollback", keeper)
+        )
 
     def _fleet(self, name: str) -> FleetSpec:
         try:
@@ -520,17 +311,6 @@ class Engine:
             }
             for name in names
         }
-
-
-def asdict_artifact(artifact: Artifact) -> dict[str, Any]:
-    return {
-        "image": artifact.image,
-        "builder": artifact.builder,
-        "digest": artifact.digest,
-        "amis": dict(artifact.amis),
-        "lineage": dict(artifact.lineage),
-        "built": artifact.built,
-    }
 
 
 def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:
