@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from .aws.fleet import FleetApi
-from .aws.session import AwsSession
+from .aws.session import AwsSession, aws_errors
 from .clock import Clock, RealClock
 from .context import Context, EventSink
 from .deploy import FleetDeployer, asdict_artifact
@@ -197,7 +197,8 @@ class Engine:
     def build(self, image_name: str) -> Artifact:
         image = self.spec.images[image_name]
         self.ctx.emit("build.started", image=image_name, builder=image.builder)
-        artifact = builder_for(self.plugins, image).build(image, self.ctx)
+        with aws_errors(f"building image {image_name!r}"):
+            artifact = builder_for(self.plugins, image).build(image, self.ctx)
         self.ctx.emit("build.finished", image=image_name, amis=dict(artifact.amis))
         return artifact
 

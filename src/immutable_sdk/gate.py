@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .aws.session import aws_errors
 from .errors import GateFailed, ImmutableSdkError, PluginError
 from .plugin import (
     GateTargets,
@@ -59,7 +60,8 @@ class GateRunner:
         reports = {}
         for name, check in checks:
             try:
-                reports[name] = check.check(targets, self.ctx)
+                with aws_errors(f"health check {name}"):
+                    reports[name] = check.check(targets, self.ctx)
             except ImmutableSdkError:
                 raise
             except Exception as exc:

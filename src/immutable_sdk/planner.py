@@ -13,6 +13,7 @@ from typing import Any
 
 from .aws.fleet import FleetApi, GroupState
 from .aws.network import resolve_security_groups, resolve_subnets, resolve_target_groups
+from .aws.session import aws_errors
 from .context import Context
 from .errors import ImmutableSdkError, PluginError
 from .plugin import Artifact, Builder
@@ -95,7 +96,8 @@ class Planner:
         builds: list[str] = []
         for name in sorted({f.image for f in self.spec.fleets.values()}):
             image = self.spec.images[name]
-            artifact = builder_for(self.plugins, image).find(image, self.ctx)
+            with aws_errors(f"looking up image {name!r}"):
+                artifact = builder_for(self.plugins, image).find(image, self.ctx)
             if artifact is None:
                 builds.append(name)
             else:

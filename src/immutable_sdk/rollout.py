@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aws.fleet import FleetApi, GroupState, Member
+from .aws.session import aws_errors
 from .context import Context
 from .errors import GateFailed, LockLost, RolloutFailed, UsageError
 from .gate import GateRunner
@@ -170,6 +171,12 @@ class RolloutRunner:
             hook.immutable_sdk_step_finished(rollout=self.info, step=step, outcome="ok")
 
     def execute(self, step: Step) -> dict[str, Any]:
+        # Plugins call AWS through their own clients: their botocore errors become AwsError
+        # here, so a failing step always rolls back instead of escaping as a traceback.
+        with aws_errors(f"step {step.kind}"):
+            return self._execute(step)
+
+    def _execute(self, step: Step) -> dict[str, Any]:
         if isinstance(step, Launch):
             return self.launch(step.count)
         if isinstance(step, Gate):

@@ -206,14 +206,21 @@ def to_aws_error(exc: BaseException, doing: str = "") -> AwsError:
     return AwsError(prefix + repr(exc))
 
 
+AWS_EXCEPTIONS = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    botocore.parsers.ResponseParserError,
+)
+
+
+def is_aws_exception(exc: BaseException) -> bool:
+    return isinstance(exc, AWS_EXCEPTIONS)
+
+
 @contextmanager
 def aws_errors(doing: str = "") -> Iterator[None]:
     """Translate botocore exceptions raised inside the block into AwsError."""
     try:
         yield
-    except (
-        botocore.exceptions.BotoCoreError,
-        botocore.exceptions.ClientError,
-        botocore.parsers.ResponseParserError,
-    ) as exc:
+    except AWS_EXCEPTIONS as exc:
         raise to_aws_error(exc, doing) from exc

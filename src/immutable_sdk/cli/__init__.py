@@ -79,6 +79,16 @@ class SdkGroup(click.Group):
             else:
                 click.echo(f"error: {message}", err=True)
             ctx.exit(int(exc.exit_code))
+        except Exception as exc:
+            # botocore errors that slipped past the engine's boundaries are user-facing AWS
+            # problems (credentials, endpoints), not bugs: say so without a traceback.
+            from ..aws.session import is_aws_exception, to_aws_error
+
+            opts = ctx.find_object(Options)
+            if not is_aws_exception(exc) or (opts is not None and opts.debug):
+                raise
+            click.echo(f"error: {to_aws_error(exc)}", err=True)
+            ctx.exit(int(ExitCode.FAILED))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
