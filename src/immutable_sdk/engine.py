@@ -27,6 +27,7 @@ from .errors import (
     UsageError,
 )
 from .lifecycle import Event
+from .notifiers import start_notifiers
 from .planner import Plan, PlanItem, Planner, builder_for
 from .plugin import Artifact
 from .plugins import Plugins, load_plugins
@@ -118,6 +119,8 @@ class Engine:
             self.owner,
             self.lease,
         )
+        # Last: from here on, close() must run to stop the notifiers' delivery threads.
+        self._notifiers = start_notifiers(spec.notifiers, self.plugins)
 
     def _sandbox_state(self, spec: Spec) -> StateStore:
         """State that lives as long as the sandbox: the served one's file, or a scratch dir."""
@@ -142,6 +145,7 @@ class Engine:
     # --- lifecycle of the engine ------------------------------------------------------------
 
     def close(self) -> None:
+        self._notifiers.close()
         self.state.close()
         if self._sandbox is not None:
             self._sandbox.stop()

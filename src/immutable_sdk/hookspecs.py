@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .plugin import (
         BuilderFactory,
         HealthCheckFactory,
+        NotifierFactory,
         Registry,
         RolloutInfo,
         StrategyFactory,
@@ -55,6 +56,18 @@ def immutable_sdk_add_health_checks(registry: Registry[HealthCheckFactory]) -> N
     Called once when the plugin manager starts. ``name`` is what an entry of a fleet's
     ``health.checks`` selects with ``type:``; ``factory(config)`` returns a HealthCheck for one
     gate or bake; ``schema`` validates the check's block.
+    """
+
+
+@hookspec
+def immutable_sdk_add_notifiers(registry: Registry[NotifierFactory]) -> None:
+    """Register notifiers.
+
+    Called once when the plugin manager starts. ``name`` is what an entry of the spec's
+    top-level ``notifiers`` list selects with ``type:``; ``factory(config)`` returns a Notifier:
+    an object whose ``@hookimpl`` methods (the notify hooks below) the engine registers for as
+    long as it runs, and whose ``close()`` it calls when it closes; ``schema`` validates the
+    entry's block.
     """
 
 

@@ -205,6 +205,19 @@ class RolloutInfo:
     rollback: bool = False
 
 
+class Notifier(Protocol):
+    """A configured notifier: an object with ``@hookimpl`` methods for the notify hooks.
+
+    The engine registers it with the plugin manager while it runs, so each lifecycle hook it
+    implements (``immutable_sdk_rollout_started``, ``..._step_finished``, ...) is called like a
+    module-level hookimpl. A notify hook must return quickly and never raise: a notifier that
+    talks to a network hands the work to a thread of its own. ``close`` is called once when the
+    engine closes: deliver what is pending within a bounded time, then stop.
+    """
+
+    def close(self) -> None: ...
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -222,7 +235,7 @@ class PluginEntry(Generic[F]):
 
 
 class Registry(Generic[F]):
-    """Named factories of one kind (builders, strategies, health checks)."""
+    """Named factories of one kind (builders, strategies, health checks, notifiers)."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -293,6 +306,7 @@ class Registry(Generic[F]):
 BuilderFactory = Callable[[Mapping[str, Any]], Builder]
 StrategyFactory = Callable[[Mapping[str, Any]], Strategy]
 HealthCheckFactory = Callable[[Mapping[str, Any]], HealthCheck]
+NotifierFactory = Callable[[Mapping[str, Any]], Notifier]
 
 
 __all__ = [
@@ -325,6 +339,8 @@ __all__ = [
     "ImageSpec",
     "ImmutableSdkError",
     "Launch",
+    "Notifier",
+    "NotifierFactory",
     "Pause",
     "Phase",
     "PluginConfig",

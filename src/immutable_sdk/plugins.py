@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -21,6 +21,7 @@ from .plugin import (
     PROJECT,
     BuilderFactory,
     HealthCheckFactory,
+    NotifierFactory,
     PluginEntry,
     Registry,
     StrategyFactory,
@@ -48,13 +49,14 @@ class Plugins:
     strategies: Registry[StrategyFactory]
     health_checks: Registry[HealthCheckFactory]
     distributions: Distributions
+    notifiers: Registry[NotifierFactory] = field(default_factory=lambda: Registry("notifier"))
 
     @property
     def hook(self) -> Any:
         return self.manager.hook
 
     def entries(self) -> list[PluginEntry[Any]]:
-        return [*self.builders, *self.strategies, *self.health_checks]
+        return [*self.builders, *self.strategies, *self.health_checks, *self.notifiers]
 
 
 def _builtin_modules() -> list[str]:
@@ -142,4 +144,5 @@ def load_plugins(extra: Iterable[object] = (), *, autoload: bool | None = None) 
             manager, dists, "immutable_sdk_add_health_checks", Registry("health check")
         ),
         distributions=dists,
+        notifiers=_fill(manager, dists, "immutable_sdk_add_notifiers", Registry("notifier")),
     )

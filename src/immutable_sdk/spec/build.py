@@ -52,6 +52,9 @@ def build_spec(root: LDict, files: tuple[Path, ...]) -> Spec:
         images={n: _image(root, n, images[n], region) for n in images},
         fleets={n: _fleet(root, n, fleets[n]) for n in fleets},
         files=files,
+        notifiers=tuple(
+            _plugin(root, ("notifiers", i), n) for i, n in enumerate(root.get("notifiers") or ())
+        ),
         document=plain(root),
     )
 

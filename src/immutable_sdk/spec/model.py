@@ -105,3 +105,4 @@ class Spec:
     fleets: Mapping[str, FleetSpec]
     files: tuple[Path, ...] = ()
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged, interpolated
+    notifiers: tuple[PluginConfig, ...] = ()  # the top-level ``notifiers`` list

@@ -174,11 +174,12 @@ def _plugin_block(
     }
     refs = {e.name: f"#/$defs/{_def_name(kind, e.name)}" for e in entries}
     if editor:
-        discriminator["enum"] = list(refs)
-        block["allOf"] = [
-            {"if": {"properties": {key: {"const": n}}, "required": [key]}, "then": {"$ref": r}}
-            for n, r in refs.items()
-        ]
+        if refs:  # empty lists are not valid schemas (no notifier may be installed)
+            discriminator["enum"] = list(refs)
+            block["allOf"] = [
+                {"if": {"properties": {key: {"const": n}}, "required": [key]}, "then": {"$ref": r}}
+                for n, r in refs.items()
+            ]
     else:
         block["x-plugin"] = {"key": key, "schemas": refs}
     return block
@@ -213,11 +214,14 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
     image["properties"].update({k: v for k, v in IMAGE_CORE_KEYS.items() if k != "builder"})
     strategy = _plugin_block("type", "strategy", strategies, "The strategy.", editor=editor)
     check = _plugin_block("type", "health", checks, "The health check.", editor=editor)
+    notifiers = list(plugins.notifiers)
+    notifier = _plugin_block("type", "notifier", notifiers, "The notifier.", editor=editor)
     defs: dict[str, Any] = {}
     for kind, key, entries, core in (
         ("builder", "builder", builders, IMAGE_CORE_KEYS),
         ("strategy", "type", strategies, {}),
         ("health", "type", checks, {}),
+        ("notifier", "type", notifiers, {}),
     ):
         for e in entries:
             defs[_def_name(kind, e.name)] = _plugin_schema(kind, e.name, e.schema, key, core)
@@ -267,6 +271,11 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
                 "description": "Golden image definitions, by name.",
             },
             "defaults": defaults,
+            "notifiers": {
+                "type": "array",
+                "items": notifier,
+                "description": "Notifiers told about every rollout's lifecycle events.",
+            },
             "fleets": {
                 "type": ["object", "null"],
                 "additionalProperties": fleet,

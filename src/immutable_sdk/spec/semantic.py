@@ -89,6 +89,11 @@ def semantic_problems(root: LDict, plugins: Plugins) -> list[SpecProblem]:
             _check_fleet(c, path, fleet, images, fleets)
     _check_cycles(c, fleets)
     _check_state(c, root.get("state"))
+    notifiers = root.get("notifiers")
+    if isinstance(notifiers, LList):
+        for i, notifier in enumerate(notifiers):
+            if isinstance(notifier, LDict):
+                c.plugin(("notifiers", i, "type"), plugins.notifiers, notifier.get("type"))
     return c.problems
 
 
