@@ -92,3 +92,109 @@ def test_virtual_clock_is_safe_across_threads() -> None:
     assert problems == []
     assert clock.slept == threads_count * sleeps * 0.25  # no sleep lost to a race
     assert clock.monotonic() >= sleeps * 0.25
+
+
+def _parallel(clock: VirtualClock, *works) -> dict[int, float]:  # type: ignore[no-untyped-def]
+    """Run each work on its own thread as a participant; returns the time each one ended."""
+    from immutable_sdk.clock import reserve
+
+    ended: dict[int, float] = {}
+
+    def run(i: int, reservation, work) -> None:  # type: ignore[no-untyped-def]
+        with reservation:
+            work()
+            ended[i] = clock.monotonic()
+
+    # Reservations are taken before any thread starts, so time cannot move early.
+    reservations = [reserve(clock) for _ in works]
+    threads = [
+        threading.Thread(target=run, args=(i, r, w))
+        for i, (r, w) in enumerate(zip(reservations, works, strict=True))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+        assert not t.is_alive()
+    return ended
+
+
+def test_parallel_sleeps_take_the_longest_path_not_the_sum() -> None:
+    clock = VirtualClock(start=0.0)
+    ended = _parallel(
+        clock,
+        lambda: clock.sleep(600),
+        lambda: clock.sleep(1200),
+        lambda: [clock.sleep(60) for _ in range(30)],  # 1800 in steps
+    )
+    assert ended == {0: 600.0, 1: 1200.0, 2: 1800.0}
+    assert clock.monotonic() == 1800.0
+    assert clock.slept == 600 + 1200 + 1800
+
+
+def test_many_parallel_participants_interleave_in_time_order() -> None:
+    clock = VirtualClock(start=0.0)
+    log: list[tuple[float, int]] = []
+    lock = threading.Lock()
+
+    def worker(i: int):  # type: ignore[no-untyped-def]
+        def work() -> None:
+            for _ in range(5):
+                clock.sleep(i + 1)
+                with lock:
+                    log.append((clock.monotonic(), i))
+
+        return work
+
+    ended = _parallel(clock, *[worker(i) for i in range(20)])
+    assert ended == {i: 5.0 * (i + 1) for i in range(20)}
+    times = [t for t, _ in log]
+    assert times == sorted(times)  # nobody observed time going back
+
+
+def test_a_running_participant_holds_time_still() -> None:
+    clock = VirtualClock(start=0.0)
+    busy = threading.Event()
+    woke: list[float] = []
+
+    def sleeper() -> None:
+        clock.sleep(5)
+        woke.append(clock.monotonic())
+
+    def worker() -> None:
+        busy.wait(timeout=10)  # real work that takes no virtual time
+        clock.sleep(10)
+
+    from immutable_sdk.clock import reserve
+
+    reservations = [reserve(clock), reserve(clock)]
+
+    def run(r, work) -> None:  # type: ignore[no-untyped-def]
+        with r:
+            work()
+
+    threads = [
+        threading.Thread(target=run, args=(r, w))
+        for r, w in zip(reservations, (sleeper, worker), strict=True)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    assert woke == [] and clock.monotonic() == 0.0  # the worker still runs: no time passes
+    busy.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert woke == [5.0]
+    assert clock.monotonic() == 10.0
+
+
+def test_a_cancelled_reservation_releases_time() -> None:
+    from immutable_sdk.clock import RealClock, reserve
+
+    clock = VirtualClock(start=0.0)
+    held = reserve(clock)
+    held.cancel()
+    clock.sleep(3)  # would wait forever if the cancelled place still held time
+    assert clock.monotonic() == 3.0
+    with reserve(RealClock()):  # a no-op on the real clock
+        pass
