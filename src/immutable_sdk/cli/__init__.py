@@ -31,6 +31,7 @@ class Options:
     sandbox: bool = False
     endpoint_url: str | None = None
     profile: str | None = None
+    max_attempts: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,6 +118,13 @@ class SdkGroup(click.Group):
     help="Send AWS calls to this endpoint (LocalStack, a moto server).",
 )
 @click.option("--profile", default=None, help="AWS profile to use.")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 50),
+    default=8,
+    show_default=True,
+    help="Attempts per AWS call, retries with backoff included (throttling, 5xx).",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -125,6 +133,7 @@ def main(
     sandbox: bool,
     endpoint_url: str | None,
     profile: str | None,
+    max_attempts: int,
 ) -> None:
     """Immutable infrastructure on AWS: golden images, gated rollouts, automatic rollback.
 
@@ -139,6 +148,7 @@ def main(
         sandbox=sandbox,
         endpoint_url=endpoint_url,
         profile=profile,
+        max_attempts=max_attempts,
     )
     configure_logging(log_format, debug=debug)
 

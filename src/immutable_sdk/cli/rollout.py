@@ -30,6 +30,7 @@ def open_engine(opts: Options, files: Sequence[str]) -> Iterator[tuple[Engine, E
         sandbox=opts.sandbox,
         endpoint_url=opts.endpoint_url,
         profile=opts.profile,
+        max_attempts=opts.max_attempts,
     )
     try:
         yield engine, printer
