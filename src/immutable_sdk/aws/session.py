@@ -20,6 +20,7 @@ import botocore.exceptions
 import botocore.parsers
 
 from ..errors import AwsError
+from .limiter import RateLimiter
 
 READ_PREFIXES = ("Describe", "Get", "List")
 THROTTLING_CODES = frozenset(
@@ -99,6 +100,8 @@ class AwsSession:
         max_attempts: int = 8,
         profile: str | None = None,
         credentials: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
+        rate_limit: bool | None = None,
     ) -> None:
         self.region = region
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -123,6 +126,13 @@ class AwsSession:
         events = self._session.events
         events.register("before-call.*.*", self._on_call)
         events.register("before-send.*.*", self._on_send)
+        # One limiter per session: every client of the engine shares its buckets. AWS's limits
+        # protect an account; an emulator on loopback has none (rate_limit=True forces it).
+        if rate_limit is None:
+            rate_limit = limiter is not None or not _loopback(self.endpoint_url)
+        self.limiter = (limiter or RateLimiter()) if rate_limit else None
+        if self.limiter is not None:
+            events.register("before-send.*.*", self.limiter.on_send)
 
     def _on_call(self, model: Any, **_: Any) -> None:
         self.calls._call(f"{model.service_model.service_name}.{model.name}")
@@ -137,17 +147,21 @@ class AwsSession:
         """botocore's event system of this session (tests hook ``before-send`` for faults)."""
         return self._session.events
 
-    def client(self, service: str, region: str | None = None) -> Any:
+    def client(self, service: str, region: str | None = None, *, retries: bool = True) -> Any:
+        """A shared client; ``retries=False`` for callers that retry on the engine's clock."""
         region = region or self.region
-        key = (service, region)
+        key = (service, region) if retries else (service, f"{region}:no-retries")
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                config = self._config
+                if not retries:
+                    config = config.merge(botocore.config.Config(retries={"total_max_attempts": 1}))
                 client = self._session.client(
                     service,  # type: ignore[call-overload]
                     region_name=region,
                     endpoint_url=self.endpoint_url,
-                    config=self._config,
+                    config=config,
                 )
                 self._clients[key] = client
             return client
@@ -165,6 +179,13 @@ class AwsSession:
         if frozen.token:
             env["AWS_SESSION_TOKEN"] = frozen.token
         return env
+
+
+def _loopback(url: str | None) -> bool:
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(url).hostname if url else None
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def error_code(exc: BaseException) -> str | None:
