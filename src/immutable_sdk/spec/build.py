@@ -21,6 +21,7 @@ from .model import (
     SecuritySpec,
     Spec,
     StateSpec,
+    WaveSpec,
 )
 from .nodes import LDict, PathPart, plain, where
 from .semantic import DEFAULT_STRATEGY
@@ -51,6 +52,7 @@ def build_spec(root: LDict, files: tuple[Path, ...]) -> Spec:
         state=_state(root.get("state"), region, files[0].parent),
         images={n: _image(root, n, images[n], region) for n in images},
         fleets={n: _fleet(root, n, fleets[n]) for n in fleets},
+        waves=tuple(_wave(root, i, w) for i, w in enumerate(root.get("waves") or ())),
         files=files,
         notifiers=tuple(
             _plugin(root, ("notifiers", i), n) for i, n in enumerate(root.get("notifiers") or ())
@@ -147,6 +149,19 @@ def _fleet(root: LDict, name: str, fleet: LDict) -> FleetSpec:
         max_lifetime=None if max_lifetime is None else parse_duration(max_lifetime),
         depends_on=tuple(fleet.get("depends_on", ())),
         tags=dict(fleet.get("tags") or {}),
+        location=location,
+    )
+
+
+def _wave(root: LDict, index: int, wave: LDict) -> WaveSpec:
+    location, _ = where(root, ("waves", index))
+    return WaveSpec(
+        name=str(wave["name"]),
+        fleets=tuple(wave.get("fleets") or ("*",)),
+        regions=tuple(wave.get("regions") or ("*",)),
+        bake=_seconds(wave.get("bake"), 0.0),
+        max_regions_in_flight=int(wave.get("max_regions_in_flight", 1)),
+        stop_on_failure=bool(wave.get("stop_on_failure", True)),
         location=location,
     )
 

@@ -88,6 +88,19 @@ class FleetSpec:
 
 
 @dataclass(frozen=True)
+class WaveSpec:
+    """One wave of an apply: the fleets (and regions) it takes, in order after the previous."""
+
+    name: str
+    fleets: tuple[str, ...] = ("*",)  # fleet names or glob patterns
+    regions: tuple[str, ...] = ("*",)  # region names or glob patterns
+    bake: float = 0.0  # seconds to watch the wave's changed fleets before the next wave
+    max_regions_in_flight: int = 1
+    stop_on_failure: bool = True
+    location: Location = field(default_factory=lambda: Location("<spec>"))
+
+
+@dataclass(frozen=True)
 class StateSpec:
     backend: str = "local"  # "local" (SQLite) or "dynamodb"
     path: Path = Path(".immutable/state.db")  # local: resolved against the first spec file
@@ -103,6 +116,7 @@ class Spec:
     state: StateSpec
     images: Mapping[str, ImageSpec]
     fleets: Mapping[str, FleetSpec]
+    waves: tuple[WaveSpec, ...] = ()  # empty: every fleet in one wave
     files: tuple[Path, ...] = ()
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged, interpolated
     notifiers: tuple[PluginConfig, ...] = ()  # the top-level ``notifiers`` list

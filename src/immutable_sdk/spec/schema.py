@@ -95,6 +95,39 @@ _TRAFFIC = {
 }
 
 
+_PATTERNS = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+
+_WAVE = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "description": "A group of fleets rolled out after the previous wave finished and baked.",
+    "properties": {
+        "name": {"type": "string", "description": "The wave's name (shown by plan)."},
+        "fleets": {
+            **_PATTERNS,
+            "description": "Fleet names or glob patterns ('web-*', '*'; default '*'). A fleet "
+            "belongs to the first wave that selects it.",
+        },
+        "regions": {
+            **_PATTERNS,
+            "description": "Region names or glob patterns (default '*'): the wave takes the "
+            "selected fleets in these regions.",
+        },
+        "bake": _duration("After the wave changed fleets, watch their health this long."),
+        "max_regions_in_flight": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Regions with rollouts running at once within the wave (default 1).",
+        },
+        "stop_on_failure": {
+            "type": "boolean",
+            "description": "A failure in this wave stops every later wave (default true).",
+        },
+    },
+}
+
+
 def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
     return {
         "image": {"type": "string", "description": "The key of the image under `images`."},
@@ -271,6 +304,11 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
                 "description": "Golden image definitions, by name.",
             },
             "defaults": defaults,
+            "waves": {
+                "type": "array",
+                "items": _WAVE,
+                "description": "Ordered waves of fleets and regions (default: one wave).",
+            },
             "notifiers": {
                 "type": "array",
                 "items": notifier,

@@ -89,6 +89,7 @@ def semantic_problems(root: LDict, plugins: Plugins) -> list[SpecProblem]:
             _check_fleet(c, path, fleet, images, fleets)
     _check_cycles(c, fleets)
     _check_state(c, root.get("state"))
+    _check_waves(c, root.get("waves"), fleets, root.get("region"))
     notifiers = root.get("notifiers")
     if isinstance(notifiers, LList):
         for i, notifier in enumerate(notifiers):
@@ -268,6 +269,57 @@ def _cycles_from(
             state[child] = 1
             path.append(child)
             stack.append((child, iter(graph[child])))
+
+
+def _check_waves(c: _Checker, waves: Any, fleets: LDict, region: Any) -> None:
+    """Names unique, every selector selects, every fleet in a wave, dependencies not later."""
+    if not isinstance(waves, LList) or not waves or not isinstance(region, str):
+        return
+    from fnmatch import fnmatchcase
+
+    seen: set[str] = set()
+    wave_of: dict[str, int] = {}
+    for i, wave in enumerate(waves):
+        if not isinstance(wave, LDict):
+            continue
+        name = wave.get("name")
+        c.name(("waves", i, "name"), name, "wave name")
+        if isinstance(name, str) and name in seen:
+            c.add(("waves", i, "name"), f"wave name {name!r} is used twice")
+        seen.add(str(name))
+        _duration(c, ("waves", i, "bake"), wave.get("bake"))
+        regions = [p for p in wave.get("regions") or ["*"] if isinstance(p, str)]
+        for j, pattern in enumerate(regions):
+            if not fnmatchcase(region, pattern):
+                c.add(
+                    ("waves", i, "regions", j),
+                    f"{pattern!r} selects no region this spec deploys to: its fleets run in "
+                    f"{region} only (fleets in several regions are not supported yet)",
+                )
+        patterns = [p for p in wave.get("fleets") or ["*"] if isinstance(p, str)]
+        for j, pattern in enumerate(wave.get("fleets") or ()):
+            if isinstance(pattern, str) and not any(fnmatchcase(f, pattern) for f in fleets):
+                c.add(("waves", i, "fleets", j), f"{pattern!r} selects no fleet")
+        if any(fnmatchcase(region, p) for p in regions):
+            for fleet in fleets:
+                if any(fnmatchcase(fleet, p) for p in patterns):
+                    wave_of.setdefault(fleet, i)
+    for fleet in fleets:
+        if fleet not in wave_of:
+            c.add(
+                ("waves",),
+                f"fleet {fleet!r} is in no wave; name it in one, or end with a wave of "
+                "fleets ['*']",
+            )
+            continue
+        deps = fleets[fleet].get("depends_on") if isinstance(fleets[fleet], LDict) else None
+        for dep in deps if isinstance(deps, LList) else ():
+            if isinstance(dep, str) and wave_of.get(dep, -1) > wave_of[fleet]:
+                c.add(
+                    ("fleets", fleet, "depends_on"),
+                    f"fleet {fleet!r} (wave {wave_of[fleet] + 1}) depends on {dep!r}, which "
+                    f"rolls out in a later wave ({wave_of[dep] + 1})",
+                )
 
 
 def _check_state(c: _Checker, state: Any) -> None:
