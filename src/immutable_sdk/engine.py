@@ -173,8 +173,19 @@ class Engine:
 
     # --- apply ------------------------------------------------------------------------------
 
-    def apply(self, plan: Plan | None = None, *, prune: bool = False) -> ApplyResult:
-        """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions."""
+    def apply(
+        self,
+        plan: Plan | None = None,
+        *,
+        prune: bool = False,
+        parallelism: int = 10,
+        fail_fast: bool = False,
+    ) -> ApplyResult:
+        """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions.
+
+        Fleets roll out ``parallelism`` at a time, in ``depends_on`` order and wave by wave
+        (see ``waves``); a failed fleet stops its dependants, or everything with ``fail_fast``.
+        """
         plan = plan or self.plan()
         before = self.session.calls.snapshot()
         start = self.clock.monotonic()
@@ -186,8 +197,15 @@ class Engine:
         for name in plan.builds:
             artifacts[name] = self.build(name)
             result.builds.append(asdict_artifact(artifacts[name]))
-        for item in plan.items:
-            result.fleets.append(self._apply_item(item, artifacts, prune=prune))
+        from .waves import run_plan
+
+        result.fleets += run_plan(
+            self,
+            plan,
+            lambda item: self._apply_item(item, artifacts, prune=prune),
+            parallelism=parallelism,
+            fail_fast=fail_fast,
+        )
         result.duration = self.clock.monotonic() - start
         calls = self.session.calls.since(before)
         result.api_calls = {

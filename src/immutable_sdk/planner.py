@@ -8,7 +8,7 @@ Planning only reads: it never changes AWS or the state store.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .aws.fleet import FleetApi, GroupState
@@ -37,6 +37,7 @@ class PlanItem:
     capacity: tuple[int, int, int] | None = None  # desired (min, desired, max)
     current_capacity: tuple[int, int, int] | None = None
     instances: int = 0  # instances running now
+    wave: str | None = None  # the wave it rolls out in (specs with waves)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +49,7 @@ class Plan:
     items: tuple[PlanItem, ...]
     builds: tuple[str, ...] = ()  # images to build
     artifacts: Mapping[str, Artifact] = field(default_factory=dict)  # images found
+    waves: tuple[Mapping[str, Any], ...] = ()  # the spec's waves, in order (see waves.py)
 
     @property
     def changes(self) -> bool:
@@ -65,6 +67,7 @@ class Plan:
             "changes": self.changes,
             "builds": list(self.builds),
             "items": [i.to_dict() for i in self.items],
+            "waves": [dict(w) for w in self.waves],
         }
 
 
@@ -135,7 +138,15 @@ class Planner:
                     instances=len(g.live()) if g else 0,
                 )
             )
-        return Plan(self.spec.name, tuple(items), tuple(builds), artifacts)
+        if not self.spec.waves:
+            return Plan(self.spec.name, tuple(items), tuple(builds), artifacts)
+        from .waves import assign_waves
+
+        waves = assign_waves(self.spec, [i.fleet for i in items])
+        wave_of = {u.key: w.name for w in waves for u in w.units}
+        items = [replace(i, wave=wave_of.get(i.fleet)) for i in items]
+        shown = tuple(w.to_dict() for w in waves)
+        return Plan(self.spec.name, tuple(items), tuple(builds), artifacts, shown)
 
     def _item(
         self, fleet: FleetSpec, group: GroupState | None, artifact: Artifact | None, build: bool

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -19,6 +20,7 @@ from rich.text import Text
 
 from .lifecycle import Event
 from .logs import redact
+from .units import format_duration
 
 
 def console(file: IO[str] | None = None) -> Console:
@@ -48,6 +50,8 @@ class EventPrinter:
     live: bool | None = None  # None: live when the output is a terminal
     fleets: dict[str, _FleetView] = field(default_factory=dict)
     _live: Live | None = None
+    # Fleets roll out on several threads: one event at a time reaches the output.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if self.live is None:
@@ -65,6 +69,10 @@ class EventPrinter:
             self._live = None
 
     def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._print(event)
+
+    def _print(self, event: Event) -> None:
         if self.fmt == "json":
             self.out.file.write(json.dumps(redact(event.to_dict()), default=str) + "\n")
             self.out.file.flush()
@@ -156,6 +164,10 @@ def describe(e: Event) -> Text | None:
     if k == "rollout.finished":
         style = "bold green" if d.get("outcome") == "promoted" else "bold red"
         return Text(f"{who}rollout {d.get('outcome')}", style=style)
+    if k == "wave.bake":
+        return Text(f"{who}wave {d.get('wave')}: baking {format_duration(d['seconds'])}")
+    if k == "wave.bake_failed":
+        return Text(f"{who}wave {d.get('wave')}: bake failed: {d.get('error')}", style="bold red")
     if k in ("fleet.scaling", "fleet.destroying", "lock.lost"):
         return Text(f"{who}{k.split('.', 1)[1]} {dict(d)}")
     return None
@@ -169,7 +181,9 @@ def _table(title: str, columns: Iterable[str]) -> Table:
 
 
 def plan_table(plan: Any) -> Group:
-    table = _table(f"plan for {plan.project}", ("fleet", "action", "release", "capacity", "why"))
+    waves = list(getattr(plan, "waves", ()))
+    columns = ("fleet", "action", "release", "capacity", "why")
+    table = _table(f"plan for {plan.project}", (("wave",) if waves else ()) + columns)
     for i in plan.items:
         release = f"{i.current_release or '-'} -> {i.release or '(new build)'}"
         if i.action in ("noop", "scale", "destroy"):
@@ -181,6 +195,7 @@ def plan_table(plan: Any) -> Group:
                 cap = "/".join(map(str, i.current_capacity)) + " -> " + cap
         style = {"noop": "dim", "destroy": "red", "replace": "yellow", "create": "green"}
         table.add_row(
+            *([i.wave or "-"] if waves else []),
             i.fleet,
             Text(i.action, style=style.get(i.action, "")),
             release,
@@ -188,6 +203,17 @@ def plan_table(plan: Any) -> Group:
             "; ".join(i.reasons),
         )
     parts: list[Any] = [table]
+    for n, w in enumerate(waves, 1):
+        extra = [f"bake {format_duration(w['bake'])}"] if w.get("bake") else []
+        if w.get("max_regions_in_flight"):
+            extra.append(f"at most {w['max_regions_in_flight']} region(s) at once")
+        if not w.get("stop_on_failure", True):
+            extra.append("goes on after a failure")
+        fleets = ", ".join(w.get("fleets", [])) or "no fleet"
+        regions = ", ".join(w.get("regions", []))
+        parts.append(
+            Text(f"wave {n} {w['name']}: {fleets} in {regions or '-'}; " + "; ".join(extra))
+        )
     if plan.builds:
         parts.append(Text("images to build: " + ", ".join(plan.builds)))
     if not plan.changes:

@@ -86,9 +86,27 @@ def plan(
 @output_option
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--prune", is_flag=True, help="Also destroy fleets that the spec no longer names.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Fleets rolled out at once (depends_on and waves still order them).",
+)
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="After the first failed fleet start no other (running ones finish).",
+)
 @pass_options
 def apply(
-    opts: Options, files: tuple[str, ...], output: str | None, yes: bool, prune: bool
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    yes: bool,
+    prune: bool,
+    parallelism: int,
+    fail_fast: bool,
 ) -> None:
     """Build images and roll fleets out to the spec, with health gates and rollback."""
     from ..render import plan_table, print_json, result_table
@@ -106,7 +124,9 @@ def apply(
             if not click.confirm("Apply these changes?", default=False):
                 raise UsageError("apply cancelled")
         with printer:
-            result = engine.apply(the_plan, prune=prune)
+            result = engine.apply(
+                the_plan, prune=prune, parallelism=parallelism, fail_fast=fail_fast
+            )
     if as_json:
         print_json(result.to_dict())
     else:

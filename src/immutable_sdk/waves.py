@@ -1,0 +1,151 @@
+"""From a spec and a plan to waves of units, and the watch that bakes a wave.
+
+A fleet goes to the first wave of ``spec.waves`` whose ``fleets`` and ``regions`` select it; a
+spec without waves has one wave of every fleet. Today every fleet runs in the spec's one region,
+so a wave's ``regions`` selects that region or nothing (validation refuses the latter), and
+``max_regions_in_flight`` is enforced by the scheduler but has one region to count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
+
+from .aws.session import aws_errors
+from .errors import GateFailed
+from .gate import GateRunner
+from .orchestrate import DEFAULT_PARALLELISM, Bake, Orchestrator, Unit, Wave
+from .plugin import GateTargets, Target
+from .results import FleetResult
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .planner import Plan, PlanItem
+    from .spec.model import Spec
+
+
+def _selects(patterns: Sequence[str], value: str) -> bool:
+    return any(fnmatchcase(value, p) for p in patterns)
+
+
+def assign_waves(spec: Spec, fleets: Sequence[str]) -> list[Wave]:
+    """Group ``fleets`` (in plan order) into the spec's waves; one wave when it has none.
+
+    Fleets the spec no longer names (destroy items) go to the last wave.
+    """
+    region = spec.region
+
+    def unit(name: str) -> Unit:
+        fleet = spec.fleets.get(name)
+        deps = tuple(fleet.depends_on) if fleet is not None else ()
+        return Unit(key=name, fleet=name, region=region, depends_on=deps)
+
+    if not spec.waves:
+        return [Wave("all", tuple(unit(f) for f in fleets))]
+    groups: list[list[Unit]] = [[] for _ in spec.waves]
+    for name in fleets:
+        index = len(spec.waves) - 1
+        if name in spec.fleets:
+            for i, w in enumerate(spec.waves):
+                if _selects(w.fleets, name) and _selects(w.regions, region):
+                    index = i
+                    break
+        groups[index].append(unit(name))
+    return [
+        Wave(
+            name=w.name,
+            units=tuple(g),
+            bake=w.bake,
+            max_regions_in_flight=w.max_regions_in_flight,
+            stop_on_failure=w.stop_on_failure,
+        )
+        for w, g in zip(spec.waves, groups, strict=True)
+    ]
+
+
+def run_plan(
+    engine: Engine,
+    plan: Plan,
+    apply_item: Callable[[PlanItem], FleetResult],
+    *,
+    parallelism: int = DEFAULT_PARALLELISM,
+    fail_fast: bool = False,
+) -> list[FleetResult]:
+    """Apply ``plan``'s items through ``apply_item``, scheduled; results in plan order."""
+    items = {i.fleet: i for i in plan.items}
+    waves = assign_waves(engine.spec, list(items))
+    skeletons = {
+        i.fleet: FleetResult(i.fleet, i.action, "blocked", i.current_release, i.release)
+        for i in plan.items
+    }
+    orchestrator = Orchestrator(engine.clock, parallelism=parallelism, fail_fast=fail_fast)
+    results = orchestrator.run(
+        waves,
+        lambda u: apply_item(items[u.key]),
+        bake=wave_bake(engine),
+        skeletons=skeletons,
+    )
+    return [results[i.fleet] for i in plan.items]
+
+
+def wave_bake(engine: Engine) -> Bake:
+    """Watch a changed fleet's health checks for the wave's bake; roll it back if it fails.
+
+    The fleet's lock is held while watching. A failed watch rolls the fleet back to the
+    release it came from when its ``rollback.automatic`` allows and there is one.
+    """
+
+    def bake(unit: Unit, result: FleetResult, wave: Wave) -> FleetResult:
+        fleet = engine.spec.fleets[unit.fleet]
+        ctx = engine.ctx.scoped(fleet=unit.fleet)
+        release = result.to_release
+        ctx.emit("wave.bake", wave=wave.name, seconds=wave.bake, release=release)
+
+        def targets() -> GateTargets:
+            group = engine.fleets.describe_one(unit.fleet)
+            members = group.of_release(release) if group else []
+            return GateTargets(
+                fleet=unit.fleet,
+                release=release or "",
+                instances=[
+                    Target(
+                        instance_id=m.instance_id,
+                        private_ip=m.private_ip,
+                        public_ip=m.public_ip,
+                        release=m.release,
+                        launched_at=m.launched_at or None,
+                        lifecycle_state=m.lifecycle_state,
+                    )
+                    for m in members
+                    if m.lifecycle_state == "InService"
+                ],
+                target_groups=group.target_groups if group else (),
+            )
+
+        def watch(keeper: Callable[[], None]) -> FleetResult:
+            runner = GateRunner(fleet.health, engine.plugins.health_checks, ctx, keeper)
+            with aws_errors(f"baking wave {wave.name!r}"):
+                runner.bake(wave.bake, targets)
+            return result
+
+        try:
+            return engine.deployer.locked(unit.fleet, watch)
+        except GateFailed as exc:
+            reason = f"wave {wave.name!r} bake: {exc}"
+            ctx.emit("wave.bake_failed", wave=wave.name, error=str(exc))
+            failed = replace(result, outcome="failed", error=reason)
+            if not (fleet.rollback_automatic and result.from_release):
+                return failed
+            back = engine.rollback(unit.fleet, to=result.from_release)
+            if not back.ok:
+                return replace(failed, error=f"{reason}; rollback failed too: {back.error}")
+            return replace(
+                failed,
+                outcome="rolled_back",
+                rolled_back_to=result.from_release,
+                failed_instances=dict(exc.details),
+            )
+
+    return bake
