@@ -29,7 +29,7 @@ from .plugin import TAG_RELEASE, Artifact, RolloutChange, RolloutInfo, Strategy
 from .plugins import Plugins
 from .release import Release
 from .results import FleetResult
-from .rollout import LockKeeper, RolloutRunner, capacity_bounds, new_rollout_id
+from .rollout import LockKeeper, RolloutRunner, capacity_bounds, new_rollout_id, to_replace
 from .spec.model import FleetSpec, Spec
 from .state.base import RolloutRecord, StateStore
 
@@ -86,9 +86,18 @@ class FleetDeployer:
             ) from exc
 
     def roll(
-        self, fleet: FleetSpec, release: Release, action: str, keeper: LockKeeper
+        self,
+        fleet: FleetSpec,
+        release: Release,
+        action: str,
+        keeper: LockKeeper,
+        *,
+        replace: frozenset[str] = frozenset(),
     ) -> FleetResult:
-        """Roll ``fleet`` to ``release`` through its strategy; roll back on failure."""
+        """Roll ``fleet`` to ``release`` through its strategy; roll back on failure.
+
+        ``replace``: instances to replace even though they run ``release`` (drift, lifetime).
+        """
         now = self.clock.now()
         rollout_id = new_rollout_id(now)
         ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
@@ -99,9 +108,11 @@ class FleetDeployer:
             fleet=fleet,
             new_release=release.id,
             current_release=previous,
-            current_instances=len(group.not_of_release(release.id)) if group else 0,
+            current_instances=len(to_replace(group, release.id, replace)) if group else 0,
             desired=fleet.capacity.desired,
-            target_instances=len(group.of_release(release.id)) if group else 0,
+            target_instances=(
+                len(group.live()) - len(to_replace(group, release.id, replace)) if group else 0
+            ),
         )
         steps = strategy.plan(change)
         info = RolloutInfo(
@@ -151,6 +162,7 @@ class FleetDeployer:
             heartbeat=keeper,
             target=release.id,
             trusted=previous,
+            replace=replace,
         )
         result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
         try:
@@ -248,13 +260,17 @@ class FleetDeployer:
                 self.fleets.update_group(fleet.name, version=version)
                 group = self.fleets.describe_one(fleet.name)
                 assert group is not None
+                # Undoing a replacement within one release (drift fix, recycle) retires what
+                # it launched and keeps the instances it was replacing.
+                runner.replace = frozenset(runner.launched if failed == previous else ())
                 change = RolloutChange(
                     fleet=fleet,
                     new_release=previous,
                     current_release=failed,
-                    current_instances=len(group.not_of_release(previous)),
+                    current_instances=len(to_replace(group, previous, runner.replace)),
                     desired=fleet.capacity.desired,
-                    target_instances=len(group.of_release(previous)),
+                    target_instances=len(group.live())
+                    - len(to_replace(group, previous, runner.replace)),
                     rollback=True,
                 )
                 runner.target = previous
@@ -262,7 +278,7 @@ class FleetDeployer:
                 runner.run(self.strategy(fleet).plan(change))
                 self.finish(fleet, previous)
                 failed_version = self.fleets.version_of_release(fleet.name, failed)
-                if failed_version is not None and failed_version != 1:
+                if failed_version is not None and failed_version != 1 and failed != previous:
                     self.fleets.delete_versions(fleet.name, [failed_version])
         except ImmutableSdkError as exc:
             result.outcome = "failed"

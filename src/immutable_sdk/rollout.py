@@ -66,6 +66,13 @@ class LockKeeper:
         self.state.release_lock(self.fleet, self.owner)
 
 
+def to_replace(
+    group: GroupState, target: str, replace: frozenset[str] = frozenset()
+) -> list[Member]:
+    """Live members a rollout to ``target`` replaces: not on it, or named in ``replace``."""
+    return [m for m in group.live() if m.release != target or m.instance_id in replace]
+
+
 def capacity_bounds(desired: int, steps: Sequence[Step], start: int) -> tuple[int, int]:
     """The lowest and highest desired capacity the steps pass through, from ``start``."""
     low = high = current = start
@@ -95,6 +102,8 @@ class RolloutRunner:
     index: int = 0  # journal step index (continues across forward and rollback steps)
     last_launch: float | None = None  # clock.monotonic() when the last launch completed
     original: set[str] | None = None  # instances present at the first observation
+    # Instances to replace although they are on the target release (drift fix, recycle).
+    replace: frozenset[str] = frozenset()
     _drain: float | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -239,7 +248,9 @@ class RolloutRunner:
 
     def retire(self, count: int) -> dict[str, Any]:
         group = self.observe()
-        candidates = sorted(group.not_of_release(self.target), key=lambda m: m.launched_at)
+        candidates = sorted(
+            to_replace(group, self.target, self.replace), key=lambda m: m.launched_at
+        )
         chosen = [m.instance_id for m in candidates[:count]]
         if not chosen:
             return {"retired": []}
