@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aws.fleet import FleetApi
 from .aws.session import AwsSession, aws_errors
@@ -36,6 +36,9 @@ from .results import ApplyResult, FleetResult
 from .rollout import new_owner
 from .spec.model import FleetSpec, Spec
 from .state.base import ReleaseRecord, StateStore
+
+if TYPE_CHECKING:
+    from .remediate import DriftReport, FleetFix, Remediator
 
 __all__ = ["ApplyResult", "Engine", "FleetResult", "Plan", "PlanItem"]
 
@@ -178,10 +181,12 @@ class Engine:
         plan: Plan | None = None,
         *,
         prune: bool = False,
+        recycle: bool = False,
         parallelism: int = 10,
         fail_fast: bool = False,
     ) -> ApplyResult:
-        """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions.
+        """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions;
+        ``recycle`` then replaces instances older than their fleet's ``max_lifetime``.
 
         Fleets roll out ``parallelism`` at a time, in ``depends_on`` order and wave by wave
         (see ``waves``); a failed fleet stops its dependants, or everything with ``fail_fast``.
@@ -206,6 +211,10 @@ class Engine:
             parallelism=parallelism,
             fail_fast=fail_fast,
         )
+        if recycle:
+            from .remediate import fix_results
+
+            result.fleets += fix_results(self.recycle())
         result.duration = self.clock.monotonic() - start
         calls = self.session.calls.since(before)
         result.api_calls = {
@@ -334,6 +343,37 @@ class Engine:
             }
             for name in names
         }
+
+    # --- drift and lifetime (remediate.py) --------------------------------------------------
+
+    def _remediator(self) -> Remediator:
+        from .remediate import Remediator
+
+        return Remediator(self.spec, self.ctx, self.fleets, self.state, self.deployer)
+
+    def drift(
+        self, fleets: Sequence[str] | None = None, *, fix: bool = False, dry_run: bool = False
+    ) -> DriftReport:
+        """Every fleet's drift (a ``remediate.DriftReport``). ``fix`` remedies it by replacement,
+        restoring and scaling, then looks again (``report.remaining``); ``dry_run`` only plans."""
+        remediator = self._remediator()
+        report = remediator.report(fleets)
+        if fix and not report.clean:
+            remediator.fix(report, dry_run=dry_run)
+            if not dry_run:
+                report.remaining = remediator.report(fleets).drifts
+        return report
+
+    def recycle(
+        self, fleets: Sequence[str] | None = None, *, dry_run: bool = False
+    ) -> list[FleetFix]:
+        """Replace instances older than their fleet's ``max_lifetime``, oldest first, through
+        the fleet's strategy (``remediate.FleetFix`` per fleet that had any)."""
+        from .remediate import LIFETIME_KINDS
+
+        remediator = self._remediator()
+        report = remediator.report(fleets)
+        return remediator.fix(report, dry_run=dry_run, kinds=LIFETIME_KINDS, action="recycle")
 
 
 def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:

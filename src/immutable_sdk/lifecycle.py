@@ -69,7 +69,7 @@ class Gate(Step):
     phase: ClassVar[Phase] = Phase.VERIFYING
 
     def describe(self) -> str:
-        return "gate on health checks"
+        return "gate on health checks" + (f" in slot {self.slot}" if self.slot else "")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ class Retire(Step):
     phase: ClassVar[Phase] = Phase.SHIFTING
 
     def describe(self) -> str:
+        if self.slot:
+            return f"retire slot {self.slot} ({self.count} instance(s))"
         return f"retire {self.count} instance(s) of the previous release"
 
 
@@ -139,6 +141,25 @@ class ShiftTraffic(Step):
 
 
 @dataclass(frozen=True)
+class Analyze(Step):
+    """Judge the release on metrics or alarms; ``config`` is the analysis block (``type``...).
+
+    Traffic-shifting strategies emit it for their ``{analysis: ...}`` steps; the engine runs
+    the analysis named by ``config["type"]`` against the new and the previous slot.
+    """
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+    kind: ClassVar[str] = "analysis"
+    phase: ClassVar[Phase] = Phase.VERIFYING
+
+    def describe(self) -> str:
+        return f"analysis {self.config.get('type', '')}".rstrip()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "config": dict(self.config)}
+
+
+@dataclass(frozen=True)
 class Scale(Step):
     """Set the fleet's capacity without changing any instance's release."""
 
@@ -153,7 +174,8 @@ class Scale(Step):
 
 
 STEP_TYPES: dict[str, type[Step]] = {
-    cls.kind: cls for cls in (Launch, Gate, Retire, Bake, Pause, Provision, ShiftTraffic, Scale)
+    cls.kind: cls
+    for cls in (Launch, Gate, Retire, Bake, Pause, Provision, ShiftTraffic, Analyze, Scale)
 }
 
 

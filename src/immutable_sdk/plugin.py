@@ -24,6 +24,7 @@ from .errors import (
     SpecError,
 )
 from .lifecycle import (
+    Analyze,
     Bake,
     Event,
     Gate,
@@ -184,6 +185,12 @@ class RolloutChange:
     desired: int  # capacity the fleet must end with
     target_instances: int = 0  # instances already on new_release (a resumed rollout)
     rollback: bool = False  # True when new_release is the previous release being restored
+    # Fleets with traffic slots: traffic moves from source_slot to target_slot. Rolling out,
+    # target_slot is the idle slot that gets new_release and source_slot the live one (None
+    # for a new fleet); rolling back, target_slot is the previous slot being restored (None
+    # when there was none) and source_slot the slot of the failed release.
+    target_slot: str | None = None
+    source_slot: str | None = None
 
 
 class Strategy(Protocol):
@@ -321,6 +328,7 @@ __all__ = [
     "TAG_ROLLOUT",
     "TAG_SLOT",
     "TAG_SOURCE_AMI",
+    "Analyze",
     "Artifact",
     "AwsError",
     "Bake",

@@ -32,6 +32,8 @@ BUILTIN_PLUGINS = (
     "immutable_sdk.builders.packer",
     "immutable_sdk.builders.image_builder",
     "immutable_sdk.strategies.rolling",
+    "immutable_sdk.strategies.bluegreen",
+    "immutable_sdk.strategies.canary",
     "immutable_sdk.health.ec2",
     "immutable_sdk.health.elb",
     "immutable_sdk.health.http",

@@ -1,0 +1,239 @@
+"""The ``canary`` strategy: move traffic to the idle slot step by step, judged on the way.
+
+For a fleet with ``traffic:`` slots. ``steps`` is a list of:
+
+* ``{weight: N, bake: DURATION}``: give the new slot N% of the traffic (the previous slot the
+  rest), then bake: the fleet's health checks and alarms watch the new slot for DURATION plus
+  the record's TTL. Weights must increase.
+* ``{pause: manual}``: wait until ``immutable-sdk promote`` (continue) or ``abort`` (roll
+  back); ``{pause: DURATION}`` waits that long (``promote`` ends it early).
+* ``{analysis: {type: cloudwatch-metrics, ...}}``: compare the new slot with the previous one
+  on target group metrics over a window; a failure rolls back, too few samples is
+  inconclusive (pauses for an operator, or fails with ``inconclusive: fail``).
+  ``{analysis: {type: cloudwatch-alarm, alarms: [...], duration: DURATION}}`` watches alarms.
+
+Before a weight step the new slot's group is provisioned and gated: with ``canary_capacity:
+proportional`` (default) it has ceil(desired x weight / 100) instances, at least 1, growing with
+the weights; with ``full`` it starts at the fleet's desired capacity. After the last step the
+new slot gets full capacity and 100% of the traffic, the previous slot is kept warm for
+``keep_previous`` (see blue-green) and then retired. ``immutable-sdk promote --full`` skips the
+remaining steps to that end. A fleet's first release has no baseline: it goes to 100% at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from immutable_sdk.plugin import (
+    Analyze,
+    Bake,
+    Gate,
+    Provision,
+    Registry,
+    RolloutChange,
+    ShiftTraffic,
+    Step,
+    StrategyFactory,
+    hookimpl,
+    parse_duration,
+)
+
+from .bluegreen import (
+    DURATION,
+    KEEP_PREVIOUS,
+    MANUAL_OR_DURATION,
+    finish_steps,
+    pause_of,
+    rollback_steps,
+    slots_of,
+    weights,
+)
+
+STATISTIC = {
+    "type": "string",
+    "pattern": r"^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?)$",
+    "x-expect": "a statistic: Average, Sum, Minimum, Maximum, SampleCount or a percentile like p99",
+    "description": "The CloudWatch statistic judged (Average, Maximum, p99...).",
+}
+METRIC: dict[str, Any] = {
+    "type": "object",
+    "description": "One metric compared between the new (canary) slot and the previous "
+    "(baseline) slot. Either a preset, or namespace, metric and statistic.",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "A label for reports."},
+        "preset": {
+            "enum": ["5xx-rate", "p99-latency"],
+            "description": "5xx-rate: HTTPCode_Target_5XX_Count / RequestCount of the slot's "
+            "target group (samples: requests); p99-latency: TargetResponseTime p99 (samples: "
+            "its sample count).",
+        },
+        "namespace": {
+            "type": "string",
+            "description": "CloudWatch namespace (AWS/ApplicationELB).",
+        },
+        "metric": {"type": "string", "description": "CloudWatch metric name."},
+        "statistic": STATISTIC,
+        "dimensions": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Dimensions; values may use {target_group}, {load_balancer} (the "
+            "slot's, as CloudWatch names them), {auto_scaling_group} and {slot}. Default: "
+            "TargetGroup and LoadBalancer of the slot.",
+        },
+        "max": {"type": "number", "description": "The canary's value must not exceed this."},
+        "max_ratio": {
+            "type": "number",
+            "minimum": 0,
+            "description": "The canary's value must not exceed the baseline's times this.",
+        },
+        "min_samples": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Samples each judged slot needs in the window (default: the "
+            "analysis's min_samples).",
+        },
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+ANALYSIS: dict[str, Any] = {
+    "type": "object",
+    "description": "Judge the new slot: cloudwatch-metrics compares it with the previous slot, "
+    "cloudwatch-alarm watches alarms.",
+    "properties": {
+        "type": {"enum": ["cloudwatch-metrics", "cloudwatch-alarm"], "description": "Provider."},
+        "window": {
+            **DURATION,
+            "description": "cloudwatch-metrics: the period judged, ending when the step ends; "
+            "the step watches the health checks meanwhile.",
+        },
+        "interval": {
+            **DURATION,
+            "description": "cloudwatch-metrics: also judge every interval during the window, "
+            "to fail early (default: only at the end).",
+        },
+        "min_samples": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "cloudwatch-metrics: default minimum samples per metric (default 1).",
+        },
+        "inconclusive": {
+            "enum": ["pause", "fail"],
+            "description": "cloudwatch-metrics: what too few samples does: pause for "
+            "`immutable-sdk promote`/`abort` (default) or fail (roll back). Never a pass.",
+        },
+        "metrics": {"type": "array", "items": METRIC, "minItems": 1, "description": "Metrics."},
+        "alarms": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 1,
+            "description": "cloudwatch-alarm: alarm names; any in ALARM fails the step.",
+        },
+        "duration": {**DURATION, "description": "cloudwatch-alarm: how long to watch."},
+    },
+    "required": ["type"],
+    "additionalProperties": False,
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"const": "cloudwatch-metrics"}}},
+            "then": {"required": ["window", "metrics"]},
+        },
+        {
+            "if": {"properties": {"type": {"const": "cloudwatch-alarm"}}},
+            "then": {"required": ["alarms", "duration"]},
+        },
+    ],
+}
+STEP: dict[str, Any] = {
+    "type": "object",
+    "description": "One of {weight, bake}, {pause} or {analysis}.",
+    "properties": {
+        "weight": {
+            "type": "integer",
+            "description": "Percent of the traffic on the new slot (0 to 100, increasing).",
+        },
+        "bake": {**DURATION, "description": "Watch this long after the shift (plus the TTL)."},
+        "pause": {**MANUAL_OR_DURATION, "description": "'manual', or a duration."},
+        "analysis": ANALYSIS,
+    },
+    "additionalProperties": False,
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Shift traffic to the idle slot in steps, with bakes, pauses and analysis.",
+    "properties": {
+        "type": {"const": "canary", "description": "Selects this strategy."},
+        "steps": {"type": "array", "items": STEP, "minItems": 1, "description": "The steps."},
+        "canary_capacity": {
+            "enum": ["proportional", "full"],
+            "description": "Size of the new slot's group during the steps: proportional to "
+            "its weight, at least 1 instance (default), or full capacity from the start.",
+        },
+        "keep_previous": KEEP_PREVIOUS,
+    },
+    "required": ["type", "steps"],
+    "additionalProperties": False,
+}
+
+
+class Canary:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.steps = [dict(s) for s in config["steps"]]
+        self.full = config.get("canary_capacity", "proportional") == "full"
+        self.keep_previous = parse_duration(config.get("keep_previous", 0))
+
+    def capacity(self, desired: int, weight: int) -> int:
+        if self.full or weight >= 100:
+            return desired
+        return min(desired, max(1, math.ceil(desired * weight / 100 - 1e-9)))
+
+    def plan(self, change: RolloutChange) -> list[Step]:
+        if change.rollback:
+            return rollback_steps(change)
+        target, source = slots_of(change, "canary")
+        desired = change.desired
+        if source is None:  # no baseline: the first release takes all traffic at once
+            return [Provision(target, desired), Gate(slot=target), ShiftTraffic({target: 100})]
+        steps: list[Step] = []
+        provisioned = 0
+        weight = 0
+
+        def grow(capacity: int) -> None:
+            nonlocal provisioned
+            if capacity > provisioned:
+                steps.extend([Provision(target, capacity), Gate(slot=target)])
+                provisioned = capacity
+
+        if self.full:
+            grow(desired)
+        for spec in self.steps:
+            if "weight" in spec:
+                weight = int(spec["weight"])
+                grow(self.capacity(desired, weight))
+                steps.append(ShiftTraffic(weights(target, source, weight)))
+                bake = parse_duration(spec.get("bake", 0))
+                if bake:
+                    steps.append(Bake(bake))
+            elif "pause" in spec:
+                pause = pause_of(spec["pause"])
+                if pause is not None:
+                    steps.append(pause)
+            elif "analysis" in spec:
+                steps.append(Analyze(dict(spec["analysis"])))
+        if weight < 100:
+            grow(desired)
+            steps.append(ShiftTraffic(weights(target, source, 100)))
+        return steps + finish_steps(change, self.keep_previous)
+
+
+@hookimpl
+def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
+    registry.add(
+        "canary",
+        Canary,
+        schema=SCHEMA,
+        description="Shift traffic to the idle slot in weighted steps with bakes, pauses and "
+        "metric analysis; keep the previous slot warm.",
+    )
