@@ -65,8 +65,16 @@ _SLOT = {
     "required": ["target_group"],
     "additionalProperties": False,
     "properties": {
-        "target_group": {"type": "string", "description": "The slot's target group."},
-        "load_balancer": {"type": "string", "description": "The slot's load balancer."},
+        "target_group": {
+            "type": "string",
+            "description": "The slot's target group (name or ARN); its Auto Scaling group "
+            "registers there.",
+        },
+        "load_balancer": {
+            "type": "string",
+            "description": "The slot's load balancer (name or ARN) that the slot's record "
+            "points at (default: the load balancer of the target group).",
+        },
     },
 }
 
@@ -82,7 +90,18 @@ _TRAFFIC = {
             "properties": {
                 "zone": {"type": "string", "description": "The hosted zone's name or id."},
                 "record": {"type": "string", "description": "The weighted record's name."},
-                "ttl": {"type": "integer", "minimum": 0, "description": "Record TTL (s)."},
+                "ttl": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Record TTL in seconds (default 60). Every bake after a "
+                    "traffic shift waits it out first, and a slot is retired only once it has "
+                    "passed: clients move as their DNS caches expire.",
+                },
+                "alias": {
+                    "type": "boolean",
+                    "description": "Alias A records to the slots' load balancers (default "
+                    "true), or CNAME records to their DNS names with the TTL (false).",
+                },
             },
         },
         "slots": {

@@ -120,6 +120,7 @@ def _check_fleet(c: _Checker, path: Path_, fleet: LDict, images: LDict, fleets: 
         c.plugin((*path, "strategy", "type"), c.plugins.strategies, strategy.get("type"))
         if strategy.get("type") in ("canary", "blue-green"):
             _check_shifting(c, (*path, "strategy"), strategy)
+    _check_traffic(c, path, fleet, fleets)
     health = fleet.get("health")
     checks = health.get("checks") if isinstance(health, LDict) else None
     if isinstance(checks, LList):
@@ -206,6 +207,84 @@ def _check_shifting(c: _Checker, path: Path_, strategy: LDict) -> None:
         pause = step.get("pause")
         if "pause" in step and pause != "manual":
             _duration(c, (*here, "pause"), pause, allowed="'manual' or ")
+        analysis = step.get("analysis")
+        if isinstance(analysis, LDict):
+            if analysis.get("type") == "cloudwatch-metrics" and (
+                last is None or not 0 < last[0] < 100
+            ):
+                c.add(
+                    (*here, "analysis"),
+                    "an analysis compares the new slot with the previous one: it needs a "
+                    "weight step between 0 and 100 before it, so that both slots get traffic",
+                )
+            _check_metrics(c, (*here, "analysis", "metrics"), analysis.get("metrics"))
+
+
+def _check_metrics(c: _Checker, path: Path_, metrics: Any) -> None:
+    if not isinstance(metrics, LList):
+        return
+    seen: dict[str, int] = {}
+    for i, metric in enumerate(metrics):
+        if not isinstance(metric, LDict):
+            continue
+        here = (*path, i)
+        name = metric.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                c.add(
+                    (*here, "name"), f"metric name {name!r} is already used by metric {seen[name]}"
+                )
+            seen.setdefault(name, i)
+        if ("preset" in metric) == ("metric" in metric):
+            c.add(here, "a metric names either a 'preset' or a 'metric' (with its namespace)")
+        elif "preset" in metric and ("statistic" in metric or "namespace" in metric):
+            c.add(here, "a preset sets its own namespace and statistic", key=False)
+        if "max" not in metric and "max_ratio" not in metric:
+            c.add(here, "a metric needs a threshold: 'max', 'max_ratio' or both")
+
+
+def _check_traffic(c: _Checker, path: Path_, fleet: LDict, fleets: LDict) -> None:
+    """Traffic slots and traffic-shifting strategies go together; slot group names are free."""
+    traffic = fleet.get("traffic")
+    strategy = fleet.get("strategy")
+    kind = strategy.get("type") if isinstance(strategy, LDict) else DEFAULT_STRATEGY
+    if traffic is None:
+        if kind in ("canary", "blue-green"):
+            c.add(
+                (*path, "strategy", "type"),
+                f"strategy {kind!r} moves traffic between two slots: the fleet needs "
+                "'traffic' (route53 and slots blue/green)",
+            )
+        return
+    if not isinstance(traffic, LDict):
+        return
+    for key in ("route53", "slots"):
+        if key not in traffic:
+            c.add((*path, "traffic"), f"missing required key {key!r}", key=True)
+    if kind == "rolling":  # the built-in that replaces instances in place
+        c.add(
+            (*path, "strategy") if isinstance(strategy, LDict) else path,
+            "a fleet with traffic slots needs a strategy that moves traffic between them "
+            "(blue-green, canary), not 'rolling'",
+            key=not isinstance(strategy, LDict),
+        )
+    balancer = fleet.get("load_balancer")
+    if isinstance(balancer, LDict) and balancer.get("target_groups"):
+        c.add(
+            (*path, "load_balancer"),
+            "a fleet with traffic slots takes its target groups from traffic.slots; "
+            "drop load_balancer.target_groups",
+            key=True,
+        )
+    for slot in ("blue", "green"):
+        other = f"{path[-1]}-{slot}"
+        if other in fleets:
+            c.add(
+                ("fleets", other),
+                f"fleet name {other!r} is taken by the {slot} slot of fleet {path[-1]!r} "
+                "(its Auto Scaling group)",
+                key=True,
+            )
 
 
 def _duration(c: _Checker, path: Path_, value: Any, allowed: str = "") -> None:
