@@ -1,7 +1,9 @@
 """Every example under specs/ loads and validates with the built-in plugins.
 
 A file whose first lines contain ``# overlay-of: OTHER.yaml`` is validated on top of that file
-(``-f OTHER.yaml -f this.yaml``). Packer templates and files under ``packer/`` are not specs.
+(``-f OTHER.yaml -f this.yaml``); one with ``# plugin: DISTRIBUTION`` needs that plugin
+distribution (from ``plugins/``, installed by scripts/bootstrap) and loads entry points.
+Packer templates and files under ``packer/`` are not specs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ SPECS = sorted(
     if p.suffix in (".yaml", ".yml") and "packer" not in p.relative_to(ROOT / "specs").parts
 )
 OVERLAY = re.compile(r"^#\s*overlay-of:\s*(\S+)", re.MULTILINE)
+PLUGIN = re.compile(r"^#\s*plugin:\s*(\S+)", re.MULTILINE)
 
 
 def test_there_are_examples() -> None:
@@ -32,5 +35,10 @@ def test_example_spec_is_valid(path: Path) -> None:
     head = "".join(path.read_text().splitlines(keepends=True)[:5])
     base = OVERLAY.search(head)
     files = [path.parent / base.group(1), path] if base else [path]
-    spec = load_spec(files, plugins=load_plugins(autoload=False), environ={})
+    needs = PLUGIN.search(head)
+    plugins = load_plugins(autoload=needs is not None)
+    if needs:
+        dists = {d.split(" ")[0] for d in plugins.distributions.values()}
+        assert needs.group(1) in dists, f"install {needs.group(1)} (scripts/bootstrap does)"
+    spec = load_spec(files, plugins=plugins, environ={})
     assert spec.fleets or spec.images
