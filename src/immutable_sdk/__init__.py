@@ -1,6 +1,7 @@
 """immutable-sdk: immutable infrastructure on AWS.
 
-The public API: ``load_spec``, ``Engine`` and its results, the error classes and ``hookimpl``.
+The public API: ``load_spec``, ``Engine`` and its results, ``load_plugins`` (the plugin manager,
+with plugins that are not installed added in code), the error classes and ``hookimpl``.
 Everything else is internal and may change (plugin authors use ``immutable_sdk.plugin``).
 """
 
@@ -28,6 +29,7 @@ from .plugin import hookimpl
 
 if TYPE_CHECKING:
     from .engine import ApplyResult, Engine, Plan, PlanItem
+    from .plugins import Plugins, load_plugins
     from .spec.load import load_spec
 
 _LAZY = {
@@ -36,6 +38,8 @@ _LAZY = {
     "ApplyResult": ("immutable_sdk.engine", "ApplyResult"),
     "Plan": ("immutable_sdk.engine", "Plan"),
     "PlanItem": ("immutable_sdk.engine", "PlanItem"),
+    "load_plugins": ("immutable_sdk.plugins", "load_plugins"),
+    "Plugins": ("immutable_sdk.plugins", "Plugins"),
 }
 
 
@@ -63,11 +67,13 @@ __all__ = [
     "Plan",
     "PlanItem",
     "PluginError",
+    "Plugins",
     "RolloutFailed",
     "SpecError",
     "StateError",
     "UsageError",
     "__version__",
     "hookimpl",
+    "load_plugins",
     "load_spec",
 ]

@@ -1,6 +1,7 @@
 """A testbed for rollout tests: the emulator account, engines on a virtual clock, captured events.
 
-What ``immutable_sdk.testing``'s ``sandbox_account`` and ``run_rollout`` fixtures hand a test::
+What ``immutable_sdk.testing``'s ``sandbox_account`` and ``run_rollout`` fixtures hand a test
+(outside pytest: ``SandboxAccount(emulator.url, Path("."))`` with an ``Emulator`` running)::
 
     def test_my_strategy(run_rollout, spec_writer):
         spec = spec_writer(sample_spec(strategy="{type: mine}"))
@@ -23,6 +24,7 @@ from typing import Any
 
 from .aws.session import AwsSession
 from .clock import VirtualClock
+from .emulator import SANDBOX_CREDENTIALS
 from .engine import Engine
 from .lifecycle import Event
 from .plugins import load_plugins
@@ -65,7 +67,7 @@ class SandboxAccount:
 
     @property
     def session(self) -> AwsSession:
-        return AwsSession(REGION, endpoint_url=self.url)
+        return AwsSession(REGION, endpoint_url=self.url, credentials=SANDBOX_CREDENTIALS)
 
     def client(self, service: str) -> Any:
         """A boto3 client on the emulator, for a test to look at (or change) the account."""
