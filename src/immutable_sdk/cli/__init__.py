@@ -16,7 +16,7 @@ import click
 from .._version import __version__
 from ..errors import ExitCode, ImmutableSdkError
 
-COMMAND_MODULES = ("spec", "rollout", "images", "sandbox", "state")
+COMMAND_MODULES = ("spec", "rollout", "images", "sandbox", "state", "drift")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

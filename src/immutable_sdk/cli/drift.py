@@ -1,0 +1,155 @@
+"""Commands that keep fleets honest: drift (and --fix), recycle.
+
+``drift`` exits 0 when every fleet runs exactly its current release with the spec's settings,
+2 when drift is found (or is left after ``--fix``), 1 when a fix failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import ExitCode
+from . import Options, output_option, pass_options, spec_files_option
+from .rollout import open_engine
+
+if TYPE_CHECKING:
+    from ..drift import Drift
+    from ..remediate import DriftReport, FleetFix
+
+DRIFT_FOUND = 2
+
+
+def _show(*parts: Any) -> None:
+    from ..render import console
+
+    out = console(sys.stdout)
+    for part in parts:
+        out.print(part)
+
+
+def drift_table(drifts: Sequence[Drift], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in ("fleet", "kind", "subject", "expected", "found", "remedy"):
+        table.add_column(column)
+    for d in drifts:
+        table.add_row(d.fleet, d.kind, d.subject, d.expected, d.found, d.remedy)
+    return table
+
+
+def fixes_table(fixes: Sequence[FleetFix], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in ("fleet", "outcome", "actions", "error"):
+        table.add_column(column)
+    for f in fixes:
+        error = f.error or (f.rollout.error if f.rollout and f.rollout.error else "")
+        table.add_row(f.plan.fleet, f.outcome, "\n".join(f.plan.actions()), error or "")
+    return table
+
+
+def _render_report(report: DriftReport) -> None:
+    from rich.text import Text
+
+    for f in report.fleets:
+        if f.skipped:
+            _show(Text(f"{f.fleet}: not inspected: {f.skipped}", style="yellow"))
+    if report.clean:
+        _show(Text("no drift: every fleet runs its current release as the spec says", "green"))
+        return
+    fleets = len({d.fleet for d in report.drifts})
+    _show(
+        drift_table(report.drifts, f"drift: {len(report.drifts)} finding(s) in {fleets} fleet(s)")
+    )
+    if report.fixes:
+        title = "fixes (dry run)" if report.remaining is None else "fixes"
+        _show(fixes_table(report.fixes, title))
+    if report.remaining is not None:
+        if report.remaining:
+            _show(drift_table(report.remaining, "drift left after the fix"))
+        else:
+            _show(Text("fixed: no drift left", style="green"))
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", "fleets", multiple=True, help="Only this fleet (repeatable).")
+@click.option("--fix", is_flag=True, help="Remedy the drift: replace, restore, scale.")
+@click.option("--dry-run", is_flag=True, help="With --fix: show what would be done, do nothing.")
+@pass_options
+def drift(
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    fleets: tuple[str, ...],
+    fix: bool,
+    dry_run: bool,
+) -> None:
+    """Find every difference between what runs and each fleet's current release.
+
+    Instances on another AMI or release, without the release tag, or older than max_lifetime;
+    group settings changed outside the SDK; launch template versions written outside; a
+    deregistered or deprecated AMI. --fix replaces drifted instances through the fleet's
+    strategy (never patching them), restores group settings and scales capacity back.
+
+    Exit codes: 0 no drift, 2 drift found (or left after --fix), 1 a fix failed.
+    """
+    with open_engine(opts, files) as (engine, printer), printer:
+        report = engine.drift(fleets or None, fix=fix or dry_run, dry_run=dry_run)
+    if (output or opts.output) == "json":
+        from ..render import print_json
+
+        print_json(report.to_dict())
+    else:
+        _render_report(report)
+    if any(not f.ok for f in report.fixes):
+        sys.exit(int(ExitCode.FAILED))
+    left = report.drifts if report.remaining is None else report.remaining
+    if left:
+        sys.exit(DRIFT_FOUND)
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", "fleets", multiple=True, help="Only this fleet (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show which instances would be replaced.")
+@pass_options
+def recycle(
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    fleets: tuple[str, ...],
+    dry_run: bool,
+) -> None:
+    """Replace instances older than their fleet's max_lifetime, oldest first, through the
+    fleet's strategy, so that every instance runs a recent image.
+
+    ``apply --recycle`` does the same after applying the plan.
+    """
+    with open_engine(opts, files) as (engine, printer), printer:
+        fixes = engine.recycle(fleets or None, dry_run=dry_run)
+    if (output or opts.output) == "json":
+        from ..render import print_json
+
+        print_json({"dry_run": dry_run, "fleets": [f.to_dict() for f in fixes]})
+    elif fixes:
+        _show(fixes_table(fixes, "recycle (dry run)" if dry_run else "recycle"))
+    else:
+        from rich.text import Text
+
+        _show(Text("nothing to recycle: no instance is older than its max_lifetime", "green"))
+    if any(not f.ok for f in fixes):
+        sys.exit(int(ExitCode.FAILED))
+
+
+def register(group: click.Group) -> None:
+    for command in (drift, recycle):
+        group.add_command(command)
