@@ -1,0 +1,1 @@
+"""immutable-sdk's benchmarks: ``python -m benchmarks`` (see docs/performance.md)."""

@@ -1,0 +1,225 @@
+"""One scenario in its own process: ``python -m benchmarks.child SCENARIO JSON-ARGS``.
+
+Prints one JSON line: wall and CPU seconds of the measured part, the process's peak RSS
+(VmHWM), the engine's AWS API calls by operation and, for rollouts, the clock's duration.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+AMI_V1 = "ami-03c3da4cfa8e8943a"  # two Amazon Linux AMIs moto ships in us-east-1
+AMI_V2 = "ami-0d27e0fb3bac4d724"
+SUBNETS = "[bench-big]"  # a /18 made by big_subnet(): moto places a group in one subnet
+
+FLEET = """
+  {name}:
+    image: web
+    instance_type: t3.micro
+    subnets: {subnets}
+    security_groups: [bench-web]
+    capacity: {{min: {n}, desired: {n}, max: {max}}}
+{lb}    strategy: {{type: rolling, batch_size: {batch}, min_healthy: 100%{bake}}}
+    health:
+      timeout: 1h
+      interval: {interval}
+      checks:
+{checks}
+"""
+
+
+def spec_text(
+    fleets: int,
+    n: int,
+    batch: int,
+    *,
+    checks: str,
+    bake: str = "",
+    lb: bool = True,
+    interval: str = "10s",
+) -> str:
+    head = (
+        "apiVersion: immutable-sdk/v1\nname: bench\nregion: us-east-1\n"
+        "images:\n  web:\n    builder: ami\n    id: ${WEB_AMI}\nfleets:\n"
+    )
+    body = "".join(
+        FLEET.format(
+            name=f"web{i}" if fleets > 1 else "web",
+            subnets=SUBNETS,
+            n=n,
+            max=max(2 * n, 1),
+            lb="    load_balancer: {target_groups: [bench-web]}\n" if lb else "",
+            batch=batch,
+            bake=f", bake: {bake}" if bake else "",
+            interval=interval,
+            checks=checks,
+        )
+        for i in range(fleets)
+    )
+    return head + body
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def big_subnet(url: str) -> None:
+    """A subnet with room for thousands of instances, in the sandbox's VPC, named bench-big."""
+    import boto3
+
+    from immutable_sdk.sandbox import Sandbox
+
+    Sandbox.attach(url).seed({"region": "us-east-1", "fleets": {"x": {"subnets": ["bench-a"]}}})
+    ec2 = boto3.client("ec2", endpoint_url=url, region_name="us-east-1")
+    subnets = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["bench-a"]}])
+    vpc = subnets["Subnets"][0]["VpcId"]
+    if ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["bench-big"]}])["Subnets"]:
+        return
+    ec2.create_subnet(
+        VpcId=vpc,
+        CidrBlock="10.0.192.0/18",
+        AvailabilityZone="us-east-1a",
+        TagSpecifications=[
+            {"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": "bench-big"}]}
+        ],
+    )
+
+
+class Bench:
+    def __init__(self, text: str, url: str, *, virtual: bool, plugins: list[Any] = ()) -> None:
+        from immutable_sdk.clock import RealClock, VirtualClock
+
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.path = self.dir / "spec.yaml"
+        self.path.write_text(text)
+        self.url = url
+        self.clock = VirtualClock() if virtual else RealClock()
+        self.plugins = list(plugins)
+        big_subnet(url)
+
+    def engine(self, ami: str) -> Any:
+        from immutable_sdk.aws.session import AwsSession
+        from immutable_sdk.engine import Engine
+        from immutable_sdk.plugins import load_plugins
+        from immutable_sdk.sandbox import Sandbox
+        from immutable_sdk.spec.load import load_spec
+        from immutable_sdk.state.sqlite import SqliteStateStore
+
+        os.environ["WEB_AMI"] = ami
+        plugins = load_plugins(self.plugins, autoload=False)
+        spec = load_spec([self.path], plugins=plugins)
+        Sandbox.attach(self.url).seed(spec)
+        return Engine(
+            spec,
+            plugins=plugins,
+            session=AwsSession("us-east-1", endpoint_url=self.url),
+            clock=self.clock,
+            state=SqliteStateStore(self.dir / "state.db", spec.name),
+        )
+
+
+def measure(run: Any) -> dict[str, Any]:
+    wall, c = time.perf_counter(), cpu()
+    out = run()
+    return {"wall": time.perf_counter() - wall, "cpu": cpu() - c, **out}
+
+
+def rolling(
+    url: str,
+    n: int,
+    batches: int,
+    simulate: dict[str, Any] | None = None,
+    fleets: int = 1,
+    parallelism: int = 10,
+    real_clock: bool = False,
+    lb: bool = True,
+) -> dict[str, Any]:
+    batch = max(1, math.ceil(n / batches))
+    plugins: list[Any] = []
+    checks = "        - {type: ec2}\n" + ("        - {type: elb}\n" if lb else "")
+    bake = ""
+    if simulate:
+        from .simulate import Simulation
+
+        checks += (
+            f"        - {{type: simulated-boot, boot: '{simulate['boot']}s', "
+            f"warmup: '{simulate['warmup']}s'}}\n"
+        )
+        bake = f"{simulate['bake']}s"
+    bench = Bench(
+        spec_text(fleets, n, batch, checks=checks.rstrip("\n"), bake=bake, lb=lb),
+        url,
+        virtual=not real_clock,
+        plugins=plugins,
+    )
+    if simulate:
+        sim = Simulation(bench.clock, float(simulate["deregistration"]))
+        bench.plugins.append(sim)
+    with bench.engine(AMI_V1) as engine:
+        first = engine.apply(parallelism=parallelism)
+        assert first.ok, first.to_dict()
+    with bench.engine(AMI_V2) as engine:
+        plan = engine.plan()
+        assert all(i.action == "replace" for i in plan.items), plan.to_dict()
+
+        def replace() -> dict[str, Any]:
+            result = engine.apply(plan, parallelism=parallelism)
+            assert result.ok, result.to_dict()
+            return {
+                "duration": result.duration,
+                "calls": result.api_calls["by_operation"],
+                "total_calls": result.api_calls["total"],
+                "launched": sum(len(f.launched) for f in result.fleets),
+            }
+
+        out = measure(replace)
+    out["batch_size"] = batch
+    out["batches"] = math.ceil(n / batch)
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def plan_many(url: str, fleets: int, parallelism: int = 50) -> dict[str, Any]:
+    bench = Bench(
+        spec_text(fleets, 0, 1, checks="        - {type: ec2}", lb=False), url, virtual=True
+    )
+    with bench.engine(AMI_V1) as engine:
+        setup = measure(lambda: {"ok": engine.apply(parallelism=parallelism).ok})
+    with bench.engine(AMI_V1) as engine:
+        before = engine.session.calls.snapshot()
+
+        def plan() -> dict[str, Any]:
+            p = engine.plan()
+            return {"changes": p.changes, "items": len(p.items)}
+
+        out = measure(plan)
+        out["calls"] = engine.session.calls.since(before)
+        out["total_calls"] = sum(out["calls"].values())
+    out["setup_apply_wall"] = setup["wall"]
+    out["setup_ok"] = setup["ok"]
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+SCENARIOS = {"rolling": rolling, "plan": plan_many}
+
+if __name__ == "__main__":
+    name, args = sys.argv[1], json.loads(sys.argv[2])
+    result = SCENARIOS[name](os.environ["BENCH_AWS_URL"], **args)
+    print(json.dumps(result))
