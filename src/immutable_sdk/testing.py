@@ -43,7 +43,7 @@ AMI_V2 = "ami-0d27e0fb3bac4d724"
 
 def sample_spec(
     *,
-    strategy: str = "{type: rolling, batch_size: 1}",
+    strategy: str | None = None,
     desired: int = 2,
     checks: Sequence[str] = ("{type: ec2}",),
     traffic: bool = False,
@@ -54,8 +54,11 @@ def sample_spec(
 
     ``strategy``, ``checks`` and ``notifiers`` are YAML flow mappings; ``traffic=True`` gives
     the fleet two traffic slots (``blue``, ``green``) behind a weighted Route 53 record,
-    otherwise one target group. Every resource it names is seeded by the sandbox.
+    otherwise one target group. Every resource it names is seeded by the sandbox. The default
+    strategy is ``{type: blue-green}`` with slots and ``{type: rolling, batch_size: 1}`` without.
     """
+    if strategy is None:
+        strategy = "{type: blue-green}" if traffic else "{type: rolling, batch_size: 1}"
     if traffic:
         wiring = f"""
     traffic:

@@ -104,13 +104,14 @@ def timed_rollouts(
 def test_a_broken_endpoint_neither_fails_nor_slows_a_rollout(
     sandbox_account: SandboxAccount, spec_writer: Any, endpoint: Any, dead_url: str, trouble: str
 ) -> None:
-    # Synchronous delivery would cost (1 + retries) * timeout = 1.2 s per event, 20+ events.
+    # Synchronous delivery would cost (1 + retries) * timeout = 1.2 s per event, 20+ events:
+    # over 24 s. The bound leaves room for a loaded machine, not for any of that.
     url = dead_url if trouble == "refused" else endpoint(lambda n: (200, 5.0)).url
     settings = {"timeout": "0.4s", "retries": 2, "backoff": "0.1s", "flush_timeout": "1s"}
     spec = spec_writer(sample_spec(desired=2), name="plain.yaml")
     notified = spec_writer(sample_spec(desired=2, notifiers=[webhook(url, **settings)]))
     baseline, took, closing, notifier = timed_rollouts(sandbox_account, spec, notified)
-    assert took < baseline + 0.5, (baseline, took)
+    assert took < baseline + 2.0, (baseline, took)
     assert closing < 1.5, closing
     assert notifier.stats.delivered == 0
     assert notifier.stats.dropped + notifier.stats.failed >= 10
