@@ -54,6 +54,7 @@ def test_validate_json(tmp_path: Path) -> None:
         "region": "us-east-1",
         "images": [],
         "fleets": [],
+        "warnings": [],
     }
     spec.write_text(VALID.replace("shop", "Shop"))
     result = run("validate", "-f", str(spec), "-o", "json")

@@ -3,58 +3,32 @@
 ``redact(obj)`` is the same redaction for any other output (JSON documents, events): it returns
 a copy in which
 
-* values under a key named like password, secret, token, credential or private key
+* values under a key named like password, secret, token, credential, api key or private key
   (case-insensitive, at any depth of dicts and lists) are replaced by ``[redacted]``;
 * inside every string, AWS access key ids (``AKIA...``, ``ASIA...``), AWS secret access keys
-  (40 characters of mixed-case base64) and PEM private key blocks are replaced.
+  (40 characters of mixed-case base64), PEM private key blocks and long high-entropy tokens
+  are replaced (the shapes are defined in ``immutable_sdk.secrets``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
-REDACTED = "[redacted]"
+from .secrets import is_secret_key, replace_secrets
 
-_SECRET_KEY = re.compile(r"password|passwd|secret|token|credential|private[-_ ]?key", re.IGNORECASE)
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-    re.DOTALL,
-)
-_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
-_SECRET_ACCESS_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+REDACTED = "[redacted]"
 
 _configured: tuple[str, bool] | None = None
 
 
-def _looks_random(m: re.Match[str]) -> str:
-    # A secret key mixes cases and digits; a hex digest or a long word does not.
-    s = m.group(0)
-    if (
-        any(c.islower() for c in s)
-        and any(c.isupper() for c in s)
-        and any(c.isdigit() or c in "/+" for c in s)
-    ):
-        return REDACTED
-    return s
-
-
 def redact_text(text: str) -> str:
-    """``text`` with private key blocks, access key ids and secret access keys replaced."""
-    if "PRIVATE KEY" in text:
-        text = _PRIVATE_KEY.sub(REDACTED, text)
-    text = _ACCESS_KEY_ID.sub(REDACTED, text)
-    return _SECRET_ACCESS_KEY.sub(_looks_random, text)
-
-
-def is_secret_key(key: object) -> bool:
-    """Whether values under this key are secrets by their name."""
-    return isinstance(key, str) and _SECRET_KEY.search(key) is not None
+    """``text`` with private key blocks, AWS keys and high-entropy tokens replaced."""
+    return replace_secrets(text, REDACTED)
 
 
 def redact(obj: Any) -> Any:

@@ -73,7 +73,9 @@ class SdkGroup(click.Group):
             opts = ctx.find_object(Options)
             if opts is not None and opts.debug:
                 raise
-            message = str(exc)
+            from ..logs import redact_text
+
+            message = redact_text(str(exc))  # a message may quote a value from the spec
             if "\n" in message:
                 click.echo(message, err=True)
                 click.echo(f"error: {len(message.splitlines())} problem(s) found", err=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._version import __version__
-from ..errors import ExitCode, SpecError
+from ..errors import ExitCode, SpecError, SpecProblem
 from . import Options, output_option, pass_options, spec_files_option
 
 if TYPE_CHECKING:
@@ -19,35 +20,47 @@ def _as_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False)
 
 
+def _problem_dicts(problems: Sequence[SpecProblem]) -> list[dict[str, Any]]:
+    from ..logs import redact
+
+    return [
+        {
+            "file": p.location.file,
+            "line": p.location.line,
+            "column": p.location.column,
+            "path": p.path,
+            "message": redact(p.message),  # a message may quote a value
+        }
+        for p in problems
+    ]
+
+
 @click.command()
 @spec_files_option
 @output_option
+@click.option("--strict", is_flag=True, help="Treat warnings (secrets in the spec) as errors.")
 @pass_options
-def validate(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: bool) -> None:
     """Load and validate the spec (all plugins' settings included), without touching AWS.
 
     Prints a one-line summary and exits 0, or prints every problem as FILE:LINE:COL: path:
-    message and exits 2.
+    message and exits 2. Warns about secrets written in image vars or user data (AWS keys,
+    private key blocks, long high-entropy tokens, values under secret names); --strict makes
+    those errors.
     """
+    from ..secrets import scan_spec
     from ..spec.load import load_spec
 
     as_json = (output or opts.output) == "json"
     try:
         spec = load_spec(files)
+        warnings = scan_spec(files)
+        if strict and warnings:
+            raise SpecError(warnings)
     except SpecError as exc:
         if not as_json:
             raise
-        problems = [
-            {
-                "file": p.location.file,
-                "line": p.location.line,
-                "column": p.location.column,
-                "path": p.path,
-                "message": p.message,
-            }
-            for p in exc.problems
-        ]
-        click.echo(_as_json({"valid": False, "problems": problems}))
+        click.echo(_as_json({"valid": False, "problems": _problem_dicts(exc.problems)}))
         raise click.exceptions.Exit(int(ExitCode.INVALID)) from None
     if as_json:
         click.echo(
@@ -58,14 +71,18 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None) -> None:
                     "region": spec.region,
                     "images": sorted(spec.images),
                     "fleets": sorted(spec.fleets),
+                    "warnings": _problem_dicts(warnings),
                 }
             )
         )
         return
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     images, fleets = len(spec.images), len(spec.fleets)
     click.echo(
         f"ok: {', '.join(files)}: project {spec.name} in {spec.region}, "
         f"{images} image{'s' if images != 1 else ''}, {fleets} fleet{'s' if fleets != 1 else ''}"
+        + (f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else "")
     )
 
 
