@@ -72,10 +72,12 @@ def is_secret_access_key(text: str) -> bool:
 
 
 def is_high_entropy(text: str) -> bool:
+    # A path of words and ids (hostedzone/Z2FDTNDATAQYW2) has no part that mixes every
+    # class; a random token with slashes has.
     return (
         len(text) >= TOKEN_MIN_LENGTH
         and any(c.isdigit() for c in text)
-        and mixes_classes(text)
+        and any(len(part) >= 8 and mixes_classes(part) for part in text.split("/"))
         and entropy(text) > ENTROPY_THRESHOLD
     )
 

@@ -41,6 +41,7 @@ def test_each_shape_is_found_and_redacted(text: str, kind: str) -> None:
         "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-web/c5f4479121b8a9ec",
         "demo-web-1.0.0-20261127104512 snapshot/snap-0123456789abcdef0",
         "AutoScalingGroupNameDescriptionAndSomeMoreWords",  # a long word: no digit
+        "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ",  # words and ids joined by /
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaA1",  # classes but no entropy
     ],
 )

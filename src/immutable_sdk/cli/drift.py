@@ -1,4 +1,4 @@
-"""Commands that keep fleets honest: drift (and --fix), recycle.
+"""Commands that keep fleets honest: drift (and --fix), recycle, iam-policy.
 
 ``drift`` exits 0 when every fleet runs exactly its current release with the spec's settings,
 2 when drift is found (or is left after ``--fix``), 1 when a fix failed.
@@ -150,6 +150,35 @@ def recycle(
         sys.exit(int(ExitCode.FAILED))
 
 
+@click.command("iam-policy")
+@spec_files_option
+@click.option(
+    "--account",
+    default="*",
+    show_default=True,
+    help="AWS account id to put in resource ARNs.",
+)
+@click.option(
+    "--images-gc", is_flag=True, help="Also allow `images gc` (deregister AMIs, delete snapshots)."
+)
+@pass_options
+def iam_policy(opts: Options, files: tuple[str, ...], account: str, images_gc: bool) -> None:
+    """Print the least-privilege IAM policy (JSON) that applying this spec needs.
+
+    Only the actions the spec's builders, strategies, health checks and state backend call;
+    mutating actions conditioned on the SDK's tags where AWS supports it; Route 53 changes
+    limited to the spec's zones and records. Reads no AWS.
+    """
+    from ..iam import policy_document, policy_notes
+    from ..render import print_json
+    from ..spec.load import load_spec
+
+    spec = load_spec(files)
+    print_json(policy_document(spec, account=account, images_gc=images_gc))
+    for note in policy_notes(spec):
+        click.echo(f"note: {note}", err=True)
+
+
 def register(group: click.Group) -> None:
-    for command in (drift, recycle):
+    for command in (drift, recycle, iam_policy):
         group.add_command(command)
