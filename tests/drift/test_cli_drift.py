@@ -77,3 +77,23 @@ def test_recycle_with_nothing_old(world: World) -> None:
     assert "nothing to recycle" in result.stdout
     as_json = run(world, "recycle", "-f", spec, "--dry-run", "-o", "json")
     assert json.loads(as_json.stdout) == {"dry_run": True, "fleets": []}
+
+
+def test_apply_recycle_replaces_instances_past_max_lifetime(world: World) -> None:
+    real_now_clock(world)
+    # 1ms: every instance is past it by the time the second apply looks (launch times are
+    # whole seconds, rounded down), and none was when it launched.
+    spec = str(world.write(drift_spec(desired=2, max_lifetime="1ms")))
+    with world.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    before = {i["InstanceId"] for i in world.group()["Instances"]}
+    result = run(world, "apply", "-f", spec, "--yes", "--recycle", "-o", "json")
+    assert result.exit_code == 0, result.output
+    fleets = json.loads(result.stdout)["fleets"]
+    assert [(f["action"], f["outcome"]) for f in fleets] == [
+        ("noop", "noop"),
+        ("recycle", "promoted"),
+    ]
+    assert set(fleets[1]["retired"]) == before
+    after = {i["InstanceId"] for i in world.group()["Instances"]}
+    assert len(after) == 2 and not after & before

@@ -87,6 +87,11 @@ def plan(
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--prune", is_flag=True, help="Also destroy fleets that the spec no longer names.")
 @click.option(
+    "--recycle",
+    is_flag=True,
+    help="Then replace instances older than their fleet's max_lifetime (see recycle).",
+)
+@click.option(
     "--parallelism",
     type=click.IntRange(min=1),
     default=10,
@@ -105,6 +110,7 @@ def apply(
     output: str | None,
     yes: bool,
     prune: bool,
+    recycle: bool,
     parallelism: int,
     fail_fast: bool,
 ) -> None:
@@ -125,7 +131,11 @@ def apply(
                 raise UsageError("apply cancelled")
         with printer:
             result = engine.apply(
-                the_plan, prune=prune, parallelism=parallelism, fail_fast=fail_fast
+                the_plan,
+                prune=prune,
+                recycle=recycle,
+                parallelism=parallelism,
+                fail_fast=fail_fast,
             )
     if as_json:
         print_json(result.to_dict())
