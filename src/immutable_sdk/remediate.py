@@ -139,6 +139,11 @@ class Remediator:
         found: dict[str, FleetObservation | FleetDrift] = {}
         for name in names:
             group = groups[name]
+            if self.spec.fleets[name].traffic:
+                found[name] = FleetDrift(
+                    name, None, skipped="a traffic fleet: its slot groups are not inspected yet"
+                )
+                continue
             if group is None:
                 found[name] = FleetDrift(
                     name, None, skipped="no Auto Scaling group yet (plan shows it as create)"

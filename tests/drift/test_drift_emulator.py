@@ -187,3 +187,20 @@ def test_a_fleet_with_a_rollout_in_progress_is_not_judged(world: World) -> None:
         report = engine.drift()
     assert report.clean
     assert report.fleets[0].skipped == f"rollout {rollout.id} is in progress"
+
+
+def test_traffic_fleets_are_listed_as_not_inspected(world: World) -> None:
+    world.write(
+        drift_spec(desired=1, strategy="{type: blue-green}").replace(
+            "    load_balancer: {target_groups: [shop-web]}\n", ""
+        )
+        + "    traffic:\n"
+        + "      route53: {zone: shop.example.com., record: web.shop.example.com}\n"
+        + "      slots:\n"
+        + "        blue: {target_group: shop-blue}\n"
+        + "        green: {target_group: shop-green}\n"
+    )
+    with world.engine(AMI_V1) as engine:
+        report = engine.drift()
+    assert report.clean
+    assert report.fleets[0].skipped == "a traffic fleet: its slot groups are not inspected yet"
