@@ -34,8 +34,9 @@ from .plugins import Plugins, load_plugins
 from .release import Release, make_release
 from .results import ApplyResult, FleetResult
 from .rollout import new_owner
+from .slots import SlotDeployer, rollout_progress, signal_rollout
 from .spec.model import FleetSpec, Spec
-from .state.base import ReleaseRecord, StateStore
+from .state.base import ReleaseRecord, RolloutRecord, StateStore
 
 if TYPE_CHECKING:
     from .remediate import DriftReport, FleetFix, Remediator
@@ -122,6 +123,7 @@ class Engine:
             self.owner,
             self.lease,
         )
+        self.slots = SlotDeployer(self.deployer)
         # Last: from here on, close() must run to stop the notifiers' delivery threads.
         self._notifiers = start_notifiers(spec.notifiers, self.plugins)
 
@@ -247,17 +249,16 @@ class Engine:
                     item.current_release,
                     error="not destroyed: pass --prune to destroy fleets the spec dropped",
                 )
-            return self.deployer.locked(
-                item.fleet, lambda keeper: self.deployer.destroy(item, keeper)
-            )
+            return self.deployer.locked(item.fleet, lambda keeper: self.slots.destroy(item, keeper))
         fleet = self.spec.fleets[item.fleet]
+        deployer = self.slots if fleet.traffic else self.deployer  # traffic slots: slots.py
         if item.action == "scale":
             return self.deployer.locked(
-                item.fleet, lambda keeper: self.deployer.scale(fleet, item, keeper)
+                item.fleet, lambda keeper: deployer.scale(fleet, item, keeper)
             )
         release = self.planner.desired_release(fleet, artifacts[fleet.image])
         return self.deployer.locked(
-            item.fleet, lambda keeper: self.deployer.roll(fleet, release, item.action, keeper)
+            item.fleet, lambda keeper: deployer.roll(fleet, release, item.action, keeper)
         )
 
     # --- operator actions -------------------------------------------------------------------
@@ -265,7 +266,11 @@ class Engine:
     def rollback(self, fleet_name: str, to: str | None = None) -> FleetResult:
         """Roll ``fleet_name`` back to release ``to`` (default: the one before the current)."""
         fleet = self._fleet(fleet_name)
-        group = self.fleets.describe_one(fleet_name)
+        if fleet.traffic:  # traffic slots: the live slot's group, and a release to the other
+            group = self.planner.live_slot_groups().get(fleet_name)
+        else:
+            group = self.fleets.describe_one(fleet_name)
+        deployer = self.slots if fleet.traffic else self.deployer
         if group is None:
             raise UsageError(f"fleet {fleet_name!r} has no Auto Scaling group to roll back")
         records = self.state.releases(fleet_name)
@@ -286,8 +291,20 @@ class Engine:
             record = found
         release = release_from_record(fleet, record)
         return self.deployer.locked(
-            fleet_name, lambda keeper: self.deployer.roll(fleet, release, "rollback", keeper)
+            fleet_name, lambda keeper: deployer.roll(fleet, release, "rollback", keeper)
         )
+
+    def promote(self, fleet_name: str, *, full: bool = False) -> RolloutRecord:
+        """Continue ``fleet_name``'s paused rollout (``full``: skip its remaining steps)."""
+        self._fleet(fleet_name)
+        return signal_rollout(
+            self.state, self.clock, fleet_name, "promote-full" if full else "promote"
+        )
+
+    def abort(self, fleet_name: str) -> RolloutRecord:
+        """Make ``fleet_name``'s running rollout roll back now (from any process)."""
+        self._fleet(fleet_name)
+        return signal_rollout(self.state, self.clock, fleet_name, "abort")
 
     def _fleet(self, name: str) -> FleetSpec:
         try:
@@ -299,6 +316,7 @@ class Engine:
     def status(self) -> list[dict[str, Any]]:
         """Per fleet: release, instances by release and health, rollout in progress."""
         groups = self.fleets.describe(list(self.spec.fleets))
+        groups.update(self.planner.live_slot_groups())
         out = []
         for name in self.spec.fleets:
             group = groups[name]
@@ -329,7 +347,10 @@ class Engine:
                     "phase": unfinished.phase,
                     "to_release": unfinished.to_release,
                     "last_step": journal[-1].data if journal else None,
+                    **rollout_progress(unfinished, journal),
                 }
+            if self.spec.fleets[name].traffic:
+                entry["traffic"] = self.slots.traffic_status(self.spec.fleets[name])
             out.append(entry)
         return out
 

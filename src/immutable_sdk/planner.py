@@ -119,9 +119,21 @@ class Planner:
         )
         return make_release(fleet, artifact, config)
 
+    def live_slot_groups(self) -> dict[str, GroupState | None]:
+        """For fleets with traffic slots, the group of the slot that serves (see aws.slots)."""
+        fleets = [f for f in self.spec.fleets.values() if f.traffic]
+        if not fleets:
+            return {}
+        from .aws.slots import SlotGroups, live_groups
+        from .aws.traffic import TrafficApi
+
+        routes = TrafficApi(self.ctx.session, self.ctx.clock)
+        return live_groups(SlotGroups(self.fleets), routes, fleets)
+
     def plan(self) -> Plan:
         artifacts, builds = self.find_artifacts()
         groups = self.fleets.describe(list(self.spec.fleets))
+        groups.update(self.live_slot_groups())  # a fleet with traffic slots: its live slot
         items = [
             self._item(fleet, groups[name], artifacts.get(fleet.image), fleet.image in builds)
             for name, fleet in self.spec.fleets.items()

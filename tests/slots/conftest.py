@@ -49,7 +49,7 @@ def slot_spec(
     desired: int = 4,
     ttl: int = 60,
     checks: str = ALARM_CHECKS,
-    interval: str = "1m",
+    interval: str = "5m",
 ) -> str:
     return SLOT_SPEC.format(
         strategy=strategy,

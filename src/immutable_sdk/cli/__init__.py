@@ -16,7 +16,7 @@ import click
 from .._version import __version__
 from ..errors import ExitCode, ImmutableSdkError
 
-COMMAND_MODULES = ("spec", "rollout", "images", "sandbox", "state", "drift")
+COMMAND_MODULES = ("spec", "rollout", "images", "sandbox", "state", "drift", "operator")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -148,9 +148,22 @@ def apply(
 @click.command()
 @spec_files_option
 @output_option
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Refresh until interrupted: rollout step, weights and healthy instances per slot.",
+)
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
 @pass_options
-def status(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+def status(
+    opts: Options, files: tuple[str, ...], output: str | None, watch: bool, interval: float
+) -> None:
     """Per fleet: release, instances by release and health, rollout in progress."""
+    if watch:
+        from .operator import watch_status
+
+        watch_status(opts, files, _fmt(opts, output), interval)
+        return
     with open_engine(opts, files) as (engine, _):
         entries = engine.status()
     if _fmt(opts, output) == "json":

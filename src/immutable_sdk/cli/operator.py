@@ -1,0 +1,148 @@
+"""Commands for a person steering a running rollout from anywhere: promote, abort, status --watch.
+
+They talk to the rollout through the state store named by the spec (``state:``), never to the
+process that runs ``apply``: an operator on another machine, with the same spec and access to
+the same state (a DynamoDB table, or the same SQLite file), steers it as well. The running
+rollout reads the signal at its next wait, within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import Options, output_option, pass_options, spec_files_option
+from .rollout import open_engine
+
+if TYPE_CHECKING:
+    from rich.console import Group
+
+    from ..state.base import RolloutRecord
+
+
+def _sent(record: RolloutRecord, what: str, output: str) -> None:
+    if output == "json":
+        print(json.dumps({"fleet": record.fleet, "rollout": record.id, "signal": what}))
+    else:
+        click.echo(f"{record.fleet}: {what} sent to rollout {record.id} ({record.phase})")
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", required=True, help="The fleet whose rollout to continue.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Skip every remaining step: full capacity and 100% of the traffic on the new release.",
+)
+@pass_options
+def promote(
+    opts: Options, files: tuple[str, ...], output: str | None, fleet: str, full: bool
+) -> None:
+    """Continue FLEET's rollout: end its current pause, bake or analysis wait.
+
+    A manual pause (``{pause: manual}``, ``promote_after: manual``, an inconclusive analysis)
+    goes on; a timed pause, a bake or the wait of ``keep_previous`` ends now (the previous slot
+    is then retired). A promote sent while no wait runs applies to the next one. With --full,
+    the remaining steps are skipped up to 100% on the new slot (``keep_previous`` still holds).
+    Exit code 2 when the fleet has no rollout in progress.
+    """
+    with open_engine(opts, files) as (engine, _):
+        record = engine.promote(fleet, full=full)
+    _sent(record, "promote --full" if full else "promote", output or opts.output)
+
+
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", required=True, help="The fleet whose rollout to roll back.")
+@pass_options
+def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str) -> None:
+    """Roll FLEET's running rollout back now.
+
+    The rollout stops at its next wait and rolls back as after a failed gate: with traffic
+    slots, all traffic back on the previous slot (after checking it is healthy), then the new
+    slot retired. An abort rolls back even with ``rollback: {automatic: false}``. The ``apply``
+    that ran the rollout exits 1 with the outcome ``rolled_back``. Exit code 2 when the fleet
+    has no rollout in progress.
+    """
+    with open_engine(opts, files) as (engine, _):
+        record = engine.abort(fleet)
+    _sent(record, "abort", output or opts.output)
+
+
+def watch_status(opts: Options, files: Sequence[str], output: str, interval: float) -> None:
+    """``status --watch``: the status again every ``interval`` seconds until interrupted."""
+    from rich.live import Live
+
+    from ..render import console
+
+    with open_engine(opts, files) as (engine, _):
+        out = console(sys.stdout)
+        live = (
+            Live(console=out, auto_refresh=False) if out.is_terminal and output != "json" else None
+        )
+        try:
+            if live is not None:
+                live.start()
+            while True:
+                entries = engine.status()
+                if output == "json":
+                    print(json.dumps(entries, default=str), flush=True)
+                elif live is not None:
+                    live.update(watch_view(entries), refresh=True)
+                else:
+                    out.print(watch_view(entries))
+                    sys.stdout.flush()
+                engine.clock.sleep(interval)
+        except KeyboardInterrupt:
+            return
+        finally:
+            if live is not None:
+                live.stop()
+
+
+def watch_view(entries: list[dict[str, Any]]) -> Group:
+    """Per fleet: release, rollout step, and for traffic slots their weights and health."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list[Any] = []
+    for e in entries:
+        ro = e.get("rollout_in_progress")
+        head = f"{e['fleet']}: release {e.get('release') or '-'}"
+        if ro:
+            steps = ro.get("steps") or []
+            at = int(ro.get("current", -1)) + 1
+            head += f"; rollout {ro['id']} ({ro['phase']}) step {at}/{len(steps)}"
+            if ro.get("step"):
+                head += f": {ro['step']}"
+        parts.append(Text(head, style="bold"))
+        traffic = e.get("traffic")
+        if traffic:
+            table = Table(box=None, header_style="bold")
+            for col in ("slot", "weight", "release", "desired", "in service", "healthy"):
+                table.add_column(col)
+            for slot, s in traffic["slots"].items():
+                weight = "-" if s["weight"] is None else f"{s['weight']}%"
+                table.add_row(
+                    slot + (" (live)" if slot == traffic.get("live") else ""),
+                    weight,
+                    s["release"] or "-",
+                    str(s["desired"]),
+                    str(s["in_service"]),
+                    str(s["healthy"]),
+                )
+            parts.append(table)
+    return Group(*parts)
+
+
+def register(group: click.Group) -> None:
+    for command in (promote, abort):
+        group.add_command(command)
