@@ -132,20 +132,29 @@ def test_waves_roll_out_in_order_and_a_failing_bake_rolls_the_wave_back(world: W
 
     cw = world.client("cloudwatch")
 
+    old_release = first.fleet("canary").to_release
+
     class AlarmAfterCanary:
+        """5xx once the canary runs the new release; back to OK when it rolls back."""
+
         @hookimpl
         def immutable_sdk_rollout_finished(self, rollout, outcome) -> None:  # type: ignore[no-untyped-def]
             if rollout.fleet == "canary" and outcome == "promoted":
                 cw.set_alarm_state(AlarmName="shop-5xx", StateValue="ALARM", StateReason="5xx")
+
+        @hookimpl
+        def immutable_sdk_rollout_started(self, rollout) -> None:  # type: ignore[no-untyped-def]
+            if rollout.fleet == "canary" and rollout.to_release == old_release:
+                cw.set_alarm_state(AlarmName="shop-5xx", StateValue="OK", StateReason="back")
 
     world.extra_plugins.append(AlarmAfterCanary())
     world.events.clear()
     with world.engine(AMI_V2) as engine:
         second = engine.apply()
     canary = second.fleet("canary")
-    assert canary.outcome == "rolled_back", second.to_dict()
+    assert canary.outcome == "rolled_back", canary.error
     assert "wave 'one-box' bake" in (canary.error or "")
-    assert canary.rolled_back_to == first.fleet("canary").to_release
+    assert canary.rolled_back_to == old_release
     assert {second.fleet(f).outcome for f in ("web", "api")} == {"blocked"}
     assert "wave 'one-box' failed" in (second.fleet("web").error or "")
     assert world.running(AMI_V2) == []  # the canary is back on the old image
