@@ -234,3 +234,27 @@ def test_pruning_a_dropped_traffic_fleet_deletes_its_slot_groups(slots: SlotWorl
     assert slots.slot("blue") == {} and slots.slot("green") == {}
     assert slots.state_of(blue) <= {"shutting-down", "terminated"}
     assert slots.client("ec2").describe_launch_templates()["LaunchTemplates"] == []
+
+
+def test_a_failure_while_the_previous_slot_is_kept_warm_is_one_weight_change_back(
+    slots: SlotWorld,
+) -> None:
+    first_release(slots, "{type: blue-green, keep_previous: 1h}")
+    blue = slots.instances_of("blue")
+    shifts = Shifts(slots)
+    shifts.on_shift = lambda after: after["green"] == 100 and slots.set_alarm("ALARM")
+    slots.extra_plugins.append(shifts)
+    slots.events.clear()
+    with slots.engine(AMI_V2) as engine:
+        result = engine.apply()
+    checkout = result.fleet("checkout")
+    assert checkout.outcome == "rolled_back", checkout
+    assert [after for _, after, _ in shifts.seen] == [
+        {"blue": 0, "green": 100},
+        {"blue": 100, "green": 0},
+    ]
+    # the warm slot took the traffic back as it was: no instance launched or replaced there
+    assert slots.instances_of("blue") == blue and slots.state_of(blue) == {"running"}
+    assert slots.slot("green") == {}
+    launches = [e for e in slots.of_kind("step.started") if e.data["step"]["kind"] == "provision"]
+    assert len(launches) == 1
