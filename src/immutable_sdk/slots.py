@@ -20,11 +20,18 @@ group deleted, with the launch template. If the previous slot is not healthy, ro
 stops before touching traffic (the rollout ends ``failed``, both slots left for a person).
 With ``rollback: {automatic: false}`` a failure leaves everything as it is (``failed``); an
 ``abort`` rolls back regardless.
+
+Interrupted rollouts. A slot rollout is not resumed step by step: the next apply of the fleet
+(once the dead process's lock lease ran out) closes it (outcome ``superseded``) and starts
+over from what it finds. Traffic left split between the slots goes back to the slot the
+interrupted rollout moved it from (after checking it is healthy); a leftover group of another
+release in the idle slot is replaced; and when all traffic already reached the new release
+(interrupted while keeping the previous slot warm), the idle slot is simply retired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,9 +50,9 @@ from .errors import (
     StateError,
     UsageError,
 )
-from .lifecycle import Phase, ShiftTraffic, Step, step_from_dict
+from .lifecycle import Phase, Retire, ShiftTraffic, Step, step_from_dict
 from .planner import PlanItem
-from .plugin import TAG_RELEASE, RolloutChange, RolloutInfo
+from .plugin import TAG_RELEASE, RolloutChange, RolloutInfo, Strategy
 from .release import Release
 from .results import FleetResult
 from .rollout import new_rollout_id
@@ -156,7 +163,9 @@ class SlotDeployer:
         routes = TrafficApi(base.ctx.session, base.clock, keeper)
         weights = routes.weights(traffic)
         groups = self.groups.describe(fleet.name)
-        live = live_slot(weights, groups)
+        unfinished = base.state.unfinished_rollout(fleet.name)
+        interrupted_from = unfinished.data.get("source_slot") if unfinished else None
+        live = live_slot(weights, groups, prefer=interrupted_from)
         live_group = groups[live] if live else None
         previous = live_group.release if live_group else None
         target = next(s for s in SLOTS if s != live)
@@ -173,9 +182,8 @@ class SlotDeployer:
             target_slot=target,
             source_slot=live,
         )
-        steps: list[Step] = strategy.plan(change)
-        if live and weights.get(target, 0) > 0:  # an interrupted rollout left traffic split
-            steps = [ShiftTraffic({live: 100, target: 0}), *steps]
+        steps, home = self.plan_steps(strategy, change, weights, groups, replace)
+        superseded = self.supersede(fleet.name, rollout_id, now)
         info = RolloutInfo(
             id=rollout_id,
             project=base.spec.name,
@@ -203,7 +211,12 @@ class SlotDeployer:
                 started_at=now,
                 owner=base.owner,
                 steps=tuple(s.to_dict() for s in steps),
-                data={"record": traffic.record, "target_slot": target, "source_slot": live},
+                data={
+                    "record": traffic.record,
+                    "target_slot": target,
+                    "source_slot": live,
+                    "superseded": superseded,
+                },
             )
         )
         ctx.emit(
@@ -246,9 +259,9 @@ class SlotDeployer:
             runner.run(steps)
             cap = fleet.capacity
             self.groups.resize(
-                fleet.name, target, min_size=cap.min, desired=cap.desired, max_size=cap.max
+                fleet.name, home, min_size=cap.min, desired=cap.desired, max_size=cap.max
             )
-            self.groups.tag(fleet.name, target, {TAG_RELEASE: release.id})
+            self.groups.tag(fleet.name, home, {TAG_RELEASE: release.id})
         except FAILURES as exc:
             result.error = str(exc)
             if isinstance(exc, GateFailed):
@@ -262,6 +275,53 @@ class SlotDeployer:
             return self._with_runner(result, runner)
         base.end(rollout_id, info, Phase.PROMOTED, None)
         return self._with_runner(result, runner)
+
+    @staticmethod
+    def plan_steps(
+        strategy: Strategy,
+        change: RolloutChange,
+        weights: Mapping[str, int],
+        groups: Mapping[str, GroupState | None],
+        replace: frozenset[str],
+    ) -> tuple[list[Step], str]:
+        """The strategy's steps, after repairing what an interrupted rollout left, and the
+        slot that serves the release at the end.
+
+        Traffic split between the slots goes back to the live slot first. When the live slot
+        runs the release already (a rollout interrupted while it kept the previous slot
+        warm), the only step left is retiring the idle slot.
+        """
+        live, target = change.source_slot, change.target_slot
+        assert target is not None
+        serving = groups[live] if live else None
+        idle = groups[target]
+        if (
+            serving is not None
+            and serving.release == change.new_release
+            and not serving.not_of_release(change.new_release)
+            and not replace
+            and not weights.get(target, 0)
+        ):
+            assert live is not None
+            return ([Retire(len(idle.live()), slot=target)] if idle else []), live
+        steps: list[Step] = strategy.plan(change)
+        if live and weights.get(target, 0) > 0:
+            steps = [ShiftTraffic({live: 100, target: 0}), *steps]
+        return steps, target
+
+    def supersede(self, fleet: str, by: str, now: float) -> list[str]:
+        """Close the fleet's unfinished rollouts: this one repairs and replaces them."""
+        closed: list[str] = []
+        state = self.base.state
+        while (record := state.unfinished_rollout(fleet)) is not None and len(closed) < 50:
+            state.update_rollout(
+                record.id,
+                outcome="superseded",
+                finished_at=now,
+                error=f"unfinished; superseded by rollout {by}",
+            )
+            closed.append(record.id)
+        return closed
 
     @staticmethod
     def _with_runner(result: FleetResult, runner: SlotRunner) -> FleetResult:

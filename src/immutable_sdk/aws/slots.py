@@ -164,13 +164,19 @@ class SlotGroups:
         return True
 
 
-def live_slot(weights: Mapping[str, int], groups: Mapping[str, GroupState | None]) -> str | None:
+def live_slot(
+    weights: Mapping[str, int],
+    groups: Mapping[str, GroupState | None],
+    prefer: str | None = None,
+) -> str | None:
     """The slot that serves the fleet: the one with the most weight that has a group.
 
-    Without records (or with weight only on a slot whose group is gone), the only slot with a
-    group tagged with a release, if there is exactly one; otherwise None (a new fleet).
+    A tie (an interrupted canary at 50%) goes to ``prefer`` (the slot the interrupted rollout
+    moved traffic from), else to blue. Without records (or with weight only on a slot whose
+    group is gone), the only slot with a group tagged with a release, if there is exactly one;
+    otherwise None (a new fleet).
     """
-    ranked = sorted(SLOTS, key=lambda s: (-weights.get(s, 0), SLOTS.index(s)))
+    ranked = sorted(SLOTS, key=lambda s: (-weights.get(s, 0), s != prefer, SLOTS.index(s)))
     for slot in ranked:
         if weights.get(slot, 0) > 0 and groups.get(slot) is not None:
             return slot
