@@ -217,7 +217,79 @@ def plan_many(url: str, fleets: int, parallelism: int = 50) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = {"rolling": rolling, "plan": plan_many}
+SLOT_FLEET = """
+  web:
+    image: web
+    instance_type: t3.micro
+    subnets: [bench-big]
+    security_groups: [bench-web]
+    capacity: {{min: {n}, desired: {n}, max: {max}}}
+    traffic:
+      route53: {{zone: bench.example.com., record: web.bench.example.com, ttl: {ttl}}}
+      slots:
+        blue: {{target_group: bench-blue, load_balancer: bench-blue}}
+        green: {{target_group: bench-green, load_balancer: bench-green}}
+    strategy: {strategy}
+    health:
+      timeout: 1h
+      interval: 10s
+      checks:
+        - {{type: ec2}}
+        - {{type: elb}}
+        - {{type: simulated-boot, boot: '{boot}s', warmup: '{warmup}s'}}
+"""
+
+
+def slots(
+    url: str,
+    n: int,
+    strategy: str,
+    simulate: dict[str, Any],
+    ttl: int = 60,
+    keep_previous: int = 300,
+) -> dict[str, Any]:
+    """A blue/green or canary replacement between two traffic slots, on the virtual clock."""
+    from .simulate import Simulation
+
+    bake = f"{simulate['bake']}s"
+    if strategy == "blue-green":
+        config = f"{{type: blue-green, bake: {bake}, keep_previous: {keep_previous}s}}"
+    else:
+        steps = ", ".join(f"{{weight: {w}, bake: {bake}}}" for w in (10, 50, 100))
+        config = f"{{type: canary, steps: [{steps}], keep_previous: {keep_previous}s}}"
+    head = (
+        "apiVersion: immutable-sdk/v1\nname: bench\nregion: us-east-1\n"
+        "images:\n  web:\n    builder: ami\n    id: ${WEB_AMI}\nfleets:\n"
+    )
+    text = head + SLOT_FLEET.format(
+        n=n, max=2 * n, ttl=ttl, strategy=config, boot=simulate["boot"], warmup=simulate["warmup"]
+    )
+    bench = Bench(text, url, virtual=True)
+    bench.plugins.append(Simulation(bench.clock, float(simulate["deregistration"])))
+    with bench.engine(AMI_V1) as engine:
+        first = engine.apply()
+        assert first.ok, first.to_dict()
+    with bench.engine(AMI_V2) as engine:
+        plan = engine.plan()
+        assert plan.items[0].action == "replace", plan.to_dict()
+
+        def replace() -> dict[str, Any]:
+            result = engine.apply(plan)
+            assert result.ok, result.to_dict()
+            return {
+                "duration": result.duration,
+                "calls": result.api_calls["by_operation"],
+                "total_calls": result.api_calls["total"],
+                "launched": sum(len(f.launched) for f in result.fleets),
+            }
+
+        out = measure(replace)
+    out["ttl"], out["keep_previous"] = ttl, keep_previous
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+SCENARIOS = {"rolling": rolling, "plan": plan_many, "slots": slots}
 
 if __name__ == "__main__":
     name, args = sys.argv[1], json.loads(sys.argv[2])

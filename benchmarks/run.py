@@ -116,34 +116,60 @@ def cli_timings(data: dict[str, Any], quick: bool) -> None:
         data["validate_1000"] = {"cli_wall": wall, "in_process_wall": float(warm.stdout)}
 
 
-def run(quick: bool, skip_ansible: bool) -> dict[str, Any]:
-    data: dict[str, Any] = {"machine": machine(), "quick": quick, "simulation": SIM}
-    cli_timings(data, quick)
+GROUPS = ("cli", "rolling", "virtual", "fleets", "slots", "plan", "ansible")
+
+
+def run(quick: bool, groups: tuple[str, ...], data: dict[str, Any]) -> dict[str, Any]:
+    """Run ``groups`` of scenarios into ``data`` (a previous run's results, or empty)."""
+    data.update({"machine": machine(), "quick": quick, "simulation": SIM})
+    when = data["machine"]["date"]
+    data.setdefault("ran", {}).update(dict.fromkeys(groups, when))  # when each group last ran
+    if "cli" in groups:
+        cli_timings(data, quick)
     with MotoProcess() as moto:
-        data["rolling"] = {}
-        for n in (10, 100) if quick else (10, 100, 1000):
-            data["rolling"][str(n)] = child(moto, "rolling", n=n, batches=10)
-            print(f"rolling N={n}: {data['rolling'][str(n)]['wall']:.1f}s", file=sys.stderr)
-        n = 20 if quick else 100
-        virtual = child(moto, "rolling", n=n, batches=10, simulate=SIM)
-        per_batch = SIM["boot"] + SIM["warmup"] + SIM["bake"] + SIM["deregistration"]
-        virtual["ideal"] = virtual["batches"] * per_batch
-        virtual["ratio"] = virtual["duration"] / virtual["ideal"]
-        virtual["n"] = n
-        data["virtual"] = virtual
-        data["fleets"] = {}
-        for k in (1, 10) if quick else (1, 10, 50):
-            data["fleets"][str(k)] = child(
-                moto, "rolling", n=4, batches=2, fleets=k, parallelism=50, simulate=SIM
+        if "rolling" in groups:
+            data["rolling"] = {}
+            for n in (10, 100) if quick else (10, 100, 1000):
+                data["rolling"][str(n)] = child(moto, "rolling", n=n, batches=10)
+                print(f"rolling N={n}: {data['rolling'][str(n)]['wall']:.1f}s", file=sys.stderr)
+        if "virtual" in groups:
+            n = 20 if quick else 100
+            virtual = child(moto, "rolling", n=n, batches=10, simulate=SIM)
+            virtual["ideal"] = virtual["batches"] * (
+                SIM["boot"] + SIM["warmup"] + SIM["bake"] + SIM["deregistration"]
             )
-            print(f"fleets K={k}: {data['fleets'][str(k)]['wall']:.1f}s", file=sys.stderr)
-        one = data["fleets"]["1"]["duration"]
-        for entry in data["fleets"].values():
-            entry["relative"] = entry["duration"] / one
-        data["plan"] = child(moto, "plan", fleets=100 if quick else 1000)
-        if not skip_ansible:
+            virtual["ratio"] = virtual["duration"] / virtual["ideal"]
+            virtual["n"] = n
+            data["virtual"] = virtual
+        if "fleets" in groups:
+            data["fleets"] = {}
+            for k in (1, 10) if quick else (1, 10, 50):
+                data["fleets"][str(k)] = child(
+                    moto, "rolling", n=4, batches=2, fleets=k, parallelism=50, simulate=SIM
+                )
+                print(f"fleets K={k}: {data['fleets'][str(k)]['wall']:.1f}s", file=sys.stderr)
+            one = data["fleets"]["1"]["duration"]
+            for entry in data["fleets"].values():
+                entry["relative"] = entry["duration"] / one
+        if "slots" in groups:
+            data["slots"] = {s: slot_scenario(moto, s) for s in ("blue-green", "canary")}
+        if "plan" in groups:
+            data["plan"] = child(moto, "plan", fleets=100 if quick else 1000)
+        if "ansible" in groups:
             data["ansible"] = ansible(moto)
     return data
+
+
+def slot_scenario(moto: MotoProcess, strategy: str) -> dict[str, Any]:
+    """Blue/green or canary (10%, 50%, 100%) of 10 instances; ideal: the waits they impose."""
+    out = child(moto, "slots", n=10, strategy=strategy, simulate=SIM)
+    gate = SIM["boot"] + SIM["warmup"]
+    shift = SIM["bake"] + out["ttl"]  # the TTL lengthens the first bake after a shift
+    shifts = 1 if strategy == "blue-green" else 3  # canary: each weight step provisions more
+    out["ideal"] = shifts * (gate + shift) + out["keep_previous"] + SIM["deregistration"]
+    out["ratio"] = out["duration"] / out["ideal"]
+    print(f"{strategy}: {out['duration']:.0f}s / {out['ideal']}s", file=sys.stderr)
+    return out
 
 
 def ansible(moto: MotoProcess) -> dict[str, Any]:
@@ -181,6 +207,10 @@ def targets(d: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     rows.append((f"calls N={big} / N={mid}", f"{ratio:.2f}", "<= 1.5", ratio <= 1.5))
     v = d["virtual"]
     rows.append(("virtual duration / ideal", f"{v['ratio']:.3f}", "<= 1.05", v["ratio"] <= 1.05))
+    for name, e in (d.get("slots") or {}).items():
+        rows.append(
+            (f"{name}: virtual / ideal", f"{e['ratio']:.3f}", "<= 1.05", e["ratio"] <= 1.05)
+        )
     k = max(d["fleets"], key=int)
     rel = d["fleets"][k]["relative"]
     rows.append((f"{k} fleets / 1 fleet (virtual)", f"{rel:.3f}", "<= 1.2", rel <= 1.2))
@@ -218,6 +248,12 @@ def table(d: dict[str, Any]) -> str:
             f"{k:>2} fleets x 4 instances, parallelism 50   {e['wall']:6.1f}s {e['cpu']:6.1f}s "
             f"{e['total_calls']:6d}  {e['duration']:6.0f}s  {e['peak_rss_mb']:4.0f}MB"
         )
+    for name, e in (d.get("slots") or {}).items():
+        lines.append(
+            f"{name:<10} N=10 simulated waits          {e['wall']:6.1f}s {e['cpu']:6.1f}s "
+            f"{e['total_calls']:6d}  {e['duration']:6.0f}s  {e['peak_rss_mb']:4.0f}MB"
+            f"  (ideal {e['ideal']}s)"
+        )
     p = d["plan"]
     lines.append(
         f"plan {p['items']} fleets, no changes              {p['wall']:6.1f}s {p['cpu']:6.1f}s "
@@ -242,13 +278,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized runs.")
     parser.add_argument("--no-ansible", action="store_true", help="Skip the Ansible comparison.")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON file (default {RESULTS}).")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        help="Run only these groups (repeatable) and keep the others' numbers from the JSON.",
+    )
     args = parser.parse_args(argv)
-    data = run(args.quick, args.no_ansible or args.quick)
+    groups = tuple(args.only or GROUPS)
+    if args.no_ansible or args.quick:
+        groups = tuple(g for g in groups if g != "ansible")
+    quick_out = RESULTS.parent / "results" / "quick.json"  # git-ignored
+    out = args.out or (quick_out if args.quick else RESULTS)
+    previous = json.loads(out.read_text()) if args.only and out.exists() else {}
+    data = run(args.quick, groups, previous)
     data["targets"] = [
         {"what": w, "measured": g, "goal": t, "met": m} for w, g, t, m in targets(data)
     ]
-    quick_out = RESULTS.parent / "results" / "quick.json"  # git-ignored
-    out = args.out or (quick_out if args.quick else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     print(table(data))
