@@ -9,29 +9,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace as replace_field
 from typing import Any
 
-from .aws.fleet import FleetApi
+from . import resume
+from .aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
 from .clock import Clock
 from .context import Context
 from .errors import (
     AwsError,
     GateFailed,
     ImmutableSdkError,
+    Interrupted,
+    LockHeld,
+    LockLost,
     PluginError,
     RolloutFailed,
     StateError,
     UsageError,
 )
-from .lifecycle import Phase
+from .lifecycle import Phase, Step
+from .locks import LockKeeper
 from .planner import PlanItem, Planner
 from .plugin import TAG_RELEASE, Artifact, RolloutChange, RolloutInfo, Strategy
 from .plugins import Plugins
 from .release import Release
 from .results import FleetResult
-from .rollout import LockKeeper, RolloutRunner, capacity_bounds, new_rollout_id, to_replace
+from .rollout import RolloutRunner, capacity_bounds, new_rollout_id, to_replace
 from .spec.model import FleetSpec, Spec
 from .state.base import RolloutRecord, StateStore
+from .stopping import StopRequest
 
 
 @dataclass
@@ -44,19 +51,49 @@ class FleetDeployer:
     planner: Planner
     owner: str
     lease: float
+    stop: StopRequest | None = None  # asks running rollouts to stop at their next safe point
+    lock_wait: float = 0.0  # seconds to wait for a lock another rollout holds
 
     @property
     def clock(self) -> Clock:
         return self.ctx.clock
 
-    def locked(self, fleet: str, work: Callable[[LockKeeper], FleetResult]) -> FleetResult:
-        """Run ``work`` holding the fleet's lock; ``work`` renews the lease through the keeper."""
-        keeper = LockKeeper(self.state, fleet, self.owner, self.lease, self.ctx)
-        keeper.acquire()
+    def keeper(self, fleet: str) -> LockKeeper:
+        return LockKeeper(
+            self.state, fleet, self.owner, self.lease, self.ctx, stop=self.stop, wait=self.lock_wait
+        )
+
+    def locked(
+        self, fleet: str, work: Callable[[LockKeeper], FleetResult], *, action: str = "-"
+    ) -> FleetResult:
+        """Run ``work`` holding the fleet's lock; ``work`` renews the lease through the keeper.
+
+        A lock held by another rollout makes an ``locked`` result (or one that lost its lock
+        midway, ``lock_lost``) instead of an error, so the other fleets of an apply go on. The
+        lock is released when ``work`` ends or stops at a safe point (Interrupted); on any
+        other exception (a crash, a second SIGINT) it is kept until its lease expires, since
+        an AWS request may still be in flight.
+        """
+        if self.stop is not None:
+            self.stop.check()
+        keeper = self.keeper(fleet)
         try:
-            return work(keeper)
-        finally:
+            keeper.acquire()
+        except LockHeld as exc:
+            return FleetResult(fleet, action, "locked", error=str(exc))
+        try:
+            result = work(keeper)
+        except LockLost as exc:
+            keeper.abandon()
+            return FleetResult(fleet, action, "lock_lost", error=str(exc))
+        except ImmutableSdkError:
             keeper.release()
+            raise
+        except BaseException:
+            keeper.abandon()
+            raise
+        keeper.release()
+        return result
 
     def destroy(self, item: PlanItem, keeper: LockKeeper) -> FleetResult:
         self.ctx.scoped(fleet=item.fleet).emit("fleet.destroying", fleet=item.fleet)
@@ -93,28 +130,37 @@ class FleetDeployer:
         keeper: LockKeeper,
         *,
         replace: frozenset[str] = frozenset(),
+        abort_unfinished: bool = False,
     ) -> FleetResult:
         """Roll ``fleet`` to ``release`` through its strategy; roll back on failure.
 
         ``replace``: instances to replace even though they run ``release`` (drift, lifetime).
+
+        An unfinished rollout of the fleet (its process died, was interrupted or lost the
+        lock) comes first (resume.py): resumed when it was rolling out ``release``; superseded
+        by this rollout, which starts from what runs, when the spec now wants another release;
+        rolled back when ``abort_unfinished`` or when it was rolling back already. A fleet that
+        another rollout brought to ``release`` meanwhile is a noop (no rollout twice).
         """
+        pending = resume.unfinished(self.state, fleet.name)
+        if pending and (abort_unfinished or pending[0].phase == Phase.ROLLING_BACK.value):
+            if abort_unfinished:
+                reason, requested = "aborted by apply --abort-unfinished", True
+            else:  # it failed and was rolling back: finish that
+                reason, requested = pending[0].error or "the rollout was rolling back", False
+            return self.abort(
+                fleet, pending[0], keeper, reason=reason, action=action, requested=requested
+            )
         now = self.clock.now()
-        rollout_id = new_rollout_id(now)
-        ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
         group = self.fleets.describe_one(fleet.name)
-        previous = group.release if group else None
-        strategy = self.strategy(fleet)
-        change = RolloutChange(
-            fleet=fleet,
-            new_release=release.id,
-            current_release=previous,
-            current_instances=len(to_replace(group, release.id, replace)) if group else 0,
-            desired=fleet.capacity.desired,
-            target_instances=(
-                len(group.live()) - len(to_replace(group, release.id, replace)) if group else 0
-            ),
-        )
-        steps = strategy.plan(change)
+        if not pending and self.up_to_date(fleet, group, release.id, replace):
+            return FleetResult(fleet.name, action, "noop", release.id, release.id)
+        resumed = pending[0] if pending and pending[0].to_release == release.id else None
+        rollout_id = resumed.id if resumed else new_rollout_id(now)
+        ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
+        # A resumed or superseded rollout keeps the release that was promoted before it.
+        previous = pending[0].from_release if pending else group.release if group else None
+        steps = [] if pending else self.plan_steps(fleet, release.id, previous, group, replace)
         info = RolloutInfo(
             id=rollout_id,
             project=self.spec.name,
@@ -131,31 +177,44 @@ class FleetDeployer:
             now,
             rollout_id,
         )
-        self.state.start_rollout(
-            RolloutRecord(
-                id=rollout_id,
-                fleet=fleet.name,
-                strategy=fleet.strategy.type,
+        if resumed:
+            self.state.update_rollout(rollout_id, owner=self.owner, phase=Phase.PROVISIONING)
+        else:
+            self.state.start_rollout(
+                RolloutRecord(
+                    id=rollout_id,
+                    fleet=fleet.name,
+                    strategy=fleet.strategy.type,
+                    from_release=previous,
+                    to_release=release.id,
+                    phase=Phase.PROVISIONING.value,
+                    started_at=now,
+                    owner=self.owner,
+                    steps=tuple(s.to_dict() for s in steps),
+                )
+            )
+        carried = resume.Carried.read(self.state, pending)
+        if pending:
+            how = "resumed" if resumed else "superseded"
+            resume.take_over(self.state, rollout_id, pending, carried, self.owner, now, how)
+            ctx.emit("rollout.resumed", how=how, rollouts=[r.id for r in pending])
+
+        def started() -> None:
+            ctx.emit(
+                "rollout.started",
+                action=action,
                 from_release=previous,
                 to_release=release.id,
-                phase=Phase.PROVISIONING.value,
-                started_at=now,
-                owner=self.owner,
-                steps=tuple(s.to_dict() for s in steps),
+                steps=[s.describe() for s in steps],
             )
-        )
-        ctx.emit(
-            "rollout.started",
-            action=action,
-            from_release=previous,
-            to_release=release.id,
-            steps=[s.describe() for s in steps],
-        )
-        self.plugins.hook.immutable_sdk_rollout_started(rollout=info)
+            self.plugins.hook.immutable_sdk_rollout_started(rollout=info)
+
+        if not pending:
+            started()
         runner = RolloutRunner(
             fleet=fleet,
             plugins=self.plugins,
-            ctx=ctx,
+            ctx=replace_field(ctx, clock=keeper.clock),
             api=self.fleets,
             state=self.state,
             info=info,
@@ -163,10 +222,24 @@ class FleetDeployer:
             target=release.id,
             trusted=previous,
             replace=replace,
+            gated=set(carried.gated),
+            launched_before=set(carried.launched),
+            index=carried.next_index(resumed) if resumed else 0,
         )
         result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
+        superseded = {r.to_release for r in pending}  # their launch template versions go
         try:
             version = self.fleets.ensure_version(fleet, release, rollout_id)
+            runner.note(version=version, release=release.id)
+            if pending:
+                releases = {previous, release.id, *(r.to_release for r in pending)}
+                group = resume.reconcile(runner, carried, releases)
+                steps = resume.resume_steps(
+                    self.plan_steps(fleet, release.id, previous, group, replace), group, runner
+                )
+                planned = [*(resumed.steps if resumed else ()), *(s.to_dict() for s in steps)]
+                self.state.update_rollout(rollout_id, steps=planned)
+                started()
             start = len(group.live()) if group else 0
             low, high = capacity_bounds(
                 fleet.capacity.desired, steps, group.desired if group else 0
@@ -191,6 +264,7 @@ class FleetDeployer:
             self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
             runner.run(steps)
             self.finish(fleet, release.id)
+            resume.drop_unused_versions(runner, superseded, keep={release.id, previous})
         except (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError) as exc:
             result.error = str(exc)
             if isinstance(exc, GateFailed):
@@ -201,9 +275,62 @@ class FleetDeployer:
                 self.end(rollout_id, info, Phase.FAILED, str(exc))
                 return self._with_runner(result, runner)
             self.roll_back(fleet, info, runner, previous, release.id, str(exc), result)
+            if result.outcome == "rolled_back":
+                resume.drop_unused_versions(runner, superseded, keep={previous})
             return self._with_runner(result, runner)
         self.end(rollout_id, info, Phase.PROMOTED, None)
         return self._with_runner(result, runner)
+
+    def plan_steps(
+        self,
+        fleet: FleetSpec,
+        target: str,
+        previous: str | None,
+        group: GroupState | None,
+        replace: frozenset[str],
+    ) -> list[Step]:
+        """The strategy's steps from what runs now (instances on ``target`` count as done)."""
+        stale = len(to_replace(group, target, replace)) if group else 0
+        change = RolloutChange(
+            fleet=fleet,
+            new_release=target,
+            current_release=previous,
+            current_instances=stale,
+            desired=fleet.capacity.desired,
+            target_instances=len(group.live()) - stale if group else 0,
+        )
+        return self.strategy(fleet).plan(change)
+
+    @staticmethod
+    def up_to_date(
+        fleet: FleetSpec, group: GroupState | None, release: str, replace: frozenset[str]
+    ) -> bool:
+        """Whether the fleet runs ``release`` exactly as the spec wants (nothing to roll)."""
+        if group is None or replace or group.release != release:
+            return False
+        cap = fleet.capacity
+        return (
+            not to_replace(group, release)
+            and len(group.live()) == cap.desired
+            and (group.min, group.desired, group.max) == (cap.min, cap.desired, cap.max)
+            and not group.suspended & set(SUSPENDED_DURING_ROLLOUT)
+        )
+
+    def abort(
+        self,
+        fleet: FleetSpec,
+        record: RolloutRecord,
+        keeper: LockKeeper,
+        *,
+        reason: str,
+        action: str = "abort",
+        requested: bool = True,
+    ) -> FleetResult:
+        """Roll an unfinished rollout back to the release it started from (or remove the fleet
+        it was creating), by the same mechanism as a failed gate (see ``resume.abort``)."""
+        return resume.abort(
+            self, fleet, record, keeper, reason=reason, action=action, requested=requested
+        )
 
     @staticmethod
     def _with_runner(result: FleetResult, runner: RolloutRunner) -> FleetResult:
@@ -280,6 +407,8 @@ class FleetDeployer:
                 failed_version = self.fleets.version_of_release(fleet.name, failed)
                 if failed_version is not None and failed_version != 1 and failed != previous:
                     self.fleets.delete_versions(fleet.name, [failed_version])
+        except (Interrupted, LockLost):
+            raise  # the rollout stays unfinished (still rolling back): a resume finishes it
         except ImmutableSdkError as exc:
             result.outcome = "failed"
             result.error = f"{reason}; rollback failed too: {exc}"

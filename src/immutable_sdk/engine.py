@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import resume
 from .aws.fleet import FleetApi
 from .aws.session import AwsSession, aws_errors
 from .clock import Clock, RealClock
@@ -27,6 +28,7 @@ from .errors import (
     UsageError,
 )
 from .lifecycle import Event
+from .locks import LockKeeper
 from .notifiers import start_notifiers
 from .planner import Plan, PlanItem, Planner, builder_for
 from .plugin import Artifact
@@ -37,6 +39,7 @@ from .rollout import new_owner
 from .slots import SlotDeployer, rollout_progress, signal_rollout
 from .spec.model import FleetSpec, Spec
 from .state.base import ReleaseRecord, RolloutRecord, StateStore
+from .stopping import StopRequest
 
 if TYPE_CHECKING:
     from .remediate import DriftReport, FleetFix, Remediator
@@ -68,8 +71,13 @@ class Engine:
         max_attempts: int = 8,
         owner: str | None = None,
         lease: float = DEFAULT_LEASE,
+        lock_wait: float = 0.0,
+        stop: StopRequest | None = None,
     ) -> None:
         self.spec = spec
+        # ``stop.request()`` (from a signal handler or any thread) stops rollouts at their next
+        # safe point, leaving them resumable; ``lock_wait``: seconds to wait for a held lock.
+        self.stop = stop or StopRequest()
         self.plugins = plugins or load_plugins()
         self.clock = clock or RealClock()
         self.sink = sink or _discard
@@ -122,6 +130,8 @@ class Engine:
             self.planner,
             self.owner,
             self.lease,
+            stop=self.stop,
+            lock_wait=lock_wait,
         )
         self.slots = SlotDeployer(self.deployer)
         # Last: from here on, close() must run to stop the notifiers' delivery threads.
@@ -186,6 +196,7 @@ class Engine:
         recycle: bool = False,
         parallelism: int = 10,
         fail_fast: bool = False,
+        abort_unfinished: bool = False,
     ) -> ApplyResult:
         """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions;
         ``recycle`` then replaces instances older than their fleet's ``max_lifetime``.
@@ -195,6 +206,7 @@ class Engine:
         """
         plan = plan or self.plan()
         before = self.session.calls.snapshot()
+        retries_before = self.session.calls.retries
         start = self.clock.monotonic()
         veto = self.plugins.hook.immutable_sdk_check_plan(plan=plan)
         if veto:
@@ -209,7 +221,9 @@ class Engine:
         result.fleets += run_plan(
             self,
             plan,
-            lambda item: self._apply_item(item, artifacts, prune=prune),
+            lambda item: self._apply_item(
+                item, artifacts, prune=prune, abort_unfinished=abort_unfinished
+            ),
             parallelism=parallelism,
             fail_fast=fail_fast,
         )
@@ -222,7 +236,7 @@ class Engine:
         result.api_calls = {
             "total": sum(calls.values()),
             "mutating": sum(v for k, v in calls.items() if k in self.session.calls.mutating()),
-            "retries": self.session.calls.retries,
+            "retries": self.session.calls.retries - retries_before,
             "by_operation": calls,
         }
         return result
@@ -236,7 +250,12 @@ class Engine:
         return artifact
 
     def _apply_item(
-        self, item: PlanItem, artifacts: dict[str, Artifact], *, prune: bool
+        self,
+        item: PlanItem,
+        artifacts: dict[str, Artifact],
+        *,
+        prune: bool,
+        abort_unfinished: bool = False,
     ) -> FleetResult:
         if item.action == "noop":
             return FleetResult(item.fleet, "noop", "noop", item.current_release, item.release)
@@ -249,16 +268,28 @@ class Engine:
                     item.current_release,
                     error="not destroyed: pass --prune to destroy fleets the spec dropped",
                 )
-            return self.deployer.locked(item.fleet, lambda keeper: self.slots.destroy(item, keeper))
+            return self.deployer.locked(
+                item.fleet, lambda keeper: self.slots.destroy(item, keeper), action="destroy"
+            )
         fleet = self.spec.fleets[item.fleet]
         deployer = self.slots if fleet.traffic else self.deployer  # traffic slots: slots.py
         if item.action == "scale":
             return self.deployer.locked(
-                item.fleet, lambda keeper: deployer.scale(fleet, item, keeper)
+                item.fleet, lambda keeper: deployer.scale(fleet, item, keeper), action="scale"
             )
         release = self.planner.desired_release(fleet, artifacts[fleet.image])
+        if deployer is self.deployer:  # resume.py: the rolling deployer resumes or aborts
+            return self.deployer.locked(
+                item.fleet,
+                lambda keeper: self.deployer.roll(
+                    fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
+                ),
+                action=item.action,
+            )
         return self.deployer.locked(
-            item.fleet, lambda keeper: deployer.roll(fleet, release, item.action, keeper)
+            item.fleet,
+            lambda keeper: deployer.roll(fleet, release, item.action, keeper),
+            action=item.action,
         )
 
     # --- operator actions -------------------------------------------------------------------
@@ -291,7 +322,9 @@ class Engine:
             record = found
         release = release_from_record(fleet, record)
         return self.deployer.locked(
-            fleet_name, lambda keeper: deployer.roll(fleet, release, "rollback", keeper)
+            fleet_name,
+            lambda keeper: deployer.roll(fleet, release, "rollback", keeper),
+            action="rollback",
         )
 
     def promote(self, fleet_name: str, *, full: bool = False) -> RolloutRecord:
@@ -305,6 +338,28 @@ class Engine:
         """Make ``fleet_name``'s running rollout roll back now (from any process)."""
         self._fleet(fleet_name)
         return signal_rollout(self.state, self.clock, fleet_name, "abort")
+
+    def abort_unfinished(self, fleet_name: str) -> FleetResult | None:
+        """Roll back ``fleet_name``'s unfinished rollout that no process runs any more (its
+        lock is free or its lease expired), as ``apply --abort-unfinished`` would. None when a
+        process still runs it: ``abort`` signals that process instead. Fleets with traffic
+        slots always take the signal (their rollouts repair themselves on the next apply)."""
+        fleet = self._fleet(fleet_name)
+        record = self.state.unfinished_rollout(fleet_name)
+        if record is None:
+            raise UsageError(f"fleet {fleet_name!r} has no rollout in progress")
+        lock = self.state.get_lock(fleet_name)
+        if fleet.traffic or (lock is not None and lock.lease_until >= self.clock.now()):
+            return None
+
+        def work(keeper: LockKeeper) -> FleetResult:
+            pending = resume.unfinished(self.state, fleet_name)  # again, under the lock
+            if not pending:
+                raise UsageError(f"fleet {fleet_name!r} has no rollout in progress")
+            reason = "aborted by abort --fleet"
+            return self.deployer.abort(fleet, pending[0], keeper, reason=reason)
+
+        return self.deployer.locked(fleet_name, work, action="abort")
 
     def _fleet(self, name: str) -> FleetSpec:
         try:
@@ -346,8 +401,8 @@ class Engine:
                     "id": unfinished.id,
                     "phase": unfinished.phase,
                     "to_release": unfinished.to_release,
-                    "last_step": journal[-1].data if journal else None,
                     **rollout_progress(unfinished, journal),
+                    **resume.progress(unfinished, journal, lock, self.clock.now()),
                 }
             if self.spec.fleets[name].traffic:
                 entry["traffic"] = self.slots.traffic_status(self.spec.fleets[name])

@@ -173,13 +173,15 @@ class Planner:
             "capacity": want,
             "release": release.id if release else None,
         }
+        unfinished = self._unfinished(fleet.name)
         if group is None:
-            return PlanItem(action="create", reasons=("no Auto Scaling group yet",), **common)
+            created = ("no Auto Scaling group yet", *unfinished)
+            return PlanItem(action="create", reasons=created, **common)
         have = (group.min, group.desired, group.max)
         common.update(
             current_release=group.release, current_capacity=have, instances=len(group.live())
         )
-        reasons = self._release_reasons(fleet, group, release, build)
+        reasons = unfinished + self._release_reasons(fleet, group, release, build)
         if reasons:
             return PlanItem(action="replace", reasons=tuple(reasons), **common)
         stray = [m.instance_id for m in group.not_of_release(group.release)]
@@ -197,6 +199,16 @@ class Planner:
             ]
             return PlanItem(action="scale", reasons=tuple(what), **common)
         return PlanItem(action="noop", **common)
+
+    def _unfinished(self, fleet: str) -> list[str]:
+        """A rollout of the fleet that did not finish: apply resumes it (see resume.py)."""
+        record = self.state.unfinished_rollout(fleet)
+        if record is None:
+            return []
+        lock = self.state.get_lock(fleet)
+        if lock is not None and lock.lease_until >= self.ctx.clock.now():
+            return [f"rollout {record.id} in progress (locked by {lock.owner})"]
+        return [f"resume unfinished rollout {record.id}"]
 
     def _release_reasons(
         self, fleet: FleetSpec, group: GroupState, release: Release | None, build: bool

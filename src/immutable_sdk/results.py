@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-OK_OUTCOMES = ("noop", "promoted", "created", "scaled", "destroyed", "skipped")
+# "aborted": an unfinished rollout rolled back because someone asked (--abort-unfinished).
+OK_OUTCOMES = ("noop", "promoted", "created", "scaled", "destroyed", "skipped", "aborted")
 
 
 @dataclass
 class FleetResult:
     fleet: str
     action: str  # the plan's action
-    outcome: str  # noop | promoted | scaled | destroyed | skipped | rolled_back | failed
+    # noop | promoted | scaled | destroyed | skipped | aborted | rolled_back | failed |
+    # locked (another rollout holds the fleet) | lock_lost (taken over while running)
+    outcome: str
     from_release: str | None = None
     to_release: str | None = None
     rollout: str | None = None

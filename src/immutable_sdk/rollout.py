@@ -17,9 +17,10 @@ from typing import Any
 from .aws.fleet import FleetApi, GroupState, Member
 from .aws.session import aws_errors
 from .context import Context
-from .errors import GateFailed, LockLost, RolloutFailed, UsageError
+from .errors import GateFailed, Interrupted, LockLost, RolloutFailed, UsageError
 from .gate import GateRunner
 from .lifecycle import Bake, Gate, Launch, Pause, Retire, Step
+from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
 from .plugin import GateTargets, RolloutInfo, Target
 from .plugins import Plugins
 from .spec.model import FleetSpec
@@ -35,35 +36,6 @@ def new_owner() -> str:
 
 def new_rollout_id(now: float) -> str:
     return f"ro-{int(now)}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class LockKeeper:
-    """Renews the fleet's lease whenever a third of it has passed (called from every wait)."""
-
-    state: StateStore
-    fleet: str
-    owner: str
-    lease: float
-    ctx: Context
-    last: float = 0.0
-
-    def acquire(self) -> None:
-        self.state.acquire_lock(self.fleet, self.owner, self.lease, self.ctx.clock.now())
-        self.last = self.ctx.clock.now()
-
-    def __call__(self) -> None:
-        now = self.ctx.clock.now()
-        if now - self.last >= self.lease / 3:
-            try:
-                self.state.renew_lock(self.fleet, self.owner, self.lease, now)
-            except LockLost:
-                self.ctx.emit("lock.lost", owner=self.owner)
-                raise
-            self.last = now
-
-    def release(self) -> None:
-        self.state.release_lock(self.fleet, self.owner)
 
 
 def to_replace(
@@ -101,10 +73,15 @@ class RolloutRunner:
     retired: list[str] = field(default_factory=list)
     index: int = 0  # journal step index (continues across forward and rollback steps)
     last_launch: float | None = None  # clock.monotonic() when the last launch completed
-    original: set[str] | None = None  # instances present at the first observation
+    # Instances of the trusted release present at the first observation: they served before
+    # the rollout and count as healthy; anything launched since counts once it passed a gate.
+    original: set[str] | None = None
+    launched_before: set[str] = field(default_factory=set)  # by this rollout, in a killed run
     # Instances to replace although they are on the target release (drift fix, recycle).
     replace: frozenset[str] = frozenset()
+    current: int = -1  # journal index of the step running now (-1: between steps)
     _drain: float | None = None
+    _signals: list[str] = field(default_factory=list)  # operator signals taken, not yet used
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -122,14 +99,15 @@ class RolloutRunner:
         if group is None:
             raise RolloutFailed(f"the Auto Scaling group of fleet {self.fleet.name!r} vanished")
         live = [m for m in group.live() if m.lifecycle_state == "InService"]
+        if self.original is None:
+            self.original = {
+                m.instance_id for m in group.live() if m.release == self.trusted
+            } - self.launched_before
         healthy = [
             m
             for m in live
             if m.health_status == "Healthy"
-            and (
-                (m.release == self.trusted and m.release != self.target)
-                or m.instance_id in self.gated
-            )
+            and (m.instance_id in self.original or m.instance_id in self.gated)
         ]
         by_release: dict[str, int] = {}
         for m in live:
@@ -155,12 +133,46 @@ class RolloutRunner:
 
     # --- steps ------------------------------------------------------------------------------
 
+    def note(self, **data: Any) -> None:
+        """Journal what the current step is about to do (ids), so a resumer can finish it."""
+        if self.heartbeat is not None:
+            self.heartbeat.check()  # a lost lock: the journal is someone else's now
+        self.state.append_journal(self.info.id, self.current, "note", self.ctx.clock.now(), data)
+
+    def signals(self) -> list[str]:
+        """Operator signals (promote, abort) sent to this rollout and not used yet."""
+        self._signals += self.state.take_signals(self.info.id)
+        return self._signals
+
+    def interrupted(self, exc: Interrupted, index: int, *, during: bool) -> Interrupted:
+        """Journal a stop at a safe point; the error to raise says how to go on."""
+        where = f"{'during' if during else 'before'} step {index + 1}"
+        self.state.append_journal(
+            self.info.id,
+            -1,
+            "note",
+            self.ctx.clock.now(),
+            {"note": "interrupted", "step": index, "during": during, "reason": str(exc)},
+        )
+        self.ctx.emit("rollout.interrupted", step=index, during=during, reason=str(exc))
+        return Interrupted(
+            f"{exc}: rollout {self.info.id} of fleet {self.fleet.name!r} stopped {where} and "
+            "is unfinished; run apply again to resume it, or apply --abort-unfinished "
+            f"(or abort --fleet {self.fleet.name}) to roll it back"
+        )
+
     def run(self, steps: Sequence[Step]) -> None:
         hook = self.plugins.hook
         for step in steps:
             index = self.index
+            try:
+                self.beat()  # a safe point: stop requests and the lease
+            except Interrupted as exc:
+                raise self.interrupted(exc, index, during=False) from None
+            if "abort" in self.signals():
+                raise RolloutFailed("aborted by an operator")
             self.index += 1
-            self.beat()
+            self.current = index
             self.state.append_journal(
                 self.info.id, index, "started", self.ctx.clock.now(), step.to_dict()
             )
@@ -168,6 +180,10 @@ class RolloutRunner:
             hook.immutable_sdk_step_started(rollout=self.info, step=step)
             try:
                 data = self.execute(step)
+            except LockLost:
+                raise  # the rollout is someone else's now: write nothing more
+            except Interrupted as exc:
+                raise self.interrupted(exc, index, during=True) from None
             except Exception as exc:
                 self.state.append_journal(
                     self.info.id, index, "failed", self.ctx.clock.now(), {"error": str(exc)}
@@ -175,6 +191,7 @@ class RolloutRunner:
                 self.ctx.emit("step.finished", index=index, outcome="failed", error=str(exc))
                 hook.immutable_sdk_step_finished(rollout=self.info, step=step, outcome="failed")
                 raise
+            self.current = -1
             self.state.append_journal(self.info.id, index, "finished", self.ctx.clock.now(), data)
             self.ctx.emit("step.finished", index=index, outcome="ok", **data)
             hook.immutable_sdk_step_finished(rollout=self.info, step=step, outcome="ok")
@@ -209,6 +226,7 @@ class RolloutRunner:
         group = self.observe()
         before = {m.instance_id for m in group.of_release(self.target)}
         wanted = group.desired + count
+        self.note(launching=count, desired=wanted)
         self.api.update_group(self.fleet.name, desired=wanted, max_size=max(group.max, wanted))
         start = self.ctx.clock.monotonic()
         delay = POLL_FLOOR
@@ -242,9 +260,11 @@ class RolloutRunner:
         reports = self.gates().gate(self.targets)
         group = self.api.describe_one(self.fleet.name)
         members = group.of_release(self.target) if group else []
-        self.gated |= {m.instance_id for m in members if m.lifecycle_state == "InService"}
+        passed = {m.instance_id for m in members if m.lifecycle_state == "InService"}
+        self.gated |= passed
         self.observe()
-        return {"checks": {n: r.status.value for n, r in reports.items()}}
+        # "gated" lets a resumed rollout count these instances as healthy capacity.
+        return {"checks": {n: r.status.value for n, r in reports.items()}, "gated": sorted(passed)}
 
     def retire(self, count: int) -> dict[str, Any]:
         group = self.observe()
@@ -254,13 +274,27 @@ class RolloutRunner:
         chosen = [m.instance_id for m in candidates[:count]]
         if not chosen:
             return {"retired": []}
-        if group.target_groups:
-            self.api.deregister(group.target_groups, chosen)
-            self.drain(group.target_groups, chosen)
-        self.api.detach_and_terminate(self.fleet.name, chosen)
-        self.retired += chosen
+        self.retire_instances(chosen, group.target_groups)
         self.observe()
         return {"retired": chosen}
+
+    def retire_instances(
+        self,
+        ids: Sequence[str],
+        target_groups: Sequence[str],
+        *,
+        registered: Sequence[str] | None = None,
+    ) -> None:
+        """Deregister, drain, detach and terminate ``ids``; journaled first (``retiring``), so
+        that a rollout resumed after a crash finishes what was begun. ``registered``: those of
+        ``ids`` still in the target groups, when some may have left them already."""
+        self.note(retiring=list(ids))
+        out = list(ids) if registered is None else list(registered)
+        if target_groups and out:
+            self.api.deregister(target_groups, out)
+            self.drain(target_groups, out)
+        self.api.detach_and_terminate(self.fleet.name, ids)
+        self.retired += ids
 
     def drain(self, target_groups: Sequence[str], ids: Sequence[str]) -> None:
         """Wait until the targets left their groups, at most the deregistration delay."""
@@ -279,10 +313,11 @@ class RolloutRunner:
         start = self.ctx.clock.monotonic()
         self.ctx.emit("rollout.paused", manual=step.manual, seconds=step.seconds)
         while True:
-            signals = self.state.take_signals(self.info.id)
+            signals = self.signals()
             if "abort" in signals:
                 raise RolloutFailed("aborted by an operator")
             if "promote" in signals:
+                signals.remove("promote")
                 return {"promoted_by": "operator"}
             remaining = step.seconds - (self.ctx.clock.monotonic() - start)
             if not step.manual and remaining <= 0:

@@ -20,6 +20,7 @@ import botocore.exceptions
 import botocore.parsers
 
 from ..errors import AwsError
+from . import fence
 from .limiter import RateLimiter
 
 READ_PREFIXES = ("Describe", "Get", "List")
@@ -126,6 +127,9 @@ class AwsSession:
         events = self._session.events
         events.register("before-call.*.*", self._on_call)
         events.register("before-send.*.*", self._on_send)
+        # Clients copy the session's handlers when they are made: register the lock fence
+        # here, before any client exists (fence.install then arms it per thread).
+        events.register("before-send.*.*", fence.handler(id(self)))
         # One limiter per session: every client of the engine shares its buckets. AWS's limits
         # protect an account; an emulator on loopback has none (rate_limit=True forces it).
         if rate_limit is None:
