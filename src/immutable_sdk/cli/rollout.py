@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def open_engine(opts: Options, files: Sequence[str]) -> Iterator[tuple[Engine, EventPrinter]]:
+def open_engine(
+    opts: Options, files: Sequence[str], **engine_options: Any
+) -> Iterator[tuple[Engine, EventPrinter]]:
     """An engine for the spec files with the global options, and its event printer."""
     from ..engine import Engine
     from ..render import EventPrinter
@@ -31,6 +33,7 @@ def open_engine(opts: Options, files: Sequence[str]) -> Iterator[tuple[Engine, E
         endpoint_url=opts.endpoint_url,
         profile=opts.profile,
         max_attempts=opts.max_attempts,
+        **engine_options,
     )
     try:
         yield engine, printer
@@ -103,6 +106,28 @@ def plan(
     is_flag=True,
     help="After the first failed fleet start no other (running ones finish).",
 )
+@click.option(
+    "--abort-unfinished",
+    is_flag=True,
+    help="Roll back a fleet's unfinished rollout (its process died or was interrupted) to "
+    "the release it started from, instead of resuming it.",
+)
+@click.option(
+    "--wait-for-lock",
+    default="0s",
+    metavar="DURATION",
+    help="Wait this long (e.g. 10m) for a fleet that another rollout has locked, instead of "
+    "exiting with code 3.",
+)
+@click.option(
+    "--lease",
+    default="60s",
+    show_default=True,
+    envvar="IMMUTABLE_SDK_LOCK_LEASE",
+    metavar="DURATION",
+    help="Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
+    "another apply may take over an unfinished rollout (also IMMUTABLE_SDK_LOCK_LEASE).",
+)
 @pass_options
 def apply(
     opts: Options,
@@ -113,12 +138,28 @@ def apply(
     recycle: bool,
     parallelism: int,
     fail_fast: bool,
+    abort_unfinished: bool,
+    wait_for_lock: str,
+    lease: str,
 ) -> None:
-    """Build images and roll fleets out to the spec, with health gates and rollback."""
+    """Build images and roll fleets out to the spec, with health gates and rollback.
+
+    A fleet whose last rollout did not finish (its process died, was interrupted, or lost its
+    lock) is resumed from what AWS runs, or rolled back with --abort-unfinished. A fleet that
+    another rollout holds is skipped with exit code 3 (or waited for, --wait-for-lock). The
+    first SIGINT or SIGTERM stops at the next safe point (exit 130, resumable); a second one
+    exits at once.
+    """
+    from ..errors import Interrupted
     from ..render import plan_table, print_json, result_table
+    from .interrupts import stop_on_signals
 
     as_json = _fmt(opts, output) == "json"
-    with open_engine(opts, files) as (engine, printer):
+    lock_options = {
+        "lease": _duration("--lease", lease, minimum=3.0),
+        "lock_wait": _duration("--wait-for-lock", wait_for_lock),
+    }
+    with open_engine(opts, files, **lock_options) as (engine, printer):
         the_plan = engine.plan()
         if not as_json:
             _show(plan_table(the_plan))
@@ -129,20 +170,55 @@ def apply(
                 )
             if not click.confirm("Apply these changes?", default=False):
                 raise UsageError("apply cancelled")
-        with printer:
-            result = engine.apply(
-                the_plan,
-                prune=prune,
-                recycle=recycle,
-                parallelism=parallelism,
-                fail_fast=fail_fast,
-            )
+        with printer, stop_on_signals(engine.stop):
+            try:
+                result = engine.apply(
+                    the_plan,
+                    prune=prune,
+                    recycle=recycle,
+                    parallelism=parallelism,
+                    fail_fast=fail_fast,
+                    abort_unfinished=abort_unfinished,
+                )
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    "interrupted at once: the rollout is unfinished and its lock is kept until "
+                    "its lease expires; run apply again then to resume it (--wait-for-lock), "
+                    "or apply --abort-unfinished to roll it back"
+                ) from None
     if as_json:
         print_json(result.to_dict())
     else:
         _show(result_table(result))
-    if not result.ok:
-        sys.exit(int(ExitCode.FAILED))
+    code = exit_code(result.fleets)
+    if code:
+        sys.exit(code)
+
+
+LOCK_OUTCOMES = ("locked", "lock_lost")
+
+
+def exit_code(results: Sequence[Any]) -> int:
+    """0 when every fleet is ok; 3 when the only trouble is a lock (another rollout holds
+    the fleet, or took it over); 1 when anything failed."""
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        return int(ExitCode.OK)
+    if all(r.outcome in LOCK_OUTCOMES for r in bad):
+        return int(ExitCode.LOCKED)
+    return int(ExitCode.FAILED)
+
+
+def _duration(option: str, value: str, *, minimum: float = 0.0) -> float:
+    from ..units import format_duration, parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if seconds < minimum:
+        raise UsageError(f"{option}: at least {format_duration(minimum)}, got {value!r}")
+    return seconds
 
 
 @click.command()
@@ -217,9 +293,11 @@ def rollback(
     else:
         click.echo(
             f"{result.fleet}: {result.outcome} ({result.from_release} -> {result.to_release})"
+            + (f": {result.error}" if result.error else "")
         )
-    if not result.ok:
-        sys.exit(int(ExitCode.FAILED))
+    code = exit_code([result])
+    if code:
+        sys.exit(code)
 
 
 def register(group: click.Group) -> None:
