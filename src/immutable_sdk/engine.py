@@ -288,7 +288,9 @@ class Engine:
             )
         return self.deployer.locked(
             item.fleet,
-            lambda keeper: deployer.roll(fleet, release, item.action, keeper),
+            lambda keeper: self.slots.roll(
+                fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
+            ),
             action=item.action,
         )
 
@@ -342,15 +344,21 @@ class Engine:
     def abort_unfinished(self, fleet_name: str) -> FleetResult | None:
         """Roll back ``fleet_name``'s unfinished rollout that no process runs any more (its
         lock is free or its lease expired), as ``apply --abort-unfinished`` would. None when a
-        process still runs it: ``abort`` signals that process instead. Fleets with traffic
-        slots always take the signal (their rollouts repair themselves on the next apply)."""
+        process still runs it: ``abort`` signals that process instead. A fleet with traffic
+        slots goes back to the slot its rollout moved traffic from (slots.py)."""
         fleet = self._fleet(fleet_name)
         record = self.state.unfinished_rollout(fleet_name)
         if record is None:
             raise UsageError(f"fleet {fleet_name!r} has no rollout in progress")
         lock = self.state.get_lock(fleet_name)
-        if fleet.traffic or (lock is not None and lock.lease_until >= self.clock.now()):
+        if lock is not None and lock.lease_until >= self.clock.now():
             return None
+        if fleet.traffic:
+            return self.deployer.locked(
+                fleet_name,
+                lambda keeper: self.slots.abort_unfinished(fleet, record, keeper),
+                action="abort",
+            )
 
         def work(keeper: LockKeeper) -> FleetResult:
             pending = resume.unfinished(self.state, fleet_name)  # again, under the lock

@@ -58,7 +58,7 @@ class Slots:
     traffic: TrafficSpec
     groups: SlotGroups
     routes: TrafficApi
-    release: Release
+    release: Release | None  # the new release (None when only rolling back)
     target_groups: Mapping[str, str]  # slot -> target group ARN
     load_balancers: Mapping[str, str]  # slot -> load balancer ARN ("" unknown)
     target_slot: str  # the slot of the new release
@@ -242,6 +242,8 @@ class SlotRunner(RolloutRunner):
             self.remove(slot, group)
             group = None
         maximum = max(capacity, self.fleet.capacity.max)
+        if s.release is None:
+            raise UsageError(f"slot {slot}: nothing to provision while rolling back")
         if group is None:
             before: set[str] = set()
             s.groups.create(

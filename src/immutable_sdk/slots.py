@@ -149,13 +149,20 @@ class SlotDeployer:
         keeper: Heartbeat,
         *,
         replace: frozenset[str] = frozenset(),
+        abort_unfinished: bool = False,
     ) -> FleetResult:
         """Roll ``fleet`` to ``release`` in its idle slot; roll back on failure.
 
         ``replace`` is accepted for symmetry with FleetDeployer: a slot release replaces every
-        instance anyway.
+        instance anyway. ``abort_unfinished`` (``apply --abort-unfinished``): a rollout a dead
+        process left is rolled back (see ``abort_unfinished``) instead of repaired and
+        continued, and this apply ends there for the fleet.
         """
         base = self.base
+        if abort_unfinished:
+            pending = base.state.unfinished_rollout(fleet.name)
+            if pending is not None:
+                return self.abort_unfinished(fleet, pending, keeper)
         now = base.clock.now()
         rollout_id = new_rollout_id(now)
         ctx = base.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
@@ -328,6 +335,58 @@ class SlotDeployer:
         result.launched = list(runner.launched)
         result.retired = list(runner.retired)
         return result
+
+    def abort_unfinished(
+        self, fleet: FleetSpec, record: RolloutRecord, keeper: Heartbeat
+    ) -> FleetResult:
+        """Roll back a slot rollout that no process runs any more (``abort`` when its owner
+        died): all traffic to the slot it moved traffic from, after checking that slot is
+        healthy, then the slot it rolled out to retired; with no previous slot, the records,
+        the new group and the launch template go. The rollout ends ``rolled_back``."""
+        base = self.base
+        target, source = record.data.get("target_slot"), record.data.get("source_slot")
+        if target not in SLOTS or source not in (*SLOTS, None):
+            raise StateError(f"rollout {record.id} does not record the slots it moved between")
+        traffic = TrafficSpec.of(fleet)
+        routes = TrafficApi(base.ctx.session, base.clock, keeper)
+        endpoints = routes.endpoints(traffic)
+        refs = [traffic.slots[s].target_group for s in SLOTS]
+        arns = resolve_target_groups(base.ctx.client("elbv2"), refs)
+        info = RolloutInfo(
+            id=record.id,
+            project=base.spec.name,
+            fleet=fleet.name,
+            strategy=record.strategy,
+            from_release=record.from_release,
+            to_release=record.to_release,
+        )
+        runner = SlotRunner(
+            fleet=fleet,
+            plugins=base.plugins,
+            ctx=base.ctx.scoped(fleet=fleet.name, rollout=record.id),
+            api=base.fleets,
+            state=base.state,
+            info=info,
+            keeper=keeper,
+            target=record.to_release,
+            slots=Slots(
+                traffic=traffic,
+                groups=self.groups,
+                routes=routes,
+                release=None,
+                target_groups=dict(zip(SLOTS, arns, strict=True)),
+                load_balancers={s: endpoints[s].arn for s in SLOTS},
+                target_slot=str(target),
+                source_slot=source,
+            ),
+            index=len(record.steps),
+        )
+        result = FleetResult(
+            fleet.name, "abort", "rolled_back", record.from_release, record.to_release, record.id
+        )
+        reason = "aborted by an operator (immutable-sdk abort) after its process stopped"
+        self.roll_back(fleet, info, runner, record.from_release, record.to_release, reason, result)
+        return self._with_runner(result, runner)
 
     def roll_back(
         self,

@@ -83,3 +83,31 @@ def test_the_next_apply_repairs_a_canary_interrupted_with_traffic_split(slots: S
         {"blue": 0, "green": 100},
     ]
     assert slots.slot("blue") == {} and len(slots.instances_of("green")) == 4
+
+
+def test_abort_rolls_back_a_canary_whose_process_died(slots: SlotWorld) -> None:
+    strategy = "{type: canary, steps: [{weight: 50, bake: 10m}, {weight: 100}]}"
+    first_release(slots, strategy)
+    blue = slots.instances_of("blue")
+
+    class DieInTheBake:
+        @hookimpl
+        def immutable_sdk_step_started(self, rollout: RolloutInfo, step: Any) -> None:
+            if step.kind == "bake":
+                raise Crash("killed")
+
+    slots.extra_plugins.append(DieInTheBake())
+    with slots.engine(AMI_V2) as engine, contextlib.suppress(Crash):
+        engine.apply()
+    slots.extra_plugins.clear()
+    with slots.engine(AMI_V2) as engine:
+        assert engine.abort_unfinished("checkout") is None  # its lease still runs: a signal
+        slots.clock.advance(3600)
+        result = engine.abort_unfinished("checkout")
+        assert result is not None
+        record = engine.state.get_rollout(str(result.rollout))
+        assert engine.state.unfinished_rollout("checkout") is None
+    assert (result.outcome, result.rolled_back_to) == ("rolled_back", result.from_release)
+    assert record is not None and record.outcome == "rolled_back"
+    assert slots.weights() == {"blue": 100, "green": 0}
+    assert slots.slot("green") == {} and slots.instances_of("blue") == blue
