@@ -266,6 +266,7 @@ class FleetDeployer:
             self.finish(fleet, release.id)
             resume.drop_unused_versions(runner, superseded, keep={release.id, previous})
         except (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError) as exc:
+            keeper.check()  # a lock lost meanwhile: the rollout is someone else's to roll back
             result.error = str(exc)
             if isinstance(exc, GateFailed):
                 result.failed_instances = dict(exc.details)
@@ -278,6 +279,7 @@ class FleetDeployer:
             if result.outcome == "rolled_back":
                 resume.drop_unused_versions(runner, superseded, keep={previous})
             return self._with_runner(result, runner)
+        keeper.check()
         self.end(rollout_id, info, Phase.PROMOTED, None)
         return self._with_runner(result, runner)
 

@@ -133,10 +133,15 @@ class RolloutRunner:
 
     # --- steps ------------------------------------------------------------------------------
 
+    def still_ours(self) -> None:
+        """Before writing the journal: LockLost if another process took the rollout over (a
+        process stopped past its lease may wake in the middle of a step)."""
+        if self.heartbeat is not None:
+            self.heartbeat.check()
+
     def note(self, **data: Any) -> None:
         """Journal what the current step is about to do (ids), so a resumer can finish it."""
-        if self.heartbeat is not None:
-            self.heartbeat.check()  # a lost lock: the journal is someone else's now
+        self.still_ours()
         self.state.append_journal(self.info.id, self.current, "note", self.ctx.clock.now(), data)
 
     def signals(self) -> list[str]:
@@ -180,11 +185,13 @@ class RolloutRunner:
             hook.immutable_sdk_step_started(rollout=self.info, step=step)
             try:
                 data = self.execute(step)
+                self.still_ours()
             except LockLost:
                 raise  # the rollout is someone else's now: write nothing more
             except Interrupted as exc:
                 raise self.interrupted(exc, index, during=True) from None
             except Exception as exc:
+                self.still_ours()
                 self.state.append_journal(
                     self.info.id, index, "failed", self.ctx.clock.now(), {"error": str(exc)}
                 )

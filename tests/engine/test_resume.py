@@ -111,7 +111,10 @@ def test_a_crash_at_a_step_boundary_resumes_to_the_same_end(
 # After AWS answered call n is where a killed process leaves the most undone (AWS changed,
 # the journal does not know); before call n differs from after call n-1 only where a journal
 # note comes between: before the version is created (0) and before the first launch (3).
-CALLS = [(n, True) for n in range(MUTATING_CALLS)] + [(0, False), (3, False)]
+# The second batch's calls (7-10) are the first batch's again.
+SECOND_BATCH = range(7, 11)
+CALLS = [(n, True) for n in range(MUTATING_CALLS) if n not in SECOND_BATCH]
+CALLS += [(0, False), (3, False)]
 
 
 @pytest.mark.parametrize(("n", "after"), CALLS)
