@@ -90,6 +90,10 @@ def seed(url: str, spec: Path) -> None:
 
 
 def command(url: str, spec: Path, *args: str) -> list[str]:
+    """``immutable-sdk ... <command words> -f SPEC <options>`` for ``args`` = words + options."""
+    words = 0
+    while words < len(args) and not args[words].startswith("-"):
+        words += 1
     return [
         sys.executable,
         "-m",
@@ -98,10 +102,10 @@ def command(url: str, spec: Path, *args: str) -> list[str]:
         url,
         "--log-format",
         "json",
-        *args[:1],
+        *args[:words],
         "-f",
         str(spec),
-        *args[1:],
+        *args[words:],
     ]
 
 

@@ -4,12 +4,15 @@ The first signal asks the engine to stop (``StopRequest``): the rollout finishes
 it is in, journals where it stopped, releases the fleet's lock and leaves the rollout
 unfinished; ``apply`` resumes it later. Exit code 130. A second signal exits at once, wherever
 the rollout is: still resumable (the journal and AWS's tags say what was done), but the lock is
-kept until its lease expires, since an AWS request may still be in flight.
+kept until its lease expires, since an AWS request may still be in flight. (Fleets roll out on
+worker threads: only ending the process stops them at once.)
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ from typing import Any
 
 import click
 
+from ..errors import ExitCode
 from ..stopping import StopRequest
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -25,9 +29,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 @contextmanager
 def stop_on_signals(stop: StopRequest) -> Iterator[None]:
-    """Within the block, SIGINT/SIGTERM request ``stop``; the second one raises
-    KeyboardInterrupt (exit at once). Only the main thread can install handlers: elsewhere
-    the block runs with the signals' default behaviour."""
+    """Within the block, SIGINT/SIGTERM request ``stop``; the second one ends the process at
+    once (exit 130). Only the main thread can install handlers: elsewhere the block runs with
+    the signals' default behaviour."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -35,7 +39,17 @@ def stop_on_signals(stop: StopRequest) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if stop.requested:
-            raise KeyboardInterrupt(name)
+            # At once, whatever the threads are doing: nothing may wait for a safe point.
+            # The state store's writes are atomic, so the journal stays whole.
+            click.echo(
+                f"{name} again: exiting at once; the rollout is unfinished and its lock is "
+                "kept until its lease expires: run apply again then to resume it "
+                "(--wait-for-lock), or apply --abort-unfinished to roll it back",
+                err=True,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(int(ExitCode.INTERRUPTED))
         stop.request(name)
         click.echo(
             f"{name}: stopping at the next safe point; the rollout stays resumable "

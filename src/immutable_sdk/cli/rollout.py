@@ -150,7 +150,6 @@ def apply(
     first SIGINT or SIGTERM stops at the next safe point (exit 130, resumable); a second one
     exits at once.
     """
-    from ..errors import Interrupted
     from ..render import plan_table, print_json, result_table
     from .interrupts import stop_on_signals
 
@@ -171,21 +170,14 @@ def apply(
             if not click.confirm("Apply these changes?", default=False):
                 raise UsageError("apply cancelled")
         with printer, stop_on_signals(engine.stop):
-            try:
-                result = engine.apply(
-                    the_plan,
-                    prune=prune,
-                    recycle=recycle,
-                    parallelism=parallelism,
-                    fail_fast=fail_fast,
-                    abort_unfinished=abort_unfinished,
-                )
-            except KeyboardInterrupt:
-                raise Interrupted(
-                    "interrupted at once: the rollout is unfinished and its lock is kept until "
-                    "its lease expires; run apply again then to resume it (--wait-for-lock), "
-                    "or apply --abort-unfinished to roll it back"
-                ) from None
+            result = engine.apply(
+                the_plan,
+                prune=prune,
+                recycle=recycle,
+                parallelism=parallelism,
+                fail_fast=fail_fast,
+                abort_unfinished=abort_unfinished,
+            )
     if as_json:
         print_json(result.to_dict())
     else:
