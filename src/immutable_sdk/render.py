@@ -183,6 +183,23 @@ def describe(e: Event) -> Text | None:
         return Text(f"{who}wave {d.get('wave')}: baking {format_duration(d['seconds'])}")
     if k == "wave.bake_failed":
         return Text(f"{who}wave {d.get('wave')}: bake failed: {d.get('error')}", style="bold red")
+    if k == "rollout.resumed":
+        ids = ", ".join(d.get("rollouts", []))
+        return Text(f"{who}unfinished rollout {ids}: {d.get('how')}", style="yellow")
+    if k == "rollout.reconciled":
+        done = [f"{w} {', '.join(ids)}" for w, ids in d.items() if ids]
+        return Text(f"{who}reconciled with AWS: {'; '.join(done) or 'nothing left over'}")
+    if k == "rollout.interrupted":
+        return Text(f"{who}stopped at a safe point ({d.get('reason')}): resumable", style="yellow")
+    if k == "rollout.aborting":
+        back = d.get("to_release") or "nothing"
+        return Text(f"{who}aborting the unfinished rollout: back to {back}", style="bold red")
+    if k == "lock.waiting":
+        return Text(
+            f"{who}waiting for the lock held by {d.get('holder')} (lease until "
+            f"{_when(d.get('lease_until'))}, waiting at most {format_duration(d['wait'])})",
+            style="yellow",
+        )
     if k in ("fleet.scaling", "fleet.destroying", "lock.lost"):
         return Text(f"{who}{k.split('.', 1)[1]} {dict(d)}")
     return None
@@ -273,22 +290,40 @@ def status_table(entries: list[dict[str, Any]]) -> Table:
     table = _table("status", ("fleet", "release", "capacity", "instances", "rollout"))
     for e in entries:
         if not e["exists"]:
-            table.add_row(e["fleet"], "-", "-", "not created", "")
+            table.add_row(e["fleet"], "-", "-", "not created", _rollout_cell(e))
             continue
         cap = e["capacity"]
         inst = ", ".join(
             f"{r}: {c['in_service']} in service" + (f", {c['other']} other" if c["other"] else "")
             for r, c in e["instances"].items()
         )
-        ro = e["rollout_in_progress"]
         table.add_row(
             e["fleet"],
             e["release"] or "-",
             f"{cap['min']}/{cap['desired']}/{cap['max']}",
             inst or "none",
-            f"{ro['id']} ({ro['phase']})" if ro else "",
+            _rollout_cell(e),
         )
     return table
+
+
+def _rollout_cell(entry: dict[str, Any]) -> Text:
+    """The rollout in progress: id, phase, last step, and whether a process still runs it."""
+    ro = entry.get("rollout_in_progress")
+    if not ro:
+        return Text("")
+    text = f"{ro['id']} ({ro['phase']})"
+    last = ro.get("last_step")
+    if last:
+        text += (
+            f", step {last['index'] + 1} {last.get('text') or last.get('kind')}: {last['status']}"
+        )
+    if ro.get("resumable"):
+        return Text(
+            text + "; unfinished: apply resumes it (--abort-unfinished rolls it back)",
+            style="yellow",
+        )
+    return Text(text + "; running", style="")
 
 
 def history_table(history: dict[str, Any]) -> Group:

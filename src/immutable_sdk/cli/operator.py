@@ -70,10 +70,29 @@ def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str)
     slot retired. An abort rolls back even with ``rollback: {automatic: false}``. The ``apply``
     that ran the rollout exits 1 with the outcome ``rolled_back``. Exit code 2 when the fleet
     has no rollout in progress.
+
+    A rollout that no process runs any more (it died or was interrupted, and its lock is free
+    or its lease expired) is rolled back here and now, as ``apply --abort-unfinished`` would.
     """
-    with open_engine(opts, files) as (engine, _):
-        record = engine.abort(fleet)
-    _sent(record, "abort", output or opts.output)
+    with open_engine(opts, files) as (engine, printer):
+        with printer:
+            result = engine.abort_unfinished(fleet)
+        if result is None:
+            record = engine.abort(fleet)
+    if result is None:
+        _sent(record, "abort", output or opts.output)
+        return
+    from .rollout import exit_code
+
+    if (output or opts.output) == "json":
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        back = result.rolled_back_to or "nothing (the fleet it was creating is removed)"
+        click.echo(f"{result.fleet}: rollout {result.rollout} {result.outcome}, back on {back}")
+        if result.error and not result.ok:
+            click.echo(f"error: {result.error}", err=True)
+    if exit_code([result]):
+        sys.exit(exit_code([result]))
 
 
 def watch_status(opts: Options, files: Sequence[str], output: str, interval: float) -> None:
