@@ -404,6 +404,7 @@ class FleetDeployer:
                 )
                 runner.target = previous
                 runner.trusted = previous
+                runner.rolling_back = True
                 runner.run(self.strategy(fleet).plan(change))
                 self.finish(fleet, previous)
                 failed_version = self.fleets.version_of_release(fleet.name, failed)

@@ -336,6 +336,7 @@ def abort(
         gated=set(carried.gated),
         launched_before=set(carried.launched),
         index=carried.next_index(record),
+        rolling_back=True,
     )
     result = FleetResult(
         fleet.name,

@@ -80,8 +80,10 @@ class RolloutRunner:
     # Instances to replace although they are on the target release (drift fix, recycle).
     replace: frozenset[str] = frozenset()
     current: int = -1  # journal index of the step running now (-1: between steps)
+    rolling_back: bool = False  # restoring the previous release: an abort has nothing to undo
     _drain: float | None = None
     _signals: list[str] = field(default_factory=list)  # operator signals taken, not yet used
+    _abort_checked: float | None = None  # clock.monotonic() of the last look for an abort
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -90,9 +92,22 @@ class RolloutRunner:
             self.heartbeat()
 
     def wait(self, seconds: float) -> None:
-        self.beat()
+        self.tick()
         self.ctx.clock.sleep(seconds)
+        self.tick()
+
+    def tick(self) -> None:
+        """The heartbeat of a wait: the lease and stop requests (``beat``), and every few
+        seconds an operator's abort."""
         self.beat()
+        now = self.ctx.clock.monotonic()
+        if self._abort_checked is None or now - self._abort_checked >= SIGNAL_POLL:
+            self._abort_checked = now
+            self.check_abort()
+
+    def check_abort(self) -> None:
+        if "abort" in self.signals() and not self.rolling_back:
+            raise RolloutFailed("aborted by an operator (immutable-sdk abort)")
 
     def observe(self) -> GroupState:
         group = self.api.describe_one(self.fleet.name)
@@ -174,8 +189,7 @@ class RolloutRunner:
                 self.beat()  # a safe point: stop requests and the lease
             except Interrupted as exc:
                 raise self.interrupted(exc, index, during=False) from None
-            if "abort" in self.signals():
-                raise RolloutFailed("aborted by an operator")
+            self.check_abort()
             self.index += 1
             self.current = index
             self.state.append_journal(
@@ -227,7 +241,7 @@ class RolloutRunner:
         )
 
     def gates(self) -> GateRunner:
-        return GateRunner(self.fleet.health, self.plugins.health_checks, self.ctx, self.beat)
+        return GateRunner(self.fleet.health, self.plugins.health_checks, self.ctx, self.tick)
 
     def launch(self, count: int) -> dict[str, Any]:
         group = self.observe()
@@ -320,9 +334,8 @@ class RolloutRunner:
         start = self.ctx.clock.monotonic()
         self.ctx.emit("rollout.paused", manual=step.manual, seconds=step.seconds)
         while True:
+            self.check_abort()
             signals = self.signals()
-            if "abort" in signals:
-                raise RolloutFailed("aborted by an operator")
             if "promote" in signals:
                 signals.remove("promote")
                 return {"promoted_by": "operator"}

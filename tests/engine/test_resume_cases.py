@@ -284,3 +284,24 @@ def test_status_shows_an_unfinished_rollout_and_its_last_step(world: World) -> N
 
 def test_crash_class_is_not_caught_anywhere() -> None:
     assert not issubclass(Crash, Exception)
+
+
+def test_an_operator_abort_reaches_a_rolling_rollout_inside_its_gate(world: World) -> None:
+    v1 = deployed(world)
+
+    class AbortAtGate:
+        @hookimpl
+        def immutable_sdk_step_started(self, rollout: Any, step: Any) -> None:
+            if step.kind == "gate":
+                with state(world) as s:
+                    s.send_signal(rollout.id, "abort", world.clock.now())
+
+    world.extra_plugins.append(AbortAtGate())
+    with world.engine(AMI_V2) as engine:
+        result = engine.apply()
+    web = result.fleet("web")
+    assert (web.outcome, web.rolled_back_to) == ("rolled_back", v1)
+    assert "aborted by an operator" in (web.error or "")
+    assert_converged(world, v1, AMI_V1, desired=DESIRED, releases=[v1])
+    failed = [e for e in world.of_kind("step.finished") if e.data.get("outcome") == "failed"]
+    assert [e.data["index"] for e in failed] == [1]  # the gate, not a later step
