@@ -7,7 +7,7 @@ back by the same mechanism when a gate fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from typing import Any
@@ -169,30 +169,11 @@ class FleetDeployer:
             from_release=previous,
             to_release=release.id,
         )
-        self.state.record_release(
-            fleet.name,
-            release.id,
-            asdict_artifact(release.artifact),
-            dict(release.launch_config),
-            now,
-            rollout_id,
-        )
         if resumed:
+            record_release(self.state, info, release, now)
             self.state.update_rollout(rollout_id, owner=self.owner, phase=Phase.PROVISIONING)
         else:
-            self.state.start_rollout(
-                RolloutRecord(
-                    id=rollout_id,
-                    fleet=fleet.name,
-                    strategy=fleet.strategy.type,
-                    from_release=previous,
-                    to_release=release.id,
-                    phase=Phase.PROVISIONING.value,
-                    started_at=now,
-                    owner=self.owner,
-                    steps=tuple(s.to_dict() for s in steps),
-                )
-            )
+            start_rollout(self.state, info, release, steps, self.owner, now)
         carried = resume.Carried.read(self.state, pending)
         if pending:
             how = "resumed" if resumed else "superseded"
@@ -420,6 +401,45 @@ class FleetDeployer:
         result.outcome = "rolled_back"
         result.rolled_back_to = previous
         self.end(info.id, info, Phase.ROLLED_BACK, reason)
+
+
+def record_release(state: StateStore, info: RolloutInfo, release: Release, now: float) -> None:
+    """Keep the release a rollout deploys (idempotent: the same release is recorded once)."""
+    state.record_release(
+        info.fleet,
+        release.id,
+        asdict_artifact(release.artifact),
+        dict(release.launch_config),
+        now,
+        info.id,
+    )
+
+
+def start_rollout(
+    state: StateStore,
+    info: RolloutInfo,
+    release: Release,
+    steps: Sequence[Step],
+    owner: str,
+    now: float,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    """Record the release and a new rollout to it, before anything changes on AWS."""
+    record_release(state, info, release, now)
+    state.start_rollout(
+        RolloutRecord(
+            id=info.id,
+            fleet=info.fleet,
+            strategy=info.strategy,
+            from_release=info.from_release,
+            to_release=info.to_release,
+            phase=Phase.PROVISIONING.value,
+            started_at=now,
+            owner=owner,
+            steps=tuple(s.to_dict() for s in steps),
+            data=dict(data or {}),
+        )
+    )
 
 
 def asdict_artifact(artifact: Artifact) -> dict[str, Any]:

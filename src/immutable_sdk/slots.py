@@ -40,7 +40,7 @@ from .aws.network import resolve_target_groups
 from .aws.slots import SlotGroups, live_groups, live_slot
 from .aws.traffic import SLOTS, TrafficApi, TrafficSpec
 from .clock import Clock
-from .deploy import FleetDeployer, asdict_artifact
+from .deploy import FleetDeployer, start_rollout
 from .errors import (
     AwsError,
     GateFailed,
@@ -199,32 +199,19 @@ class SlotDeployer:
             from_release=previous,
             to_release=release.id,
         )
-        base.state.record_release(
-            fleet.name,
-            release.id,
-            asdict_artifact(release.artifact),
-            dict(release.launch_config),
+        start_rollout(
+            base.state,
+            info,
+            release,
+            steps,
+            base.owner,
             now,
-            rollout_id,
-        )
-        base.state.start_rollout(
-            RolloutRecord(
-                id=rollout_id,
-                fleet=fleet.name,
-                strategy=fleet.strategy.type,
-                from_release=previous,
-                to_release=release.id,
-                phase=Phase.PROVISIONING.value,
-                started_at=now,
-                owner=base.owner,
-                steps=tuple(s.to_dict() for s in steps),
-                data={
-                    "record": traffic.record,
-                    "target_slot": target,
-                    "source_slot": live,
-                    "superseded": superseded,
-                },
-            )
+            {
+                "record": traffic.record,
+                "target_slot": target,
+                "source_slot": live,
+                "superseded": superseded,
+            },
         )
         ctx.emit(
             "rollout.started",
