@@ -388,14 +388,35 @@ class FleetDeployer:
                 runner.rolling_back = True
                 runner.run(self.strategy(fleet).plan(change))
                 self.finish(fleet, previous)
-                failed_version = self.fleets.version_of_release(fleet.name, failed)
-                if failed_version is not None and failed_version != 1 and failed != previous:
-                    self.fleets.delete_versions(fleet.name, [failed_version])
+                self.delete_failed_version(fleet.name, failed, previous)
         except (Interrupted, LockLost):
             raise  # the rollout stays unfinished (still rolling back): a resume finishes it
         except ImmutableSdkError as exc:
+            self.settle_rollback(info, result, reason, previous, exc)
+            return
+        self.settle_rollback(info, result, reason, previous, None)
+
+    def delete_failed_version(self, fleet: str, failed: str, previous: str | None) -> None:
+        """Delete the failed release's launch template version (never version 1, AWS's
+        default, and never when the "failed" release is the one restored)."""
+        if failed == previous:
+            return
+        version = self.fleets.version_of_release(fleet, failed)
+        if version is not None and version != 1:
+            self.fleets.delete_versions(fleet, [version])
+
+    def settle_rollback(
+        self,
+        info: RolloutInfo,
+        result: FleetResult,
+        reason: str,
+        previous: str | None,
+        error: ImmutableSdkError | None,
+    ) -> None:
+        """Record how a rollback ended: rolled back to ``previous``, or failed with ``error``."""
+        if error is not None:
             result.outcome = "failed"
-            result.error = f"{reason}; rollback failed too: {exc}"
+            result.error = f"{reason}; rollback failed too: {error}"
             self.end(info.id, info, Phase.FAILED, result.error)
             return
         result.outcome = "rolled_back"

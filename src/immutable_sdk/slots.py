@@ -412,18 +412,12 @@ class SlotDeployer:
             runner.run(base.strategy(fleet).plan(change))
             if restore is None:
                 base.fleets.delete_group(fleet.name)  # no slot group left: the template too
-            elif failed != previous:
-                version = base.fleets.version_of_release(fleet.name, failed)
-                if version is not None and version != 1:
-                    base.fleets.delete_versions(fleet.name, [version])
+            else:
+                base.delete_failed_version(fleet.name, failed, previous)
         except ImmutableSdkError as exc:
-            result.outcome = "failed"
-            result.error = f"{reason}; rollback failed too: {exc}"
-            base.end(info.id, info, Phase.FAILED, result.error)
+            base.settle_rollback(info, result, reason, previous, exc)
             return
-        result.outcome = "rolled_back"
-        result.rolled_back_to = previous
-        base.end(info.id, info, Phase.ROLLED_BACK, reason)
+        base.settle_rollback(info, result, reason, previous, None)
 
 
 def signal_rollout(state: StateStore, clock: Clock, fleet: str, name: str) -> RolloutRecord:

@@ -11,14 +11,10 @@ from typing import Any
 import boto3
 import pytest
 
-from immutable_sdk.aws.session import AwsSession
 from immutable_sdk.clock import VirtualClock
 from immutable_sdk.engine import Engine
 from immutable_sdk.lifecycle import Event
-from immutable_sdk.plugins import load_plugins
-from immutable_sdk.sandbox import Sandbox
-from immutable_sdk.spec.load import load_spec
-from immutable_sdk.state.sqlite import SqliteStateStore
+from immutable_sdk.testbed import SandboxAccount
 
 # Two Amazon Linux AMIs that the emulator ships in us-east-1: "the old" and "the new" image.
 AMI_V1 = "ami-03c3da4cfa8e8943a"
@@ -86,18 +82,10 @@ class World:
     def engine(self, ami: str | None = None, **kwargs: Any) -> Engine:
         if ami:
             self.monkeypatch.setenv("WEB_AMI", ami)
-        plugins = load_plugins(self.extra_plugins, autoload=False)
-        spec = load_spec([self.spec_path], plugins=plugins)
-        Sandbox.attach(self.url).seed(spec)
-        return Engine(
-            spec,
-            plugins=plugins,
-            session=AwsSession("us-east-1", endpoint_url=self.url),
-            clock=self.clock,
-            state=SqliteStateStore(self.tmp / "state.db", spec.name),
-            sink=self.events.append,
-            **kwargs,
+        account = SandboxAccount(
+            self.url, self.tmp, clock=self.clock, plugins=self.extra_plugins, events=self.events
         )
+        return account.engine(self.spec_path, autoload=False, **kwargs)
 
     def group(self, name: str = "shop-web") -> dict[str, Any]:
         groups = self.client("autoscaling").describe_auto_scaling_groups(
