@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from immutable_sdk.aws.network import (
+    FILTER_VALUES,
+    NetworkIds,
     resolve_security_groups,
     resolve_subnets,
     resolve_target_groups,
@@ -147,3 +149,34 @@ def test_nothing_to_resolve_calls_nothing(session: AwsSession) -> None:
     assert resolve_subnets(session.client("ec2"), []) == []
     assert resolve_target_groups(session.client("elbv2"), []) == []
     assert session.calls.total == 0
+
+
+def test_many_fleets_references_resolve_in_a_few_calls(session: AwsSession, vpc: str) -> None:
+    """What plan does for all fleets at once: calls grow with AWS's filter size, not fleets."""
+    ec2 = session.client("ec2")
+    subnets = {f"net-{n}": _subnet(ec2, vpc, f"10.0.{n}.0/24", f"net-{n}") for n in range(3)}
+    count = FILTER_VALUES + 50  # more names than one filter takes
+    groups = {
+        f"app-{n}": ec2.create_security_group(GroupName=f"app-{n}", Description="x", VpcId=vpc)[
+            "GroupId"
+        ]
+        for n in range(count)
+    }
+    before = session.calls.snapshot()
+    known = NetworkIds.resolve(
+        ec2,
+        session.client("elbv2"),
+        subnets=[*subnets, *subnets],  # the same references named by many fleets
+        security_groups=list(groups),
+    )
+    assert dict(known.subnets) == subnets and dict(known.security_groups) == groups
+    # names that do not look like ids: one call per filter chunk and name filter
+    assert session.calls.since(before) == {
+        "ec2.DescribeSubnets": 1,
+        "ec2.DescribeSecurityGroups": 2,
+    }
+    assert known.lookup(known.security_groups, ["app-2", "app-1", "app-2"]) == [
+        groups["app-2"],
+        groups["app-1"],
+    ]
+    assert known.lookup(known.subnets, ["net-0", "net-9"]) is None  # not resolved: ask AWS

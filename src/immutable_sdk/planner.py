@@ -12,10 +12,15 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .aws.fleet import FleetApi, GroupState
-from .aws.network import resolve_security_groups, resolve_subnets, resolve_target_groups
+from .aws.network import (
+    NetworkIds,
+    resolve_security_groups,
+    resolve_subnets,
+    resolve_target_groups,
+)
 from .aws.session import aws_errors
 from .context import Context
-from .errors import ImmutableSdkError, PluginError
+from .errors import AwsError, ImmutableSdkError, PluginError
 from .plugin import Artifact, Builder
 from .plugins import Plugins
 from .release import Release, changed_fields, launch_config, make_release
@@ -92,6 +97,10 @@ class Planner:
     ctx: Context
     fleets: FleetApi
     state: StateStore
+    # Every fleet's network references, resolved by the last plan(): apply computes the same
+    # releases the plan showed, with a few calls for all fleets instead of a few per fleet.
+    network: NetworkIds | None = field(default=None, repr=False)
+
 
     def find_artifacts(self) -> tuple[dict[str, Artifact], list[str]]:
         """Existing artifacts for the images fleets use, and the images needing a build."""
@@ -107,15 +116,36 @@ class Planner:
                 found[name] = artifact
         return found, builds
 
+    def resolve_network(self) -> NetworkIds | None:
+        """Resolve the references of every fleet at once; None when one of them is missing
+        (each fleet then resolves its own, so that the error names the fleet)."""
+        fleets = list(self.spec.fleets.values())
+        try:
+            return NetworkIds.resolve(
+                self.ctx.client("ec2"),
+                self.ctx.client("elbv2"),
+                subnets=[r for f in fleets for r in f.subnets],
+                security_groups=[r for f in fleets for r in f.security_groups],
+                target_groups=[r for f in fleets for r in f.target_groups],
+            )
+        except AwsError as exc:
+            if exc.code != "NotFound":
+                raise
+            return None
+
     def desired_release(self, fleet: FleetSpec, artifact: Artifact) -> Release:
-        ec2 = self.ctx.client("ec2")
+        ec2, elbv2 = self.ctx.client("ec2"), self.ctx.client("elbv2")
+        known = self.network or NetworkIds({}, {}, {})
+        sgs = known.lookup(known.security_groups, fleet.security_groups)
+        subnets = known.lookup(known.subnets, fleet.subnets)
+        tgs = known.lookup(known.target_groups, fleet.target_groups)
         config = launch_config(
             fleet,
             artifact,
             self.spec.region,
-            security_group_ids=resolve_security_groups(ec2, fleet.security_groups),
-            subnet_ids=resolve_subnets(ec2, fleet.subnets),
-            target_group_arns=resolve_target_groups(self.ctx.client("elbv2"), fleet.target_groups),
+            security_group_ids=sgs or resolve_security_groups(ec2, fleet.security_groups),
+            subnet_ids=subnets or resolve_subnets(ec2, fleet.subnets),
+            target_group_arns=tgs or resolve_target_groups(elbv2, fleet.target_groups),
         )
         return make_release(fleet, artifact, config)
 
@@ -132,6 +162,7 @@ class Planner:
 
     def plan(self) -> Plan:
         artifacts, builds = self.find_artifacts()
+        self.network = self.resolve_network()
         groups = self.fleets.describe(list(self.spec.fleets))
         groups.update(self.live_slot_groups())  # a fleet with traffic slots: its live slot
         items = [

@@ -84,6 +84,9 @@ class RolloutRunner:
     _drain: float | None = None
     _signals: list[str] = field(default_factory=list)  # operator signals taken, not yet used
     _abort_checked: float | None = None  # clock.monotonic() of the last look for an abort
+    # The last read of the group while nothing has changed it since (no wait, no mutating
+    # call whose effect was not applied to it): steps start from it instead of reading again.
+    _group: GroupState | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -92,6 +95,7 @@ class RolloutRunner:
             self.heartbeat()
 
     def wait(self, seconds: float) -> None:
+        self._group = None  # the group may change while we wait: read it again afterwards
         self.tick()
         self.ctx.clock.sleep(seconds)
         self.tick()
@@ -110,9 +114,22 @@ class RolloutRunner:
             raise RolloutFailed("aborted by an operator (immutable-sdk abort)")
 
     def observe(self) -> GroupState:
+        """Read the group (one call, plus one for instances not seen before) and emit its
+        capacity."""
         group = self.api.describe_one(self.fleet.name)
         if group is None:
             raise RolloutFailed(f"the Auto Scaling group of fleet {self.fleet.name!r} vanished")
+        self._group = group
+        self.emit_capacity(group)
+        return group
+
+    def last_group(self) -> GroupState:
+        """The group as last read, when nothing can have changed it since; else read it."""
+        return self._group if self._group is not None else self.observe()
+
+    def emit_capacity(self, group: GroupState) -> None:
+        """A ``capacity`` event: desired, in service and healthy (instances that served before
+        the rollout, or passed one of its gates)."""
         live = [m for m in group.live() if m.lifecycle_state == "InService"]
         if self.original is None:
             self.original = {
@@ -134,11 +151,17 @@ class RolloutRunner:
             healthy=len(healthy),
             by_release=by_release,
         )
-        return group
 
     def targets(self) -> GateTargets:
-        group = self.observe()
+        """Every in-service instance of the release (what a bake watches), read afresh."""
+        return self._targets(self.observe(), only_ungated=False)
+
+    def _targets(self, group: GroupState, *, only_ungated: bool) -> GateTargets:
         members = [m for m in group.of_release(self.target) if m.lifecycle_state == "InService"]
+        if only_ungated:
+            # A gate judges what has not passed one yet: the batch just launched. All of the
+            # release when every instance passed before (a gate repeated on resume).
+            members = [m for m in members if m.instance_id not in self.gated] or members
         return GateTargets(
             fleet=self.fleet.name,
             release=self.target,
@@ -244,11 +267,12 @@ class RolloutRunner:
         return GateRunner(self.fleet.health, self.plugins.health_checks, self.ctx, self.tick)
 
     def launch(self, count: int) -> dict[str, Any]:
-        group = self.observe()
+        group = self.last_group()
         before = {m.instance_id for m in group.of_release(self.target)}
         wanted = group.desired + count
         self.note(launching=count, desired=wanted)
         self.api.update_group(self.fleet.name, desired=wanted, max_size=max(group.max, wanted))
+        self._group = None
         start = self.ctx.clock.monotonic()
         delay = POLL_FLOOR
         while True:
@@ -278,17 +302,25 @@ class RolloutRunner:
             if left > 0:
                 self.ctx.emit("gate.grace", seconds=left)
                 self.wait(left)
-        reports = self.gates().gate(self.targets)
-        group = self.api.describe_one(self.fleet.name)
-        members = group.of_release(self.target) if group else []
-        passed = {m.instance_id for m in members if m.lifecycle_state == "InService"}
+        judged: list[GateTargets] = []
+
+        def targets() -> GateTargets:
+            # The first poll starts from the group as the launch left it; later polls (after
+            # a wait) read it again, as members may have come or gone.
+            group = self.last_group() if not judged else self.observe()
+            judged.append(self._targets(group, only_ungated=True))
+            return judged[-1]
+
+        reports = self.gates().gate(targets)
+        passed = {t.instance_id for t in judged[-1].instances}
         self.gated |= passed
-        self.observe()
+        if self._group is not None:
+            self.emit_capacity(self._group)  # the instances just gated count as healthy now
         # "gated" lets a resumed rollout count these instances as healthy capacity.
         return {"checks": {n: r.status.value for n, r in reports.items()}, "gated": sorted(passed)}
 
     def retire(self, count: int) -> dict[str, Any]:
-        group = self.observe()
+        group = self.last_group()
         candidates = sorted(
             to_replace(group, self.target, self.replace), key=lambda m: m.launched_at
         )
@@ -296,7 +328,10 @@ class RolloutRunner:
         if not chosen:
             return {"retired": []}
         self.retire_instances(chosen, group.target_groups)
-        self.observe()
+        # Detaching with ShouldDecrementDesiredCapacity did exactly this to the group: the
+        # next step starts from it without another read.
+        self._group = group.without(chosen)
+        self.emit_capacity(self._group)
         return {"retired": chosen}
 
     def retire_instances(
@@ -310,6 +345,7 @@ class RolloutRunner:
         that a rollout resumed after a crash finishes what was begun. ``registered``: those of
         ``ids`` still in the target groups, when some may have left them already."""
         self.note(retiring=list(ids))
+        self._group = None
         out = list(ids) if registered is None else list(registered)
         if target_groups and out:
             self.api.deregister(target_groups, out)

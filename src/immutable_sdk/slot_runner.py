@@ -292,9 +292,15 @@ class SlotRunner(RolloutRunner):
             if left > 0:
                 self.ctx.emit("gate.grace", seconds=left)
                 self.wait(left)
-        targets = self.slot_targets(slot)
+        read = self.slot_targets(slot)
+        judged: list[GateTargets] = []
+
+        def targets() -> GateTargets:
+            judged.append(read())
+            return judged[-1]
+
         reports = self.gates().gate(targets)
-        self.gated |= {t.instance_id for t in targets().instances}
+        self.gated |= {t.instance_id for t in judged[-1].instances}  # what the last poll passed
         return {"slot": slot, "checks": {n: r.status.value for n, r in reports.items()}}
 
     def current_weights(self) -> dict[str, int]:

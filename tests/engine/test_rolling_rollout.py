@@ -19,12 +19,21 @@ def test_ten_instances_in_batches_of_three_keep_full_healthy_capacity(world: Wor
     assert len(world.running(AMI_V1)) == 10
 
     world.events.clear()
+    asked: list[int] = []  # instances in each DescribeInstanceStatus of the ec2 check
     with world.engine(AMI_V2) as engine:
+        engine.session.events.register(
+            "provide-client-params.ec2.DescribeInstanceStatus",
+            lambda params, **_: asked.append(len(params.get("InstanceIds", []))),
+        )
         plan = engine.plan()
         assert plan.item("web").action == "replace"
         assert "image_id changed" in plan.item("web").reasons
         result = engine.apply(plan)
     assert result.ok, result.to_dict()
+    # Each gate asks about the batch it launched, not the whole release; the group is read
+    # once a batch (the launch's poll), not before and after every step.
+    assert asked and set(asked) <= {3, 1}
+    assert result.api_calls["by_operation"]["autoscaling.DescribeAutoScalingGroups"] <= 4 + 3
     web = result.fleet("web")
     assert (web.from_release, web.outcome) == (old_release, "promoted")
     assert len(web.launched) == 10 and len(web.retired) == 10

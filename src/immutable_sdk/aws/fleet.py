@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..plugin import TAG_FLEET, TAG_PROJECT, TAG_RELEASE, TAG_ROLLOUT
@@ -71,6 +71,13 @@ class GroupState:
 
     def not_of_release(self, release: str | None) -> list[Member]:
         return [m for m in self.live() if m.release != release]
+
+    def without(self, instance_ids: Iterable[str]) -> GroupState:
+        """The group after detaching ``instance_ids`` with ShouldDecrementDesiredCapacity."""
+        gone = set(instance_ids)
+        members = tuple(m for m in self.members if m.instance_id not in gone)
+        left = len(self.members) - len(members)
+        return replace(self, members=members, desired=max(self.desired - left, 0))
 
 
 @dataclass

@@ -12,6 +12,7 @@ reference.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
@@ -42,10 +43,24 @@ def _group_name(resource: Mapping[str, Any]) -> str | None:
     return str(name) if name is not None else None
 
 
+FILTER_VALUES = 200  # values per filter in one EC2 describe call: stay within AWS's limit
+
+
 def _paginate(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for page in client.get_paginator(operation).paginate(**kwargs):
         items.extend(page.get(key, []))
+    return items
+
+
+def _filtered(
+    client: Any, operation: str, key: str, name: str, values: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Items matching any of ``values`` for filter ``name``, FILTER_VALUES values a call."""
+    items: list[dict[str, Any]] = []
+    for i in range(0, len(values), FILTER_VALUES):
+        chunk = list(values[i : i + FILTER_VALUES])
+        items += _paginate(client, operation, key, Filters=[{"Name": name, "Values": chunk}])
     return items
 
 
@@ -101,14 +116,14 @@ def _ec2_resolve(
     with aws_errors(f"resolving {kind}s"):
         ids = [r for r in wanted if r.startswith(id_prefix)]
         if ids:
-            items = _paginate(ec2, operation, key, Filters=[{"Name": id_filter, "Values": ids}])
+            items = _filtered(ec2, operation, key, id_filter, ids)
             resolved.update({str(item[id_key]): str(item[id_key]) for item in items})
         names = [r for r in wanted if r not in resolved]
         problems: dict[str, str] = {}
         for name_filter, label_of in name_filters:
             if not names:
                 break
-            items = _paginate(ec2, operation, key, Filters=[{"Name": name_filter, "Values": names}])
+            items = _filtered(ec2, operation, key, name_filter, names)
             found: dict[str, list[str]] = {}
             for item in items:
                 label = label_of(item)
@@ -185,3 +200,43 @@ def resolve_target_groups(elbv2: Any, refs: Iterable[str]) -> list[str]:
                     resolved[name] = arn
     _raise_missing(wanted, resolved, "target group", "by ARN or name", region)
     return [resolved[r] for r in wanted]
+
+
+@dataclass(frozen=True)
+class NetworkIds:
+    """Subnet, security group and target group references resolved to ids, many at once."""
+
+    subnets: Mapping[str, str]
+    security_groups: Mapping[str, str]
+    target_groups: Mapping[str, str]
+
+    @classmethod
+    def resolve(
+        cls,
+        ec2: Any,
+        elbv2: Any,
+        *,
+        subnets: Iterable[str] = (),
+        security_groups: Iterable[str] = (),
+        target_groups: Iterable[str] = (),
+    ) -> NetworkIds:
+        """A few calls for every reference of every fleet, instead of a few per fleet."""
+
+        def by_ref(
+            refs: Iterable[str], resolve: Callable[[Any, list[str]], list[str]], client: Any
+        ) -> dict[str, str]:
+            wanted = _unique(refs)
+            return dict(zip(wanted, resolve(client, wanted), strict=True)) if wanted else {}
+
+        return cls(
+            by_ref(subnets, resolve_subnets, ec2),
+            by_ref(security_groups, resolve_security_groups, ec2),
+            by_ref(target_groups, resolve_target_groups, elbv2),
+        )
+
+    def lookup(self, kind: Mapping[str, str], refs: Sequence[str]) -> list[str] | None:
+        """The ids of ``refs`` in order (duplicates dropped), or None if one is not known."""
+        wanted = _unique(refs)
+        if not all(r in kind for r in wanted):
+            return None
+        return [kind[r] for r in wanted]
