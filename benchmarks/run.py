@@ -32,7 +32,11 @@ def child(moto: MotoProcess, scenario: str, url: str | None = None, **args: Any)
     moto.reset()
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.child", scenario, json.dumps(args)],
-        env={**env_for(url or moto.url), "PYTHONPATH": str(ROOT)},
+        # The SDK of this checkout, whichever one the virtual environment was installed from.
+        env={
+            **env_for(url or moto.url),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        },
         capture_output=True,
         text=True,
         cwd=ROOT,
