@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,8 @@ def build_spec(root: LDict, files: tuple[Path, ...]) -> Spec:
         name=str(root["name"]),
         region=region,
         state=_state(root.get("state"), region, files[0].parent),
-        images={n: _image(root, n, images[n], region) for n in images},
-        fleets={n: _fleet(root, n, fleets[n]) for n in fleets},
+        images={n: _image(root, n, images[n], region, fleets) for n in images},
+        fleets={n: _fleet(root, n, fleets[n], region) for n in fleets},
         waves=tuple(_wave(root, i, w) for i, w in enumerate(root.get("waves") or ())),
         files=files,
         notifiers=tuple(
@@ -69,9 +70,16 @@ def _state(state: LDict | None, region: str, first_folder: Path) -> StateSpec:
     return StateSpec(backend, path=first_folder / str(state.get("path", DEFAULT_STATE_PATH)))
 
 
-def _image(root: LDict, name: str, image: LDict, region: str) -> ImageSpec:
+def _image(
+    root: LDict, name: str, image: LDict, region: str, fleets: Mapping[str, Any]
+) -> ImageSpec:
+    """The image, available in the spec's region, its own ``regions`` and those of every
+    fleet that runs it (builders copy or find it in each)."""
     path = ("images", name)
     regions = dict.fromkeys([region, *image.get("regions", ())])
+    for fleet in fleets.values():
+        if fleet.get("image") == name:
+            regions.update(dict.fromkeys(fleet.get("regions") or ()))
     location, _ = where(root, path, key=True)
     return ImageSpec(
         name=name,
@@ -94,7 +102,7 @@ def _plugin(root: LDict, path: tuple[PathPart, ...], block: LDict) -> PluginConf
     )
 
 
-def _fleet(root: LDict, name: str, fleet: LDict) -> FleetSpec:
+def _fleet(root: LDict, name: str, fleet: LDict, region: str) -> FleetSpec:
     path: tuple[PathPart, ...] = ("fleets", name)
     capacity = fleet["capacity"]
     health = fleet.get("health") or {}
@@ -150,6 +158,7 @@ def _fleet(root: LDict, name: str, fleet: LDict) -> FleetSpec:
         depends_on=tuple(fleet.get("depends_on", ())),
         tags=dict(fleet.get("tags") or {}),
         location=location,
+        regions=tuple(fleet.get("regions") or (region,)),
     )
 
 

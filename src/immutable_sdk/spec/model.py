@@ -8,7 +8,7 @@ mappings in ``config``: their shape belongs to the plugin and its JSON Schema.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ class FleetSpec:
     depends_on: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
     location: Location = field(default_factory=lambda: Location("<spec>"))
+    regions: tuple[str, ...] = ()  # where it deploys; empty: the spec's region
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,46 @@ class Spec:
     files: tuple[Path, ...] = ()
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged, interpolated
     notifiers: tuple[PluginConfig, ...] = ()  # the top-level ``notifiers`` list
+
+    # --- regions: a fleet may deploy to several; each (fleet, region) is one unit -------------
+
+    def regions_of(self, fleet: FleetSpec) -> tuple[str, ...]:
+        """The regions ``fleet`` deploys to (the spec's region unless it lists others)."""
+        return fleet.regions or (self.region,)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The spec's region first, then every other region a fleet deploys to."""
+        found = dict.fromkeys([self.region])
+        for fleet in self.fleets.values():
+            found.update(dict.fromkeys(self.regions_of(fleet)))
+        return tuple(found)
+
+    @property
+    def multi_region(self) -> bool:
+        """True when some fleet deploys outside the spec's region."""
+        return self.regions != (self.region,)
+
+    def unit_key(self, fleet: str, region: str | None = None) -> str:
+        """The name of ``fleet`` in ``region`` in state, events and results: the fleet's name
+        in the spec's region (so single-region specs keep their keys), ``fleet@region`` else."""
+        return fleet if region is None or region == self.region else f"{fleet}@{region}"
+
+    def units(self) -> list[tuple[str, str, str]]:
+        """Every (key, fleet, region) the spec deploys, by fleet, then in ``regions`` order."""
+        order = {r: i for i, r in enumerate(self.regions)}
+        return [
+            (self.unit_key(name, region), name, region)
+            for name, fleet in self.fleets.items()
+            for region in sorted(self.regions_of(fleet), key=order.__getitem__)
+        ]
+
+    def for_region(self, region: str) -> Spec:
+        """This spec as seen from one region: ``region`` as its region, only the fleets that
+        deploy there (each listing that region alone), and no waves (an apply orders regions)."""
+        fleets = {
+            name: replace(fleet, regions=(region,))
+            for name, fleet in self.fleets.items()
+            if region in self.regions_of(fleet)
+        }
+        return replace(self, region=region, fleets=fleets, waves=())

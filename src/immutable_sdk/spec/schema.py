@@ -150,6 +150,14 @@ _WAVE = {
 def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
     return {
         "image": {"type": "string", "description": "The key of the image under `images`."},
+        "regions": {
+            "type": "array",
+            "items": REGION,
+            "minItems": 1,
+            "description": "The regions the fleet deploys to (default: the spec's `region`); "
+            "in each it has its own group, release and state, named `fleet@region` outside "
+            "the spec's region. Its image is made available in every one of them.",
+        },
         "instance_type": {"type": "string", "description": "EC2 instance type (t3.small)."},
         "capacity": {
             "type": "object",
@@ -303,7 +311,12 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
                 "type": "string",
                 "description": "The project: used in tags, resource names and state keys.",
             },
-            "region": {**REGION, "description": "The AWS region."},
+            "region": {
+                **REGION,
+                "description": "The AWS region: images are built there, fleets deploy there "
+                "unless they list `regions`, and a DynamoDB state table lives there unless "
+                "`state.region` says otherwise.",
+            },
             "state": {
                 "type": "object",
                 "additionalProperties": False,
