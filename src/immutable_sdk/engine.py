@@ -12,37 +12,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import resume
-from .aws.fleet import FleetApi
 from .aws.session import AwsSession, aws_errors
 from .clock import Clock, RealClock
-from .context import Context, EventSink
-from .deploy import FleetDeployer, asdict_artifact
-from .errors import (
-    StateError,
-    UsageError,
-)
+from .context import EventSink
+from .deploy import asdict_artifact
+from .errors import StateError, UsageError
 from .lifecycle import Event
-from .locks import LockKeeper
 from .notifiers import start_notifiers
-from .planner import Plan, PlanItem, Planner, builder_for
+from .planner import Plan, PlanItem, builder_for
 from .plugin import Artifact
 from .plugins import Plugins, load_plugins
+from .regions import Regional, keyed_fixes, keyed_report, keyed_result, merged_report, plan_regions
 from .release import Release, make_release
 from .results import ApplyResult, FleetResult
 from .rollout import new_owner
-from .slots import SlotDeployer, rollout_progress, signal_rollout
+from .slots import signal_rollout
 from .spec.model import FleetSpec, Spec
 from .state.base import ReleaseRecord, RolloutRecord, StateStore
 from .stopping import StopRequest
 
 if TYPE_CHECKING:
-    from .remediate import DriftReport, FleetFix, Remediator
+    from .remediate import DriftReport, FleetFix
 
 __all__ = ["ApplyResult", "Engine", "FleetResult", "Plan", "PlanItem"]
 
@@ -107,33 +102,19 @@ class Engine:
             max_attempts=max_attempts,
             credentials=credentials,
         )
-        self.ctx = Context(
-            project=spec.name,
-            region=spec.region,
-            session=self.session,
-            clock=self.clock,
-            sink=self.sink,
-        )
         if state is None:
             from .state import open_state
 
             state = open_state(spec.state, spec.name, session=self.session)
         self.state = state
-        self.fleets = FleetApi(self.session, spec.name, spec.region)
-        self.planner = Planner(spec, self.plugins, self.ctx, self.fleets, self.state)
-        self.deployer = FleetDeployer(
-            spec,
-            self.plugins,
-            self.ctx,
-            self.fleets,
-            self.state,
-            self.planner,
-            self.owner,
-            self.lease,
-            stop=self.stop,
-            lock_wait=lock_wait,
-        )
-        self.slots = SlotDeployer(self.deployer)
+        # One stack per region the spec deploys to (regions.py); the spec's region's first.
+        self.regional = {r: Regional.of(self, r, lock_wait) for r in spec.regions}
+        home = self.regional[spec.region]
+        self.ctx = home.ctx
+        self.fleets = home.fleets
+        self.planner = home.planner
+        self.deployer = home.deployer
+        self.slots = home.slots
         # Last: from here on, close() must run to stop the notifiers' delivery threads.
         self._notifiers = start_notifiers(spec.notifiers, self.plugins)
 
@@ -183,8 +164,13 @@ class Engine:
     # --- plan -------------------------------------------------------------------------------
 
     def plan(self) -> Plan:
-        """What ``apply`` would do, fleet by fleet, with reasons. Reads only."""
-        return self.planner.plan()
+        """What ``apply`` would do, fleet by fleet (and region by region), with reasons.
+        Reads only."""
+        if self.spec.multi_region:
+            return plan_regions(self)
+        plan = self.planner.plan()
+        region = self.spec.region
+        return replace(plan, items=tuple(replace(i, region=region) for i in plan.items))
 
     # --- apply ------------------------------------------------------------------------------
 
@@ -257,169 +243,61 @@ class Engine:
         prune: bool,
         abort_unfinished: bool = False,
     ) -> FleetResult:
-        if item.action == "noop":
-            return FleetResult(item.fleet, "noop", "noop", item.current_release, item.release)
-        if item.action == "destroy":
-            if not prune:
-                return FleetResult(
-                    item.fleet,
-                    "destroy",
-                    "skipped",
-                    item.current_release,
-                    error="not destroyed: pass --prune to destroy fleets the spec dropped",
-                )
-            return self.deployer.locked(
-                item.fleet, lambda keeper: self.slots.destroy(item, keeper), action="destroy"
-            )
-        fleet = self.spec.fleets[item.fleet]
-        deployer = self.slots if fleet.traffic else self.deployer  # traffic slots: slots.py
-        if item.action == "scale":
-            return self.deployer.locked(
-                item.fleet, lambda keeper: deployer.scale(fleet, item, keeper), action="scale"
-            )
-        release = self.planner.desired_release(fleet, artifacts[fleet.image])
-        if deployer is self.deployer:  # resume.py: the rolling deployer resumes or aborts
-            return self.deployer.locked(
-                item.fleet,
-                lambda keeper: self.deployer.roll(
-                    fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
-                ),
-                action=item.action,
-            )
-        return self.deployer.locked(
-            item.fleet,
-            lambda keeper: self.slots.roll(
-                fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
-            ),
-            action=item.action,
-        )
+        stack = self.regional.get(item.region or self.spec.region)
+        if stack is None:
+            raise UsageError(f"the spec deploys nothing to region {item.region!r}")
+        result = stack.apply_item(item, artifacts, prune=prune, abort_unfinished=abort_unfinished)
+        return keyed_result(result, item.key)
 
     # --- operator actions -------------------------------------------------------------------
 
     def rollback(self, fleet_name: str, to: str | None = None) -> FleetResult:
-        """Roll ``fleet_name`` back to release ``to`` (default: the one before the current)."""
-        fleet = self._fleet(fleet_name)
-        if fleet.traffic:  # traffic slots: the live slot's group, and a release to the other
-            group = self.planner.live_slot_groups().get(fleet_name)
-        else:
-            group = self.fleets.describe_one(fleet_name)
-        deployer = self.slots if fleet.traffic else self.deployer
-        if group is None:
-            raise UsageError(f"fleet {fleet_name!r} has no Auto Scaling group to roll back")
-        records = self.state.releases(fleet_name)
-        if to is None:
-            older = [r for r in records if r.release != group.release]
-            promoted = {
-                r.to_release for r in self.state.rollouts(fleet_name) if r.outcome == "promoted"
-            }
-            candidates = [r for r in older if r.release in promoted]
-            if not candidates:
-                raise UsageError(f"fleet {fleet_name!r} has no earlier release to roll back to")
-            record = candidates[0]
-        else:
-            found = self.state.get_release(fleet_name, to)
-            if found is None:
-                known = ", ".join(r.release for r in records) or "none"
-                raise UsageError(f"fleet {fleet_name!r} has no release {to!r} (known: {known})")
-            record = found
-        release = release_from_record(fleet, record)
-        return self.deployer.locked(
-            fleet_name,
-            lambda keeper: deployer.roll(fleet, release, "rollback", keeper),
-            action="rollback",
-        )
+        """Roll ``fleet_name`` back to release ``to`` (default: the one before the current).
+        ``fleet_name`` is a unit key: ``web``, or ``web@eu-west-1`` outside the spec's region."""
+        stack, fleet = self._unit(fleet_name)
+        return keyed_result(stack.rollback(fleet, to), stack.key(fleet.name))
 
     def promote(self, fleet_name: str, *, full: bool = False) -> RolloutRecord:
         """Continue ``fleet_name``'s paused rollout (``full``: skip its remaining steps)."""
-        self._fleet(fleet_name)
-        return signal_rollout(
-            self.state, self.clock, fleet_name, "promote-full" if full else "promote"
-        )
+        stack, fleet = self._unit(fleet_name)
+        key = stack.key(fleet.name)
+        return signal_rollout(self.state, self.clock, key, "promote-full" if full else "promote")
 
     def abort(self, fleet_name: str) -> RolloutRecord:
         """Make ``fleet_name``'s running rollout roll back now (from any process)."""
-        self._fleet(fleet_name)
-        return signal_rollout(self.state, self.clock, fleet_name, "abort")
+        stack, fleet = self._unit(fleet_name)
+        return signal_rollout(self.state, self.clock, stack.key(fleet.name), "abort")
 
     def abort_unfinished(self, fleet_name: str) -> FleetResult | None:
         """Roll back ``fleet_name``'s unfinished rollout that no process runs any more (its
         lock is free or its lease expired), as ``apply --abort-unfinished`` would. None when a
         process still runs it: ``abort`` signals that process instead. A fleet with traffic
         slots goes back to the slot its rollout moved traffic from (slots.py)."""
-        fleet = self._fleet(fleet_name)
-        record = self.state.unfinished_rollout(fleet_name)
-        if record is None:
-            raise UsageError(f"fleet {fleet_name!r} has no rollout in progress")
-        lock = self.state.get_lock(fleet_name)
-        if lock is not None and lock.lease_until >= self.clock.now():
-            return None
-        if fleet.traffic:
-            return self.deployer.locked(
-                fleet_name,
-                lambda keeper: self.slots.abort_unfinished(fleet, record, keeper),
-                action="abort",
-            )
+        stack, fleet = self._unit(fleet_name)
+        result = stack.abort_unfinished(fleet)
+        return None if result is None else keyed_result(result, stack.key(fleet.name))
 
-        def work(keeper: LockKeeper) -> FleetResult:
-            pending = resume.unfinished(self.state, fleet_name)  # again, under the lock
-            if not pending:
-                raise UsageError(f"fleet {fleet_name!r} has no rollout in progress")
-            reason = "aborted by abort --fleet"
-            return self.deployer.abort(fleet, pending[0], keeper, reason=reason)
+    def _unit(self, name: str) -> tuple[Regional, FleetSpec]:
+        """The regional stack and fleet of a unit key (``web``, ``web@eu-west-1``)."""
+        fleet, _, region = name.partition("@")
+        stack = self.regional.get(region or self.spec.region)
+        if stack is None or fleet not in stack.spec.fleets:
+            known = ", ".join(sorted(self.unit_keys()))
+            raise UsageError(f"the spec has no fleet {name!r} (fleets: {known})")
+        return stack, stack.spec.fleets[fleet]
 
-        return self.deployer.locked(fleet_name, work, action="abort")
-
-    def _fleet(self, name: str) -> FleetSpec:
-        try:
-            return self.spec.fleets[name]
-        except KeyError:
-            known = ", ".join(sorted(self.spec.fleets))
-            raise UsageError(f"the spec has no fleet {name!r} (fleets: {known})") from None
+    def unit_keys(self) -> list[str]:
+        """Every fleet of the spec in every region it deploys to, as ``fleet[@region]``."""
+        return [key for key, _, _ in self.spec.units()]
 
     def status(self) -> list[dict[str, Any]]:
-        """Per fleet: release, instances by release and health, rollout in progress."""
-        groups = self.fleets.describe(list(self.spec.fleets))
-        groups.update(self.planner.live_slot_groups())
-        out = []
-        for name in self.spec.fleets:
-            group = groups[name]
-            unfinished = self.state.unfinished_rollout(name)
-            lock = self.state.get_lock(name)
-            entry: dict[str, Any] = {
-                "fleet": name,
-                "exists": group is not None,
-                "release": group.release if group else None,
-                "capacity": (
-                    {"min": group.min, "desired": group.desired, "max": group.max}
-                    if group
-                    else None
-                ),
-                "instances": {},
-                "rollout_in_progress": None,
-                "lock": asdict(lock) if lock else None,
-            }
-            if group:
-                for m in group.live():
-                    key = m.release or "unknown"
-                    counts = entry["instances"].setdefault(key, {"in_service": 0, "other": 0})
-                    counts["in_service" if m.in_service else "other"] += 1
-            if unfinished:
-                journal = self.state.journal(unfinished.id)
-                entry["rollout_in_progress"] = {
-                    "id": unfinished.id,
-                    "phase": unfinished.phase,
-                    "to_release": unfinished.to_release,
-                    **rollout_progress(unfinished, journal),
-                    **resume.progress(unfinished, journal, lock, self.clock.now()),
-                }
-            if self.spec.fleets[name].traffic:
-                entry["traffic"] = self.slots.traffic_status(self.spec.fleets[name])
-            out.append(entry)
-        return out
+        """Per fleet and region: release, instances by release and health, rollout."""
+        by_key = {e["fleet"]: e for s in self.regional.values() for e in s.status()}
+        return [by_key[key] for key in self.unit_keys()]
 
     def history(self, fleet: str | None = None, limit: int = 20) -> dict[str, Any]:
-        """Releases and rollouts with outcomes, newest first."""
-        names = [fleet] if fleet else list(self.spec.fleets)
+        """Releases and rollouts with outcomes, newest first (``fleet``: a unit key)."""
+        names = [fleet] if fleet else self.unit_keys()
         return {
             name: {
                 "releases": [asdict(r) for r in self.state.releases(name)[:limit]],
@@ -430,23 +308,35 @@ class Engine:
 
     # --- drift and lifetime (remediate.py) --------------------------------------------------
 
-    def _remediator(self) -> Remediator:
-        from .remediate import Remediator
-
-        return Remediator(self.spec, self.ctx, self.fleets, self.state, self.deployer)
+    def _by_region(self, fleets: Sequence[str] | None) -> dict[str, list[str] | None]:
+        """Unit keys (none: all) as fleet names per region; None means every fleet there."""
+        if not fleets:
+            return {region: None for region in self.regional}
+        chosen: dict[str, list[str] | None] = {}
+        for key in fleets:
+            stack, fleet = self._unit(key)
+            names = chosen.setdefault(stack.region, [])
+            assert names is not None
+            names.append(fleet.name)
+        return chosen
 
     def drift(
         self, fleets: Sequence[str] | None = None, *, fix: bool = False, dry_run: bool = False
     ) -> DriftReport:
         """Every fleet's drift (a ``remediate.DriftReport``). ``fix`` remedies it by replacement,
-        restoring and scaling, then looks again (``report.remaining``); ``dry_run`` only plans."""
-        remediator = self._remediator()
-        report = remediator.report(fleets)
-        if fix and not report.clean:
-            remediator.fix(report, dry_run=dry_run)
-            if not dry_run:
-                report.remaining = remediator.report(fleets).drifts
-        return report
+        restoring and scaling, then looks again (``report.remaining``); ``dry_run`` only plans.
+        ``fleets``: unit keys (``web``, ``web@eu-west-1``); none: every fleet in every region."""
+        reports = []
+        for region, names in self._by_region(fleets).items():
+            stack = self.regional[region]
+            remediator = stack.remediator()
+            report = remediator.report(names)
+            if fix and not report.clean:
+                remediator.fix(report, dry_run=dry_run)
+                if not dry_run:
+                    report.remaining = remediator.report(names).drifts
+            reports.append(keyed_report(report, stack))
+        return merged_report(self.spec.name, reports)
 
     def recycle(
         self, fleets: Sequence[str] | None = None, *, dry_run: bool = False
@@ -455,9 +345,14 @@ class Engine:
         the fleet's strategy (``remediate.FleetFix`` per fleet that had any)."""
         from .remediate import LIFETIME_KINDS
 
-        remediator = self._remediator()
-        report = remediator.report(fleets)
-        return remediator.fix(report, dry_run=dry_run, kinds=LIFETIME_KINDS, action="recycle")
+        fixes: list[FleetFix] = []
+        for region, names in self._by_region(fleets).items():
+            stack = self.regional[region]
+            remediator = stack.remediator()
+            report = remediator.report(names)
+            done = remediator.fix(report, dry_run=dry_run, kinds=LIFETIME_KINDS, action="recycle")
+            fixes += keyed_fixes(done, stack)
+        return fixes
 
 
 def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:

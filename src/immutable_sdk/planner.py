@@ -43,6 +43,12 @@ class PlanItem:
     current_capacity: tuple[int, int, int] | None = None
     instances: int = 0  # instances running now
     wave: str | None = None  # the wave it rolls out in (specs with waves)
+    region: str | None = None  # where the fleet's group is (Engine.plan sets it)
+    key: str = ""  # the unit's key: the fleet's name, or fleet@region outside the spec's region
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.fleet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,8 +67,9 @@ class Plan:
         return any(i.action != "noop" for i in self.items)
 
     def item(self, fleet: str) -> PlanItem:
+        """The item of ``fleet``: its name, or ``fleet@region`` outside the spec's region."""
         for i in self.items:
-            if i.fleet == fleet:
+            if i.key == fleet:
                 return i
         raise KeyError(fleet)
 
@@ -100,7 +107,6 @@ class Planner:
     # Every fleet's network references, resolved by the last plan(): apply computes the same
     # releases the plan showed, with a few calls for all fleets instead of a few per fleet.
     network: NetworkIds | None = field(default=None, repr=False)
-
 
     def find_artifacts(self) -> tuple[dict[str, Artifact], list[str]]:
         """Existing artifacts for the images fleets use, and the images needing a build."""
@@ -160,8 +166,9 @@ class Planner:
         routes = TrafficApi(self.ctx.session, self.ctx.clock)
         return live_groups(SlotGroups(self.fleets), routes, fleets)
 
-    def plan(self) -> Plan:
-        artifacts, builds = self.find_artifacts()
+    def plan(self, found: tuple[dict[str, Artifact], list[str]] | None = None) -> Plan:
+        """``found``: what ``find_artifacts`` returned, when already asked (other regions)."""
+        artifacts, builds = found if found is not None else self.find_artifacts()
         self.network = self.resolve_network()
         groups = self.fleets.describe(list(self.spec.fleets))
         groups.update(self.live_slot_groups())  # a fleet with traffic slots: its live slot

@@ -212,9 +212,18 @@ def _table(title: str, columns: Iterable[str]) -> Table:
     return table
 
 
+def _several_regions(items: Iterable[Any]) -> bool:
+    """Whether plan items span several regions (or one other than the spec's)."""
+    items = list(items)
+    regions = {getattr(i, "region", None) for i in items}
+    return len(regions) > 1 or any(getattr(i, "key", i.fleet) != i.fleet for i in items)
+
+
 def plan_table(plan: Any) -> Group:
     waves = list(getattr(plan, "waves", ()))
-    columns = ("fleet", "action", "release", "capacity", "why")
+    regional = _several_regions(plan.items)
+    region_column = ("region",) if regional else ()
+    columns = ("fleet", *region_column, "action", "release", "capacity", "why")
     table = _table(f"plan for {plan.project}", (("wave",) if waves else ()) + columns)
     for i in plan.items:
         release = f"{i.current_release or '-'} -> {i.release or '(new build)'}"
@@ -229,6 +238,7 @@ def plan_table(plan: Any) -> Group:
         table.add_row(
             *([i.wave or "-"] if waves else []),
             i.fleet,
+            *([i.region or "-"] if regional else []),
             Text(i.action, style=style.get(i.action, "")),
             release,
             cap,

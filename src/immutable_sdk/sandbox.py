@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from .aws.seed import Seeder, needs
+from .aws.seed import Seeder, needs_by_region
 from .aws.session import AwsSession, aws_errors
 from .emulator import SANDBOX_CREDENTIALS, Emulator
 from .errors import UsageError
@@ -67,10 +67,23 @@ class Sandbox:
         return sandbox_env(self.url, region)
 
     def seed(self, spec: Spec | Mapping[str, Any]) -> dict[str, Any]:
-        """Create what ``spec`` references and is missing; returns what exists and what changed."""
-        wanted = needs(spec)
+        """Create what ``spec`` references and is missing; returns what exists and what changed.
+
+        A spec whose fleets deploy to several regions is seeded in each (its own network,
+        load balancers and alarms there); the summary is then the spec's region's, with
+        ``regions`` holding each region's and ``created`` / ``substituted`` naming the region.
+        """
+        summaries = []
         with aws_errors("seeding the sandbox"):
-            return Seeder(self.session(wanted.region), wanted).run()
+            for wanted in needs_by_region(spec):
+                summaries.append(Seeder(self.session(wanted.region), wanted).run())
+        if len(summaries) == 1:
+            return summaries[0]
+        merged = dict(summaries[0])
+        merged["regions"] = {s["region"]: s for s in summaries}
+        for key in ("created", "substituted"):
+            merged[key] = [f"{s['region']}: {line}" for s in summaries for line in s[key]]
+        return merged
 
     def stop(self) -> None:
         if self._emulator is not None:

@@ -1,9 +1,12 @@
 """From a spec and a plan to waves of units, and the watch that bakes a wave.
 
-A fleet goes to the first wave of ``spec.waves`` whose ``fleets`` and ``regions`` select it; a
-spec without waves has one wave of every fleet. Today every fleet runs in the spec's one region,
-so a wave's ``regions`` selects that region or nothing (validation refuses the latter), and
-``max_regions_in_flight`` is enforced by the scheduler but has one region to count.
+A unit is one fleet in one region (its key: the fleet's name in the spec's region,
+``fleet@region`` elsewhere). A unit goes to the first wave of ``spec.waves`` whose ``fleets``
+select its fleet and whose ``regions`` select its region; a spec without waves has one wave of
+every unit, one region at a time. Within a wave the scheduler keeps at most
+``max_regions_in_flight`` regions with units running (see ``orchestrate``). A unit depends on
+the units of its fleet's ``depends_on`` in its own region, or in every region of a dependency
+that does not deploy to its region.
 """
 
 from __future__ import annotations
@@ -30,29 +33,38 @@ def _selects(patterns: Sequence[str], value: str) -> bool:
     return any(fnmatchcase(value, p) for p in patterns)
 
 
-def assign_waves(spec: Spec, fleets: Sequence[str]) -> list[Wave]:
-    """Group ``fleets`` (in plan order) into the spec's waves; one wave when it has none.
+def assign_waves(spec: Spec, fleets: Sequence[str | tuple[str, str]]) -> list[Wave]:
+    """Group units (in plan order) into the spec's waves; one wave when it has none.
 
-    Fleets the spec no longer names (destroy items) go to the last wave.
+    ``fleets``: fleet names (in the spec's region) or (fleet, region) pairs. Fleets the spec
+    no longer names (destroy items) go to the last wave.
     """
-    region = spec.region
+    pairs = [(f, spec.region) if isinstance(f, str) else f for f in fleets]
 
-    def unit(name: str) -> Unit:
+    def deps(name: str, region: str) -> tuple[str, ...]:
         fleet = spec.fleets.get(name)
-        deps = tuple(fleet.depends_on) if fleet is not None else ()
-        return Unit(key=name, fleet=name, region=region, depends_on=deps)
+        out: list[str] = []
+        for dep in fleet.depends_on if fleet is not None else ():
+            other = spec.fleets.get(dep)
+            regions = spec.regions_of(other) if other is not None else (region,)
+            out += [spec.unit_key(dep, r) for r in regions if r == region or region not in regions]
+        return tuple(out)
 
-    if not spec.waves:
-        return [Wave("all", tuple(unit(f) for f in fleets))]
+    def unit(name: str, region: str) -> Unit:
+        key = spec.unit_key(name, region)
+        return Unit(key=key, fleet=name, region=region, depends_on=deps(name, region))
+
+    if not spec.waves:  # one wave with a wave's defaults: one region at a time
+        return [Wave("all", tuple(unit(f, r) for f, r in pairs), max_regions_in_flight=1)]
     groups: list[list[Unit]] = [[] for _ in spec.waves]
-    for name in fleets:
+    for name, region in pairs:
         index = len(spec.waves) - 1
         if name in spec.fleets:
             for i, w in enumerate(spec.waves):
                 if _selects(w.fleets, name) and _selects(w.regions, region):
                     index = i
                     break
-        groups[index].append(unit(name))
+        groups[index].append(unit(name, region))
     return [
         Wave(
             name=w.name,
@@ -74,10 +86,11 @@ def run_plan(
     fail_fast: bool = False,
 ) -> list[FleetResult]:
     """Apply ``plan``'s items through ``apply_item``, scheduled; results in plan order."""
-    items = {i.fleet: i for i in plan.items}
-    waves = assign_waves(engine.spec, list(items))
+    items = {i.key: i for i in plan.items}
+    region = engine.spec.region
+    waves = assign_waves(engine.spec, [(i.fleet, i.region or region) for i in plan.items])
     skeletons = {
-        i.fleet: FleetResult(i.fleet, i.action, "blocked", i.current_release, i.release)
+        i.key: FleetResult(i.key, i.action, "blocked", i.current_release, i.release)
         for i in plan.items
     }
     orchestrator = Orchestrator(engine.clock, parallelism=parallelism, fail_fast=fail_fast)
@@ -87,7 +100,7 @@ def run_plan(
         bake=wave_bake(engine),
         skeletons=skeletons,
     )
-    return [results[i.fleet] for i in plan.items]
+    return [results[i.key] for i in plan.items]
 
 
 def wave_bake(engine: Engine) -> Bake:
@@ -98,13 +111,14 @@ def wave_bake(engine: Engine) -> Bake:
     """
 
     def bake(unit: Unit, result: FleetResult, wave: Wave) -> FleetResult:
-        fleet = engine.spec.fleets[unit.fleet]
-        ctx = engine.ctx.scoped(fleet=unit.fleet)
+        stack = engine.regional[unit.region]  # each unit is watched in its own region
+        fleet = stack.spec.fleets[unit.fleet]
+        ctx = stack.ctx.scoped(fleet=unit.fleet)
         release = result.to_release
         ctx.emit("wave.bake", wave=wave.name, seconds=wave.bake, release=release)
 
         def targets() -> GateTargets:
-            group = engine.fleets.describe_one(unit.fleet)
+            group = stack.fleets.describe_one(unit.fleet)
             members = group.of_release(release) if group else []
             return GateTargets(
                 fleet=unit.fleet,
@@ -131,14 +145,14 @@ def wave_bake(engine: Engine) -> Bake:
             return result
 
         try:
-            return engine.deployer.locked(unit.fleet, watch)
+            return stack.deployer.locked(unit.fleet, watch)
         except GateFailed as exc:
             reason = f"wave {wave.name!r} bake: {exc}"
             ctx.emit("wave.bake_failed", wave=wave.name, error=str(exc))
             failed = replace(result, outcome="failed", error=reason)
             if not (fleet.rollback_automatic and result.from_release):
                 return failed
-            back = engine.rollback(unit.fleet, to=result.from_release)
+            back = engine.rollback(unit.key, to=result.from_release)
             if not back.ok:
                 return replace(failed, error=f"{reason}; rollback failed too: {back.error}")
             return replace(

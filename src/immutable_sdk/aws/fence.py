@@ -67,7 +67,7 @@ def install(session: AwsSession, check: Check) -> Callable[[], None]:
 
     Returns the function that removes the fence again (idempotent).
     """
-    entry = (id(session), check)
+    entry = (getattr(session, "fence_id", id(session)), check)
     fences = _fences()
     fences.append(entry)
 

@@ -161,7 +161,7 @@ def inventory(spec: Spec, session: AwsSession, state: StateStore) -> ImageInvent
     """The project's artifacts, the releases that use them and everything that protects them."""
     regions = spec_regions(spec)
     result = ImageInventory(list_artifacts(session, spec.name, regions))
-    for fleet in spec.fleets:
+    for fleet, _, _ in spec.units():  # fleet@region: a fleet's releases in another region
         usage, protected = release_usage(fleet, state.releases(fleet), state.rollouts(fleet))
         for ami, labels in usage.items():
             result.usage.setdefault(ami, []).extend(labels)

@@ -57,11 +57,32 @@ def _name_of(target_group: str) -> str:
     return target_group
 
 
-def needs(spec: Spec | Mapping[str, Any]) -> Needs:
-    """What ``spec`` (the model, or a spec document as a mapping) references."""
+def _document_regions(spec: Mapping[str, Any]) -> list[str]:
+    """The regions a spec document deploys to, its ``region`` first."""
+    home = str(spec.get("region") or "us-east-1")
+    found = dict.fromkeys([home])
+    for fleet in (spec.get("fleets") or {}).values():
+        if isinstance(fleet, Mapping):
+            found.update(dict.fromkeys(str(r) for r in fleet.get("regions") or ()))
+    return list(found)
+
+
+def needs_by_region(spec: Spec | Mapping[str, Any]) -> list[Needs]:
+    """What ``spec`` references in each region it deploys to, the spec's region first."""
+    regions = list(spec.regions) if isinstance(spec, Spec) else _document_regions(spec)
+    if len(regions) == 1:
+        return [needs(spec)]
+    return [needs(spec, r) for r in regions]
+
+
+def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
+    """What ``spec`` (the model, or a spec document as a mapping) references; with ``region``,
+    what its fleets that deploy to ``region`` reference (there)."""
     if isinstance(spec, Spec):
-        result = Needs(spec.region)
+        result = Needs(region or spec.region)
         for fleet in spec.fleets.values():
+            if region is not None and region not in spec.regions_of(fleet):
+                continue
             result.add(result.subnets, fleet.subnets)
             result.add(result.security_groups, fleet.security_groups)
             for ref in fleet.target_groups:
@@ -71,9 +92,12 @@ def needs(spec: Spec | Mapping[str, Any]) -> Needs:
                 if check.type == "cloudwatch-alarm":
                     result.add(result.alarms, check.config.get("alarms") or ())
         return result
-    result = Needs(str(spec.get("region") or "us-east-1"))
+    home = str(spec.get("region") or "us-east-1")
+    result = Needs(region or home)
     for fleet in (spec.get("fleets") or {}).values():
         if not isinstance(fleet, Mapping):
+            continue
+        if region is not None and region not in (fleet.get("regions") or [home]):
             continue
         result.add(result.subnets, fleet.get("subnets") or ())
         result.add(result.security_groups, fleet.get("security_groups") or ())

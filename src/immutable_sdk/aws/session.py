@@ -6,6 +6,7 @@ override (sandbox, ``--endpoint-url``, ``AWS_ENDPOINT_URL``) and call counting a
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections import Counter
@@ -129,7 +130,8 @@ class AwsSession:
         events.register("before-send.*.*", self._on_send)
         # Clients copy the session's handlers when they are made: register the lock fence
         # here, before any client exists (fence.install then arms it per thread).
-        events.register("before-send.*.*", fence.handler(id(self)))
+        self.fence_id = id(self)  # shared by in_region() copies: one fence for all regions
+        events.register("before-send.*.*", fence.handler(self.fence_id))
         # One limiter per session: every client of the engine shares its buckets. AWS's limits
         # protect an account; an emulator on loopback has none (rate_limit=True forces it).
         if rate_limit is None:
@@ -169,6 +171,15 @@ class AwsSession:
                 )
                 self._clients[key] = client
             return client
+
+    def in_region(self, region: str) -> AwsSession:
+        """This session with ``region`` as the default region of its clients. Everything else
+        is shared: credentials, endpoint, clients, the call counter and the rate limiter."""
+        if region == self.region:
+            return self
+        other = copy.copy(self)
+        other.region = region
+        return other
 
     def credentials_env(self) -> dict[str, str]:
         """The session's resolved credentials as environment variables (for packer)."""

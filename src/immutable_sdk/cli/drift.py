@@ -80,7 +80,12 @@ def _render_report(report: DriftReport) -> None:
 @click.command()
 @spec_files_option
 @output_option
-@click.option("--fleet", "fleets", multiple=True, help="Only this fleet (repeatable).")
+@click.option(
+    "--fleet",
+    "fleets",
+    multiple=True,
+    help="Only this fleet (repeatable; fleet@region: in that region).",
+)
 @click.option("--fix", is_flag=True, help="Remedy the drift: replace, restore, scale.")
 @click.option("--dry-run", is_flag=True, help="With --fix: show what would be done, do nothing.")
 @pass_options
@@ -119,7 +124,12 @@ def drift(
 @click.command()
 @spec_files_option
 @output_option
-@click.option("--fleet", "fleets", multiple=True, help="Only this fleet (repeatable).")
+@click.option(
+    "--fleet",
+    "fleets",
+    multiple=True,
+    help="Only this fleet (repeatable; fleet@region: in that region).",
+)
 @click.option("--dry-run", is_flag=True, help="Show which instances would be replaced.")
 @pass_options
 def recycle(

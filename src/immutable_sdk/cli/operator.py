@@ -34,7 +34,11 @@ def _sent(record: RolloutRecord, what: str, output: str) -> None:
 @click.command()
 @spec_files_option
 @output_option
-@click.option("--fleet", required=True, help="The fleet whose rollout to continue.")
+@click.option(
+    "--fleet",
+    required=True,
+    help="The fleet whose rollout to continue (fleet@region: in that region).",
+)
 @click.option(
     "--full",
     is_flag=True,
@@ -60,7 +64,11 @@ def promote(
 @click.command()
 @spec_files_option
 @output_option
-@click.option("--fleet", required=True, help="The fleet whose rollout to roll back.")
+@click.option(
+    "--fleet",
+    required=True,
+    help="The fleet whose rollout to roll back (fleet@region: in that region).",
+)
 @pass_options
 def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str) -> None:
     """Roll FLEET's running rollout back now.

@@ -247,7 +247,7 @@ def status(
 @click.command()
 @spec_files_option
 @output_option
-@click.option("--fleet", default=None, help="Only this fleet.")
+@click.option("--fleet", default=None, help="Only this fleet (fleet@region: in that region).")
 @click.option("--limit", default=20, show_default=True, help="Newest entries per fleet.")
 @pass_options
 def history(
@@ -269,7 +269,9 @@ def history(
 @click.command()
 @spec_files_option
 @output_option
-@click.option("--fleet", required=True, help="The fleet to roll back.")
+@click.option(
+    "--fleet", required=True, help="The fleet to roll back (fleet@region: in that region)."
+)
 @click.option("--to", "to", default=None, help="Release id (default: the previous release).")
 @pass_options
 def rollback(

@@ -69,6 +69,7 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
                     "valid": True,
                     "name": spec.name,
                     "region": spec.region,
+                    **({"regions": list(spec.regions)} if spec.multi_region else {}),
                     "images": sorted(spec.images),
                     "fleets": sorted(spec.fleets),
                     "warnings": _problem_dicts(warnings),
@@ -80,7 +81,7 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
         click.echo(f"warning: {warning}", err=True)
     images, fleets = len(spec.images), len(spec.fleets)
     click.echo(
-        f"ok: {', '.join(files)}: project {spec.name} in {spec.region}, "
+        f"ok: {', '.join(files)}: project {spec.name} in {', '.join(spec.regions)}, "
         f"{images} image{'s' if images != 1 else ''}, {fleets} fleet{'s' if fleets != 1 else ''}"
         + (f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else "")
     )

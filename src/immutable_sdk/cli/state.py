@@ -102,7 +102,11 @@ def init(opts: Options, files: tuple[str, ...], output: str | None) -> None:
 
 
 @click.command("unlock")
-@click.option("--fleet", required=True, help="The fleet whose lock to remove.")
+@click.option(
+    "--fleet",
+    required=True,
+    help="The fleet whose lock to remove (fleet@region outside the spec's region).",
+)
 @click.option(
     "--force",
     is_flag=True,
@@ -136,8 +140,9 @@ def unlock(
             store.close()
     if removed is None:
         text = f"fleet {fleet!r} was not locked; nothing removed"
-        if fleet not in spec.fleets:  # a typo, most likely (a removed fleet may still be locked)
-            known = ", ".join(sorted(spec.fleets)) or "none"
+        keys = [key for key, _, _ in spec.units()]  # web, web@eu-west-1 (other regions)
+        if fleet not in keys:  # a typo, most likely (a removed fleet may still be locked)
+            known = ", ".join(sorted(keys)) or "none"
             text += f" (the spec has no fleet {fleet!r}; its fleets: {known})"
         data: dict[str, Any] = {"fleet": fleet, "removed": None}
     else:
