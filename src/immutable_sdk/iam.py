@@ -9,9 +9,11 @@ test suite's rollouts actually call (from the API call counter), both ways.
 
 Mutating actions are conditioned on the SDK's tags where AWS supports it (``aws:ResourceTag``
 on existing resources, ``aws:RequestTag`` on creation); Route 53 changes are limited to the
-spec's zones (by id when the spec gives one) and record names. Account ids are ``*`` unless
-given. Actions only reachable outside the SDK's own calls (Auto Scaling checking the caller's
-RunInstances permission, Packer's own calls) are listed in ``UNOBSERVED`` with the reason.
+spec's zones (by id when the spec gives one) and record names. Regional ARNs are listed for
+every region the spec's fleets deploy to (and, for images, every region they are copied to).
+Account ids are ``*`` unless given. Actions only reachable outside the SDK's own calls (Auto
+Scaling checking the caller's RunInstances permission, Packer's own calls) are listed in
+``UNOBSERVED`` with the reason.
 """
 
 from __future__ import annotations
@@ -152,6 +154,13 @@ class PolicyBuilder:
         where = f"{self.region if region else ''}:{self.account if account else ''}"
         return f"arn:{self.partition}:{service}:{where}:{resource}"
 
+    def arns(
+        self, service: str, resource: str, regions: Iterable[str], *, account: bool = True
+    ) -> list[str]:
+        """The resource's ARN in each of ``regions``."""
+        acct = self.account if account else ""
+        return [f"arn:{self.partition}:{service}:{r}:{acct}:{resource}" for r in regions]
+
     def allow(
         self,
         sid: str,
@@ -181,6 +190,8 @@ class PolicyBuilder:
 def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) -> dict[str, Any]:
     """The IAM policy (a JSON-able document) that applying ``spec`` needs."""
     p = PolicyBuilder(spec.region, account)
+    # Fleets' resources live in every region a fleet deploys to; images in those and theirs.
+    where = spec.regions
     project = spec.name
     tagged = {"StringEquals": {f"aws:ResourceTag/{TAG_PROJECT}": project}}
     requested = {"StringEquals": {f"aws:RequestTag/{TAG_PROJECT}": project}}
@@ -201,40 +212,42 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
             reads += ANALYSIS_ACTIONS.get(kind, ())
     p.allow("Read", reads)
 
-    templates = p.arn("ec2", "launch-template/*")
-    p.allow("CreateLaunchTemplate", ["ec2:CreateLaunchTemplate"], [templates], requested)
-    p.allow("LaunchTemplateVersions", LAUNCH_TEMPLATE_WRITES, [templates], tagged)
+    templates = p.arns("ec2", "launch-template/*", where)
+    p.allow("CreateLaunchTemplate", ["ec2:CreateLaunchTemplate"], templates, requested)
+    p.allow("LaunchTemplateVersions", LAUNCH_TEMPLATE_WRITES, templates, tagged)
     p.allow(
         "TagOnCreate",
         ["ec2:CreateTags"],
-        [p.arn("ec2", "*/*")],
+        p.arns("ec2", "*/*", where),
         {"StringEquals": {"ec2:CreateAction": ["CreateLaunchTemplate", "RunInstances"]}},
     )
     p.allow(
         "LaunchTaggedInstances",
         ["ec2:RunInstances"],
-        [p.arn("ec2", "instance/*"), p.arn("ec2", "volume/*")],
+        p.arns("ec2", "instance/*", where) + p.arns("ec2", "volume/*", where),
         requested,
     )
     p.allow(
         "LaunchFromTemplate",
         ["ec2:RunInstances"],
         [
-            p.arn("ec2", f"{kind}/*")
+            arn
             for kind in ("launch-template", "subnet", "security-group", "network-interface")
+            for arn in p.arns("ec2", f"{kind}/*", where)
         ]
-        + [p.arn("ec2", "image/*", account=False), p.arn("ec2", "key-pair/*")],
+        + p.arns("ec2", "image/*", where, account=False)
+        + p.arns("ec2", "key-pair/*", where),
     )
-    groups = p.arn("autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{project}-*")
-    p.allow("CreateGroups", ["autoscaling:CreateAutoScalingGroup"], [groups], requested)
-    p.allow("Groups", GROUP_WRITES, [groups], tagged)
-    instances = p.arn("ec2", "instance/*")
-    p.allow("TerminateOwnInstances", ["ec2:TerminateInstances"], [instances], tagged)
+    groups = p.arns("autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{project}-*", where)
+    p.allow("CreateGroups", ["autoscaling:CreateAutoScalingGroup"], groups, requested)
+    p.allow("Groups", GROUP_WRITES, groups, tagged)
+    instances = p.arns("ec2", "instance/*", where)
+    p.allow("TerminateOwnInstances", ["ec2:TerminateInstances"], instances, tagged)
     # an instance attached to a group by hand lacks the SDK's tags, not Auto Scaling's
     p.allow(
         "TerminateGroupInstances",
         ["ec2:TerminateInstances"],
-        [instances],
+        instances,
         {"StringLike": {"aws:ResourceTag/aws:autoscaling:groupName": f"{project}-*"}},
     )
     if any(f.iam_instance_profile for f in fleets):
@@ -245,8 +258,12 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
             {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
         )
     target_groups = sorted(
-        {_target_group_arn(p, tg) for f in fleets for tg in f.target_groups}
-        | {_target_group_arn(p, s["target_group"]) for f in traffic for s in _slots(f.traffic)}
+        {
+            arn
+            for f in fleets
+            for tg in [*f.target_groups, *(s["target_group"] for s in _slots(f.traffic))]
+            for arn in _target_group_arns(p, tg, spec.regions_of(f))
+        }
     )
     if target_groups:
         p.allow("DeregisterTargets", ["elasticloadbalancing:DeregisterTargets"], target_groups)
@@ -256,19 +273,28 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
     if traffic:
         _route53(p, traffic)
     if images_gc:
+        regions = _image_regions(spec)
         p.allow(
             "ImagesGc",
             ["ec2:DeregisterImage", "ec2:DeleteSnapshot"],
-            [p.arn("ec2", "image/*"), p.arn("ec2", "snapshot/*")],
+            p.arns("ec2", "image/*", regions) + p.arns("ec2", "snapshot/*", regions),
             tagged,
         )
     return p.document()
 
 
-def _target_group_arn(p: PolicyBuilder, ref: str) -> str:
+def _image_regions(spec: Spec) -> list[str]:
+    """Where the spec's images live: its region, its fleets' and the images' own regions."""
+    found = dict.fromkeys(spec.regions)
+    for image in spec.images.values():
+        found.update(dict.fromkeys(image.regions))
+    return list(found)
+
+
+def _target_group_arns(p: PolicyBuilder, ref: str, regions: Iterable[str]) -> list[str]:
     if ref.startswith("arn:"):
-        return ref
-    return p.arn("elasticloadbalancing", f"targetgroup/{ref}/*")
+        return [ref]
+    return p.arns("elasticloadbalancing", f"targetgroup/{ref}/*", regions)
 
 
 def _slots(traffic: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
@@ -292,10 +318,11 @@ def _builders(p: PolicyBuilder, spec: Spec, requested: Mapping[str, Any]) -> Non
     images = [spec.images[name] for name in sorted(used) if name in spec.images]
     builders = {i.builder for i in images}
     if builders - {"ami"}:  # built images are tagged with their lineage, and copied
+        regions = dict.fromkeys(r for i in images if i.builder != "ami" for r in i.regions)
         p.allow(
             "TagImages",
             ["ec2:CreateTags"],
-            [p.arn("ec2", "image/*"), p.arn("ec2", "snapshot/*")],
+            p.arns("ec2", "image/*", regions) + p.arns("ec2", "snapshot/*", regions),
             requested,
         )
         if any(len(i.regions) > 1 for i in images if i.builder != "ami"):
