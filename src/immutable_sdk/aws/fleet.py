@@ -18,6 +18,7 @@ from typing import Any
 from ..plugin import TAG_FLEET, TAG_PROJECT, TAG_RELEASE, TAG_ROLLOUT
 from ..release import Release, encode_user_data, user_data_text
 from ..spec.model import FleetSpec
+from .coalesce import Coalescer
 from .session import AwsSession, aws_errors, error_code
 
 SUSPENDED_DURING_ROLLOUT = ["AZRebalance", "ScheduledActions"]
@@ -89,6 +90,11 @@ class FleetApi:
     region: str
     _instances: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Fleets polled from several threads at once share describe calls (50 groups a call).
+    _groups: Coalescer[str, GroupState | None] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._groups = Coalescer(self._describe)
 
     @property
     def asg(self) -> Any:
@@ -111,7 +117,12 @@ class FleetApi:
     # --- reading ---------------------------------------------------------------------------
 
     def describe(self, fleets: Sequence[str]) -> dict[str, GroupState | None]:
-        """The groups of ``fleets`` (None where absent), members included: one or two calls."""
+        """The groups of ``fleets`` (None where absent), members included: one call per 50
+        groups (shared with other threads describing at the same moment), and one for
+        instances not seen before."""
+        return self._groups.get(fleets)
+
+    def _describe(self, fleets: Sequence[str]) -> dict[str, GroupState | None]:
         names = {self.name(f): f for f in fleets}
         found: dict[str, GroupState | None] = dict.fromkeys(fleets)
         groups: list[dict[str, Any]] = []

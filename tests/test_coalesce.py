@@ -1,0 +1,98 @@
+"""Concurrent group describes share calls: the coalescer alone, then FleetApi on the moto server."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from immutable_sdk.aws.coalesce import Coalescer
+from immutable_sdk.aws.fleet import FleetApi
+from immutable_sdk.aws.session import AwsSession
+
+
+def test_callers_arriving_during_a_call_share_the_next_one() -> None:
+    first_in_flight = threading.Event()
+    release_first = threading.Event()
+    fetched: list[list[str]] = []
+
+    def fetch(keys: list[str]) -> dict[str, str]:
+        fetched.append(keys)
+        if len(fetched) == 1:
+            first_in_flight.set()
+            assert release_first.wait(10)
+        return {k: k.upper() for k in keys}
+
+    coalescer: Coalescer[str, str] = Coalescer(fetch)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        first = pool.submit(coalescer.get, ["a"])
+        assert first_in_flight.wait(10)
+        # Five callers queue while the first call is in flight (one asks for "a" again).
+        later = [pool.submit(coalescer.get, [k]) for k in ("b", "c", "d", "e", "a")]
+        while len(coalescer._queue) < 5:  # they are queued, not calling
+            threading.Event().wait(0.001)
+        release_first.set()
+        assert first.result() == {"a": "A"}
+        assert [f.result() for f in later] == [{k: k.upper()} for k in "bcdea"]
+    assert fetched == [["a"], ["b", "c", "d", "e", "a"]]  # two calls for six callers
+
+
+def test_a_failed_call_fails_every_caller_it_was_made_for() -> None:
+    gate = threading.Event()
+    started = threading.Event()
+
+    def fetch(keys: list[str]) -> dict[str, int]:
+        started.set()
+        assert gate.wait(10)
+        raise RuntimeError(f"throttled: {sorted(keys)}")
+
+    coalescer: Coalescer[str, int] = Coalescer(fetch)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first = pool.submit(coalescer.get, ["x"])
+        assert started.wait(10)
+        others = [pool.submit(coalescer.get, [k]) for k in ("y", "z")]
+        while len(coalescer._queue) < 2:
+            threading.Event().wait(0.001)
+        gate.set()
+        with pytest.raises(RuntimeError, match=r"\['x'\]"):
+            first.result()
+        for f in others:
+            with pytest.raises(RuntimeError, match=r"\['y', 'z'\]"):
+                f.result()
+    assert coalescer.get([]) == {}  # nothing asked, nothing called
+
+
+def test_fleets_described_from_many_threads_each_get_their_own_group(aws: str) -> None:
+    session = AwsSession("us-east-1", endpoint_url=aws)
+    ec2 = session.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="lt", LaunchTemplateData={"ImageId": "ami-03c3da4cfa8e8943a"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    api = FleetApi(session, "big", "us-east-1")
+    fleets = [f"f{i}" for i in range(12)]
+    for i, fleet in enumerate(fleets):
+        session.client("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName=api.name(fleet),
+            LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=12,
+            DesiredCapacity=i % 3,
+            VPCZoneIdentifier=subnet,
+        )
+    before = session.calls.snapshot()
+    start = threading.Barrier(len(fleets))
+
+    def describe(fleet: str) -> tuple[str, int]:
+        start.wait(10)
+        group = api.describe([fleet])[fleet]
+        assert group is not None
+        return group.fleet, group.desired
+
+    with ThreadPoolExecutor(max_workers=len(fleets)) as pool:
+        seen = list(pool.map(describe, fleets))
+    assert seen == [(f, i % 3) for i, f in enumerate(fleets)]
+    calls = session.calls.since(before)["autoscaling.DescribeAutoScalingGroups"]
+    assert calls == api._groups.fetches <= len(fleets)
