@@ -336,7 +336,7 @@ class Engine:
                 if not dry_run:
                     report.remaining = remediator.report(names).drifts
             reports.append(keyed_report(report, stack))
-        return merged_report(self.spec.name, reports)
+        return merged_report(self.spec.name, reports, self.unit_keys())
 
     def recycle(
         self, fleets: Sequence[str] | None = None, *, dry_run: bool = False

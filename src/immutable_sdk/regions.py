@@ -321,12 +321,17 @@ def keyed_report(report: DriftReport, stack: Regional) -> DriftReport:
     return report
 
 
-def merged_report(project: str, reports: Sequence[DriftReport]) -> DriftReport:
-    """The reports of several regions as one (a single report is returned as it is)."""
+def merged_report(
+    project: str, reports: Sequence[DriftReport], order: Sequence[str] = ()
+) -> DriftReport:
+    """The reports of several regions as one, fleets in ``order`` of their unit keys (a
+    single report is returned as it is)."""
     from .remediate import DriftReport
 
     if len(reports) == 1:
         return reports[0]
+    rank = {key: n for n, key in enumerate(order)}
+    fleets = sorted((f for r in reports for f in r.fleets), key=lambda f: rank.get(f.fleet, 0))
     remaining = [r.remaining for r in reports if r.remaining is not None]
     calls: dict[str, int] = {}
     for r in reports:
@@ -334,7 +339,7 @@ def merged_report(project: str, reports: Sequence[DriftReport]) -> DriftReport:
             calls[op] = calls.get(op, 0) + n
     return DriftReport(
         project,
-        [f for r in reports for f in r.fleets],
+        fleets,
         min((r.checked_at for r in reports), default=0.0),
         fixes=[f for r in reports for f in r.fixes],
         remaining=[d for ds in remaining for d in ds] if remaining else None,

@@ -164,6 +164,9 @@ def test_waves_roll_one_region_first_and_stop_on_its_failure(world: World) -> No
     spans = _spans(world.events)
     (bake,) = world.of_kind("wave.bake")
     assert bake.fleet == "web@us-west-2"
+    # the wave bake watches the unit in its region (nothing runs in us-east-1 yet)
+    watched = [e for e in world.of_kind("gate.poll") if e.at >= bake.at and e.at < bake.at + 1800]
+    assert watched and {(e.fleet, e.data["instances"]) for e in watched} == {("web@us-west-2", 1)}
     one_box_end = bake.at + 1800
     assert all(s >= one_box_end for k, (s, _) in spans.items() if k != "web@us-west-2")
     # the rest wave: never two regions in flight at once
