@@ -5,7 +5,10 @@
     result = engine.apply(plan)
 
 The engine runs the same code against AWS and against the embedded sandbox. It never prints:
-it emits events to ``sink`` and fires the plugins' lifecycle hooks.
+it emits events to ``sink`` and fires the plugins' lifecycle hooks. A spec whose fleets deploy
+to several regions gets one regional stack per region (``regions.Regional``); its units are
+named ``fleet`` in the spec's region and ``fleet@region`` elsewhere, and every method that
+takes a fleet's name takes such a key.
 """
 
 from __future__ import annotations
