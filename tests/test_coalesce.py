@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from immutable_sdk.aws.coalesce import Coalescer
 from immutable_sdk.aws.fleet import FleetApi
 from immutable_sdk.aws.session import AwsSession
+from immutable_sdk.coalesce import Coalescer
 
 
 def test_callers_arriving_during_a_call_share_the_next_one() -> None:

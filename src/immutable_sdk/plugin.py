@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import pluggy
 
 from .clock import Clock
+from .coalesce import Coalescer
 from .errors import (
     AwsError,
     BuildError,
@@ -335,6 +336,7 @@ __all__ = [
     "BuildError",
     "Builder",
     "BuilderFactory",
+    "Coalescer",
     "Event",
     "FleetSpec",
     "Gate",

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..coalesce import Coalescer
 from ..plugin import TAG_FLEET, TAG_PROJECT, TAG_RELEASE, TAG_ROLLOUT
 from ..release import Release, encode_user_data, user_data_text
 from ..spec.model import FleetSpec
-from .coalesce import Coalescer
 from .session import AwsSession, aws_errors, error_code
 
 SUSPENDED_DURING_ROLLOUT = ["AZRebalance", "ScheduledActions"]

@@ -1,18 +1,22 @@
 """The ``ec2`` health check: EC2 instance and system status checks of the release's instances.
 
 One batched ``DescribeInstanceStatus`` per poll (100 ids a call, AWS's limit), never one call per
-instance. ``ok``/``ok`` is healthy; ``initializing``, ``insufficient-data`` and ``not-applicable``
-on a running or pending instance mean "not yet"; ``impaired`` or an instance that is stopping,
-stopped or terminated means the release is bad.
+instance; fleets gated at the same moment (parallel rollouts) share those calls. ``ok``/``ok``
+is healthy; ``initializing``, ``insufficient-data`` and ``not-applicable`` on a running or
+pending instance mean "not yet"; ``impaired`` or an instance that is stopping, stopped or
+terminated means the release is bad.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from immutable_sdk.plugin import (
+    Coalescer,
     GateTargets,
     HealthCheckFactory,
     HealthReport,
@@ -59,15 +63,13 @@ class Ec2StatusCheck:
         ids = [t.instance_id for t in targets.instances]
         if not ids:
             return HealthReport.pending("no instances to check yet")
-        ec2 = ctx.client("ec2")
-        statuses: dict[str, Mapping[str, Any]] = {}
-        for start in range(0, len(ids), BATCH):
-            statuses.update(_describe(ec2, ids[start : start + BATCH]))
+        statuses = _shared(ctx.client("ec2")).get(ids)
         details: dict[str, str] = {}
         verdicts: list[HealthStatus] = []
         for instance_id in ids:
-            if instance_id in statuses:
-                verdict, text = _verdict(statuses[instance_id])
+            status = statuses.get(instance_id)
+            if status is not None:
+                verdict, text = _verdict(status)
             else:
                 # Just-launched instances may be unknown to EC2 for a moment (eventual
                 # consistency); one that stays unknown runs the gate into its timeout.
@@ -75,6 +77,27 @@ class Ec2StatusCheck:
             verdicts.append(verdict)
             details[instance_id] = text
         return _report(verdicts, details, len(ids))
+
+
+Statuses = Coalescer[str, "Mapping[str, Any] | None"]
+_coalescers: weakref.WeakKeyDictionary[Any, Statuses] = weakref.WeakKeyDictionary()
+_coalescers_lock = threading.Lock()
+
+
+def _shared(ec2: Any) -> Statuses:
+    """The coalescer of ``ec2`` (one per client: a region and its credentials)."""
+    with _coalescers_lock:
+        coalescer = _coalescers.get(ec2)
+        if coalescer is None:
+
+            def fetch(ids: list[str]) -> dict[str, Mapping[str, Any] | None]:
+                statuses: dict[str, Mapping[str, Any]] = {}
+                for start in range(0, len(ids), BATCH):
+                    statuses.update(_describe(ec2, ids[start : start + BATCH]))
+                return {i: statuses.get(i) for i in ids}
+
+            coalescer = _coalescers[ec2] = Coalescer(fetch)
+        return coalescer
 
 
 def _describe(ec2: Any, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:

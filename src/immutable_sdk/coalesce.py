@@ -1,4 +1,4 @@
-"""Request coalescing: concurrent lookups of different keys share one batched AWS call.
+"""Request coalescing: concurrent lookups of different keys share one batched call.
 
 Fifty fleets rolling out at once poll their Auto Scaling groups at about the same moments;
 DescribeAutoScalingGroups takes 50 names a call, so they need not make fifty calls. A caller
@@ -6,6 +6,9 @@ that finds no call in flight makes one at once for its own keys and every key qu
 never waits for company: no added latency, no timer); a caller that finds a call in flight
 queues its keys, and when that call lands the first queued caller makes the next call, for the
 whole queue. A failed call fails every caller it was made for, with the same error.
+
+Used for Auto Scaling group describes (``aws.fleet``) and the ``ec2`` health check's status
+calls; exported to plugins as ``immutable_sdk.plugin.Coalescer``.
 """
 
 from __future__ import annotations
