@@ -30,7 +30,15 @@ from .notifiers import start_notifiers
 from .planner import Plan, PlanItem, builder_for
 from .plugin import Artifact
 from .plugins import Plugins, load_plugins
-from .regions import Regional, keyed_fixes, keyed_report, keyed_result, merged_report, plan_regions
+from .regions import (
+    Regional,
+    departed_regions,
+    keyed_fixes,
+    keyed_report,
+    keyed_result,
+    merged_report,
+    plan_regions,
+)
 from .release import Release, make_release
 from .results import ApplyResult, FleetResult
 from .rollout import new_owner
@@ -112,6 +120,7 @@ class Engine:
         self.state = state
         # One stack per region the spec deploys to (regions.py); the spec's region's first.
         self.regional = {r: Regional.of(self, r, lock_wait) for r in spec.regions}
+        self._lock_wait = lock_wait
         home = self.regional[spec.region]
         self.ctx = home.ctx
         self.fleets = home.fleets
@@ -168,8 +177,12 @@ class Engine:
 
     def plan(self) -> Plan:
         """What ``apply`` would do, fleet by fleet (and region by region), with reasons.
-        Reads only."""
-        if self.spec.multi_region:
+        Reads only. Regions the spec no longer deploys to, where the state knows units, are
+        planned too: their groups become ``destroy`` items instead of being forgotten."""
+        for region in departed_regions(self.spec, self.state):
+            if region not in self.regional:
+                self.regional[region] = Regional.of(self, region, self._lock_wait)
+        if len(self.regional) > 1:
             return plan_regions(self)
         plan = self.planner.plan()
         region = self.spec.region

@@ -94,12 +94,19 @@ class Artifact:
     amis: Mapping[str, str]  # region -> AMI id
     lineage: Mapping[str, str] = field(default_factory=dict)
     built: bool = False  # True when this run built it, False when reused
+    # region -> the image's identity there, for builders whose ``digest`` covers every region
+    # (adding a region must not change the releases of the regions that had the image).
+    region_digests: Mapping[str, str] = field(default_factory=dict)
 
     def ami(self, region: str) -> str:
         try:
             return self.amis[region]
         except KeyError:
             raise BuildError(self.image, f"no AMI in region {region}") from None
+
+    def digest_in(self, region: str) -> str:
+        """What identifies the image in ``region``: its digest there, else ``digest``."""
+        return self.region_digests.get(region, self.digest)
 
 
 class HealthStatus(str, Enum):

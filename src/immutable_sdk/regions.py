@@ -68,7 +68,8 @@ class Regional:
     def of(cls, engine: Engine, region: str, lock_wait: float) -> Regional:
         spec = engine.spec
         home = region == spec.region
-        view = spec.for_region(region) if spec.multi_region else spec
+        # Another region (even one the spec dropped) sees only the fleets deployed there.
+        view = spec.for_region(region) if spec.multi_region or not home else spec
         session = engine.session.in_region(region)
         ctx = Context(
             project=spec.name,
@@ -255,6 +256,12 @@ class Regional:
 # --- merging what the regions found ----------------------------------------------------------
 
 
+def departed_regions(spec: Spec, state: StateStore) -> list[str]:
+    """Regions where the state knows units (``fleet@region``) but the spec deploys nothing."""
+    found = {key.rpartition("@")[2] for key in state.fleets() if "@" in key}
+    return sorted(found - set(spec.regions))
+
+
 def plan_regions(engine: Engine) -> Plan:
     """Every region's plan as one: items by fleet then region (destroys last), each with its
     region and unit key, and the spec's waves over units of (fleet, region)."""
@@ -266,7 +273,7 @@ def plan_regions(engine: Engine) -> Plan:
         plan = stack.planner.plan((artifacts, builds))
         items += [replace(i, region=region, key=stack.key(i.fleet)) for i in plan.items]
     fleet_order = {name: n for n, name in enumerate(spec.fleets)}
-    region_order = {r: n for n, r in enumerate(spec.regions)}
+    region_order = {r: n for n, r in enumerate(dict.fromkeys([*spec.regions, *engine.regional]))}
     items.sort(
         key=lambda i: (
             i.action == "destroy",

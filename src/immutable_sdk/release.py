@@ -52,7 +52,7 @@ def launch_config(
     return {
         "image_id": artifact.ami(region),
         "image": artifact.image,
-        "image_digest": artifact.digest,
+        "image_digest": artifact.digest_in(region),
         "instance_type": fleet.instance_type,
         "security_groups": sorted(security_group_ids),
         "user_data_sha256": hashlib.sha256(user_data.encode()).hexdigest() if user_data else None,

@@ -195,3 +195,27 @@ def test_waves_roll_one_region_first_and_stop_on_its_failure(world: World) -> No
     assert {e.fleet for e in world.of_kind("rollout.started")} == {"web@us-west-2"}
     assert amis_of_group(world, "us-east-1") == {AMI_V1}  # untouched
     assert amis_of_group(world, "us-east-1", "shop-api") == {AMI_V1}
+
+
+def test_a_region_dropped_from_the_spec_is_planned_for_destruction(world: World) -> None:
+    world.write(SPEC + FLEET.format(name="web"))
+    use_image(world, AMI_V1)
+    with world.engine() as engine:
+        assert engine.apply().ok
+    # The spec now deploys to us-east-1 only: nothing else names us-west-2, but the state
+    # remembers web@us-west-2, so its group is not forgotten there.
+    world.write(SPEC + FLEET.format(name="web").replace("[us-east-1, us-west-2]", "[us-east-1]"))
+    with world.engine() as engine:
+        plan = engine.plan()
+        assert [(i.key, i.region, i.action) for i in plan.items] == [
+            ("web", "us-east-1", "noop"),
+            ("web@us-west-2", WEST, "destroy"),
+        ]
+        kept = engine.apply(plan)  # without --prune: reported, not destroyed
+        assert kept.fleet("web@us-west-2").outcome == "skipped"
+        assert amis_of_group(world, WEST) == {west_ami(world, AMI_V1)}
+        pruned = engine.apply(prune=True)
+    assert pruned.ok, pruned.to_dict()
+    assert pruned.fleet("web@us-west-2").outcome == "destroyed"
+    assert amis_of_group(world, WEST) == set()
+    assert amis_of_group(world, "us-east-1") == {AMI_V1}

@@ -178,11 +178,18 @@ class AmiBuilder:
                 ami = self._by_id(image, ctx, region)
             amis[region] = str(ami["ImageId"])
             names[region] = str(ami.get("Name", ""))
-        digest = canonical_digest({"builder": NAME, "version": VERSION, "amis": amis})
+        digest = _digest(amis)
         lineage = {TAG_IMAGE: image.name, TAG_BUILDER: NAME, TAG_DIGEST: digest}
         ctx.emit("build.resolved", image=image.name, amis=dict(amis), names=names)
         return Artifact(
-            image=image.name, builder=NAME, digest=digest, amis=amis, lineage=lineage, built=False
+            image=image.name,
+            builder=NAME,
+            digest=digest,
+            amis=amis,
+            lineage=lineage,
+            built=False,
+            # the AMI of each region alone (for one region, the same as ``digest``)
+            region_digests={r: _digest({r: ami}) for r, ami in amis.items()},
         )
 
     def digest(self, image: ImageSpec, ctx: PluginContext) -> str:
@@ -193,6 +200,10 @@ class AmiBuilder:
 
     def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:
         return self.resolve(image, ctx)
+
+
+def _digest(amis: Mapping[str, str]) -> str:
+    return canonical_digest({"builder": NAME, "version": VERSION, "amis": dict(amis)})
 
 
 def _factory(config: Mapping[str, Any]) -> AmiBuilder:

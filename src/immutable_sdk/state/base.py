@@ -93,6 +93,9 @@ class StateStore(Protocol):
     def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
         """The fleet's newest rollout without an outcome, if any."""
 
+    def fleets(self) -> list[str]:
+        """Every fleet (unit key) that has had a rollout, sorted."""
+
     def append_journal(
         self, rollout: str, step_index: int, status: str, at: float, data: Mapping[str, Any]
     ) -> JournalEntry: ...

@@ -260,6 +260,10 @@ class DynamoDbStateStore:
         found.sort(key=lambda r: (r.started_at, r.id), reverse=True)
         return found[:limit]
 
+    def fleets(self) -> list[str]:
+        found = self._db.query(f"P#{self.project}", "fleet#")
+        return sorted({items.string(i, "fleet") for i in found})
+
     def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
         pages = self._db.query(
             self._fleet_pk(fleet),

@@ -64,6 +64,10 @@ class RegionalState:
     def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
         return self.inner.unfinished_rollout(self.key(fleet))
 
+    def fleets(self) -> list[str]:
+        suffix = f"@{self.region}"
+        return [f.removesuffix(suffix) for f in self.inner.fleets() if f.endswith(suffix)]
+
     def append_journal(
         self, rollout: str, step_index: int, status: str, at: float, data: Mapping[str, Any]
     ) -> JournalEntry:

@@ -280,6 +280,12 @@ class SqliteStateStore:
         )
         return [self._rollout(r) for r in rows]
 
+    def fleets(self) -> list[str]:
+        rows = self._read(
+            "SELECT DISTINCT fleet FROM rollouts WHERE project = ? ORDER BY fleet", (self.project,)
+        )
+        return [str(r[0]) for r in rows]
+
     def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
         rows = self._read(
             f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts "
