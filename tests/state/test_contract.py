@@ -209,6 +209,18 @@ def test_rollouts_are_per_project(open_store: OpenStore) -> None:
     assert blog.get_rollout("r-1").started_at == T0 + 1  # type: ignore[union-attr]
 
 
+def test_fleets_are_those_that_had_a_rollout_in_the_project(open_store: OpenStore) -> None:
+    shop, blog = open_store("shop"), open_store("blog")
+    assert shop.fleets() == []
+    shop.start_rollout(rollout("r-1", "web", T0))
+    shop.start_rollout(rollout("r-2", "web@eu-west-1", T0 + 1))
+    shop.start_rollout(rollout("r-3", "api", T0 + 2))
+    shop.start_rollout(rollout("r-4", "web", T0 + 3))
+    blog.start_rollout(rollout("r-1", "posts", T0))
+    assert shop.fleets() == ["api", "web", "web@eu-west-1"]
+    assert blog.fleets() == ["posts"]
+
+
 def test_unfinished_rollout_is_the_newest_without_an_outcome(store: StateStore) -> None:
     assert store.unfinished_rollout("web") is None
     store.start_rollout(rollout("r-1", "web", T0))
