@@ -28,6 +28,11 @@ class Context:
     sink: EventSink = _discard
     fleet: str | None = None
     rollout: str | None = None
+    unit_suffix: str = ""  # "@eu-west-1" outside the spec's region (see regions.py)
+
+    def unit(self, fleet: str) -> str:
+        """How people name ``fleet`` in this region: ``web``, or ``web@eu-west-1``."""
+        return fleet + self.unit_suffix
 
     @property
     def endpoint_url(self) -> str | None:

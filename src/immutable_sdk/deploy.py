@@ -168,6 +168,7 @@ class FleetDeployer:
             strategy=fleet.strategy.type,
             from_release=previous,
             to_release=release.id,
+            region=self.ctx.region,
         )
         if resumed:
             record_release(self.state, info, release, now)

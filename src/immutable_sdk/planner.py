@@ -176,13 +176,14 @@ class Planner:
             self._item(fleet, groups[name], artifacts.get(fleet.image), fleet.image in builds)
             for name, fleet in self.spec.fleets.items()
         ]
-        for gone in sorted(set(self.fleets.project_fleets()) - set(self.spec.fleets)):
-            g = self.fleets.describe_one(gone)
+        dropped = sorted(set(self.fleets.project_fleets()) - set(self.spec.fleets))
+        where = f" in {self.ctx.region}" if self.ctx.unit_suffix else ""
+        for gone, g in self.fleets.describe(dropped).items():
             items.append(
                 PlanItem(
                     fleet=gone,
                     action="destroy",
-                    reasons=("the spec no longer names this fleet",),
+                    reasons=(f"the spec no longer names this fleet{where}",),
                     current_release=g.release if g else None,
                     current_capacity=(g.min, g.desired, g.max) if g else None,
                     instances=len(g.live()) if g else 0,

@@ -218,6 +218,7 @@ class RolloutInfo:
     from_release: str | None
     to_release: str
     rollback: bool = False
+    region: str = ""  # where the fleet's group is (a fleet may deploy to several regions)
 
 
 class Notifier(Protocol):

@@ -77,6 +77,7 @@ class Regional:
             session=session,
             clock=engine.clock,
             sink=engine.sink if home else labelled(engine.sink, region),
+            unit_suffix="" if home else f"@{region}",
         )
         state: StateStore = engine.state if home else RegionalState(engine.state, region)
         fleets = FleetApi(session, spec.name, region)

@@ -322,6 +322,7 @@ def abort(
         from_release=record.from_release,
         to_release=record.to_release,
         rollback=True,
+        region=deployer.ctx.region,
     )
     runner = RolloutRunner(
         fleet=fleet,

@@ -198,10 +198,11 @@ class RolloutRunner:
             {"note": "interrupted", "step": index, "during": during, "reason": str(exc)},
         )
         self.ctx.emit("rollout.interrupted", step=index, during=during, reason=str(exc))
+        unit = self.ctx.unit(self.fleet.name)
         return Interrupted(
-            f"{exc}: rollout {self.info.id} of fleet {self.fleet.name!r} stopped {where} and "
+            f"{exc}: rollout {self.info.id} of fleet {unit!r} stopped {where} and "
             "is unfinished; run apply again to resume it, or apply --abort-unfinished "
-            f"(or abort --fleet {self.fleet.name}) to roll it back"
+            f"(or abort --fleet {unit}) to roll it back"
         )
 
     def run(self, steps: Sequence[Step]) -> None:

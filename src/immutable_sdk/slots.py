@@ -198,6 +198,7 @@ class SlotDeployer:
             strategy=fleet.strategy.type,
             from_release=previous,
             to_release=release.id,
+            region=base.ctx.region,
         )
         start_rollout(
             base.state,
@@ -346,6 +347,7 @@ class SlotDeployer:
             strategy=record.strategy,
             from_release=record.from_release,
             to_release=record.to_release,
+            region=base.ctx.region,
         )
         runner = SlotRunner(
             fleet=fleet,

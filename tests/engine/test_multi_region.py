@@ -10,6 +10,7 @@ import pytest
 
 from immutable_sdk.errors import UsageError
 from immutable_sdk.lifecycle import Event
+from immutable_sdk.plugin import RolloutInfo, hookimpl
 from immutable_sdk.render import console, plan_table
 
 from .conftest import AMI_V1, AMI_V2, World
@@ -81,6 +82,18 @@ def amis_of_group(world: World, region: str, name: str = "shop-web") -> set[str]
 def test_a_rolling_fleet_in_two_regions(world: World, tmp_path: Any) -> None:
     world.write(SPEC + FLEET.format(name="web"))
     east_v1, west_v1 = use_image(world, AMI_V1)
+
+    class Told:
+        """A plugin's view of the rollouts: fleet and region."""
+
+        rollouts: list[tuple[str, str]] = []
+
+        @hookimpl
+        def immutable_sdk_rollout_started(self, rollout: RolloutInfo) -> None:
+            self.rollouts.append((rollout.fleet, rollout.region))
+
+    told = Told()
+    world.extra_plugins.append(told)
     with world.engine() as engine:
         plan = engine.plan()
         assert [(i.key, i.region, i.action) for i in plan.items] == [
@@ -108,6 +121,7 @@ def test_a_rolling_fleet_in_two_regions(world: World, tmp_path: Any) -> None:
     assert amis_of_group(world, "us-east-1") == {east_v1}
     assert amis_of_group(world, WEST) == {west_v1}
     assert {e.fleet for e in world.of_kind("rollout.started")} == {"web", "web@us-west-2"}
+    assert sorted(told.rollouts) == [("web", "us-east-1"), ("web", WEST)]
 
     east_v2, west_v2 = use_image(world, AMI_V2)
     with world.engine() as engine:
@@ -211,6 +225,9 @@ def test_a_region_dropped_from_the_spec_is_planned_for_destruction(world: World)
             ("web", "us-east-1", "noop"),
             ("web@us-west-2", WEST, "destroy"),
         ]
+        assert plan.item("web@us-west-2").reasons == (
+            "the spec no longer names this fleet in us-west-2",
+        )
         kept = engine.apply(plan)  # without --prune: reported, not destroyed
         assert kept.fleet("web@us-west-2").outcome == "skipped"
         assert amis_of_group(world, WEST) == {west_ami(world, AMI_V1)}
