@@ -19,6 +19,7 @@ INFO = RolloutInfo(
     strategy="rolling",
     from_release=None,
     to_release="r-1",
+    region="eu-west-1",
 )
 
 
@@ -58,6 +59,7 @@ def test_events_arrive_in_order_signed_and_whole(endpoint: Any) -> None:
         "from_release": None,
         "to_release": "r-1",
         "rollback": False,
+        "region": "eu-west-1",
     }
     assert bodies[1]["step"] == {"kind": "gate", "slot": "blue"}
     assert bodies[2]["after"] == {"blue": 90, "green": 10}
