@@ -140,6 +140,23 @@ def measure(run: Any) -> dict[str, Any]:
     return {"wall": time.perf_counter() - wall, "cpu": cpu() - c, **out}
 
 
+def planned_apply(engine: Any, expected: Any, **apply: Any) -> dict[str, Any]:
+    """What `immutable-sdk apply` does, plan then apply; the calls of both count."""
+    before = engine.session.calls.snapshot()
+    plan = engine.plan()
+    assert expected(plan), plan.to_dict()
+    result = engine.apply(plan, **apply)
+    assert result.ok, result.to_dict()
+    calls = engine.session.calls.since(before)
+    return {
+        "duration": result.duration,
+        "calls": calls,
+        "total_calls": sum(calls.values()),
+        "plan_calls": sum(calls.values()) - result.api_calls["total"],
+        "launched": sum(len(f.launched) for f in result.fleets),
+    }
+
+
 def rolling(
     url: str,
     n: int,
@@ -175,18 +192,13 @@ def rolling(
         first = engine.apply(parallelism=parallelism)
         assert first.ok, first.to_dict()
     with bench.engine(AMI_V2) as engine:
-        plan = engine.plan()
-        assert all(i.action == "replace" for i in plan.items), plan.to_dict()
 
         def replace() -> dict[str, Any]:
-            result = engine.apply(plan, parallelism=parallelism)
-            assert result.ok, result.to_dict()
-            return {
-                "duration": result.duration,
-                "calls": result.api_calls["by_operation"],
-                "total_calls": result.api_calls["total"],
-                "launched": sum(len(f.launched) for f in result.fleets),
-            }
+            return planned_apply(
+                engine,
+                lambda plan: all(i.action == "replace" for i in plan.items),
+                parallelism=parallelism,
+            )
 
         out = measure(replace)
     out["batch_size"] = batch
@@ -270,18 +282,9 @@ def slots(
         first = engine.apply()
         assert first.ok, first.to_dict()
     with bench.engine(AMI_V2) as engine:
-        plan = engine.plan()
-        assert plan.items[0].action == "replace", plan.to_dict()
 
         def replace() -> dict[str, Any]:
-            result = engine.apply(plan)
-            assert result.ok, result.to_dict()
-            return {
-                "duration": result.duration,
-                "calls": result.api_calls["by_operation"],
-                "total_calls": result.api_calls["total"],
-                "launched": sum(len(f.launched) for f in result.fleets),
-            }
+            return planned_apply(engine, lambda plan: plan.items[0].action == "replace")
 
         out = measure(replace)
     out["ttl"], out["keep_previous"] = ttl, keep_previous
