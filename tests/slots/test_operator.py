@@ -112,6 +112,8 @@ def test_abort_from_another_process_rolls_back(slots: SlotWorld) -> None:
         text=True,
         env=dict(os.environ),
         cwd=slots.tmp,
+        # as a script's background job starts it: with SIGINT ignored, which Python keeps
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert watch.stdout is not None

@@ -9,6 +9,7 @@ rollout reads the signal at its next wait, within seconds.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,18 @@ def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str)
 
 def watch_status(opts: Options, files: Sequence[str], output: str, interval: float) -> None:
     """``status --watch``: the status again every ``interval`` seconds until interrupted."""
+    # Ctrl-C (SIGINT) ends the watch, even when the process was started with SIGINT ignored
+    # (a background job of a script): Python then installs no KeyboardInterrupt handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _watch(opts, files, output, interval)
+    except KeyboardInterrupt:
+        return
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _watch(opts: Options, files: Sequence[str], output: str, interval: float) -> None:
     from rich.live import Live
 
     from ..render import console
@@ -127,8 +140,6 @@ def watch_status(opts: Options, files: Sequence[str], output: str, interval: flo
                     out.print(watch_view(entries))
                     sys.stdout.flush()
                 engine.clock.sleep(interval)
-        except KeyboardInterrupt:
-            return
         finally:
             if live is not None:
                 live.stop()
