@@ -125,6 +125,11 @@ def test_closing_waits_at_most_the_flush_timeout(endpoint: Any) -> None:
     server = endpoint(lambda n: (200, 3.0))
     notifier = WebhookNotifier(Settings(server.url, timeout=5, flush_timeout=0.5))
     fire(notifier, 5)
+    # The first event in flight before closing (else its post only gets close()'s deadline)
+    waited = time.monotonic()
+    while not server.received and time.monotonic() - waited < 5:
+        time.sleep(0.01)
+    assert len(server.received) == 1
     start = time.monotonic()
     notifier.close()
     assert time.monotonic() - start < 1.0
