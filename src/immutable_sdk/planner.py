@@ -7,7 +7,7 @@ Planning only reads: it never changes AWS or the state store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -81,6 +81,20 @@ class Plan:
             "items": [i.to_dict() for i in self.items],
             "waves": [dict(w) for w in self.waves],
         }
+
+
+def waved_plan(
+    spec: Spec, items: Sequence[PlanItem], builds: Sequence[str], artifacts: Mapping[str, Artifact]
+) -> Plan:
+    """The plan of ``items``, each with the wave its unit rolls out in (specs with waves)."""
+    if not spec.waves:
+        return Plan(spec.name, tuple(items), tuple(builds), artifacts)
+    from .waves import assign_waves
+
+    waves = assign_waves(spec, [(i.fleet, i.region or spec.region) for i in items])
+    wave_of = {u.key: w.name for w in waves for u in w.units}
+    waved = tuple(replace(i, wave=wave_of.get(i.key)) for i in items)
+    return Plan(spec.name, waved, tuple(builds), artifacts, tuple(w.to_dict() for w in waves))
 
 
 def builder_for(plugins: Plugins, image: ImageSpec) -> Builder:
@@ -189,15 +203,7 @@ class Planner:
                     instances=len(g.live()) if g else 0,
                 )
             )
-        if not self.spec.waves:
-            return Plan(self.spec.name, tuple(items), tuple(builds), artifacts)
-        from .waves import assign_waves
-
-        waves = assign_waves(self.spec, [i.fleet for i in items])
-        wave_of = {u.key: w.name for w in waves for u in w.units}
-        items = [replace(i, wave=wave_of.get(i.fleet)) for i in items]
-        shown = tuple(w.to_dict() for w in waves)
-        return Plan(self.spec.name, tuple(items), tuple(builds), artifacts, shown)
+        return waved_plan(self.spec, items, builds, artifacts)
 
     def _item(
         self, fleet: FleetSpec, group: GroupState | None, artifact: Artifact | None, build: bool

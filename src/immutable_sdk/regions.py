@@ -25,7 +25,7 @@ from .deploy import FleetDeployer
 from .errors import UsageError
 from .lifecycle import Event
 from .locks import LockKeeper
-from .planner import Plan, PlanItem, Planner
+from .planner import Plan, PlanItem, Planner, waved_plan
 from .plugin import Artifact
 from .results import FleetResult
 from .slots import SlotDeployer, rollout_progress
@@ -132,17 +132,9 @@ class Regional:
                 item.fleet, lambda keeper: deployer.scale(fleet, item, keeper), action="scale"
             )
         release = self.planner.desired_release(fleet, artifacts[fleet.image])
-        if deployer is self.deployer:  # resume.py: the rolling deployer resumes or aborts
-            return self.deployer.locked(
-                item.fleet,
-                lambda keeper: self.deployer.roll(
-                    fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
-                ),
-                action=item.action,
-            )
         return self.deployer.locked(
             item.fleet,
-            lambda keeper: self.slots.roll(
+            lambda keeper: deployer.roll(
                 fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
             ),
             action=item.action,
@@ -283,15 +275,7 @@ def plan_regions(engine: Engine) -> Plan:
             region_order[i.region or spec.region],
         )
     )
-    if not spec.waves:
-        return Plan(spec.name, tuple(items), tuple(builds), artifacts)
-    from .waves import assign_waves
-
-    waves = assign_waves(spec, [(i.fleet, i.region or spec.region) for i in items])
-    wave_of = {u.key: w.name for w in waves for u in w.units}
-    items = [replace(i, wave=wave_of.get(i.key)) for i in items]
-    shown = tuple(w.to_dict() for w in waves)
-    return Plan(spec.name, tuple(items), tuple(builds), artifacts, shown)
+    return waved_plan(spec, items, builds, artifacts)
 
 
 def keyed_result(result: FleetResult, key: str) -> FleetResult:

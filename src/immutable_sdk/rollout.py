@@ -21,7 +21,7 @@ from .errors import GateFailed, Interrupted, LockLost, RolloutFailed, UsageError
 from .gate import GateRunner
 from .lifecycle import Bake, Gate, Launch, Pause, Retire, Step
 from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
-from .plugin import GateTargets, RolloutInfo, Target
+from .plugin import GateTargets, RolloutInfo
 from .plugins import Plugins
 from .spec.model import FleetSpec
 from .state.base import StateStore
@@ -165,7 +165,7 @@ class RolloutRunner:
         return GateTargets(
             fleet=self.fleet.name,
             release=self.target,
-            instances=[_target(m) for m in members],
+            instances=[m.target() for m in members],
             target_groups=group.target_groups,
         )
 
@@ -380,14 +380,3 @@ class RolloutRunner:
             if not step.manual and remaining <= 0:
                 return {"seconds": step.seconds}
             self.wait(SIGNAL_POLL if step.manual else min(SIGNAL_POLL, remaining))
-
-
-def _target(m: Member) -> Target:
-    return Target(
-        instance_id=m.instance_id,
-        private_ip=m.private_ip,
-        public_ip=m.public_ip,
-        release=m.release,
-        launched_at=m.launched_at or None,
-        lifecycle_state=m.lifecycle_state,
-    )

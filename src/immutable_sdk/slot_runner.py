@@ -29,13 +29,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .aws.fleet import GroupState, Member
+from .aws.fleet import GroupState
 from .aws.session import aws_errors
 from .aws.slots import SlotGroups
 from .aws.traffic import TrafficApi, TrafficSpec
 from .errors import GateFailed, RolloutFailed, UsageError
 from .lifecycle import Analyze, Bake, Gate, Pause, Provision, Retire, ShiftTraffic, Step
-from .plugin import GateTargets, Target
+from .plugin import GateTargets
 from .release import Release
 from .rollout import POLL_FLOOR, SIGNAL_POLL, RolloutRunner
 
@@ -175,7 +175,7 @@ class SlotRunner(RolloutRunner):
             return GateTargets(
                 fleet=self.fleet.name,
                 release=self.target,
-                instances=[to_target(m) for m in members if m.lifecycle_state == "InService"],
+                instances=[m.target() for m in members if m.lifecycle_state == "InService"],
                 target_groups=group.target_groups if group else (self.s.target_groups[slot],),
             )
 
@@ -412,14 +412,3 @@ class SlotRunner(RolloutRunner):
         self.retired += ids
         self.slot_groups()
         return ids
-
-
-def to_target(m: Member) -> Target:
-    return Target(
-        instance_id=m.instance_id,
-        private_ip=m.private_ip,
-        public_ip=m.public_ip,
-        release=m.release,
-        launched_at=m.launched_at or None,
-        lifecycle_state=m.lifecycle_state,
-    )

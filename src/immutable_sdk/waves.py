@@ -20,7 +20,7 @@ from .aws.session import aws_errors
 from .errors import GateFailed
 from .gate import GateRunner
 from .orchestrate import DEFAULT_PARALLELISM, Bake, Orchestrator, Unit, Wave
-from .plugin import GateTargets, Target
+from .plugin import GateTargets
 from .results import FleetResult
 
 if TYPE_CHECKING:
@@ -123,18 +123,7 @@ def wave_bake(engine: Engine) -> Bake:
             return GateTargets(
                 fleet=unit.fleet,
                 release=release or "",
-                instances=[
-                    Target(
-                        instance_id=m.instance_id,
-                        private_ip=m.private_ip,
-                        public_ip=m.public_ip,
-                        release=m.release,
-                        launched_at=m.launched_at or None,
-                        lifecycle_state=m.lifecycle_state,
-                    )
-                    for m in members
-                    if m.lifecycle_state == "InService"
-                ],
+                instances=[m.target() for m in members if m.lifecycle_state == "InService"],
                 target_groups=group.target_groups if group else (),
             )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..coalesce import Coalescer
-from ..plugin import TAG_FLEET, TAG_PROJECT, TAG_RELEASE, TAG_ROLLOUT
+from ..plugin import TAG_FLEET, TAG_PROJECT, TAG_RELEASE, TAG_ROLLOUT, Target
 from ..release import Release, encode_user_data, user_data_text
 from ..spec.model import FleetSpec
 from .session import AwsSession, aws_errors, error_code
@@ -40,6 +40,17 @@ class Member:
     @property
     def in_service(self) -> bool:
         return self.lifecycle_state == "InService" and self.health_status == "Healthy"
+
+    def target(self) -> Target:
+        """The instance as health checks see it."""
+        return Target(
+            instance_id=self.instance_id,
+            private_ip=self.private_ip,
+            public_ip=self.public_ip,
+            release=self.release,
+            launched_at=self.launched_at or None,
+            lifecycle_state=self.lifecycle_state,
+        )
 
 
 @dataclass(frozen=True)
