@@ -4,15 +4,27 @@ A gate ends healthy (every check healthy), unhealthy (any check says so: the rel
 or timed out. A bake watches the same checks for a fixed time and fails on the first unhealthy
 verdict. Each gate or bake instantiates the checks afresh, so checks can count consecutive
 results. One poll asks every check once about every target: checks batch their own calls.
+
+Waiting on a check never starves the lease. A poll runs on a thread of its own while the
+rollout's thread (the one holding the fleet's lock, whose state store connection and fence are
+its own) waits for it in pieces of at most a second, calling the heartbeat between them: the
+lease is renewed and stop requests are honoured however long the checks' I/O takes. Checks bound
+their own requests (the ``http`` check's ``request_timeout`` covers a whole probe), so a gate
+ends within its timeout plus one poll; a check that does not return at all is given up on
+``POLL_GRACE`` seconds after the gate's time is up, and the gate fails.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from .aws.session import aws_errors
 from .errors import GateFailed, ImmutableSdkError, PluginError
+from .locks import STOP_POLL
 from .plugin import (
     GateTargets,
     HealthCheck,
@@ -26,6 +38,42 @@ from .spec.model import HealthSpec
 from .units import format_duration
 
 Heartbeat = Callable[[], None]
+POLL_GRACE = 30.0  # seconds a poll may outlast its gate or bake before it is given up on
+T = TypeVar("T")
+
+
+class _Background(Generic[T]):
+    """``work`` on a daemon thread (a hung check must not keep the process alive)."""
+
+    def __init__(self, work: Callable[[], T], name: str) -> None:
+        self._work = work
+        self._done = threading.Event()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._work()
+        except BaseException as exc:  # handed to the waiting thread
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, limit: float, heartbeat: Heartbeat) -> tuple[bool, T | None]:
+        """Wait up to ``limit`` real seconds, beating between pieces; (finished, result).
+
+        The wait is in real time, not on the engine's clock: the work is real I/O, and a
+        virtual clock stands still while it runs.
+        """
+        end = time.monotonic() + limit
+        while not self._done.wait(min(max(end - time.monotonic(), 0.0), STOP_POLL)):
+            heartbeat()
+            if time.monotonic() >= end:
+                return False, None
+        if self._error is not None:
+            raise self._error
+        return True, self._result
 
 
 @dataclass
@@ -55,6 +103,31 @@ class GateRunner:
         return checks
 
     def _poll(
+        self, checks: list[tuple[str, HealthCheck]], targets: GateTargets, left: float
+    ) -> dict[str, HealthReport]:
+        """Ask every check once, on a thread of its own, heartbeating while it runs.
+
+        ``left`` is the time the gate or bake has left; the poll is given up on (GateFailed)
+        ``POLL_GRACE`` seconds after that.
+        """
+        limit = max(left, 0.0) + POLL_GRACE
+        poll = _Background(lambda: self._ask(checks, targets), name=f"health-{targets.fleet}")
+        finished, reports = poll.wait(limit, self.heartbeat)
+        if not finished or reports is None:
+            names = ", ".join(name for name, _ in checks)
+            raise GateFailed(
+                f"health check(s) {names} did not answer within {format_duration(limit)}"
+            )
+        self.ctx.emit(
+            "gate.poll",
+            release=targets.release,
+            instances=len(targets.instances),
+            checks={n: r.status.value for n, r in reports.items()},
+            details={n: dict(r.details) for n, r in reports.items() if r.details},
+        )
+        return reports
+
+    def _ask(
         self, checks: list[tuple[str, HealthCheck]], targets: GateTargets
     ) -> dict[str, HealthReport]:
         reports = {}
@@ -66,13 +139,6 @@ class GateRunner:
                 raise
             except Exception as exc:
                 raise PluginError(name, f"health check raised {exc!r}") from exc
-        self.ctx.emit(
-            "gate.poll",
-            release=targets.release,
-            instances=len(targets.instances),
-            checks={n: r.status.value for n, r in reports.items()},
-            details={n: dict(r.details) for n, r in reports.items() if r.details},
-        )
         return reports
 
     @staticmethod
@@ -94,7 +160,8 @@ class GateRunner:
         start = clock.monotonic()
         while True:
             self.heartbeat()
-            reports = self._poll(checks, targets())
+            left = self.health.timeout - (clock.monotonic() - start)
+            reports = self._poll(checks, targets(), left)
             failure = self._failure(reports, "health gate failed")
             if failure:
                 raise failure
@@ -127,7 +194,8 @@ class GateRunner:
         start = clock.monotonic()
         while True:
             self.heartbeat()
-            failure = self._failure(self._poll(checks, targets()), "failed during bake")
+            left = seconds - (clock.monotonic() - start)
+            failure = self._failure(self._poll(checks, targets(), left), "failed during bake")
             if failure:
                 raise failure
             remaining = seconds - (clock.monotonic() - start)

@@ -14,6 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import pluggy
 
+from .bounded_http import HttpAnswer, http_request, proxy_from_environment
 from .clock import Clock
 from .coalesce import Coalescer
 from .errors import (
@@ -38,6 +39,7 @@ from .lifecycle import (
     ShiftTraffic,
     Step,
 )
+from .logs import get_logger
 from .spec.model import FleetSpec, ImageSpec, PluginConfig
 from .units import Size, parse_duration, parse_size
 
@@ -354,6 +356,7 @@ __all__ = [
     "HealthCheckFactory",
     "HealthReport",
     "HealthStatus",
+    "HttpAnswer",
     "ImageSpec",
     "ImmutableSdkError",
     "Launch",
@@ -379,9 +382,12 @@ __all__ = [
     "StrategyFactory",
     "Target",
     "aws_error_code",
+    "get_logger",
     "hookimpl",
+    "http_request",
     "parse_duration",
     "parse_size",
+    "proxy_from_environment",
 ]
 
 

@@ -8,6 +8,11 @@ has answered before; until its first answer the instance is taken to be still st
 balancer's ``initial`` state, and the gate's timeout bounds that wait. Proxies from the
 environment are ignored (instances are reached directly) and redirects to another host are never
 followed: the redirect itself is the answer.
+
+``request_timeout`` bounds each probe as a whole: connecting, sending, following same-host
+redirects and reading the status, headers and the first 64 KiB of the body. An endpoint that
+dribbles its answer a byte at a time is cut off at the deadline like one that never answers
+(``immutable_sdk.plugin.http_request``), so one poll takes at most ``request_timeout``.
 """
 
 from __future__ import annotations
@@ -16,9 +21,8 @@ import http.client
 import re
 import ssl
 import string
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,17 +33,21 @@ from immutable_sdk.plugin import (
     HealthCheckFactory,
     HealthReport,
     HealthStatus,
+    HttpAnswer,
     PluginContext,
     PluginError,
     Registry,
     Target,
     hookimpl,
+    http_request,
     parse_duration,
 )
 
 PLACEHOLDERS = ("private_ip", "public_ip", "instance_id")
 MAX_WORKERS = 32
 MAX_BODY = 64 * 1024  # bytes of the body read for body_regex
+MAX_REDIRECTS = 5  # same-host redirects followed within one probe
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 _DURATION = {
     "type": ["string", "number"],
@@ -90,7 +98,9 @@ SCHEMA: Mapping[str, Any] = {
         "request_timeout": {
             **_DURATION,
             "default": "5s",
-            "description": "How long one request may take, like '5s'.",
+            "description": "How long one probe may take in all, like '5s': connecting, "
+            "sending, same-host redirects and reading the answer (the first 64 KiB of its "
+            "body). A slower answer counts as no answer.",
         },
         "verify_tls": {
             "type": "boolean",
@@ -101,23 +111,6 @@ SCHEMA: Mapping[str, Any] = {
     "required": ["type", "url"],
     "additionalProperties": False,
 }
-
-
-class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: Any,
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        old = urllib.parse.urlsplit(req.full_url)
-        new = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl))
-        if (new.scheme, new.netloc) != (old.scheme, old.netloc):
-            return None  # urllib then raises HTTPError with the redirect's own status
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 @dataclass(frozen=True)
@@ -151,16 +144,10 @@ class HttpCheck:
         self.successes = successes
         self.failures = failures
         self.request_timeout = request_timeout
-        handlers: list[urllib.request.BaseHandler] = [
-            urllib.request.ProxyHandler({}),
-            _SameHostRedirects(),
-        ]
+        self._tls = ssl.create_default_context()
         if not verify_tls:
-            tls = ssl.create_default_context()
-            tls.check_hostname = False
-            tls.verify_mode = ssl.CERT_NONE
-            handlers.append(urllib.request.HTTPSHandler(context=tls))
-        self._opener = urllib.request.build_opener(*handlers)
+            self._tls.check_hostname = False
+            self._tls.verify_mode = ssl.CERT_NONE
         self._streaks: dict[str, _Streak] = {}
 
     def check(self, targets: GateTargets, ctx: PluginContext) -> HealthReport:
@@ -212,19 +199,39 @@ class HttpCheck:
         if missing:
             return _Outcome("bad", f"no {missing[0]} to fill the URL template")
         url = self.url.format_map(values)
-        request = urllib.request.Request(url, headers={"User-Agent": "immutable-sdk-health"})
         try:
-            with self._opener.open(request, timeout=self.request_timeout) as response:
-                return self._judge(url, response.status, response.read(MAX_BODY))
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return self._judge(url, exc.code, exc.read(MAX_BODY))
-        except urllib.error.URLError as exc:
-            return _Outcome("silent", f"GET {url}: {exc.reason}")
+            answer = self._get(url)
+        except TimeoutError:
+            limit = f"{self.request_timeout:g}s"
+            return _Outcome("silent", f"GET {url}: no whole answer within {limit} (timed out)")
         except http.client.HTTPException as exc:
             return _Outcome("bad", f"GET {url}: broken answer: {exc!r}")
-        except OSError as exc:  # timeouts and resets while reading
+        except ValueError as exc:
+            return _Outcome("bad", f"GET {url}: {exc}")
+        except OSError as exc:  # refused, reset, unreachable
             return _Outcome("silent", f"GET {url}: {exc or type(exc).__name__}")
+        return self._judge(url, answer.status, answer.body)
+
+    def _get(self, url: str) -> HttpAnswer:
+        """GET ``url``, following same-host redirects, all within ``request_timeout``."""
+        end = time.monotonic() + self.request_timeout
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = http_request(
+                "GET",
+                url,
+                deadline=end - time.monotonic(),
+                headers={"User-Agent": "immutable-sdk-health"},
+                max_body=MAX_BODY,
+                tls=self._tls,
+            )
+            if answer.status not in REDIRECTS or not answer.location:
+                return answer
+            old = urllib.parse.urlsplit(url)
+            url = urllib.parse.urljoin(url, answer.location)
+            new = urllib.parse.urlsplit(url)
+            if (new.scheme, new.netloc) != (old.scheme, old.netloc):
+                return answer  # another host: the redirect itself is the answer
+        return answer
 
     def _judge(self, url: str, status: int, body: bytes) -> _Outcome:
         if status not in self.expect_status:
