@@ -41,6 +41,16 @@ def test_the_block_is_validated_with_locations(spec_writer: Any) -> None:
     assert "notifiers[0].colour: unknown key" in text
 
 
+def test_the_url_is_given_once(spec_writer: Any) -> None:
+    both = "{type: webhook, url: 'http://x/', url_env: HOOK_URL}"
+    path = spec_writer(sample_spec(notifiers=["{type: webhook}", both]))
+    with pytest.raises(SpecError) as info:
+        load_spec([path], environ={"IMAGE_ID": AMI_V1})
+    text = str(info.value)
+    assert "notifiers[0]: missing required key 'url'" in text
+    assert "notifiers[1].url_env: expected url or url_env, not both" in text
+
+
 def test_an_unset_secret_variable_stops_the_engine_before_anything_runs(
     sandbox_account: SandboxAccount, spec_writer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -82,7 +82,10 @@ SCHEMA: dict[str, Any] = {
         },
     },
     "required": ["type"],
-    "oneOf": [{"required": ["url"]}, {"required": ["url_env"]}],
+    "anyOf": [{"required": ["url"]}, {"required": ["url_env"]}],
+    "dependentSchemas": {
+        "url": {"properties": {"url_env": {"not": {}, "x-expect": "url or url_env, not both"}}}
+    },
     "additionalProperties": False,
 }
 
