@@ -87,7 +87,8 @@ def http_request(
         sock = _DeadlineSocket(_connect(via.hostname, via.port or 80, end), end)
     try:
         if proxy is not None and target.scheme == "https":
-            _tunnel(sock, f"{target.hostname}:{port}", auth)
+            host = f"[{target.hostname}]" if ":" in target.hostname else target.hostname
+            _tunnel(sock, f"{host}:{port}", auth)
         elif proxy is not None:  # plain HTTP through a proxy: the request names the whole URL
             path = urllib.parse.urlunsplit(("http", hostport, target.path or "/", target.query, ""))
             sent.update(auth)
