@@ -98,11 +98,23 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     elif event in _NAME_EVENTS:
         host = args[0]
         if host is not None and not is_loopback_host(host):
+            if isinstance(host, bytes):
+                host = host.decode("ascii", "replace")
+            if event == "socket.getaddrinfo" and _is_address(host):  # the step before connect
+                raise LoopbackViolation(_refusal("socket.connect", (host, args[1])))
             raise LoopbackViolation(_refusal(event, host))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _refusal(event: str, where: Any) -> str:
     what = "look up" if event in _NAME_EVENTS else "connect to"
     if isinstance(where, tuple) and len(where) >= 2:
-        where = f"{where[0]}:{where[1]}"
+        where = f"{where[0]}:{where[1]}" if where[1] is not None else where[0]
     return f"sandbox: refused to {what} {where}; a sandboxed run reaches only 127.0.0.1"

@@ -71,7 +71,7 @@ if _LOG:
 
 AWS_CONFIG = """[profile prod]
 region = eu-west-1
-credential_process = sh -c 'touch "{marker}"; echo "{{\\"Version\\": 1, \\"AccessKeyId\\": \\"AKIAPRODPRODPRODPROD\\", \\"SecretAccessKey\\": \\"prod\\"}}"'
+credential_process = sh -c 'touch "{marker}"; cat "{marker}.json"'
 
 [default]
 region = eu-west-1
@@ -97,6 +97,10 @@ _SOCKADDR = re.compile(
 )
 
 
+# The same, with the profile's credential_process as the only source of credentials.
+PROFILE_ONLY = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": ""}
+
+
 @dataclass
 class NetGuard:
     """Runs commands under the guard; ``escapes()`` lists what left loopback."""
@@ -111,6 +115,9 @@ class NetGuard:
         self.marker = self.root / "credential-process-ran"
         self.config = self.root / "aws-config"
         self.config.write_text(AWS_CONFIG.format(marker=self.marker))
+        Path(f"{self.marker}.json").write_text(
+            '{"Version": 1, "AccessKeyId": "AKIAPRODPRODPRODPROD", "SecretAccessKey": "prod"}'
+        )
         self.strace = shutil.which("strace")
         self.traces: list[Path] = []
 
