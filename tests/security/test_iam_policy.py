@@ -8,9 +8,13 @@ action must have been called or be listed, with its reason, in ``iam.UNOBSERVED`
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import json
+import shutil
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -508,3 +512,104 @@ def test_iam_policy_says_what_a_packer_template_lacks(tmp_path: Any) -> None:
     assert not any("temporary security group" in n for n in notes)
     document = json.loads(result.stdout)
     assert "PackerTemporarySecurityGroup" not in {s["Sid"] for s in document["Statement"]}
+
+
+def _recorded_ec2_calls(url: str, agent: str) -> list[dict[str, str]]:
+    """The EC2 Query API calls the emulator recorded from the client ``agent`` (in its
+    User-Agent), in order, as flat parameter dicts."""
+    with urllib.request.urlopen(f"{url}/moto-api/recorder/download-recording", timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    calls = []
+    for line in lines:
+        entry = json.loads(line)
+        if agent not in entry.get("headers", {}).get("User-Agent", ""):
+            continue
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode()
+        params = {k: v[0] for k, v in urllib.parse.parse_qs(str(body)).items()}
+        if "Action" in params:
+            calls.append(params)
+    return calls
+
+
+def _post(url: str) -> None:
+    request = urllib.request.Request(url, method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+@pytest.mark.packer
+@pytest.mark.skipif(shutil.which("packer") is None, reason="needs the packer binary")
+def test_what_packer_calls_is_allowed_with_its_conditions(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real packer bakes the demo template on the emulator, every call recorded: each is
+    in the policy, and each tag condition holds when the call is made."""
+    from immutable_sdk.builders.packer import PackerBuilder
+    from immutable_sdk.context import Context
+    from immutable_sdk.spec.model import ImageSpec
+
+    demo = Path(__file__).resolve().parents[2] / "specs/examples/packer"
+    config = {"builder": "packer", "template": "web.pkr.hcl", "vars": {"app_version": "1.0.0"}}
+    image = ImageSpec("web", "packer", config, ("us-east-1",), None, demo)
+    ctx = Context("shop", "us-east-1", AwsSession("us-east-1", endpoint_url=aws), VirtualClock())
+    monkeypatch.chdir(tmp_path)  # the emulator's recorder writes ./moto_recording
+    _post(f"{aws}/moto-api/recorder/reset-recording")
+    _post(f"{aws}/moto-api/recorder/start-recording")
+    try:
+        PackerBuilder(config).build(image, ctx)
+    finally:
+        _post(f"{aws}/moto-api/recorder/stop-recording")
+    recorded = _recorded_ec2_calls(aws, "aws-sdk-go")  # packer's calls, not the SDK's boto3
+    _post(f"{aws}/moto-api/recorder/reset-recording")
+    packer_calls = [c for c in recorded if not c["Action"].startswith(READS)]
+
+    (tmp_path / "packer").symlink_to(demo)
+    (tmp_path / "boot.sh").write_text("#!/bin/sh\n")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        fleet_spec(desired=1).replace(
+            "    builder: ami\n    id: ${WEB_AMI}",
+            "    builder: packer\n    template: packer/web.pkr.hcl\n    vars: {app_version: '1'}",
+        )
+    )
+    spec = load_spec([spec_file], plugins=load_plugins(autoload=False))
+    assert spec.images["web"].builder == "packer"
+    allowed = allowed_actions(policy_document(spec))
+    assert {f"ec2:{c['Action']}" for c in packer_calls} <= allowed
+
+    project = {"Key": "immutable-sdk:project", "Value": "shop"}
+    tagged: set[str] = set()  # resources carrying the project's tag, as the calls go
+    for call in packer_calls:
+        action = call["Action"]
+        if action == "RunInstances":
+            specs = _tag_specifications(call)
+            assert project in specs["instance"] and project in specs["volume"], specs
+        elif action == "CreateTags":
+            assert _tags(call, "Tag") and project in _tags(call, "Tag")
+            tagged |= {v for k, v in call.items() if k.startswith("ResourceId.")}
+        elif action in ("ModifyImageAttribute", "DeregisterImage"):
+            assert call["ImageId"] in tagged, f"{action} of an AMI before it has the tag"
+        elif action in ("DeleteSnapshot", "ModifySnapshotAttribute"):
+            assert call["SnapshotId"] in tagged, f"{action} of a snapshot before it has the tag"
+    assert any(c["Action"] == "TerminateInstances" for c in packer_calls)
+
+
+def _tags(call: dict[str, str], prefix: str) -> list[dict[str, str]]:
+    out = []
+    n = 1
+    while f"{prefix}.{n}.Key" in call:
+        out.append({"Key": call[f"{prefix}.{n}.Key"], "Value": call.get(f"{prefix}.{n}.Value", "")})
+        n += 1
+    return out
+
+
+def _tag_specifications(call: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    out = {}
+    n = 1
+    while f"TagSpecification.{n}.ResourceType" in call:
+        kind = call[f"TagSpecification.{n}.ResourceType"]
+        out[kind] = _tags(call, f"TagSpecification.{n}.Tag")
+        n += 1
+    return out
