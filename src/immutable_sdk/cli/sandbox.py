@@ -65,6 +65,9 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
     signal.signal(signal.SIGINT, on_signal)
     with Sandbox() as box:
         summary = box.seed(spec)
+        created = list(summary.get("created", []))
+        if spec.state.backend == "dynamodb":  # before the env file: it says the sandbox is ready
+            created += _state_table(spec, box)
         env = {
             "IMMUTABLE_SDK_SANDBOX": "1",
             SANDBOX_URL_VAR: box.url,
@@ -75,9 +78,6 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
         env_file.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         os.replace(tmp, env_file)  # appears whole: a waiting script never reads half of it
-        created = list(summary.get("created", []))
-        if spec.state.backend == "dynamodb":
-            created += _state_table(spec, box)
         click.echo(f"sandbox serving on {box.url}; seeded {len(created)} resource(s):", err=True)
         for line in created:
             click.echo(f"  {line}", err=True)
