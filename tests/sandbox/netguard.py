@@ -101,6 +101,19 @@ _SOCKADDR = re.compile(
 PROFILE_ONLY = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": ""}
 
 
+def _working_strace() -> str | None:
+    """strace, if it exists and may trace here (containers often forbid ptrace)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return None
+    probe = subprocess.run(
+        [strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", os.devnull, "true"],
+        capture_output=True,
+        timeout=30,
+    )
+    return strace if probe.returncode == 0 else None
+
+
 @dataclass
 class NetGuard:
     """Runs commands under the guard; ``escapes()`` lists what left loopback."""
@@ -118,7 +131,7 @@ class NetGuard:
         Path(f"{self.marker}.json").write_text(
             '{"Version": 1, "AccessKeyId": "AKIAPRODPRODPRODPROD", "SecretAccessKey": "prod"}'
         )
-        self.strace = shutil.which("strace")
+        self.strace = _working_strace()
         self.traces: list[Path] = []
 
     def env(self, extra: Mapping[str, str] = {}) -> dict[str, str]:
@@ -142,8 +155,8 @@ class NetGuard:
             **extra,
         }
 
-    def argv(self, args: Sequence[str], name: str) -> list[str]:
-        command = [sys.executable, "-m", "immutable_sdk", *args]
+    def argv(self, args: Sequence[str], name: str, command: Sequence[str] = ()) -> list[str]:
+        command = list(command) or [sys.executable, "-m", "immutable_sdk", *args]
         if self.strace is None:
             return command
         trace = self.root / f"strace-{name}-{len(self.traces)}.log"

@@ -268,3 +268,16 @@ def test_the_guard_sees_an_escape(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert guard.marker.exists()  # the profile's credentials were fetched: the guard sees it
     assert "credential_process ran" in guard.escapes()[-1]
+
+
+def test_strace_sees_an_escape_of_a_process_that_is_not_python(tmp_path: Path) -> None:
+    guard = NetGuard(tmp_path / "guard")
+    if guard.strace is None:
+        pytest.skip("strace cannot trace here")
+    connect = "exec 3<>/dev/tcp/192.0.2.1/80"  # TEST-NET-1: never answers; bash connects itself
+    subprocess.run(
+        guard.argv([], "bash", ["timeout", "2", "bash", "-c", connect]),
+        capture_output=True,
+        timeout=30,
+    )
+    assert any('inet_addr("192.0.2.1")' in e for e in guard.escapes()), guard.escapes()
