@@ -89,25 +89,23 @@ class Engine:
         self.sink = sink or _discard
         self.owner = owner or new_owner()
         self.lease = lease
+        # Session and state come from one place for every caller (connection.py); a session
+        # given by the caller stays the caller's, a connection opened here is closed here.
         self._connection: Connection | None = None
         if session is None:
-            self._connection = Connection.open(
+            connection = self._connection = Connection.open(
                 spec,
                 sandbox=sandbox,
                 endpoint_url=endpoint_url,
                 profile=profile,
                 max_attempts=max_attempts,
             )
-            session = self._connection.session
-        self.session = session
+        else:
+            connection = Connection(session)
+        self.session = connection.session
         try:
             if state is None:
-                if self._connection is not None:
-                    state = self._connection.open_state(spec)
-                else:
-                    from .state import open_state
-
-                    state = open_state(spec.state, spec.name, session=session)
+                state = connection.open_state(spec)
         except BaseException:
             self._close_connection()
             raise
