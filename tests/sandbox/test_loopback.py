@@ -135,3 +135,41 @@ def test_the_guard_refuses_what_leaves_loopback_before_it_connects(local_server:
         "refused sandbox: refused to connect to 169.254.169.254:80; a sandboxed run reaches only "
         "127.0.0.1",
     ]
+
+
+HTTP_CHECK_SPEC = """apiVersion: immutable-sdk/v1
+name: shop
+region: us-east-1
+images:
+  web: {builder: ami, id: ami-03c3da4cfa8e8943a}
+fleets:
+  web:
+    image: web
+    instance_type: t3.micro
+    subnets: [shop-a]
+    capacity: {min: 1, desired: 1, max: 2}
+    strategy: {type: rolling, batch_size: 1}
+    health:
+      timeout: 3s
+      checks:
+        - {type: http, url: "http://{private_ip}:8080/healthz"}
+"""
+
+
+@pytest.mark.slow
+def test_a_health_check_on_a_private_address_is_refused_in_the_sandbox(tmp_path: Path) -> None:
+    """The emulator's instances have addresses on no network of this machine: a sandboxed
+    apply does not try them, and says why its gate failed."""
+    from .netguard import NetGuard
+
+    guard = NetGuard(tmp_path / "guard")
+    (tmp_path / "spec.yaml").write_text(HTTP_CHECK_SPEC)
+    # strace only (the audit hook of the guard would refuse first): the SDK's own guard must
+    # keep the connect from happening at all
+    result = guard.run(
+        ["--sandbox", "apply", "--yes", "-f", "spec.yaml"], cwd=tmp_path, env={"NETGUARD_LOG": ""}
+    )
+    assert result.returncode == 1, result.stderr
+    assert "rolled_back" in result.stdout
+    assert "sandbox: refused to connect to 10.0." in result.stdout + result.stderr
+    assert guard.escapes() == []
