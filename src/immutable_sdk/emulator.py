@@ -6,6 +6,7 @@ Always binds 127.0.0.1 (moto's own default is 0.0.0.0) on a free port chosen by 
 from __future__ import annotations
 
 import logging
+import os
 import urllib.request
 from types import TracebackType
 from typing import Any
@@ -15,13 +16,52 @@ SANDBOX_CREDENTIALS = {
     "aws_secret_access_key": "testing",
     "aws_session_token": "testing",
 }
+# A discard port on loopback: a subprocess's request that is not for loopback goes to a proxy
+# that is not there, and fails on this host instead of leaving it.
+DEAD_PROXY = "http://127.0.0.1:9"
+LOOPBACK_NO_PROXY = "127.0.0.1,localhost,::1"
+# The user's AWS settings that would lead a subprocess (packer) to real credentials or AWS.
+_USER_AWS_SETTINGS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_SDK_LOAD_CONFIG",
+)
+
+
+def sandbox_env(url: str, region: str = "us-east-1") -> dict[str, str]:
+    """Environment for a subprocess (packer) that must reach the emulator at ``url`` and
+    nothing else: its dummy credentials, no profile or config file of the user, no instance
+    metadata, and every proxy variable pointed at a dead port on loopback (Go and Python HTTP
+    clients never proxy loopback, so the emulator stays reachable)."""
+    env = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        **{key.upper(): value for key, value in SANDBOX_CREDENTIALS.items()},
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **{name: "" for name in _USER_AWS_SETTINGS},
+        "CHECKPOINT_DISABLE": "1",
+    }
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env[name] = env[name.lower()] = DEAD_PROXY
+    env["NO_PROXY"] = env["no_proxy"] = LOOPBACK_NO_PROXY
+    return env
 
 
 class Emulator:
     """Start, reset and stop an in-process moto server over HTTP on 127.0.0.1."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if host not in ("127.0.0.1", "localhost", "::1"):
+        from .loopback import is_loopback_host
+
+        if not is_loopback_host(host):
             raise ValueError("the emulator binds loopback only")
         self._host = host
         self._port = port

@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .aws.session import AwsSession, aws_errors
 from .clock import Clock, RealClock
+from .connection import Connection
 from .context import EventSink
 from .deploy import asdict_artifact
 from .errors import StateError, UsageError
@@ -89,34 +89,26 @@ class Engine:
         self.sink = sink or _discard
         self.owner = owner or new_owner()
         self.lease = lease
-        self._sandbox: Any = None
-        self._scratch: Any = None
-        credentials = None
-        if sandbox and session is None:
-            from .emulator import SANDBOX_CREDENTIALS
-            from .sandbox import Sandbox
-
-            url = os.environ.get("IMMUTABLE_SDK_SANDBOX_URL")
-            if url:  # a sandbox served by `immutable-sdk sandbox serve`
-                self._sandbox = Sandbox.attach(url)
-            else:
-                self._sandbox = Sandbox().start()
-            self._sandbox.seed(spec)
-            endpoint_url = self._sandbox.url
-            credentials = SANDBOX_CREDENTIALS
+        # Session and state come from one place for every caller (connection.py); a session
+        # given by the caller stays the caller's, a connection opened here is closed here.
+        self._connection: Connection | None = None
+        if session is None:
+            connection = self._connection = Connection.open(
+                spec,
+                sandbox=sandbox,
+                endpoint_url=endpoint_url,
+                profile=profile,
+                max_attempts=max_attempts,
+            )
+        else:
+            connection = Connection(session)
+        self.session = connection.session
+        try:
             if state is None:
-                state = self._sandbox_state(spec)
-        self.session = session or AwsSession(
-            spec.region,
-            endpoint_url=endpoint_url,
-            profile=profile,
-            max_attempts=max_attempts,
-            credentials=credentials,
-        )
-        if state is None:
-            from .state import open_state
-
-            state = open_state(spec.state, spec.name, session=self.session)
+                state = connection.open_state(spec)
+        except BaseException:
+            self._close_connection()
+            raise
         self.state = state
         # One stack per region the spec deploys to (regions.py); the spec's region's first.
         self.regional = {r: Regional.of(self, r, lock_wait) for r in spec.regions}
@@ -129,18 +121,6 @@ class Engine:
         self.slots = home.slots
         # Last: from here on, close() must run to stop the notifiers' delivery threads.
         self._notifiers = start_notifiers(spec.notifiers, self.plugins)
-
-    def _sandbox_state(self, spec: Spec) -> StateStore:
-        """State that lives as long as the sandbox: the served one's file, or a scratch dir."""
-        import tempfile
-
-        from .state.sqlite import SqliteStateStore
-
-        path = os.environ.get("IMMUTABLE_SDK_SANDBOX_STATE")
-        if not path or not os.environ.get("IMMUTABLE_SDK_SANDBOX_URL"):
-            self._scratch = tempfile.TemporaryDirectory(prefix="immutable-sdk-state-")
-            path = os.path.join(self._scratch.name, "state.db")
-        return SqliteStateStore(Path(path), spec.name)
 
     @classmethod
     def from_files(cls, files: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Engine:
@@ -155,12 +135,12 @@ class Engine:
     def close(self) -> None:
         self._notifiers.close()
         self.state.close()
-        if self._sandbox is not None:
-            self._sandbox.stop()
-            self._sandbox = None
-        if self._scratch is not None:
-            self._scratch.cleanup()
-            self._scratch = None
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def __enter__(self) -> Engine:
         return self

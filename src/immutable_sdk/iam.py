@@ -22,8 +22,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .iam_packer import packer_notes, packer_statements, unobserved_reasons
 from .plugin import TAG_PROJECT
-from .spec.model import Spec
+from .spec.model import FleetSpec, Spec
 
 # botocore service name -> IAM service prefix, where they differ
 SERVICE_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
@@ -70,42 +71,6 @@ ANALYSIS_ACTIONS = {
     "cloudwatch-metrics": ("cloudwatch:GetMetricData",),
     "cloudwatch-alarm": ("cloudwatch:DescribeAlarms",),
 }
-# https://developer.hashicorp.com/packer/integrations/hashicorp/amazon (IAM task or instance role)
-PACKER_ACTIONS = (
-    "ec2:AttachVolume",
-    "ec2:AuthorizeSecurityGroupIngress",
-    "ec2:CopyImage",
-    "ec2:CreateImage",
-    "ec2:CreateKeyPair",
-    "ec2:CreateSecurityGroup",
-    "ec2:CreateSnapshot",
-    "ec2:CreateTags",
-    "ec2:CreateVolume",
-    "ec2:DeleteKeyPair",
-    "ec2:DeleteSecurityGroup",
-    "ec2:DeleteSnapshot",
-    "ec2:DeleteVolume",
-    "ec2:DeregisterImage",
-    "ec2:DescribeImageAttribute",
-    "ec2:DescribeImages",
-    "ec2:DescribeInstances",
-    "ec2:DescribeInstanceStatus",
-    "ec2:DescribeRegions",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeSnapshots",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeTags",
-    "ec2:DescribeVolumes",
-    "ec2:DetachVolume",
-    "ec2:GetPasswordData",
-    "ec2:ModifyImageAttribute",
-    "ec2:ModifyInstanceAttribute",
-    "ec2:ModifySnapshotAttribute",
-    "ec2:RegisterImage",
-    "ec2:RunInstances",
-    "ec2:StopInstances",
-    "ec2:TerminateInstances",
-)
 DYNAMODB_STATE = (
     "dynamodb:DescribeTable",  # the table's key schema, checked when the store opens
     "dynamodb:GetItem",
@@ -123,12 +88,12 @@ TRAFFIC_READS = (
 
 # Allowed although the SDK never calls them itself, and why.
 UNOBSERVED: dict[str, str] = {
+    **unobserved_reasons(),  # Packer's own calls
     "ec2:RunInstances": "Auto Scaling checks that the caller may launch the launch template "
     "when a group is created or updated with it; the group's service role launches",
     "ec2:CreateTags": "tag-on-create: CreateLaunchTemplate and the instances Auto Scaling "
     "launches carry TagSpecifications, which need CreateTags for that CreateAction",
     "iam:PassRole": "a launch template with an instance profile passes its role to EC2",
-    **{a: "called by Packer itself (its documented minimal permissions)" for a in PACKER_ACTIONS},
 }
 
 
@@ -238,8 +203,20 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
         + p.arns("ec2", "image/*", where, account=False)
         + p.arns("ec2", "key-pair/*", where),
     )
-    groups = p.arns("autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{project}-*", where)
-    p.allow("CreateGroups", ["autoscaling:CreateAutoScalingGroup"], groups, requested)
+    # Groups are matched exactly: created by their names, changed by the project's tag (which
+    # also covers groups of fleets the spec dropped, for --prune), never by a name prefix
+    # that another project's groups could share.
+    names = group_names(spec)
+    created = [
+        arn
+        for f in fleets
+        for name in _fleet_groups(spec.name, f)
+        for arn in p.arns(
+            "autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{name}", spec.regions_of(f)
+        )
+    ]
+    p.allow("CreateGroups", ["autoscaling:CreateAutoScalingGroup"], created, requested)
+    groups = p.arns("autoscaling", "autoScalingGroup:*:autoScalingGroupName/*", where)
     p.allow("Groups", GROUP_WRITES, groups, tagged)
     instances = p.arns("ec2", "instance/*", where)
     p.allow("TerminateOwnInstances", ["ec2:TerminateInstances"], instances, tagged)
@@ -248,7 +225,7 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
         "TerminateGroupInstances",
         ["ec2:TerminateInstances"],
         instances,
-        {"StringLike": {"aws:ResourceTag/aws:autoscaling:groupName": f"{project}-*"}},
+        {"StringEquals": {"aws:ResourceTag/aws:autoscaling:groupName": names}},
     )
     if any(f.iam_instance_profile for f in fleets):
         p.allow(
@@ -277,10 +254,31 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
         p.allow(
             "ImagesGc",
             ["ec2:DeregisterImage", "ec2:DeleteSnapshot"],
-            p.arns("ec2", "image/*", regions) + p.arns("ec2", "snapshot/*", regions),
+            p.arns("ec2", "image/*", regions, account=False)
+            + p.arns("ec2", "snapshot/*", regions, account=False),
             tagged,
         )
     return p.document()
+
+
+def retag_guard(project: str) -> dict[str, dict[str, str]]:
+    """Tagging with the project's tag, of a resource that has none yet or already has it: so
+    a resource of another project cannot be re-tagged into this project's reach."""
+    return {
+        "StringEquals": {f"aws:RequestTag/{TAG_PROJECT}": project},
+        "StringEqualsIfExists": {f"aws:ResourceTag/{TAG_PROJECT}": project},
+    }
+
+
+def group_names(spec: Spec) -> list[str]:
+    """The Auto Scaling groups of the spec's fleets: ``P-F``, and ``P-F-SLOT`` per traffic
+    slot (see ``aws.fleet`` and ``aws.slots``)."""
+    return sorted({name for f in spec.fleets.values() for name in _fleet_groups(spec.name, f)})
+
+
+def _fleet_groups(project: str, fleet: FleetSpec) -> list[str]:
+    slots = ((fleet.traffic or {}).get("slots") or {}).keys()
+    return [f"{project}-{fleet.name}", *(f"{project}-{fleet.name}-{slot}" for slot in slots)]
 
 
 def _image_regions(spec: Spec) -> list[str]:
@@ -322,13 +320,20 @@ def _builders(p: PolicyBuilder, spec: Spec, requested: Mapping[str, Any]) -> Non
         p.allow(
             "TagImages",
             ["ec2:CreateTags"],
-            p.arns("ec2", "image/*", regions) + p.arns("ec2", "snapshot/*", regions),
-            requested,
+            p.arns("ec2", "image/*", regions, account=False)
+            + p.arns("ec2", "snapshot/*", regions, account=False),
+            retag_guard(spec.name),
         )
         if any(len(i.regions) > 1 for i in images if i.builder != "ami"):
-            p.allow("CopyImages", ["ec2:CopyImage"])
-    if "packer" in builders:
-        p.allow("Packer", PACKER_ACTIONS)
+            p.allow(
+                "CopyImages",
+                ["ec2:CopyImage"],
+                p.arns("ec2", "image/*", regions, account=False)
+                + p.arns("ec2", "snapshot/*", regions, account=False),
+            )
+    packer = [i for i in images if i.builder == "packer"]
+    if packer:
+        packer_statements(p, spec.name, packer, _image_regions(spec))
     for image in images:
         if image.builder != "ec2-image-builder":
             continue
@@ -422,6 +427,12 @@ def policy_notes(spec: Spec) -> list[str]:
                 f"image {image.name!r}: builder {image.builder!r} is not built in; "
                 "add the actions it calls"
             )
+    used = {f.image for f in spec.fleets.values()}
+    notes += packer_notes(
+        spec.images[name]
+        for name in sorted(used)
+        if name in spec.images and spec.images[name].builder == "packer"
+    )
     for f in spec.fleets.values():
         for check in f.health.checks:
             if check.type not in HEALTH_CHECK_ACTIONS:

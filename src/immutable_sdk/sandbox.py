@@ -7,28 +7,18 @@ account. ``sandbox_env`` gives a subprocess (packer) the environment that points
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
 from .aws.seed import Seeder, needs_by_region
 from .aws.session import AwsSession, aws_errors
-from .emulator import SANDBOX_CREDENTIALS, Emulator
+from .emulator import Emulator, sandbox_env
 from .errors import UsageError
+from .loopback import is_loopback_url
 from .spec.model import Spec
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def sandbox_env(url: str, region: str = "us-east-1") -> dict[str, str]:
-    """Environment for a subprocess (packer) that must talk to the sandbox at ``url``."""
-    return {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        **{key.upper(): value for key, value in SANDBOX_CREDENTIALS.items()},
-    }
+__all__ = ["Sandbox", "sandbox_env"]
 
 
 class Sandbox:
@@ -46,8 +36,7 @@ class Sandbox:
     @classmethod
     def attach(cls, url: str) -> Sandbox:
         """A sandbox served elsewhere (``immutable-sdk sandbox serve``); ``stop`` leaves it."""
-        host = urllib.parse.urlsplit(url).hostname or ""
-        if host not in LOOPBACK:
+        if not is_loopback_url(url):
             raise UsageError(f"a sandbox URL must be on 127.0.0.1, got {url!r}")
         box = cls()
         box._url = url.rstrip("/")
@@ -61,7 +50,7 @@ class Sandbox:
 
     def session(self, region: str = "us-east-1") -> AwsSession:
         """An AwsSession pointed at the sandbox with its dummy credentials."""
-        return AwsSession(region, endpoint_url=self.url, credentials=SANDBOX_CREDENTIALS)
+        return AwsSession(region, endpoint_url=self.url, sandboxed=True)
 
     def env(self, region: str = "us-east-1") -> dict[str, str]:
         return sandbox_env(self.url, region)

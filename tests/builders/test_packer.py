@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,11 +30,13 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("packer") is None, reason="needs the packer binary"),
 ]
 
+REPO = Path(__file__).resolve().parents[2]
 WEB = {"builder": "packer", "template": "packer/web.pkr.hcl", "vars": {"app_version": "1.0.0"}}
 
 JSON_TEMPLATE = """\
 {
-  "variables": {"region": "us-east-1", "ec2_endpoint": "", "app_version": "0"},
+  "variables": {"region": "us-east-1", "ec2_endpoint": "", "app_version": "0",
+                "immutable_sdk_project": ""},
   "builders": [{
     "type": "amazon-ebs",
     "region": "{{user `region`}}",
@@ -45,6 +49,7 @@ JSON_TEMPLATE = """\
       "most_recent": true
     },
     "communicator": "none",
+    "run_tags": {"immutable-sdk:project": "{{user `immutable_sdk_project`}}"},
     "ami_name": "json-{{user `app_version`}}-{{timestamp}}"
   }]
 }
@@ -193,6 +198,33 @@ def test_json_template(ctx: Context, tmp_path: Path) -> None:
     assert ami["Name"].startswith("json-7-")
     assert tags_of(ami)[TAG_DIGEST] == artifact.digest  # tagged by the SDK after the build
     assert PackerBuilder(config).find(image, ctx) is not None
+    (instance,) = build_instances(ctx)
+    assert tags_of(instance)[TAG_PROJECT] == "t"  # from immutable_sdk_project, at launch
+
+
+def build_instances(ctx: Context) -> list[dict[str, Any]]:
+    """The instances Packer launched (terminated now; the emulator still lists them)."""
+    reservations = ctx.client("ec2").describe_instances()["Reservations"]
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def test_packer_tags_everything_it_creates_with_the_project(ctx: Context) -> None:
+    """The IAM policy lets Packer act only on resources with the project's tag: the build
+    instance and its volumes must carry it from their launch, the AMI and snapshots after."""
+    image = image_spec(WEB)
+    artifact = PackerBuilder(WEB).build(image, ctx)
+
+    (instance,) = build_instances(ctx)
+    assert instance["State"]["Name"] == "terminated"
+    lineage = {k: v for k, v in tags_of(instance).items() if k.startswith("immutable-sdk:")}
+    assert lineage[TAG_PROJECT] == "t" and lineage[TAG_IMAGE] == "web"
+    ami = ctx.client("ec2").describe_images(ImageIds=[artifact.amis["us-east-1"]])["Images"][0]
+    snapshots = [m["Ebs"]["SnapshotId"] for m in ami["BlockDeviceMappings"] if "Ebs" in m]
+    described = ctx.client("ec2").describe_snapshots(SnapshotIds=snapshots)["Snapshots"]
+    assert all(tags_of(snap)[TAG_PROJECT] == "t" for snap in described)
+    template = (REPO / "specs/examples/packer/web.pkr.hcl").read_text()
+    for setting in ("run_tags", "run_volume_tags", "tags", "snapshot_tags"):
+        assert re.search(rf"^\s*{setting}\s*=.*var\.immutable_sdk_tags", template, re.M), setting
 
 
 def test_copies_to_the_images_other_regions(ctx: Context, events: Recorder) -> None:

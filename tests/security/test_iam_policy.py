@@ -8,9 +8,15 @@ action must have been called or be listed, with its reason, in ``iam.UNOBSERVED`
 
 from __future__ import annotations
 
+import base64
+import fnmatch
 import json
+import shutil
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -193,7 +199,13 @@ def test_every_action_names_a_real_operation_and_mutations_are_scoped(world: Wor
         resources = [resources] if isinstance(resources, str) else resources
         assert "Condition" in statement or all(r != "*" for r in resources), statement
         for r in resources:
-            assert r == "*" or ":123456789012:" in r or ":::" in r or "::image" in r, r
+            assert (
+                r == "*"
+                or ":123456789012:" in r
+                or ":::" in r
+                or "::image/" in r
+                or ("::snapshot/" in r)
+            ), r
     sids = {s["Sid"]: s for s in document["Statement"]}
     assert sids["Groups"]["Condition"] == {
         "StringEquals": {"aws:ResourceTag/immutable-sdk:project": "shop"}
@@ -201,9 +213,15 @@ def test_every_action_names_a_real_operation_and_mutations_are_scoped(world: Wor
     assert sids["CreateGroups"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/immutable-sdk:project": "shop"}
     }
-    assert sids["Groups"]["Resource"] == (
-        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/shop-*"
+    assert sids["Groups"]["Resource"] == (  # which groups: the project's tag says
+        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/*"
     )
+    assert sids["CreateGroups"]["Resource"] == (
+        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/shop-web"
+    )
+    assert sids["TerminateGroupInstances"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/aws:autoscaling:groupName": ["shop-web"]}
+    }
     assert sids["DeregisterTargets"]["Resource"] == (
         "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-web/*"
     )
@@ -261,7 +279,8 @@ def test_builders_state_and_route53_zones(tmp_path: Any) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     sids = {s["Sid"]: s for s in document["Statement"]}
-    assert set(sids["Packer"]["Action"]) >= {"ec2:CreateImage", "ec2:RegisterImage"}
+    assert "ec2:CreateImage" in sids["PackerImageFromInstance"]["Action"]
+    assert "ec2:RegisterImage" in sids["PackerCreateImages"]["Action"]
     assert sids["CopyImages"]["Action"] == ["ec2:CopyImage"]  # web goes to a second region
     assert sids["ImageBuilderPipelines"]["Resource"] == (
         "arn:aws:imagebuilder:eu-west-1:123456789012:image-pipeline/batch"
@@ -282,3 +301,315 @@ def test_builders_state_and_route53_zones(tmp_path: Any) -> None:
         f"arn:aws:elasticloadbalancing:eu-west-1:*:targetgroup/{tg}/*"
         for tg in ("api-blue", "api-green", "checkout-blue", "checkout-green")
     }
+
+
+# --- scoping: destructive statements, other projects, Packer --------------------------------
+
+DESTRUCTIVE = (
+    "Terminate",
+    "Delete",
+    "Deregister",
+    "Modify",
+    "Stop",
+    "Detach",
+    "Update",
+    "Suspend",
+    "Resume",
+    "Authorize",
+    "Attach",
+    "Change",
+    "Put",
+    "CreateOrUpdateTags",
+    "CreateTags",
+)
+RESOURCE_TAG_KEYS = ("aws:ResourceTag/", "ec2:ResourceTag/", "autoscaling:ResourceTag/")
+READS = ("Describe", "Get", "List")
+
+
+def everything_policy(tmp_path: Any) -> dict[str, Any]:
+    """The policy of SPEC_WITH_EVERYTHING, its Packer template the demo's."""
+    demo = Path(__file__).resolve().parents[2] / "specs/examples/packer/web.pkr.hcl"
+    (tmp_path / "web.pkr.hcl").write_text(demo.read_text())
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC_WITH_EVERYTHING)
+    spec = load_spec([path], plugins=load_plugins(autoload=False))
+    return policy_document(spec, account="123456789012", images_gc=True)
+
+
+def _list(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def test_every_statement_with_destructive_actions_is_scoped(tmp_path: Any) -> None:
+    document = everything_policy(tmp_path)
+    for statement in document["Statement"]:
+        destructive = [
+            a for a in _list(statement["Action"]) if a.split(":")[1].startswith(DESTRUCTIVE)
+        ]
+        if not destructive:
+            continue
+        resources = _list(statement["Resource"])
+        assert "*" not in resources, statement
+        if "Condition" in statement:
+            continue
+        # no condition: every resource must be named (a bare `kind/*` would be all of them)
+        for arn in resources:
+            resource = arn.split(":", 5)[5]
+            assert resource.split("/", 1)[-1] not in ("*", ""), (statement["Sid"], arn)
+
+
+def _matches(statement: dict[str, Any], action: str, arn: str, tags: dict[str, str]) -> bool:
+    """Whether ``statement`` allows ``action`` on the existing resource ``arn`` with ``tags``,
+    for a caller who chooses its request freely (request tags, record names)."""
+    if action not in _list(statement["Action"]):
+        return False
+    if not any(fnmatch.fnmatchcase(arn, pattern) for pattern in _list(statement["Resource"])):
+        return False
+    for operator, conditions in statement.get("Condition", {}).items():
+        for key, expected in conditions.items():
+            wanted = _list(expected)
+            if key == "ec2:CreateAction":
+                return False  # only inside a create call: never on an existing resource
+            if not key.startswith(RESOURCE_TAG_KEYS):
+                continue  # the caller's request decides these
+            value = tags.get(key.split("/", 1)[1])
+            if operator == "StringEquals" and value not in wanted:
+                return False
+            if operator == "StringEqualsIfExists" and value is not None and value not in wanted:
+                return False
+            if operator == "StringLike" and (
+                value is None or not any(fnmatch.fnmatchcase(value, w) for w in wanted)
+            ):
+                return False
+            if operator == "Null" and (value is None) != (wanted == ["true"]):
+                return False
+    return True
+
+
+# creations name the resource they create, not an existing one; RunInstances only uses
+# images, subnets and templates
+CREATES = {
+    "ec2:RunInstances",
+    "ec2:CreateImage",
+    "ec2:CopyImage",
+    "ec2:RegisterImage",
+    "ec2:CreateSnapshot",
+    "ec2:CreateVolume",
+    "ec2:CreateLaunchTemplate",
+    "ec2:CreateKeyPair",
+    "ec2:CreateSecurityGroup",
+    "autoscaling:CreateAutoScalingGroup",
+}
+
+
+def other_projects_resources() -> list[tuple[str, dict[str, str]]]:
+    """Groups, instances, templates, AMIs and snapshots of projects `shop2` and `shop-eu`
+    (whose names start like `shop`'s), in the spec's region."""
+    out = []
+    for project in ("shop2", "shop-eu"):
+        group = f"{project}-web"
+        tags = {"immutable-sdk:project": project}
+        out += [
+            (
+                "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:"
+                f"0f0e-42:autoScalingGroupName/{group}",
+                tags,
+            ),
+            (
+                "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0",
+                {**tags, "aws:autoscaling:groupName": group},
+            ),
+            ("arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0", tags),
+            ("arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0", tags),
+            ("arn:aws:ec2:us-east-2::snapshot/snap-0123456789abcdef0", tags),
+            ("arn:aws:ec2:eu-west-1:123456789012:volume/vol-0123456789abcdef0", tags),
+            ("arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0", tags),
+        ]
+    return out
+
+
+def test_no_statement_reaches_another_project_s_resources(tmp_path: Any) -> None:
+    document = everything_policy(tmp_path)
+    reached = [
+        (statement["Sid"], action, arn)
+        for statement in document["Statement"]
+        for action in _list(statement["Action"])
+        if not action.split(":")[1].startswith(READS) and action not in CREATES
+        for arn, tags in other_projects_resources()
+        if _matches(statement, action, arn, tags)
+    ]
+    assert reached == []
+    # and the project's own resources are reached: the evaluator is not blind
+    own = {"immutable-sdk:project": "shop", "aws:autoscaling:groupName": "shop-web"}
+    sids = {s["Sid"]: s for s in document["Statement"]}
+    group = "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:1:autoScalingGroupName/"
+    assert _matches(sids["Groups"], "autoscaling:DeleteAutoScalingGroup", group + "shop-web", own)
+    assert _matches(
+        sids["TerminateGroupInstances"],
+        "ec2:TerminateInstances",
+        "arn:aws:ec2:eu-west-1:123456789012:instance/i-1",
+        {"aws:autoscaling:groupName": "shop-checkout-blue"},  # attached by hand: no SDK tags
+    )
+    assert sids["CreateGroups"]["Resource"] == sorted(
+        f"arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{g}"
+        for g in (
+            "shop-api",
+            "shop-api-blue",
+            "shop-api-green",
+            "shop-batch",
+            "shop-checkout",
+            "shop-checkout-blue",
+            "shop-checkout-green",
+            "shop-web",
+        )
+    )
+
+
+def test_packer_statements_are_scoped_by_the_project_tag(tmp_path: Any) -> None:
+    sids = {s["Sid"]: s for s in everything_policy(tmp_path)["Statement"]}
+    tagged = {"StringEquals": {"aws:ResourceTag/immutable-sdk:project": "shop"}}
+    build = sids["PackerBuildInstance"]
+    assert {"ec2:TerminateInstances", "ec2:StopInstances"} <= set(build["Action"])
+    assert build["Condition"] == tagged
+    own = sids["PackerChangeOwnImages"]
+    assert set(own["Action"]) == {
+        "ec2:DeleteSnapshot",
+        "ec2:DeregisterImage",
+        "ec2:ModifyImageAttribute",
+        "ec2:ModifySnapshotAttribute",
+    }
+    assert own["Condition"] == tagged
+    assert sids["PackerLaunchTagged"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/immutable-sdk:project": "shop"}
+    }
+    assert sids["PackerTemporaryKeyPairs"]["Resource"] == (
+        "arn:aws:ec2:eu-west-1:123456789012:key-pair/packer_*"
+    )
+    reads = sids["PackerReads"]
+    assert reads["Resource"] == "*"
+    assert all(a.split(":")[1].startswith(READS) for a in reads["Action"])
+
+
+def test_iam_policy_says_what_a_packer_template_lacks(tmp_path: Any) -> None:
+    everything_policy(tmp_path)  # writes the spec and the demo template
+    spec = tmp_path / "spec.yaml"
+    result = CliRunner().invoke(main, ["iam-policy", "-f", str(spec)], catch_exceptions=False)
+    assert result.exit_code == 0
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "temporary security group" in notes[0]  # the demo's only gap
+
+    template = tmp_path / "web.pkr.hcl"
+    text = template.read_text().replace("  run_tags ", "  # run_tags ")
+    template.write_text(
+        text.replace(
+            "  ami_name", '  security_group_id = "sg-1"\n  ami_description = "x"\n  ami_name'
+        )
+    )
+    result = CliRunner().invoke(main, ["iam-policy", "-f", str(spec)], catch_exceptions=False)
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert any("run_tags (the build instance) must carry the SDK's tags" in n for n in notes)
+    assert any("ami_description" in n and "before it tags it" in n for n in notes)
+    assert not any("temporary security group" in n for n in notes)
+    document = json.loads(result.stdout)
+    assert "PackerTemporarySecurityGroup" not in {s["Sid"] for s in document["Statement"]}
+
+
+def _recorded_ec2_calls(url: str, agent: str) -> list[dict[str, str]]:
+    """The EC2 Query API calls the emulator recorded from the client ``agent`` (in its
+    User-Agent), in order, as flat parameter dicts."""
+    with urllib.request.urlopen(f"{url}/moto-api/recorder/download-recording", timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    calls = []
+    for line in lines:
+        entry = json.loads(line)
+        if agent not in entry.get("headers", {}).get("User-Agent", ""):
+            continue
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode()
+        params = {k: v[0] for k, v in urllib.parse.parse_qs(str(body)).items()}
+        if "Action" in params:
+            calls.append(params)
+    return calls
+
+
+def _post(url: str) -> None:
+    request = urllib.request.Request(url, method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+@pytest.mark.packer
+@pytest.mark.skipif(shutil.which("packer") is None, reason="needs the packer binary")
+def test_what_packer_calls_is_allowed_with_its_conditions(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real packer bakes the demo template on the emulator, every call recorded: each is
+    in the policy, and each tag condition holds when the call is made."""
+    from immutable_sdk.builders.packer import PackerBuilder
+    from immutable_sdk.context import Context
+    from immutable_sdk.spec.model import ImageSpec
+
+    demo = Path(__file__).resolve().parents[2] / "specs/examples/packer"
+    config = {"builder": "packer", "template": "web.pkr.hcl", "vars": {"app_version": "1.0.0"}}
+    image = ImageSpec("web", "packer", config, ("us-east-1",), None, demo)
+    ctx = Context("shop", "us-east-1", AwsSession("us-east-1", endpoint_url=aws), VirtualClock())
+    monkeypatch.chdir(tmp_path)  # the emulator's recorder writes ./moto_recording
+    _post(f"{aws}/moto-api/recorder/reset-recording")
+    _post(f"{aws}/moto-api/recorder/start-recording")
+    try:
+        PackerBuilder(config).build(image, ctx)
+    finally:
+        _post(f"{aws}/moto-api/recorder/stop-recording")
+    recorded = _recorded_ec2_calls(aws, "aws-sdk-go")  # packer's calls, not the SDK's boto3
+    _post(f"{aws}/moto-api/recorder/reset-recording")
+    packer_calls = [c for c in recorded if not c["Action"].startswith(READS)]
+
+    (tmp_path / "packer").symlink_to(demo)
+    (tmp_path / "boot.sh").write_text("#!/bin/sh\n")
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        fleet_spec(desired=1).replace(
+            "    builder: ami\n    id: ${WEB_AMI}",
+            "    builder: packer\n    template: packer/web.pkr.hcl\n    vars: {app_version: '1'}",
+        )
+    )
+    spec = load_spec([spec_file], plugins=load_plugins(autoload=False))
+    assert spec.images["web"].builder == "packer"
+    allowed = allowed_actions(policy_document(spec))
+    assert {f"ec2:{c['Action']}" for c in packer_calls} <= allowed
+
+    project = {"Key": "immutable-sdk:project", "Value": "shop"}
+    tagged: set[str] = set()  # resources carrying the project's tag, as the calls go
+    for call in packer_calls:
+        action = call["Action"]
+        if action == "RunInstances":
+            specs = _tag_specifications(call)
+            assert project in specs["instance"] and project in specs["volume"], specs
+        elif action == "CreateTags":
+            assert _tags(call, "Tag") and project in _tags(call, "Tag")
+            tagged |= {v for k, v in call.items() if k.startswith("ResourceId.")}
+        elif action in ("ModifyImageAttribute", "DeregisterImage"):
+            assert call["ImageId"] in tagged, f"{action} of an AMI before it has the tag"
+        elif action in ("DeleteSnapshot", "ModifySnapshotAttribute"):
+            assert call["SnapshotId"] in tagged, f"{action} of a snapshot before it has the tag"
+    assert any(c["Action"] == "TerminateInstances" for c in packer_calls)
+
+
+def _tags(call: dict[str, str], prefix: str) -> list[dict[str, str]]:
+    out = []
+    n = 1
+    while f"{prefix}.{n}.Key" in call:
+        out.append({"Key": call[f"{prefix}.{n}.Key"], "Value": call.get(f"{prefix}.{n}.Value", "")})
+        n += 1
+    return out
+
+
+def _tag_specifications(call: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    out = {}
+    n = 1
+    while f"TagSpecification.{n}.ResourceType" in call:
+        kind = call[f"TagSpecification.{n}.ResourceType"]
+        out[kind] = _tags(call, f"TagSpecification.{n}.Tag")
+        n += 1
+    return out

@@ -35,8 +35,16 @@ def test_every_region_a_fleet_deploys_to_is_covered(tmp_path: Path) -> None:
     spec = load_spec([tmp_path / "spec.yaml"], plugins=load_plugins(autoload=False))
     sids = {s["Sid"]: s for s in policy_document(spec, account="1")["Statement"]}
     regions = ["ap-south-1", "eu-west-1", "us-east-1"]
-    assert sids["Groups"]["Resource"] == [
-        f"arn:aws:autoscaling:{r}:1:autoScalingGroup:*:autoScalingGroupName/shop-*" for r in regions
+    assert sids["Groups"]["Resource"] == [  # whose: the project's tag says
+        f"arn:aws:autoscaling:{r}:1:autoScalingGroup:*:autoScalingGroupName/*" for r in regions
+    ]
+    assert sids["CreateGroups"]["Resource"] == [  # each group by name, where its fleet runs
+        f"arn:aws:autoscaling:{r}:1:autoScalingGroup:*:autoScalingGroupName/{g}"
+        for r, g in [
+            ("ap-south-1", "shop-api"),
+            ("eu-west-1", "shop-web"),
+            ("us-east-1", "shop-web"),
+        ]
     ]
     assert sids["LaunchTemplateVersions"]["Resource"] == [
         f"arn:aws:ec2:{r}:1:launch-template/*" for r in regions

@@ -4,7 +4,8 @@
 #   region              the image's first region
 #   ec2_endpoint        the emulator's endpoint under --sandbox / AWS_ENDPOINT_URL ("" = real AWS)
 #   communicator        "none" under an emulator (no machine to SSH into); "ssh" on AWS
-#   immutable_sdk_tags  lineage tags (project, image, digest, built-at, builder)
+#   immutable_sdk_tags  lineage tags (project, image, digest, built-at, builder): give them to
+#                       run_tags, run_volume_tags, tags and snapshot_tags (see below)
 # and app_version from the spec's `vars`.
 #
 # On AWS this launches a t3.micro from the newest AL2023 AMI in the default VPC, installs the app
@@ -42,7 +43,8 @@ source "amazon-ebs" "web" {
   skip_region_validation = true
   instance_type          = "t3.micro"
   ami_name               = "demo-web-${var.app_version}-${formatdate("YYYYMMDDhhmmss", timestamp())}"
-  ami_description        = "demo web ${var.app_version}"
+  # No ami_description / ami_users: Packer 1.6.6 would change the AMI before tagging it, which
+  # the policy of `immutable-sdk iam-policy` refuses (it scopes Packer's calls by these tags).
 
   source_ami_filter {
     filters = {
@@ -57,8 +59,12 @@ source "amazon-ebs" "web" {
   communicator = var.communicator
   ssh_username = "ec2-user"
 
-  tags          = merge(var.immutable_sdk_tags, { app_version = var.app_version })
-  snapshot_tags = var.immutable_sdk_tags
+  # The SDK's tags on everything Packer creates: the build instance and its volumes (tagged at
+  # launch), the AMI and its snapshots. The IAM policy lets Packer act only on what carries them.
+  run_tags        = var.immutable_sdk_tags
+  run_volume_tags = var.immutable_sdk_tags
+  tags            = merge(var.immutable_sdk_tags, { app_version = var.app_version })
+  snapshot_tags   = var.immutable_sdk_tags
 }
 
 build {

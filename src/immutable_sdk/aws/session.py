@@ -17,10 +17,14 @@ from typing import Any
 
 import boto3
 import botocore.config
+import botocore.configprovider
 import botocore.exceptions
 import botocore.parsers
+import botocore.session
 
-from ..errors import AwsError
+from ..emulator import SANDBOX_CREDENTIALS, sandbox_env
+from ..errors import AwsError, UsageError
+from ..loopback import is_loopback_url
 from . import fence
 from .limiter import RateLimiter
 
@@ -104,8 +108,25 @@ class AwsSession:
         credentials: Mapping[str, str] | None = None,
         limiter: RateLimiter | None = None,
         rate_limit: bool | None = None,
+        sandboxed: bool = False,
     ) -> None:
         self.region = region
+        self.sandboxed = sandboxed
+        if sandboxed:
+            # The sandbox promise, made here where every client is made: an endpoint on
+            # loopback and nothing from the user's environment (no profile, config or
+            # credential files, no AWS_ENDPOINT_URL, no proxy).
+            if profile is not None:
+                raise UsageError(
+                    f"--profile {profile}: a sandboxed run uses the emulator's dummy "
+                    "credentials, never a profile; drop --profile or --sandbox"
+                )
+            if not is_loopback_url(endpoint_url):
+                raise UsageError(
+                    f"a sandboxed run sends AWS calls to 127.0.0.1 only, got endpoint "
+                    f"{endpoint_url!r}"
+                )
+            credentials = credentials or SANDBOX_CREDENTIALS
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.max_attempts = max_attempts
         self.calls = ApiCalls()
@@ -116,12 +137,14 @@ class AwsSession:
             aws_access_key_id=creds.get("aws_access_key_id"),
             aws_secret_access_key=creds.get("aws_secret_access_key"),
             aws_session_token=creds.get("aws_session_token"),
+            botocore_session=_isolated_botocore_session() if sandboxed else None,
         )
         self._config = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=10,
             read_timeout=60,
             max_pool_connections=50,
+            proxies={} if sandboxed else None,  # HTTPS_PROXY would carry calls off the host
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -160,6 +183,8 @@ class AwsSession:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                if self.sandboxed and not is_loopback_url(self.endpoint_url):
+                    raise UsageError(f"a sandboxed session refuses endpoint {self.endpoint_url!r}")
                 config = self._config
                 if not retries:
                     config = config.merge(botocore.config.Config(retries={"total_max_attempts": 1}))
@@ -182,7 +207,14 @@ class AwsSession:
         return other
 
     def credentials_env(self) -> dict[str, str]:
-        """The session's resolved credentials as environment variables (for packer)."""
+        """The session's resolved credentials as environment variables (for packer).
+
+        A sandboxed session's also unset the user's profile and credential sources and point
+        proxies at a dead loopback port (``emulator.sandbox_env``), so that a subprocess
+        started with ``{**os.environ, **credentials_env()}`` reaches the emulator only.
+        """
+        if self.sandboxed and self.endpoint_url:
+            return sandbox_env(self.endpoint_url, self.region)
         creds = self._session.get_credentials()
         if creds is None:
             return {}
@@ -197,10 +229,24 @@ class AwsSession:
 
 
 def _loopback(url: str | None) -> bool:
-    import urllib.parse
+    return is_loopback_url(url)
 
-    host = urllib.parse.urlsplit(url).hostname if url else None
-    return host in ("127.0.0.1", "localhost", "::1")
+
+def _isolated_botocore_session() -> botocore.session.Session:
+    """A botocore session that reads no environment variable and no file under ~/.aws: a
+    sandboxed session must not pick up the user's profile, region, endpoint or credentials."""
+    variables = {
+        name: (
+            config_name,
+            None,  # no environment variable
+            os.devnull if name in ("config_file", "credentials_file") else default,
+            converter,
+        )
+        for name, (config_name, _, default, converter) in (
+            botocore.configprovider.BOTOCORE_DEFAUT_SESSION_VARIABLES.items()
+        )
+    }
+    return botocore.session.Session(session_vars=variables)
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -22,13 +22,17 @@ when the template declares it:
 * ``communicator``: ``"none"`` when the endpoint is overridden (an emulator has no machine to SSH
   into); otherwise not passed, so the template's default (``ssh``) or the user's ``vars`` apply.
   A template skips its provisioners under ``none`` (see specs/examples/packer/web.pkr.hcl);
-* ``immutable_sdk_tags`` (HCL2 only, ``map(string)``): the lineage tags, for
-  ``tags = var.immutable_sdk_tags``.
+* ``immutable_sdk_tags`` (HCL2 only, ``map(string)``): the lineage tags (the project's among
+  them), for ``run_tags``, ``run_volume_tags``, ``tags`` and ``snapshot_tags``: the policy of
+  ``immutable-sdk iam-policy`` lets Packer act only on resources that carry the project's tag;
+* ``immutable_sdk_project``: the project's name, for a JSON template's
+  ``"run_tags": {"immutable-sdk:project": "{{user `immutable_sdk_project`}}"}`` (and the others).
 
 Every key of the image's ``vars`` is passed and must be declared, or the build stops before
-Packer runs, naming the variable. ``region``, ``ec2_endpoint`` and ``immutable_sdk_tags`` belong
-to the SDK and cannot be set in ``vars``. Whatever the template does with the tags, the SDK tags
-the AMI and its snapshots itself after the build, and copies the AMI to the image's other regions.
+Packer runs, naming the variable. ``region``, ``ec2_endpoint``, ``immutable_sdk_tags`` and
+``immutable_sdk_project`` belong to the SDK and cannot be set in ``vars``. Whatever the template
+does with the tags, the SDK tags the AMI and its snapshots itself after the build, and copies the
+AMI to the image's other regions.
 
 **Digest** (content addressing): the builder's name and version, the template's bytes, the
 ``vars``, and the bytes of every file the template references as far as that can be known (rule in
@@ -64,7 +68,7 @@ from .packer_template import HCL2, PackerTemplate, TemplateError, load_template
 NAME = "packer"
 VERSION = "1"  # bump when the same inputs would bake a different image
 DEFAULT_TIMEOUT = "1h"
-SDK_VARS = ("region", "ec2_endpoint", "immutable_sdk_tags")
+SDK_VARS = ("region", "ec2_endpoint", "immutable_sdk_tags", "immutable_sdk_project")
 INSTALL_HINT = (
     "install it (Debian/Ubuntu: apt-get install -y packer; elsewhere see "
     "https://developer.hashicorp.com/packer/install) or set the image's `binary`"
@@ -172,7 +176,7 @@ class PackerBuilder:
                 f"{template.path.name} declares no variable 'ec2_endpoint', so Packer would bake "
                 "against real AWS; declare it and set custom_endpoint_ec2 = var.ec2_endpoint",
             )
-        sdk: dict[str, str] = {"region": image.regions[0]}
+        sdk: dict[str, str] = {"region": image.regions[0], "immutable_sdk_project": ctx.project}
         if endpoint:
             sdk["ec2_endpoint"] = endpoint
             sdk["communicator"] = "none"

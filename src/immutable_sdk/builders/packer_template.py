@@ -184,3 +184,34 @@ def _json_references(node: Any) -> set[str]:
         for item in node:
             refs |= _json_references(item)
     return refs
+
+
+_SETTING = re.compile(r"^[ \t]*([A-Za-z_][\w-]*)[ \t]*=[ \t]*(.*)$", re.M)
+
+
+def template_settings(path: Path) -> dict[str, str]:
+    """Every ``name = value`` of a template (HCL2: the value's text on its line; JSON: the
+    value as JSON), at any depth; the last one wins. Best effort, for advice about the
+    template (which tags Packer puts on its resources, what it modifies before tagging)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if path.suffix == ".json":
+        try:
+            return _json_settings(json.loads(text))
+        except json.JSONDecodeError:
+            return {}
+    return {m.group(1): m.group(2).strip() for m in _SETTING.finditer(strip_hcl_comments(text))}
+
+
+def _json_settings(node: Any) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found[key] = json.dumps(value)
+            found.update(_json_settings(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.update(_json_settings(item))
+    return found

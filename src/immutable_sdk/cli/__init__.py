@@ -144,6 +144,12 @@ def main(
     """
     from ..logs import configure_logging
 
+    if sandbox:
+        # Before anything connects: this process reaches nothing but 127.0.0.1 from here on
+        # (the AWS session checks its endpoint too; this covers health checks and plugins).
+        from ..loopback import guard
+
+        guard()
     ctx.obj = Options(
         debug=debug,
         log_format=log_format,

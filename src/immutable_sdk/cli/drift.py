@@ -14,7 +14,7 @@ import click
 
 from ..errors import ExitCode
 from . import Options, output_option, pass_options, spec_files_option
-from .rollout import open_engine
+from .connect import open_engine
 
 if TYPE_CHECKING:
     from ..drift import Drift

@@ -4,36 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import UsageError
 from . import Options, output_option, pass_options, spec_files_option
+from .connect import open_engine
 
 if TYPE_CHECKING:
-    from ..engine import Engine
     from ..retention import StoredArtifact
 
 
 def register(group: click.Group) -> None:
     group.add_command(images)
-
-
-@contextmanager
-def _engine(opts: Options, files: Sequence[str]) -> Iterator[Engine]:
-    """The spec, its AWS session (sandbox or endpoint included) and its state store."""
-    from ..engine import Engine
-
-    engine = Engine.from_files(
-        files, sandbox=opts.sandbox, endpoint_url=opts.endpoint_url, profile=opts.profile
-    )
-    try:
-        yield engine
-    finally:
-        engine.close()
 
 
 def _when(epoch: float | None) -> str:
@@ -93,7 +78,7 @@ def images(ctx: click.Context, opts: Options, files: tuple[str, ...], output: st
 def _list(opts: Options, files: Sequence[str], output: str | None) -> None:
     from ..aws.images import inventory
 
-    with _engine(opts, files) as engine:
+    with open_engine(opts, files) as (engine, _):
         spec = engine.spec
         found = inventory(spec, engine.session, engine.state)
     names = list(dict.fromkeys([*spec.images, *(a.image for a in found.artifacts)]))
@@ -184,7 +169,7 @@ def gc(
         min_age_s = parse_duration(min_age)
     except ValueError as exc:
         raise UsageError(f"--min-age: {exc}") from None
-    with _engine(opts, files) as engine:
+    with open_engine(opts, files) as (engine, _):
         spec = engine.spec
         found = inventory(spec, engine.session, engine.state)
         plans = plan_collection(spec, found, engine.clock.now(), min_age_s)

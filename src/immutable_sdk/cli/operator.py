@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import Options, output_option, pass_options, spec_files_option
-from .rollout import open_engine
+from .connect import open_engine
 
 if TYPE_CHECKING:
     from rich.console import Group

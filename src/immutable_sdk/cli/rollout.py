@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from ..errors import ExitCode, ImmutableSdkError, UsageError
 from . import Options, output_option, pass_options, spec_files_option
+from .connect import open_engine
 
-if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..render import EventPrinter
-
-
-@contextmanager
-def open_engine(
-    opts: Options, files: Sequence[str], **engine_options: Any
-) -> Iterator[tuple[Engine, EventPrinter]]:
-    """An engine for the spec files with the global options, and its event printer."""
-    from ..engine import Engine
-    from ..render import EventPrinter
-
-    printer = EventPrinter(fmt=opts.log_format)
-    engine = Engine.from_files(
-        files,
-        sink=printer,
-        sandbox=opts.sandbox,
-        endpoint_url=opts.endpoint_url,
-        profile=opts.profile,
-        max_attempts=opts.max_attempts,
-        **engine_options,
-    )
-    try:
-        yield engine, printer
-    finally:
-        engine.close()
+__all__ = ["exit_code", "open_engine", "register"]
 
 
 def _fmt(opts: Options, output: str | None) -> str:

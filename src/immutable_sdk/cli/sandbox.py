@@ -14,10 +14,15 @@ import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from . import Options, pass_options, spec_files_option
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+    from ..spec.model import Spec
 
 
 @click.group()
@@ -35,10 +40,19 @@ def sandbox() -> None:
 )
 @pass_options
 def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
-    """Run a sandbox seeded for the spec until interrupted (SIGINT or SIGTERM)."""
+    """Run a sandbox seeded for the spec until interrupted (SIGINT or SIGTERM).
+
+    Commands run with the variables of ``--env-file`` (``IMMUTABLE_SDK_SANDBOX=1`` among them)
+    share its AWS resources and its state: the spec's DynamoDB state table on the sandbox, or
+    one state file for the local backend.
+    """
+    from ..connection import SANDBOX_STATE_VAR, SANDBOX_URL_VAR
     from ..emulator import SANDBOX_CREDENTIALS
+    from ..loopback import guard
     from ..sandbox import Sandbox
     from ..spec.load import load_spec
+
+    guard()  # a served sandbox is a sandboxed process too: loopback only
 
     spec = load_spec(files)
     state_dir = Path(tempfile.mkdtemp(prefix="immutable-sdk-sandbox-"))
@@ -51,17 +65,19 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
     signal.signal(signal.SIGINT, on_signal)
     with Sandbox() as box:
         summary = box.seed(spec)
+        created = list(summary.get("created", []))
+        if spec.state.backend == "dynamodb":  # before the env file: it says the sandbox is ready
+            created += _state_table(spec, box)
         env = {
             "IMMUTABLE_SDK_SANDBOX": "1",
-            "IMMUTABLE_SDK_SANDBOX_URL": box.url,
-            "IMMUTABLE_SDK_SANDBOX_STATE": str(state_dir / "state.db"),
+            SANDBOX_URL_VAR: box.url,
+            SANDBOX_STATE_VAR: str(state_dir / "state.db"),
             **{k.upper(): v for k, v in SANDBOX_CREDENTIALS.items()},
         }
         tmp = env_file.with_suffix(env_file.suffix + ".tmp")
         env_file.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
         os.replace(tmp, env_file)  # appears whole: a waiting script never reads half of it
-        created = summary.get("created", [])
         click.echo(f"sandbox serving on {box.url}; seeded {len(created)} resource(s):", err=True)
         for line in created:
             click.echo(f"  {line}", err=True)
@@ -72,3 +88,11 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
 
 def register(group: click.Group) -> None:
     group.add_command(sandbox)
+
+
+def _state_table(spec: Spec, box: Sandbox) -> list[str]:
+    """Create the spec's DynamoDB state table on the served sandbox (as any command would)."""
+    from ..connection import Connection
+
+    created = Connection(box.session(spec.region)).create_state(spec)
+    return [f"state table {spec.state.table}"] if created else []

@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import StateError, UsageError
+from ..errors import UsageError
 from . import Options, output_option, pass_options, spec_files_option
+from .connect import open_connection
 
 if TYPE_CHECKING:
-    from ..aws.session import AwsSession
     from ..spec.model import Spec
-    from ..state.base import StateStore
 
 
 def register(group: click.Group) -> None:
@@ -26,20 +25,6 @@ def _load(files: Sequence[str]) -> Spec:
     from ..spec.load import load_spec
 
     return load_spec(files)
-
-
-def _session(spec: Spec, opts: Options) -> AwsSession:
-    from ..aws.session import AwsSession
-
-    region = spec.state.region or spec.region
-    return AwsSession(region, endpoint_url=opts.endpoint_url, profile=opts.profile)
-
-
-def _open(spec: Spec, opts: Options) -> StateStore:
-    from ..state import open_state
-
-    session = _session(spec, opts) if spec.state.backend == "dynamodb" else None
-    return open_state(spec.state, spec.name, session=session)
 
 
 def _emit(opts: Options, output: str | None, data: dict[str, Any], text: str) -> None:
@@ -67,26 +52,20 @@ def init(opts: Options, files: tuple[str, ...], output: str | None) -> None:
     from ..state.base import SCHEMA_VERSION
 
     spec = _load(files)
-    if spec.state.backend == "dynamodb":
-        from ..state.dynamodb import DynamoDbStateStore
-        from ..state.dynamodb_table import create_table
-
-        if not spec.state.table:
-            raise StateError("state.table: the dynamodb state backend needs a table name")
-        session = _session(spec, opts)
-        table = spec.state.table
-        client = session.client("dynamodb", session.region)
-        created = create_table(client, table)
-        DynamoDbStateStore(client, table, spec.name).close()  # checks the key schema, stamps it
-        where = f"DynamoDB table {table!r} in {session.region}"
-        location = table
-    else:
-        from ..state.sqlite import SqliteStateStore
-
-        created = not spec.state.path.exists()
-        SqliteStateStore(spec.state.path, spec.name).close()
-        where = f"state database {spec.state.path}"
-        location = str(spec.state.path)
+    with open_connection(opts, spec) as connection:
+        state = connection.state_spec(spec)  # on the sandbox: its table, or its state file
+        created = connection.create_state(spec)
+        if state.backend == "dynamodb":
+            region = state.region or connection.session.region
+            where = f"DynamoDB table {state.table!r} in {region}"
+            if connection.sandbox is not None:
+                where += f" on the sandbox at {connection.sandbox.url}"
+            location = str(state.table)
+        else:
+            where = f"state database {state.path}"
+            if connection.scratch_state:
+                where += " (this command's own sandbox's: gone when it ends)"
+            location = str(state.path)
     if created:
         how = "on-demand billing" if spec.state.backend == "dynamodb" else "mode 0600"
         text = f"created {where} (schema version {SCHEMA_VERSION}, {how})"
@@ -132,12 +111,14 @@ def unlock(
         )
     spec = _load(files)
     removed = None
-    if spec.state.backend != "local" or spec.state.path.exists():  # else: no state, no lock
-        store = _open(spec, opts)
-        try:
-            removed = store.force_unlock(fleet)
-        finally:
-            store.close()
+    with open_connection(opts, spec) as connection:
+        state = connection.state_spec(spec)  # on the sandbox: the served state, never the spec's
+        if state.backend != "local" or state.path.exists():  # else: no state, no lock
+            store = connection.open_state(spec)
+            try:
+                removed = store.force_unlock(fleet)
+            finally:
+                store.close()
     if removed is None:
         text = f"fleet {fleet!r} was not locked; nothing removed"
         keys = [key for key, _, _ in spec.units()]  # web, web@eu-west-1 (other regions)
