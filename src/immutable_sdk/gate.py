@@ -4,12 +4,14 @@ A gate ends healthy (every check healthy), unhealthy (any check says so: the rel
 or timed out. A bake watches the same checks for a fixed time and fails on the first unhealthy
 verdict. Each gate or bake instantiates the checks afresh, so checks can count consecutive
 results. One poll asks every check once about every target: checks batch their own calls.
+
+A rollback (or any return to a known-good release) is gated differently: see ``restoring``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .aws.session import aws_errors
 from .errors import GateFailed, ImmutableSdkError, PluginError
@@ -22,10 +24,31 @@ from .plugin import (
     PluginContext,
     Registry,
 )
-from .spec.model import HealthSpec
+from .spec.model import HealthSpec, PluginConfig
 from .units import format_duration
 
 Heartbeat = Callable[[], None]
+
+# The checks that judge the infrastructure health of the very instances they are given, and
+# nothing else: EC2 status checks and load balancer target health. Every other check (alarms,
+# http probes of the application, metrics, third-party checks) may judge the release as a
+# whole, or a signal the failed release set off and that outlives it.
+INSTANCE_CHECKS = ("ec2", "elb")
+
+
+def restoring(health: HealthSpec) -> HealthSpec:
+    """The health settings that gate a return to a known-good release (a rollback, a resumed
+    rollback, ``immutable-sdk rollback``): only ``INSTANCE_CHECKS``, each with the settings
+    the spec gives it, or its defaults when the spec does not list it.
+
+    A signal that judged the new release (a ``cloudwatch-alarm`` still in ALARM, an ``http``
+    check of the application, a canary analysis) must never block the way back: it would keep
+    the failed release serving. Timeout, interval and grace stay the fleet's.
+    """
+    kept = [c for c in health.checks if c.type in INSTANCE_CHECKS]
+    listed = {c.type for c in kept}
+    added = [PluginConfig(t, {"type": t}) for t in INSTANCE_CHECKS if t not in listed]
+    return replace(health, checks=(*kept, *added))
 
 
 @dataclass

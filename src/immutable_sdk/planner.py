@@ -21,6 +21,7 @@ from .aws.network import (
 from .aws.session import aws_errors
 from .context import Context
 from .errors import AwsError, ImmutableSdkError, PluginError
+from .lifecycle import Phase
 from .plugin import Artifact, Builder
 from .plugins import Plugins
 from .release import Release, changed_fields, launch_config, make_release
@@ -253,6 +254,10 @@ class Planner:
         lock = self.state.get_lock(fleet)
         if lock is not None and lock.lease_until >= self.ctx.clock.now():
             return [f"rollout {record.id} in progress (locked by {lock.owner})"]
+        if record.phase == Phase.ROLLING_BACK.value:
+            back = record.from_release or "nothing (undo the fleet's creation)"
+            why = f" after: {record.error}" if record.error else ""
+            return [f"finish rolling back unfinished rollout {record.id} to {back}{why}"]
         return [f"resume unfinished rollout {record.id}"]
 
     def _release_reasons(

@@ -1,0 +1,178 @@
+"""A rollback is never blocked by the signal that failed the release (issue 13, item 1).
+
+The issue's scenario: a rolling fleet of 6 in batches of 2 with a pause between batches, gated
+on EC2 status, target health and a CloudWatch alarm. The alarm goes to ALARM after batch 1
+passed, and stays there. The rollback gates only the instances it launches, on their own
+health, and restores the fleet; a rollback that cannot finish stays unfinished and visible, and
+the next apply finishes it (never the roll forward).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from immutable_sdk.plugin import hookimpl
+from immutable_sdk.state.sqlite import SqliteStateStore
+
+from .conftest import AMI_V1, AMI_V2, World, fleet_spec
+from .durable import assert_converged, fleet_instances
+
+DESIRED = 6
+CHECKS = (
+    "        - {type: ec2}\n"
+    "        - {type: elb}\n"
+    "        - {type: cloudwatch-alarm, alarms: [shop-5xx]}"
+)
+STRATEGY = "{type: rolling, batch_size: 2, min_healthy: 100%, pause: 1m}"
+
+pytestmark = pytest.mark.slow
+
+
+class AlarmAfterFirstBatch:
+    """Sets shop-5xx to ALARM when the rollout's first pause starts (batch 1 passed its gate
+    and its old instances are retired), as a release that breaks under load would."""
+
+    def __init__(self, world: World) -> None:
+        self.cw = world.client("cloudwatch")
+        self.armed = False
+        self.fired = False
+
+    @hookimpl
+    def immutable_sdk_step_started(self, rollout: Any, step: Any) -> None:
+        if self.armed and not self.fired and step.kind == "pause":
+            self.fired = True
+            self.cw.set_alarm_state(
+                AlarmName="shop-5xx", StateValue="ALARM", StateReason="5xx above 1%"
+            )
+
+
+def alarm_state(world: World) -> str:
+    alarms = world.client("cloudwatch").describe_alarms(AlarmNames=["shop-5xx"])["MetricAlarms"]
+    return str(alarms[0]["StateValue"])
+
+
+def deployed(world: World, plugin: AlarmAfterFirstBatch) -> tuple[str, set[str]]:
+    """Release 1 on 6 instances; returns it and its instances."""
+    world.write(fleet_spec(desired=DESIRED, strategy=STRATEGY, checks=CHECKS))
+    world.extra_plugins.append(plugin)
+    with world.engine(AMI_V1) as engine:
+        first = engine.apply()
+    assert first.ok, first.to_dict()
+    world.events.clear()
+    plugin.armed = True
+    return first.fleet("web").to_release or "", {m["InstanceId"] for m in world.members()}
+
+
+def rollback_polls(world: World) -> list[dict[str, Any]]:
+    """The checks of every gate poll after the rollback started."""
+    kinds = [e.kind for e in world.events]
+    start = kinds.index("rollback.started")
+    return [e.data["checks"] for e in world.events[start:] if e.kind == "gate.poll"]
+
+
+def test_an_alarm_that_failed_the_release_does_not_block_the_rollback(world: World) -> None:
+    plugin = AlarmAfterFirstBatch(world)
+    v1, _ = deployed(world, plugin)
+    with world.engine(AMI_V2) as engine:
+        result = engine.apply()
+    web = result.fleet("web")
+    assert not result.ok
+    assert (web.outcome, web.rolled_back_to) == ("rolled_back", v1), web.to_dict()
+    assert "shop-5xx" in (web.error or "")
+    assert plugin.fired and alarm_state(world) == "ALARM"  # still firing: it blocked nothing
+    # The rollback gated the 2 instances it launched, on their own health only.
+    polls = rollback_polls(world)
+    assert polls and all(set(p) == {"ec2", "elb"} for p in polls)
+    started = next(e for e in world.events if e.kind == "rollback.started")
+    assert started.data["checks"] == ["ec2", "elb"]
+    # 6 instances of release 1, nothing of release 2 anywhere, bounds and processes restored,
+    # release 2's launch template version gone.
+    assert_converged(world, v1, AMI_V1, desired=DESIRED, releases=[v1])
+    assert world.running(AMI_V2) == []
+    with SqliteStateStore(world.tmp / "state.db", "shop") as state:
+        record = state.get_rollout(web.rollout or "")
+        assert state.unfinished_rollout("web") is None
+    assert record is not None and record.outcome == "rolled_back"
+
+
+class StopRelaunched:
+    """During the rollback's gate, stops the release 1 instances the rollback launched (an
+    instance-health failure of the rollback itself), once."""
+
+    def __init__(self, world: World, original: set[str]) -> None:
+        self.world, self.original = world, original
+        self.rolling_back = False
+        self.stopped: list[str] = []
+
+    @hookimpl
+    def immutable_sdk_rollback_started(self, rollout: Any, reason: str) -> None:
+        self.rolling_back = True
+
+    @hookimpl
+    def immutable_sdk_step_started(self, rollout: Any, step: Any) -> None:
+        if self.rolling_back and not self.stopped and step.kind == "gate":
+            fresh = [
+                m["InstanceId"]
+                for m in self.world.members()
+                if m["ImageId"] == AMI_V1 and m["InstanceId"] not in self.original
+            ]
+            assert fresh, "the rollback launched nothing to gate"
+            self.world.client("ec2").stop_instances(InstanceIds=fresh)
+            self.stopped = fresh
+
+
+def test_a_rollback_that_cannot_finish_stays_visible_and_apply_finishes_it(
+    world: World,
+) -> None:
+    plugin = AlarmAfterFirstBatch(world)
+    v1, original = deployed(world, plugin)
+    stopper = StopRelaunched(world, original)
+    world.extra_plugins.append(stopper)
+    with world.engine(AMI_V2) as engine:
+        result = engine.apply()
+    world.extra_plugins.remove(stopper)
+    web = result.fleet("web")
+    assert stopper.stopped
+    assert web.outcome == "rollback_unfinished" and not result.ok, web.to_dict()
+    assert "shop-5xx" in (web.error or "") and "did not finish" in (web.error or "")
+    assert "run apply again" in (web.error or "")
+
+    # Unfinished, rolling back, with why: the state and status say so.
+    with SqliteStateStore(world.tmp / "state.db", "shop") as state:
+        record = state.unfinished_rollout("web")
+        assert state.get_lock("web") is None  # released: the next apply needs no wait
+    assert record is not None and record.id == web.rollout
+    assert (record.outcome, record.phase) == (None, "rolling_back")
+    assert "shop-5xx" in (record.error or "")
+    assert "ec2" in str(record.data.get("rollback_error"))
+    with world.engine(AMI_V2) as engine:
+        entry = {e["fleet"]: e for e in engine.status()}["web"]
+        reasons = engine.plan().item("web").reasons
+    ro = entry["rollout_in_progress"]
+    assert (ro["id"], ro["phase"], ro["resumable"]) == (record.id, "rolling_back", True)
+    assert "shop-5xx" in ro["error"] and "ec2" in ro["rollback_error"]
+    assert set(entry["suspended"]) == {"AZRebalance", "ScheduledActions"}
+    assert any(r.startswith(f"finish rolling back unfinished rollout {record.id}") for r in reasons)
+
+    # The next apply (the spec still wants release 2, the alarm still fires) finishes the
+    # rollback: it never rolls forward again.
+    assert alarm_state(world) == "ALARM"
+    world.events.clear()
+    with world.engine(AMI_V2) as engine:
+        again = engine.apply()
+    web = again.fleet("web")
+    assert (web.outcome, web.rollout, web.rolled_back_to) == ("rolled_back", record.id, v1)
+    assert not again.ok  # the release failed: exit 1
+    assert not [e for e in world.events if e.kind == "rollout.started"]
+    assert set(stopper.stopped) <= set(web.retired)  # the instances whose gate failed went
+    assert_converged(world, v1, AMI_V1, desired=DESIRED, releases=[v1])
+    assert world.running(AMI_V2) == []
+    assert {i["InstanceId"] for i in fleet_instances(world)} == {
+        m["InstanceId"] for m in world.members()
+    }
+    with SqliteStateStore(world.tmp / "state.db", "shop") as state:
+        assert state.unfinished_rollout("web") is None
+        done = state.get_rollout(record.id)
+    assert done is not None and done.outcome == "rolled_back"
