@@ -9,15 +9,21 @@ the next apply finishes it (never the roll forward).
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
 
+from immutable_sdk.clock import VirtualClock
 from immutable_sdk.plugin import hookimpl
+from immutable_sdk.sandbox import Sandbox
+from immutable_sdk.spec.load import load_spec
 from immutable_sdk.state.sqlite import SqliteStateStore
 
 from .conftest import AMI_V1, AMI_V2, World, fleet_spec
 from .durable import assert_converged, fleet_instances
+from .test_cli_durable import STATE, cli
 
 DESIRED = 6
 CHECKS = (
@@ -176,3 +182,51 @@ def test_a_rollback_that_cannot_finish_stays_visible_and_apply_finishes_it(
         assert state.unfinished_rollout("web") is None
         done = state.get_rollout(record.id)
     assert done is not None and done.outcome == "rolled_back"
+
+
+def test_the_command_line_shows_an_unfinished_rollback_and_apply_finishes_it(
+    world: World,
+) -> None:
+    # The CLI runs on the real clock; the engines of the test run an hour behind it.
+    world.clock = VirtualClock(start=time.time() - 3600)
+    plugin = AlarmAfterFirstBatch(world)
+    world.write(fleet_spec(desired=DESIRED, strategy=STRATEGY, checks=CHECKS) + STATE)
+    spec = str(world.spec_path)
+    Sandbox.attach(world.url).seed(load_spec([world.spec_path]))
+    world.extra_plugins.append(plugin)
+    with world.engine(AMI_V1) as engine:
+        v1 = engine.apply().fleet("web").to_release or ""
+    original = {m["InstanceId"] for m in world.members()}
+    plugin.armed = True
+    world.extra_plugins.append(StopRelaunched(world, original))
+    with world.engine(AMI_V2) as engine:
+        failed = engine.apply().fleet("web")
+    world.extra_plugins.clear()
+    assert failed.outcome == "rollback_unfinished", failed.to_dict()
+
+    text = cli(world, "status", "-f", spec)
+    assert text.exit_code == 0, text.output
+    line = " ".join(text.stdout.split())
+    assert f"{failed.rollout} (rolling_back)" in line
+    assert f"rolling back to {v1} after: health gate failed: cloudwatch-alarm" in line
+    assert "the rollback stopped: health gate failed: ec2" in line
+    assert "unfinished: apply finishes the rollback" in line
+    assert "suspended: AZRebalance, ScheduledActions" in line
+    entry = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)[0]
+    assert entry["rollout_in_progress"]["phase"] == "rolling_back"
+    plan = json.loads(cli(world, "plan", "-f", spec, "-o", "json").stdout)
+    assert plan["items"][0]["reasons"][0].startswith(
+        f"finish rolling back unfinished rollout {failed.rollout} to {v1}"
+    )
+
+    applied = cli(world, "apply", "-f", spec, "--yes", "-o", "json")
+    assert applied.exit_code == 1, applied.output  # the release failed: exit 1
+    (web,) = json.loads(applied.stdout)["fleets"]
+    assert (web["outcome"], web["rollout"], web["rolled_back_to"]) == (
+        "rolled_back",
+        failed.rollout,
+        v1,
+    )
+    assert_converged(world, v1, AMI_V1, desired=DESIRED, releases=[v1])
+    again = cli(world, "status", "-f", spec, "-o", "json")
+    assert json.loads(again.stdout)[0]["rollout_in_progress"] is None
