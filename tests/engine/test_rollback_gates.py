@@ -230,3 +230,23 @@ def test_the_command_line_shows_an_unfinished_rollback_and_apply_finishes_it(
     assert_converged(world, v1, AMI_V1, desired=DESIRED, releases=[v1])
     again = cli(world, "status", "-f", spec, "-o", "json")
     assert json.loads(again.stdout)[0]["rollout_in_progress"] is None
+
+
+def test_rolling_back_by_hand_is_not_blocked_by_the_alarm_of_the_bad_release(
+    world: World,
+) -> None:
+    world.write(fleet_spec(desired=2, checks=CHECKS))
+    with world.engine(AMI_V1) as engine:
+        v1 = engine.apply().fleet("web").to_release
+    with world.engine(AMI_V2) as engine:
+        assert engine.apply().ok
+    world.client("cloudwatch").set_alarm_state(
+        AlarmName="shop-5xx", StateValue="ALARM", StateReason="5xx above 1%"
+    )
+    world.events.clear()
+    with world.engine(AMI_V2) as engine:
+        back = engine.rollback("web")
+    assert (back.outcome, back.to_release) == ("promoted", v1), back
+    polls = [e.data["checks"] for e in world.of_kind("gate.poll")]
+    assert polls and all(set(p) == {"ec2", "elb"} for p in polls)
+    assert {m["ImageId"] for m in world.members()} == {AMI_V1}
