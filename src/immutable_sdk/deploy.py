@@ -111,6 +111,9 @@ class FleetDeployer:
         self.fleets.update_group(
             fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
         )
+        group = self.fleets.describe_one(fleet.name)
+        if group is not None and group.suspended & set(SUSPENDED_DURING_ROLLOUT):
+            self.fleets.resume(fleet.name)  # what a stopped rollout left suspended
         return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
 
     def strategy(self, fleet: FleetSpec) -> Strategy:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .aws.fleet import FleetApi, GroupState
+from .aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
 from .aws.network import (
     NetworkIds,
     resolve_security_groups,
@@ -237,12 +237,16 @@ class Planner:
                 reasons=(f"{len(stray)} instance(s) not on release {group.release}",),
                 **common,
             )
-        if have != want:
+        # Processes a rollout suspends and a stopped one left suspended: a scale resumes them.
+        held = [] if fleet.traffic else sorted(group.suspended & set(SUSPENDED_DURING_ROLLOUT))
+        if have != want or held:
             what = [
                 f"{k} {a} -> {b}"
                 for k, a, b in zip(("min", "desired", "max"), have, want, strict=True)
                 if a != b
             ]
+            if held:
+                what.append(f"processes left suspended: {', '.join(held)}")
             return PlanItem(action="scale", reasons=tuple(what), **common)
         return PlanItem(action="noop", **common)
 

@@ -24,6 +24,7 @@ from immutable_sdk.state.sqlite import SqliteStateStore
 from .conftest import AMI_V1, AMI_V2, World, fleet_spec
 from .durable import assert_converged, fleet_instances
 from .test_cli_durable import STATE, cli
+from .test_faults import error_response
 
 DESIRED = 6
 CHECKS = (
@@ -250,3 +251,46 @@ def test_rolling_back_by_hand_is_not_blocked_by_the_alarm_of_the_bad_release(
     polls = [e.data["checks"] for e in world.of_kind("gate.poll")]
     assert polls and all(set(p) == {"ec2", "elb"} for p in polls)
     assert {m["ImageId"] for m in world.members()} == {AMI_V1}
+
+
+def test_an_aws_refusal_during_the_rollback_leaves_it_unfinished_until_apply(
+    world: World,
+) -> None:
+    world.write(fleet_spec(desired=2, checks=CHECKS))
+    with world.engine(AMI_V1) as engine:
+        v1 = engine.apply().fleet("web").to_release or ""
+    world.client("cloudwatch").set_alarm_state(
+        AlarmName="shop-5xx", StateValue="ALARM", StateReason="5xx above 1%"
+    )
+    refused: list[str] = []
+    rolling_back: list[bool] = []
+
+    class Watch:
+        @hookimpl
+        def immutable_sdk_rollback_started(self, rollout: Any, reason: str) -> None:
+            rolling_back.append(True)
+
+    def refuse_detach(request: Any, event_name: str = "", **_: Any) -> Any:
+        if rolling_back and event_name.endswith(".DetachInstances"):
+            refused.append(event_name)
+            return error_response(request.url, 403, "AccessDenied", "autoscaling")
+        return None
+
+    world.extra_plugins.append(Watch())
+    with world.engine(AMI_V2) as engine:
+        engine.session.events.register("before-send.*.*", refuse_detach)
+        result = engine.apply()
+    world.extra_plugins.clear()
+    web = result.fleet("web")
+    assert refused and web.outcome == "rollback_unfinished", web.to_dict()
+    assert "AccessDenied" in (web.error or "")
+    with SqliteStateStore(world.tmp / "state.db", "shop") as state:
+        record = state.unfinished_rollout("web")
+    assert record is not None and record.phase == "rolling_back"
+    assert "AccessDenied" in str(record.data.get("rollback_error"))
+
+    with world.engine(AMI_V2) as engine:  # AWS lets it through again; the alarm still fires
+        again = engine.apply()
+    done = again.fleet("web")
+    assert (done.outcome, done.rollout, done.rolled_back_to) == ("rolled_back", record.id, v1)
+    assert_converged(world, v1, AMI_V1, desired=2, releases=[v1])
