@@ -272,15 +272,7 @@ class FleetDeployer:
                 resume.drop_unused_versions(runner, superseded, keep={previous})
             return self._with_runner(result, runner)
         keeper.check()
-        try:
-            self.end(rollout_id, info, Phase.PROMOTED, None)
-        except (StillServing, AwsError) as exc:
-            # The steps ran but another release still serves: not promoted. The rollout stays
-            # unfinished; the next apply resumes it from what runs and retires the rest.
-            self.state.update_rollout(rollout_id, phase=Phase.VERIFYING.value, error=str(exc))
-            ctx.emit("rollout.unfinished", error=str(exc))
-            result.outcome = "failed"
-            result.error = f"{exc}; the rollout stays unfinished: run apply again to finish it"
+        self.promote(info, result)
         return self._with_runner(result, runner)
 
     def plan_steps(
@@ -374,6 +366,20 @@ class FleetDeployer:
             "rollout.finished", outcome=phase.value, error=error
         )
         self.plugins.hook.immutable_sdk_rollout_finished(rollout=info, outcome=phase.value)
+
+    def promote(self, info: RolloutInfo, result: FleetResult) -> None:
+        """Record the rollout ``promoted``; when another release still serves (or AWS cannot
+        tell), record nothing: the rollout stays unfinished (phase ``verifying``) and the next
+        apply finishes it (a rolling fleet resumes it from what runs and retires the rest)."""
+        try:
+            self.end(info.id, info, Phase.PROMOTED, None)
+        except (StillServing, AwsError) as exc:
+            self.state.update_rollout(info.id, phase=Phase.VERIFYING.value, error=str(exc))
+            self.ctx.scoped(fleet=info.fleet, rollout=info.id).emit(
+                "rollout.unfinished", error=str(exc)
+            )
+            result.outcome = "failed"
+            result.error = f"{exc}; the rollout stays unfinished: run apply again to finish it"
 
     def roll_back(
         self,

@@ -56,7 +56,6 @@ from .plugin import TAG_RELEASE, RolloutChange, RolloutInfo, Strategy
 from .release import Release
 from .results import FleetResult
 from .rollout import new_rollout_id
-from .serving import StillServing
 from .slot_runner import Aborted, SlotRunner, Slots
 from .spec.model import FleetSpec
 from .state.base import JournalEntry, RolloutRecord, StateStore
@@ -273,15 +272,7 @@ class SlotDeployer:
             else:
                 self.roll_back(fleet, info, runner, previous, release.id, str(exc), result)
             return self._with_runner(result, runner)
-        try:
-            base.end(rollout_id, info, Phase.PROMOTED, None)
-        except (StillServing, AwsError) as exc:
-            # Another release still has traffic: not promoted. The rollout stays unfinished;
-            # the next apply starts over from what it finds.
-            base.state.update_rollout(rollout_id, phase=Phase.VERIFYING.value, error=str(exc))
-            ctx.emit("rollout.unfinished", error=str(exc))
-            result.outcome = "failed"
-            result.error = f"{exc}; the rollout stays unfinished: run apply again to finish it"
+        base.promote(info, result)  # not while another release still has traffic
         return self._with_runner(result, runner)
 
     @staticmethod
