@@ -213,6 +213,7 @@ class FleetDeployer:
             replace=replace,
             gated=set(carried.gated),
             launched_before=set(carried.launched),
+            original=carried.originals(),
             index=carried.next_index(resumed) if resumed else 0,
             # ``immutable-sdk rollback`` (and a wave's rollback) returns to a known-good
             # release: gated like a rollback, on the instances' own health only.

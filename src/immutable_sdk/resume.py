@@ -71,6 +71,8 @@ class Carried:
     retiring: set[str] = field(default_factory=set)  # begun, not journaled as done
     launched: set[str] = field(default_factory=set)  # by the rollouts, journaled as done
     last_index: int = -1  # highest step index journaled in the newest rollout
+    # instances that served before the rollouts began (None: not journaled, an old journal)
+    original: set[str] | None = None
 
     @classmethod
     def read(cls, state: StateStore, rollouts: Sequence[RolloutRecord]) -> Carried:
@@ -82,6 +84,8 @@ class Carried:
                 carried.gated |= set(_ids(data.get("gated")))
                 carried.retiring |= set(_ids(data.get("retiring")))
                 carried.launched |= set(_ids(data.get("launched_before")))
+                if "original" in data:
+                    carried.original = (carried.original or set()) | set(_ids(data["original"]))
                 if entry.status == "finished":
                     retired |= set(_ids(data.get("retired")))
                     carried.launched |= set(_ids(data.get("launched")))
@@ -95,11 +99,18 @@ class Carried:
         return max(len(record.steps), self.last_index + 1)
 
     def to_note(self) -> dict[str, Any]:
-        return {
+        note: dict[str, Any] = {
             "gated": sorted(self.gated),
             "retiring": sorted(self.retiring),
             "launched_before": sorted(self.launched),
         }
+        if self.original is not None:
+            note["original"] = sorted(self.original)
+        return note
+
+    def originals(self) -> set[str] | None:
+        """A copy of ``original`` for a runner (None: the runner works it out itself)."""
+        return None if self.original is None else set(self.original)
 
 
 def _ids(value: Any) -> list[str]:
@@ -338,6 +349,7 @@ def abort(
         trusted=record.from_release,
         gated=set(carried.gated),
         launched_before=set(carried.launched),
+        original=carried.originals(),
         index=carried.next_index(record),
         rolling_back=True,
         restoring=True,

@@ -138,6 +138,7 @@ class RolloutRunner:
             self.original = {
                 m.instance_id for m in group.live() if m.release == self.trusted
             } - self.launched_before
+            self.remember_original()
         healthy = [
             m
             for m in live
@@ -172,6 +173,19 @@ class RolloutRunner:
             release=self.target,
             instances=[m.target() for m in members],
             target_groups=group.target_groups,
+        )
+
+    def remember_original(self) -> None:
+        """Journal the instances that served before the rollout: a process that resumes it
+        (or its rollback) trusts exactly these, never instances of the same release that a
+        killed launch left (a rollback launches the trusted release)."""
+        self.still_ours()
+        self.state.append_journal(
+            self.info.id,
+            -1,
+            "note",
+            self.ctx.clock.now(),
+            {"note": "original", "original": sorted(self.original or ())},
         )
 
     def proven(self, instance_id: str) -> bool:

@@ -22,7 +22,7 @@ from immutable_sdk.spec.load import load_spec
 from immutable_sdk.state.sqlite import SqliteStateStore
 
 from .conftest import AMI_V1, AMI_V2, World, fleet_spec
-from .durable import assert_converged, fleet_instances
+from .durable import Crash, assert_converged, crash_at_call, fleet_instances
 from .test_cli_durable import STATE, cli
 from .test_faults import error_response
 
@@ -294,3 +294,45 @@ def test_an_aws_refusal_during_the_rollback_leaves_it_unfinished_until_apply(
     done = again.fleet("web")
     assert (done.outcome, done.rollout, done.rolled_back_to) == ("rolled_back", record.id, v1)
     assert_converged(world, v1, AMI_V1, desired=2, releases=[v1])
+
+
+def test_instances_a_killed_rollback_launch_left_are_never_trusted_ungated(
+    world: World,
+) -> None:
+    plugin = AlarmAfterFirstBatch(world)
+    world.write(fleet_spec(desired=4, strategy=STRATEGY, checks=CHECKS))
+    world.extra_plugins.append(plugin)
+    with world.engine(AMI_V1) as engine:
+        v1 = engine.apply().fleet("web").to_release or ""
+    original = {m["InstanceId"] for m in world.members()}
+    plugin.armed = True
+    # Mutating calls: version, suspend, bounds, batch 1 (launch, deregister, detach,
+    # terminate), batch 2's launch (its gate fails), the rollback's version switch, then its
+    # launch of release 1: the process dies right after AWS took that one.
+    engine = world.engine(AMI_V2)
+    crash_at_call(engine, 9, after=True)
+    with pytest.raises(Crash):
+        engine.apply()
+    engine.close()
+    world.extra_plugins.clear()
+    left = {
+        m["InstanceId"]
+        for m in world.members()
+        if m["ImageId"] == AMI_V1 and m["InstanceId"] not in original
+    }
+    assert len(left) == 2, "the crash must come right after the rollback's launch"
+    with SqliteStateStore(world.tmp / "state.db", "shop") as state:
+        record = state.unfinished_rollout("web")
+    assert record is not None and record.phase == "rolling_back"
+    world.clock.advance(120)  # the dead process's lease runs out
+
+    world.events.clear()
+    with world.engine(AMI_V2) as engine:
+        result = engine.apply()
+    web = result.fleet("web")
+    assert (web.outcome, web.rollout, web.rolled_back_to) == ("rolled_back", record.id, v1)
+    # They never passed the rollback's gate: retired, and fresh ones launched and gated.
+    assert left <= set(web.retired)
+    gated = {i for e in world.of_kind("step.finished") for i in e.data.get("gated", ()) if e.data}
+    assert gated and not gated & left
+    assert_converged(world, v1, AMI_V1, desired=4, releases=[v1])
