@@ -14,6 +14,8 @@ from typing import Any
 
 from . import resume
 from .aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
+from .aws.slots import SlotGroups
+from .aws.traffic import TrafficApi
 from .clock import Clock
 from .context import Context
 from .errors import (
@@ -28,6 +30,7 @@ from .errors import (
     StateError,
     UsageError,
 )
+from .gate import restoring
 from .lifecycle import Phase, Step
 from .locks import LockKeeper
 from .planner import PlanItem, Planner
@@ -36,6 +39,7 @@ from .plugins import Plugins
 from .release import Release
 from .results import FleetResult
 from .rollout import RolloutRunner, capacity_bounds, new_rollout_id, to_replace
+from .serving import StillServing, group_serving, require_only, slots_serving
 from .spec.model import FleetSpec, Spec
 from .state.base import RolloutRecord, StateStore
 from .stopping import StopRequest
@@ -107,6 +111,9 @@ class FleetDeployer:
         self.fleets.update_group(
             fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
         )
+        group = self.fleets.describe_one(fleet.name)
+        if group is not None and group.suspended & set(SUSPENDED_DURING_ROLLOUT):
+            self.fleets.resume(fleet.name)  # what a stopped rollout left suspended
         return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
 
     def strategy(self, fleet: FleetSpec) -> Strategy:
@@ -206,7 +213,11 @@ class FleetDeployer:
             replace=replace,
             gated=set(carried.gated),
             launched_before=set(carried.launched),
+            original=carried.originals(),
             index=carried.next_index(resumed) if resumed else 0,
+            # ``immutable-sdk rollback`` (and a wave's rollback) returns to a known-good
+            # release: gated like a rollback, on the instances' own health only.
+            restoring=action == "rollback",
         )
         result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
         superseded = {r.to_release for r in pending}  # their launch template versions go
@@ -262,7 +273,7 @@ class FleetDeployer:
                 resume.drop_unused_versions(runner, superseded, keep={previous})
             return self._with_runner(result, runner)
         keeper.check()
-        self.end(rollout_id, info, Phase.PROMOTED, None)
+        self.promote(info, result)
         return self._with_runner(result, runner)
 
     def plan_steps(
@@ -330,7 +341,21 @@ class FleetDeployer:
         self.fleets.tag_group(fleet.name, {TAG_RELEASE: release})
         self.fleets.resume(fleet.name)
 
+    def serving(self, fleet: str) -> dict[str, list[str]]:
+        """Release -> instances that serve ``fleet`` now, read from AWS (serving.py)."""
+        spec = self.spec.fleets.get(fleet)
+        if spec is not None and spec.traffic:
+            routes = TrafficApi(self.ctx.session, self.clock)
+            return slots_serving(SlotGroups(self.fleets), routes, spec)
+        return group_serving(self.fleets, fleet)
+
     def end(self, rollout: str, info: RolloutInfo, phase: Phase, error: str | None) -> None:
+        """Record the rollout's outcome. ``promoted`` and ``rolled_back`` only when AWS shows
+        that the promoted (or restored) release alone serves the fleet; otherwise nothing is
+        recorded and StillServing is raised: the rollout stays unfinished."""
+        if phase in (Phase.PROMOTED, Phase.ROLLED_BACK):
+            release = info.to_release if phase is Phase.PROMOTED else info.from_release
+            require_only(self.serving(info.fleet), release, phase.value)
         self.state.update_rollout(
             rollout,
             phase=phase.value,
@@ -342,6 +367,20 @@ class FleetDeployer:
             "rollout.finished", outcome=phase.value, error=error
         )
         self.plugins.hook.immutable_sdk_rollout_finished(rollout=info, outcome=phase.value)
+
+    def promote(self, info: RolloutInfo, result: FleetResult) -> None:
+        """Record the rollout ``promoted``; when another release still serves (or AWS cannot
+        tell), record nothing: the rollout stays unfinished (phase ``verifying``) and the next
+        apply finishes it (a rolling fleet resumes it from what runs and retires the rest)."""
+        try:
+            self.end(info.id, info, Phase.PROMOTED, None)
+        except (StillServing, AwsError) as exc:
+            self.state.update_rollout(info.id, phase=Phase.VERIFYING.value, error=str(exc))
+            self.ctx.scoped(fleet=info.fleet, rollout=info.id).emit(
+                "rollout.unfinished", error=str(exc)
+            )
+            result.outcome = "failed"
+            result.error = f"{exc}; the rollout stays unfinished: run apply again to finish it"
 
     def roll_back(
         self,
@@ -356,7 +395,9 @@ class FleetDeployer:
         """Back to ``previous`` by the same mechanism: replace, never patch."""
         ctx = runner.ctx
         self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
-        ctx.emit("rollback.started", reason=reason, to_release=previous)
+        runner.restoring = True  # the signal that failed the release must not block the way back
+        checks = [c.type for c in restoring(fleet.health).checks]
+        ctx.emit("rollback.started", reason=reason, to_release=previous, checks=checks)
         self.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
         try:
             if previous is None:
@@ -414,15 +455,49 @@ class FleetDeployer:
         previous: str | None,
         error: ImmutableSdkError | None,
     ) -> None:
-        """Record how a rollback ended: rolled back to ``previous``, or failed with ``error``."""
+        """Record how a rollback ended: rolled back to ``previous`` (when AWS shows that release
+        alone serving), or not finished because of ``error`` (see ``rollback_unfinished``)."""
+        if error is None:
+            try:
+                self.end(info.id, info, Phase.ROLLED_BACK, reason)
+            except (StillServing, AwsError) as exc:
+                error = exc
         if error is not None:
-            result.outcome = "failed"
-            result.error = f"{reason}; rollback failed too: {error}"
-            self.end(info.id, info, Phase.FAILED, result.error)
+            self.rollback_unfinished(info, result, reason, previous, error)
             return
         result.outcome = "rolled_back"
         result.rolled_back_to = previous
-        self.end(info.id, info, Phase.ROLLED_BACK, reason)
+
+    def rollback_unfinished(
+        self,
+        info: RolloutInfo,
+        result: FleetResult,
+        reason: str,
+        previous: str | None,
+        error: ImmutableSdkError,
+    ) -> None:
+        """A rollback that could not finish leaves its rollout unfinished, never ``failed``:
+        phase ``rolling_back``, its error still the failure that started the rollback, and
+        why the rollback stopped in its data (``rollback_error``) and journal. ``status``
+        shows it; the next ``apply`` finishes the rollback (never the roll forward)."""
+        now = self.clock.now()
+        record = self.state.get_rollout(info.id)
+        data = dict(record.data) if record else {}
+        attempts = int(data.get("rollback_attempts", 0)) + 1
+        data.update(rollback_error=str(error), rollback_stopped_at=now, rollback_attempts=attempts)
+        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason, data=data)
+        self.state.append_journal(
+            info.id, -1, "note", now, {"note": "rollback_unfinished", "error": str(error)}
+        )
+        back = f"release {previous}" if previous else "no fleet (undoing its creation)"
+        result.outcome = "rollback_unfinished"
+        result.error = (
+            f"{reason}; the rollback to {back} did not finish: {error}; the rollout stays "
+            "unfinished (immutable-sdk status shows it): run apply again to finish the rollback"
+        )
+        self.ctx.scoped(fleet=info.fleet, rollout=info.id).emit(
+            "rollback.unfinished", reason=reason, error=str(error), to_release=previous
+        )
 
 
 def record_release(state: StateStore, info: RolloutInfo, release: Release, now: float) -> None:

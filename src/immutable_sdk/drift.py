@@ -34,6 +34,7 @@ KINDS: dict[str, str] = {
     "target-groups": "the group's target groups differ from the release's",
     "subnets": "the group's subnets differ from the release's",
     "health-check-type": "the group's health check type was changed",
+    "suspended-processes": "Auto Scaling processes of the group are suspended",
     "foreign-version": "a launch template version the SDK did not write",
     "ami-deregistered": "the current release's AMI is deregistered",
     "ami-deprecated": "the current release's AMI is deprecated",
@@ -103,11 +104,13 @@ def detect(obs: FleetObservation) -> list[Drift]:
         return [
             Drift("no-release", fleet, "group", "a release the state knows", what, "apply"),
             *_capacity(obs),
+            *_suspended(obs),
         ]
     return [
         *_instances(obs),
         *_capacity(obs),
         *_group_settings(obs),
+        *_suspended(obs),
         *_foreign_versions(obs),
         *_image(obs),
     ]
@@ -183,6 +186,16 @@ def _capacity(obs: FleetObservation) -> list[Drift]:
     if want == have:
         return []
     return [Drift("capacity", obs.fleet.name, "group", _sizes(want), _sizes(have), "scale")]
+
+
+def _suspended(obs: FleetObservation) -> list[Drift]:
+    """Suspended processes: a rollout suspends some while it runs and resumes them at its end;
+    left suspended (a rollout that stopped, a person), the group no longer rebalances across
+    zones or runs its scheduled actions (or whatever else is suspended)."""
+    if not obs.group.suspended:
+        return []
+    found = ", ".join(sorted(obs.group.suspended))
+    return [Drift("suspended-processes", obs.fleet.name, "group", "none", found, "restore")]
 
 
 def _sizes(sizes: Sequence[int]) -> str:

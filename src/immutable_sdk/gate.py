@@ -12,6 +12,8 @@ lease is renewed and stop requests are honoured however long the checks' I/O tak
 their own requests (the ``http`` check's ``request_timeout`` covers a whole probe), so a gate
 ends within its timeout plus one poll; a check that does not return at all is given up on
 ``POLL_GRACE`` seconds after the gate's time is up, and the gate fails.
+
+A rollback (or any return to a known-good release) is gated differently: see ``restoring``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from .aws.session import aws_errors
@@ -34,7 +36,7 @@ from .plugin import (
     PluginContext,
     Registry,
 )
-from .spec.model import HealthSpec
+from .spec.model import HealthSpec, PluginConfig
 from .units import format_duration
 
 Heartbeat = Callable[[], None]
@@ -74,6 +76,28 @@ class _Background(Generic[T]):
         if self._error is not None:
             raise self._error
         return True, self._result
+
+
+# The checks that judge the infrastructure health of the very instances they are given, and
+# nothing else: EC2 status checks and load balancer target health. Every other check (alarms,
+# http probes of the application, metrics, third-party checks) may judge the release as a
+# whole, or a signal the failed release set off and that outlives it.
+INSTANCE_CHECKS = ("ec2", "elb")
+
+
+def restoring(health: HealthSpec) -> HealthSpec:
+    """The health settings that gate a return to a known-good release (a rollback, a resumed
+    rollback, ``immutable-sdk rollback``): only ``INSTANCE_CHECKS``, each with the settings
+    the spec gives it, or its defaults when the spec does not list it.
+
+    A signal that judged the new release (a ``cloudwatch-alarm`` still in ALARM, an ``http``
+    check of the application, a canary analysis) must never block the way back: it would keep
+    the failed release serving. Timeout, interval and grace stay the fleet's.
+    """
+    kept = [c for c in health.checks if c.type in INSTANCE_CHECKS]
+    listed = {c.type for c in kept}
+    added = [PluginConfig(t, {"type": t}) for t in INSTANCE_CHECKS if t not in listed]
+    return replace(health, checks=(*kept, *added))
 
 
 @dataclass

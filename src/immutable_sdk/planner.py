@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .aws.fleet import FleetApi, GroupState
+from .aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
 from .aws.network import (
     NetworkIds,
     resolve_security_groups,
@@ -21,6 +21,7 @@ from .aws.network import (
 from .aws.session import aws_errors
 from .context import Context
 from .errors import AwsError, ImmutableSdkError, PluginError
+from .lifecycle import Phase
 from .plugin import Artifact, Builder
 from .plugins import Plugins
 from .release import Release, changed_fields, launch_config, make_release
@@ -236,12 +237,16 @@ class Planner:
                 reasons=(f"{len(stray)} instance(s) not on release {group.release}",),
                 **common,
             )
-        if have != want:
+        # Processes a rollout suspends and a stopped one left suspended: a scale resumes them.
+        held = [] if fleet.traffic else sorted(group.suspended & set(SUSPENDED_DURING_ROLLOUT))
+        if have != want or held:
             what = [
                 f"{k} {a} -> {b}"
                 for k, a, b in zip(("min", "desired", "max"), have, want, strict=True)
                 if a != b
             ]
+            if held:
+                what.append(f"processes left suspended: {', '.join(held)}")
             return PlanItem(action="scale", reasons=tuple(what), **common)
         return PlanItem(action="noop", **common)
 
@@ -253,6 +258,10 @@ class Planner:
         lock = self.state.get_lock(fleet)
         if lock is not None and lock.lease_until >= self.ctx.clock.now():
             return [f"rollout {record.id} in progress (locked by {lock.owner})"]
+        if record.phase == Phase.ROLLING_BACK.value:
+            back = record.from_release or "nothing (undo the fleet's creation)"
+            why = f" after: {record.error}" if record.error else ""
+            return [f"finish rolling back unfinished rollout {record.id} to {back}{why}"]
         return [f"resume unfinished rollout {record.id}"]
 
     def _release_reasons(

@@ -218,6 +218,8 @@ class Regional:
                     else None
                 ),
                 "instances": {},
+                # processes a rollout suspends; left suspended, they are drift
+                "suspended": sorted(group.suspended) if group else [],
                 "rollout_in_progress": None,
                 "lock": asdict(lock) if lock else None,
             }
@@ -231,7 +233,11 @@ class Regional:
                 entry["rollout_in_progress"] = {
                     "id": unfinished.id,
                     "phase": unfinished.phase,
+                    "from_release": unfinished.from_release,
                     "to_release": unfinished.to_release,
+                    # why it failed (rolling back), or why it is not finished
+                    "error": unfinished.error,
+                    "rollback_error": unfinished.data.get("rollback_error"),
                     **rollout_progress(unfinished, journal),
                     **resume.progress(unfinished, journal, lock, self.ctx.clock.now()),
                 }

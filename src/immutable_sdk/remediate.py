@@ -23,7 +23,7 @@ from .errors import ImmutableSdkError, UsageError
 from .results import FleetResult
 from .rollout import LockKeeper
 from .spec.model import FleetSpec, Spec
-from .state.base import StateStore
+from .state.base import RolloutRecord, StateStore
 
 LIFETIME_KINDS = frozenset({"expired"})
 
@@ -151,9 +151,8 @@ class Remediator:
                 continue
             running = self.state.unfinished_rollout(name)
             if running is not None:
-                found[name] = FleetDrift(
-                    name, group.release, skipped=f"rollout {running.id} is in progress"
-                )
+                why = self._unfinished(name, running)
+                found[name] = FleetDrift(name, group.release, skipped=why)
                 continue
             found[name] = self._observation(self.spec.fleets[name], group, now)
         amis = {
@@ -166,6 +165,14 @@ class Remediator:
             name: replace(o, images=images) if isinstance(o, FleetObservation) else o
             for name, o in found.items()
         }
+
+    def _unfinished(self, fleet: str, record: RolloutRecord) -> str:
+        """Why a fleet with an unfinished rollout is not judged: running, or left for apply."""
+        lock = self.state.get_lock(fleet)
+        if lock is not None and lock.lease_until >= self.ctx.clock.now():
+            return f"rollout {record.id} is in progress"
+        what = "its rollback" if record.phase == "rolling_back" else "it"
+        return f"rollout {record.id} is unfinished ({record.phase}): apply finishes {what}"
 
     def _observation(self, fleet: FleetSpec, group: GroupState, now: float) -> FleetObservation:
         records = self.state.releases(fleet.name)
@@ -257,6 +264,8 @@ class Remediator:
                 aws_drift.set_group_settings(
                     self.fleets, fleet.name, health_check_type=health_check_type(config)
                 )
+            elif d.kind == "suspended-processes":
+                self.fleets.resume(fleet.name, sorted(obs.group.suspended))
         if plan.delete_versions:
             self.fleets.delete_versions(fleet.name, plan.delete_versions)
         rollout = None

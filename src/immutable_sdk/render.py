@@ -273,6 +273,8 @@ def result_table(result: Any) -> Group:
             release = f.from_release or "-"
         elif f.outcome == "rolled_back":
             release = f"{f.to_release} failed, back on {f.rolled_back_to or 'nothing'}"
+        elif f.outcome == "rollback_unfinished":
+            release = f"{f.to_release} failed, rollback to {f.from_release or 'nothing'} unfinished"
         table.add_row(
             f.fleet,
             Text(f.outcome, style="green" if f.ok else "bold red"),
@@ -307,6 +309,8 @@ def status_table(entries: list[dict[str, Any]]) -> Table:
             f"{r}: {c['in_service']} in service" + (f", {c['other']} other" if c["other"] else "")
             for r, c in e["instances"].items()
         )
+        if e.get("suspended"):
+            inst = (inst or "none") + "; suspended: " + ", ".join(e["suspended"])
         table.add_row(
             e["fleet"],
             e["release"] or "-",
@@ -328,11 +332,21 @@ def _rollout_cell(entry: dict[str, Any]) -> Text:
         text += (
             f", step {last['index'] + 1} {last.get('text') or last.get('kind')}: {last['status']}"
         )
+    rolling_back = ro["phase"] == "rolling_back"
+    if rolling_back:
+        back = ro.get("from_release") or "nothing (undoing the fleet's creation)"
+        text += f"; rolling back to {back} after: {ro.get('error') or 'a failure'}"
+        if ro.get("rollback_error"):
+            text += f"; the rollback stopped: {ro['rollback_error']}"
+    elif ro.get("error"):
+        text += f"; {ro['error']}"
     if ro.get("resumable"):
-        return Text(
-            text + "; unfinished: apply resumes it (--abort-unfinished rolls it back)",
-            style="yellow",
+        then = (
+            "apply finishes the rollback"
+            if rolling_back
+            else "apply resumes it (--abort-unfinished rolls it back)"
         )
+        return Text(f"{text}; unfinished: {then}", style="bold red" if rolling_back else "yellow")
     return Text(text + "; running", style="")
 
 

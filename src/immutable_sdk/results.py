@@ -14,7 +14,8 @@ class FleetResult:
     fleet: str
     action: str  # the plan's action
     # noop | promoted | scaled | destroyed | skipped | aborted | rolled_back | failed |
-    # locked (another rollout holds the fleet) | lock_lost (taken over while running)
+    # rollback_unfinished (the rollback stopped: the rollout stays unfinished, apply finishes
+    # it) | locked (another rollout holds the fleet) | lock_lost (taken over while running)
     outcome: str
     from_release: str | None = None
     to_release: str | None = None

@@ -15,8 +15,10 @@ the job from what AWS actually runs, read back through two sources:
    rollout's releases that no Auto Scaling group holds (a killed retire detached them);
 3. it retires instances that cannot count as healthy and that the rollout would not keep:
    neither gated, nor of the trusted release, nor of the target (launched for a target that
-   the spec no longer wants). None of them counts as healthy capacity, so ``min_healthy``
-   holds throughout.
+   the spec no longer wants). Finishing a rollback, it also retires the instances of the
+   restored release that an earlier attempt launched and that never passed the rollback's
+   gate (their gate may have failed): the rollback launches and gates fresh ones. None of them
+   counts as healthy capacity, so ``min_healthy`` holds throughout.
 
 The strategy re-plans from what runs (``RolloutChange.target_instances`` counts instances
 already on the target), and instances of the target that never passed a gate are gated before
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .aws import orphans
 from .aws.fleet import GroupState
 from .errors import AwsError, GateFailed, PluginError, RolloutFailed, StateError
-from .lifecycle import STEP_TYPES, Gate, Launch, Phase, Step, step_from_dict
+from .lifecycle import STEP_TYPES, Gate, Launch, Step, step_from_dict
 from .plugin import RolloutInfo
 from .results import FleetResult
 from .rollout import POLL_FLOOR, RolloutRunner
@@ -69,6 +71,8 @@ class Carried:
     retiring: set[str] = field(default_factory=set)  # begun, not journaled as done
     launched: set[str] = field(default_factory=set)  # by the rollouts, journaled as done
     last_index: int = -1  # highest step index journaled in the newest rollout
+    # instances that served before the rollouts began (None: not journaled, an old journal)
+    original: set[str] | None = None
 
     @classmethod
     def read(cls, state: StateStore, rollouts: Sequence[RolloutRecord]) -> Carried:
@@ -80,6 +84,8 @@ class Carried:
                 carried.gated |= set(_ids(data.get("gated")))
                 carried.retiring |= set(_ids(data.get("retiring")))
                 carried.launched |= set(_ids(data.get("launched_before")))
+                if "original" in data:
+                    carried.original = (carried.original or set()) | set(_ids(data["original"]))
                 if entry.status == "finished":
                     retired |= set(_ids(data.get("retired")))
                     carried.launched |= set(_ids(data.get("launched")))
@@ -93,11 +99,18 @@ class Carried:
         return max(len(record.steps), self.last_index + 1)
 
     def to_note(self) -> dict[str, Any]:
-        return {
+        note: dict[str, Any] = {
             "gated": sorted(self.gated),
             "retiring": sorted(self.retiring),
             "launched_before": sorted(self.launched),
         }
+        if self.original is not None:
+            note["original"] = sorted(self.original)
+        return note
+
+    def originals(self) -> set[str] | None:
+        """A copy of ``original`` for a runner (None: the runner works it out itself)."""
+        return None if self.original is None else set(self.original)
 
 
 def _ids(value: Any) -> list[str]:
@@ -162,7 +175,7 @@ def reconcile(
         doomed = [
             m.instance_id
             for m in group.live()
-            if m.release not in keep and m.instance_id not in runner.gated
+            if (m.release not in keep or runner.rolling_back) and not runner.proven(m.instance_id)
         ]
         if doomed:
             runner.retire_instances(doomed, group.target_groups)
@@ -180,7 +193,7 @@ def resume_steps(
     one are running, unless the plan gates them at once anyway (a launch and its gate)."""
     if group is None:
         return list(steps)
-    ungated = [m for m in group.of_release(runner.target) if m.instance_id not in runner.gated]
+    ungated = [m for m in group.of_release(runner.target) if not runner.proven(m.instance_id)]
     if not ungated:
         return list(steps)
     if len(steps) >= 2 and isinstance(steps[0], Launch) and isinstance(steps[1], Gate):
@@ -336,8 +349,10 @@ def abort(
         trusted=record.from_release,
         gated=set(carried.gated),
         launched_before=set(carried.launched),
+        original=carried.originals(),
         index=carried.next_index(record),
         rolling_back=True,
+        restoring=True,
     )
     result = FleetResult(
         fleet.name,
@@ -351,8 +366,9 @@ def abort(
     try:
         reconcile(runner, carried, {record.from_release, *(r.to_release for r in pending)})
     except (GateFailed, AwsError, PluginError, RolloutFailed, StateError) as exc:
-        result.outcome, result.error = "failed", f"{reason}; reconciling failed: {exc}"
-        deployer.end(record.id, info, Phase.FAILED, result.error)
+        # Never a finished "failed": the rollout stays unfinished (rolling back) and visible,
+        # and the next apply tries again.
+        deployer.rollback_unfinished(info, result, reason, record.from_release, exc)
     else:
         deployer.roll_back(
             fleet, info, runner, record.from_release, record.to_release, reason, result

@@ -18,7 +18,7 @@ from .aws.fleet import FleetApi, GroupState, Member
 from .aws.session import aws_errors
 from .context import Context
 from .errors import GateFailed, Interrupted, LockLost, RolloutFailed, UsageError
-from .gate import GateRunner
+from .gate import GateRunner, restoring
 from .lifecycle import Bake, Gate, Launch, Pause, Retire, Step
 from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
 from .plugin import GateTargets, RolloutInfo
@@ -81,6 +81,9 @@ class RolloutRunner:
     replace: frozenset[str] = frozenset()
     current: int = -1  # journal index of the step running now (-1: between steps)
     rolling_back: bool = False  # restoring the previous release: an abort has nothing to undo
+    # Returning to a known-good release (a rollback, ``immutable-sdk rollback``): gates judge
+    # only the instances' own health (gate.restoring), never the signal that failed the release.
+    restoring: bool = False
     _drain: float | None = None
     _signals: list[str] = field(default_factory=list)  # operator signals taken, not yet used
     _abort_checked: float | None = None  # clock.monotonic() of the last look for an abort
@@ -135,6 +138,7 @@ class RolloutRunner:
             self.original = {
                 m.instance_id for m in group.live() if m.release == self.trusted
             } - self.launched_before
+            self.remember_original()
         healthy = [
             m
             for m in live
@@ -159,15 +163,35 @@ class RolloutRunner:
     def _targets(self, group: GroupState, *, only_ungated: bool) -> GateTargets:
         members = [m for m in group.of_release(self.target) if m.lifecycle_state == "InService"]
         if only_ungated:
-            # A gate judges what has not passed one yet: the batch just launched. All of the
-            # release when every instance passed before (a gate repeated on resume).
-            members = [m for m in members if m.instance_id not in self.gated] or members
+            # A gate judges what has not passed one yet: the batch just launched, never the
+            # instances that served before the rollout (a rollback's gate judges only what the
+            # rollback launched). All of the release when every instance passed before (a gate
+            # repeated on resume).
+            members = [m for m in members if not self.proven(m.instance_id)] or members
         return GateTargets(
             fleet=self.fleet.name,
             release=self.target,
             instances=[m.target() for m in members],
             target_groups=group.target_groups,
         )
+
+    def remember_original(self) -> None:
+        """Journal the instances that served before the rollout: a process that resumes it
+        (or its rollback) trusts exactly these, never instances of the same release that a
+        killed launch left (a rollback launches the trusted release)."""
+        self.still_ours()
+        self.state.append_journal(
+            self.info.id,
+            -1,
+            "note",
+            self.ctx.clock.now(),
+            {"note": "original", "original": sorted(self.original or ())},
+        )
+
+    def proven(self, instance_id: str) -> bool:
+        """Whether the instance counts as healthy: it passed a gate of this rollout, or it
+        served before the rollout (an instance of the trusted release seen at the start)."""
+        return instance_id in self.gated or instance_id in (self.original or set())
 
     # --- steps ------------------------------------------------------------------------------
 
@@ -265,7 +289,8 @@ class RolloutRunner:
         )
 
     def gates(self) -> GateRunner:
-        return GateRunner(self.fleet.health, self.plugins.health_checks, self.ctx, self.tick)
+        health = restoring(self.fleet.health) if self.restoring else self.fleet.health
+        return GateRunner(health, self.plugins.health_checks, self.ctx, self.tick)
 
     def launch(self, count: int) -> dict[str, Any]:
         group = self.last_group()

@@ -203,6 +203,8 @@ class SlotRunner(RolloutRunner):
         if isinstance(step, Pause):
             return self.slot_pause(step)
         if isinstance(step, Analyze):
+            if self.restoring:  # an analysis judges the new release, never the way back
+                return {"skipped": "a rollback is not judged by an analysis"}
             return self.analyze(dict(step.config))
         if isinstance(step, Retire):
             return self.retire_slot(step.slot or "")

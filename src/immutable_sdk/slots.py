@@ -159,10 +159,13 @@ class SlotDeployer:
         continued, and this apply ends there for the fleet.
         """
         base = self.base
-        if abort_unfinished:
-            pending = base.state.unfinished_rollout(fleet.name)
-            if pending is not None:
-                return self.abort_unfinished(fleet, pending, keeper)
+        pending = base.state.unfinished_rollout(fleet.name)
+        if pending is not None and abort_unfinished:
+            return self.abort_unfinished(fleet, pending, keeper)
+        if pending is not None and pending.phase == Phase.ROLLING_BACK.value:
+            # It failed and was rolling back: finish that, never roll forward again.
+            reason = pending.error or "the rollout was rolling back"
+            return self.abort_unfinished(fleet, pending, keeper, reason=reason, action=action)
         now = base.clock.now()
         rollout_id = new_rollout_id(now)
         ctx = base.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
@@ -246,6 +249,7 @@ class SlotDeployer:
                 source_slot=live,
             ),
             weights=dict(weights),
+            restoring=action == "rollback",  # back to a known-good release: gate.restoring
         )
         result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
         try:
@@ -268,7 +272,7 @@ class SlotDeployer:
             else:
                 self.roll_back(fleet, info, runner, previous, release.id, str(exc), result)
             return self._with_runner(result, runner)
-        base.end(rollout_id, info, Phase.PROMOTED, None)
+        base.promote(info, result)  # not while another release still has traffic
         return self._with_runner(result, runner)
 
     @staticmethod
@@ -325,12 +329,19 @@ class SlotDeployer:
         return result
 
     def abort_unfinished(
-        self, fleet: FleetSpec, record: RolloutRecord, keeper: Heartbeat
+        self,
+        fleet: FleetSpec,
+        record: RolloutRecord,
+        keeper: Heartbeat,
+        *,
+        reason: str = "aborted by an operator (immutable-sdk abort) after its process stopped",
+        action: str = "abort",
     ) -> FleetResult:
         """Roll back a slot rollout that no process runs any more (``abort`` when its owner
-        died): all traffic to the slot it moved traffic from, after checking that slot is
-        healthy, then the slot it rolled out to retired; with no previous slot, the records,
-        the new group and the launch template go. The rollout ends ``rolled_back``."""
+        died, or a rollback that did not finish): all traffic to the slot it moved traffic
+        from, after checking that slot is healthy, then the slot it rolled out to retired;
+        with no previous slot, the records, the new group and the launch template go. The
+        rollout ends ``rolled_back`` (or stays unfinished, rolling back, if that fails)."""
         base = self.base
         target, source = record.data.get("target_slot"), record.data.get("source_slot")
         if target not in SLOTS or source not in (*SLOTS, None):
@@ -371,9 +382,8 @@ class SlotDeployer:
             index=len(record.steps),
         )
         result = FleetResult(
-            fleet.name, "abort", "rolled_back", record.from_release, record.to_release, record.id
+            fleet.name, action, "rolled_back", record.from_release, record.to_release, record.id
         )
-        reason = "aborted by an operator (immutable-sdk abort) after its process stopped"
         self.roll_back(fleet, info, runner, record.from_release, record.to_release, reason, result)
         return self._with_runner(result, runner)
 
@@ -394,6 +404,7 @@ class SlotDeployer:
         runner.ctx.emit("rollback.started", reason=reason, to_release=previous)
         base.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
         runner.rolling_back = True
+        runner.restoring = True  # the signal that failed the release must not block the way back
         runner.target = previous or ""
         try:
             groups = self.groups.describe(fleet.name)

@@ -141,6 +141,7 @@ def test_age_judged_on_the_clock_against_max_lifetime() -> None:
         ({"target_groups": (TG, "arn:other")}, "target-groups"),
         ({"subnets": ("subnet-a",)}, "subnets"),
         ({"health_check_type": "EC2"}, "health-check-type"),
+        ({"suspended": frozenset({"AZRebalance"})}, "suspended-processes"),
     ],
 )
 def test_group_settings(changes: dict[str, Any], kind: str) -> None:
@@ -195,6 +196,8 @@ def test_a_group_without_a_known_release_asks_for_apply() -> None:
     obs = observe()
     unknown = FleetObservation(**{**obs.__dict__, "release": None})
     assert [d.kind for d in detect(unknown)] == ["no-release"]
+    stopped = FleetObservation(**{**unknown.__dict__, "group": group(suspended=frozenset({"X"}))})
+    assert [d.kind for d in detect(stopped)] == ["no-release", "suspended-processes"]
 
 
 def test_plan_fix_groups_remedies_and_keeps_instance_order() -> None:

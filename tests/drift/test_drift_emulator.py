@@ -186,7 +186,37 @@ def test_a_fleet_with_a_rollout_in_progress_is_not_judged(world: World) -> None:
         )
         report = engine.drift()
     assert report.clean
+    assert report.fleets[0].skipped == (
+        f"rollout {rollout.id} is unfinished (promoted): apply finishes it"
+    )
+    with world.engine(AMI_V1) as engine:  # a process runs it: in progress
+        engine.state.acquire_lock("web", "host:1:live", 60, world.clock.now())
+        report = engine.drift()
     assert report.fleets[0].skipped == f"rollout {rollout.id} is in progress"
+
+
+def test_suspended_processes_are_drift_and_fix_resumes_them(world: World) -> None:
+    real_now_clock(world)
+    world.write(drift_spec(desired=1))
+    with world.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    asg = world.client("autoscaling")
+    asg.suspend_processes(
+        AutoScalingGroupName="shop-web", ScalingProcesses=["AZRebalance", "Launch"]
+    )
+    with world.engine(AMI_V1) as engine:
+        report = engine.drift()
+        (d,) = report.drifts
+        assert (d.kind, d.subject, d.found, d.remedy) == (
+            "suspended-processes",
+            "group",
+            "AZRebalance, Launch",
+            "restore",
+        )
+        fixed = engine.drift(fix=True)
+    assert fixed.remaining == [], fixed.to_dict()
+    assert fixed.fixes[0].rollout is None
+    assert not world.group().get("SuspendedProcesses")
 
 
 def test_traffic_fleets_are_listed_as_not_inspected(world: World) -> None:

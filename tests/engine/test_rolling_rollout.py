@@ -181,3 +181,20 @@ def test_manual_rollback_replaces_with_the_previous_release(world: World) -> Non
         back = engine.rollback("web")
     assert back.outcome == "promoted" and back.to_release == v1
     assert {m["ImageId"] for m in world.members()} == {AMI_V1}
+
+
+def test_processes_left_suspended_are_resumed_by_apply_as_a_scale(world: World) -> None:
+    world.write(fleet_spec(desired=2))
+    with world.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    world.client("autoscaling").suspend_processes(
+        AutoScalingGroupName="shop-web", ScalingProcesses=["AZRebalance", "ScheduledActions"]
+    )
+    with world.engine(AMI_V1) as engine:
+        plan = engine.plan()
+        item = plan.item("web")
+        assert item.action == "scale"
+        assert item.reasons == ("processes left suspended: AZRebalance, ScheduledActions",)
+        assert engine.apply(plan).fleet("web").outcome == "scaled"
+        assert engine.plan().item("web").action == "noop"
+    assert not world.group().get("SuspendedProcesses")

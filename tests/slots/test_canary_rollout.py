@@ -213,12 +213,29 @@ def test_rolling_back_refuses_to_send_traffic_to_an_unhealthy_previous_slot(
     with slots.engine(AMI_V2) as engine:
         result = engine.apply()
     checkout = result.fleet("checkout")
-    assert checkout.outcome == "failed"
-    assert "rollback failed too" in (checkout.error or "")
+    assert checkout.outcome == "rollback_unfinished", checkout
+    assert "did not finish" in (checkout.error or "")
     assert "slot blue is not healthy" in (checkout.error or "")
     # Nothing was moved to the broken slot and the slot still serving was not deleted.
     assert slots.weights() == {"blue": 50, "green": 50}
     assert len(slots.instances_of("green")) == 2
+    # The rollout stays unfinished, rolling back: status says so, and once blue is healthy
+    # again the next apply finishes the rollback (the alarm still fires: it blocks nothing).
+    with slots.engine(AMI_V2) as engine:
+        ro = {e["fleet"]: e for e in engine.status()}["checkout"]["rollout_in_progress"]
+    assert (ro["id"], ro["phase"]) == (checkout.rollout, "rolling_back")
+    assert "checkout-5xx" in ro["error"] and "slot blue is not healthy" in ro["rollback_error"]
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in blue])
+    shifts.on_shift = None
+    with slots.engine(AMI_V2) as engine:
+        again = engine.apply()
+    done = again.fleet("checkout")
+    assert (done.outcome, done.rollout) == ("rolled_back", checkout.rollout), done
+    assert done.rolled_back_to == checkout.from_release
+    assert slots.weights() == {"blue": 100, "green": 0}
+    assert slots.slot("green") == {} and slots.instances_of("blue") == blue
+    with slots.engine(AMI_V2) as engine:
+        assert engine.state.unfinished_rollout("checkout") is None
 
 
 def test_pruning_a_dropped_traffic_fleet_deletes_its_slot_groups(slots: SlotWorld) -> None:
@@ -258,3 +275,19 @@ def test_a_failure_while_the_previous_slot_is_kept_warm_is_one_weight_change_bac
     assert slots.slot("green") == {}
     launches = [e for e in slots.of_kind("step.started") if e.data["step"]["kind"] == "provision"]
     assert len(launches) == 1
+
+
+def test_rolling_back_by_hand_is_not_blocked_by_the_alarm_of_the_bad_release(
+    slots: SlotWorld,
+) -> None:
+    first = first_release(slots, "{type: blue-green}")
+    with slots.engine(AMI_V2) as engine:
+        assert engine.apply().ok
+    slots.set_alarm("ALARM")  # the new release misbehaves in production
+    slots.events.clear()
+    with slots.engine(AMI_V2) as engine:
+        back = engine.rollback("checkout")
+    assert (back.outcome, back.to_release) == ("promoted", first), back
+    polls = [e.data["checks"] for e in slots.of_kind("gate.poll")]
+    assert polls and all(set(p) == {"ec2", "elb"} for p in polls)
+    assert slots.weights() == {"blue": 100, "green": 0}

@@ -21,7 +21,7 @@ from ..release import Release, encode_user_data, user_data_text
 from ..spec.model import FleetSpec
 from .session import AwsSession, aws_errors, error_code
 
-SUSPENDED_DURING_ROLLOUT = ["AZRebalance", "ScheduledActions"]
+SUSPENDED_DURING_ROLLOUT = ("AZRebalance", "ScheduledActions")
 
 
 @dataclass(frozen=True)
@@ -449,13 +449,14 @@ class FleetApi:
     def suspend(self, fleet: str) -> None:
         with aws_errors(f"suspending processes of {self.name(fleet)}"):
             self.asg.suspend_processes(
-                AutoScalingGroupName=self.name(fleet), ScalingProcesses=SUSPENDED_DURING_ROLLOUT
+                AutoScalingGroupName=self.name(fleet),
+                ScalingProcesses=list(SUSPENDED_DURING_ROLLOUT),
             )
 
-    def resume(self, fleet: str) -> None:
+    def resume(self, fleet: str, processes: Sequence[str] = SUSPENDED_DURING_ROLLOUT) -> None:
         with aws_errors(f"resuming processes of {self.name(fleet)}"):
             self.asg.resume_processes(
-                AutoScalingGroupName=self.name(fleet), ScalingProcesses=SUSPENDED_DURING_ROLLOUT
+                AutoScalingGroupName=self.name(fleet), ScalingProcesses=list(processes)
             )
 
     def deregister(self, target_groups: Sequence[str], instance_ids: Sequence[str]) -> None:
@@ -487,6 +488,42 @@ class FleetApi:
                     if state is not None and state != "unused":
                         remaining.add(d["Target"]["Id"])
         return remaining
+
+    def registered_targets(self, target_groups: Sequence[str]) -> dict[str, str]:
+        """Every instance registered in the target groups and taking new requests (any state
+        but ``draining`` and ``unused``) -> its state; one call per target group."""
+        found: dict[str, str] = {}
+        with aws_errors("describing target health"):
+            for tg in target_groups:
+                out = self.elbv2.describe_target_health(TargetGroupArn=tg)
+                for d in out["TargetHealthDescriptions"]:
+                    state = str(d.get("TargetHealth", {}).get("State", "unavailable"))
+                    if state not in ("draining", "unused"):
+                        found[str(d["Target"]["Id"])] = state
+        return found
+
+    def fleet_instances(self, fleet: str, instance_ids: Sequence[str]) -> dict[str, str | None]:
+        """Those of ``instance_ids`` that are pending or running instances of ``fleet`` (by
+        its tags) -> their release tag. A filter, not InstanceIds: unknown ids are no error."""
+        found: dict[str, str | None] = {}
+        ids = list(instance_ids)
+        with aws_errors(f"describing instances of fleet {fleet!r}"):
+            for i in range(0, len(ids), 200):
+                paginator = self.ec2.get_paginator("describe_instances")
+                pages = paginator.paginate(
+                    Filters=[
+                        {"Name": "instance-id", "Values": ids[i : i + 200]},
+                        {"Name": f"tag:{TAG_PROJECT}", "Values": [self.project]},
+                        {"Name": f"tag:{TAG_FLEET}", "Values": [fleet]},
+                        {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                    ]
+                )
+                for page in pages:
+                    for res in page["Reservations"]:
+                        for inst in res["Instances"]:
+                            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+                            found[str(inst["InstanceId"])] = tags.get(TAG_RELEASE)
+        return found
 
     def deregistration_delay(self, target_groups: Sequence[str]) -> float:
         delay = 0.0

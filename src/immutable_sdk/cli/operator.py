@@ -96,8 +96,11 @@ def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str)
     if (output or opts.output) == "json":
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
-        back = result.rolled_back_to or "nothing (the fleet it was creating is removed)"
-        click.echo(f"{result.fleet}: rollout {result.rollout} {result.outcome}, back on {back}")
+        if result.outcome == "rollback_unfinished":
+            click.echo(f"{result.fleet}: rollout {result.rollout}: the rollback did not finish")
+        else:
+            back = result.rolled_back_to or "nothing (the fleet it was creating is removed)"
+            click.echo(f"{result.fleet}: rollout {result.rollout} {result.outcome}, back on {back}")
         if result.error and not result.ok:
             click.echo(f"error: {result.error}", err=True)
     if exit_code([result]):
