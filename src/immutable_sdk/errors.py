@@ -23,9 +23,18 @@ class ExitCode(IntEnum):
 
 
 class ImmutableSdkError(Exception):
-    """Base class of every error immutable-sdk raises on purpose."""
+    """Base class of every error immutable-sdk raises on purpose.
+
+    Its text is redacted (``redaction``): a message quoting a command's output, a URL or a
+    spec value never shows a secret, wherever it is printed, logged or stored.
+    """
 
     exit_code: ExitCode = ExitCode.FAILED
+
+    def __str__(self) -> str:
+        from .redaction import redact_text
+
+        return redact_text(super().__str__())
 
 
 @dataclass(frozen=True, order=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from immutable_sdk.logs import REDACTED, redact, redact_text
+from immutable_sdk.redaction import REDACTED, redact, redact_text
 from immutable_sdk.secrets import entropy, find_secrets, is_secret_key
 
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -20,7 +20,8 @@ PRIVATE_KEY = (
     [
         (f"export KEY={ACCESS_KEY_ID}", "aws-access-key-id"),
         (f"secret = {SECRET_KEY}\n", "aws-secret-access-key"),
-        (f"curl -H 'Authorization: token {TOKEN}'", "high-entropy"),
+        (f"curl -H 'Authorization: token {TOKEN}'", "github-token"),
+        ("curl -H 'Authorization: token 9fQ2xLm7ZpV4Rb8KwT1nYc3dH6jS0uEa5gBi'", "named"),
         (f"x\n{PRIVATE_KEY}\ny", "private-key"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7", "private-key"),  # cut short
     ],
