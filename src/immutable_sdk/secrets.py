@@ -172,6 +172,7 @@ ASSIGNMENT = re.compile(
 )
 FLAG = re.compile(r"(?<![\w-])--(?P<name>[A-Za-z][\w-]*)[ \t]+(?!-)" + _VALUE)
 QUERY = re.compile(r"[?&;](?P<name>[^=&#\s?]+)=(?P<value>[^&#\s\"'<>\\]*)")
+_TRAILING = ".:)]}"  # punctuation after an unquoted value ("password=abc: denied")
 _LINE_END = re.compile(r"[\n\"']|\Z")
 _CREDENTIALS = re.compile(r"[ \t]+([^\s\"'&,;\\<>]+)")
 _SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate", "bot", "aws4-hmac-sha256"})
@@ -234,6 +235,8 @@ def _value_span(text: str, m: re.Match[str], name: str) -> tuple[int, int] | Non
     """Where the secret after ``name`` is in ``text`` (inside its quotes), or None."""
     start, end = m.span("value")
     value = m.group("value")
+    if is_placeholder(value):
+        return None
     if value[:1] in "\"'":
         start, end = start + 1, end - 1
     elif "".join(name_parts(name)) in _WHOLE_LINE:  # to the end of the line or its quotes
@@ -243,6 +246,8 @@ def _value_span(text: str, m: re.Match[str], name: str) -> tuple[int, int] | Non
         if credentials is None:
             return None
         start, end = credentials.span(1)
+    else:
+        end = start + len(value.rstrip(_TRAILING))
     if start >= end or is_placeholder(text[start:end]):
         return None
     return start, end
@@ -282,8 +287,10 @@ def _spans(text: str) -> Iterator[tuple[str, int, int]]:
         for m in QUERY.finditer(text):
             name = m.group("name")
             query_name = "_".join(name_parts(name)) in _QUERY_NAMES or is_secret_name(name)
-            if query_name and not is_placeholder(m.group("value")):
-                yield "named", m.start("value"), m.end("value")
+            value = m.group("value")
+            if query_name and not is_placeholder(value):
+                value = value.rstrip(_TRAILING)
+                yield "named", m.start("value"), m.start("value") + len(value)
     for m in TOKEN.finditer(text):
         if is_high_entropy(m.group(0)):
             yield "high-entropy", m.start(), m.end()
