@@ -107,8 +107,10 @@ class BuildError(ImmutableSdkError):
     """A builder could not produce an image; ``output`` holds the builder's last lines."""
 
     def __init__(self, image: str, message: str, *, output: Sequence[str] = ()) -> None:
+        from .redaction import redact_text
+
         self.image = image
-        self.output = tuple(output)
+        self.output = tuple(redact_text(line) for line in output)  # the tool's own words
         super().__init__(f"image {image!r}: {message}")
 
 
@@ -148,7 +150,9 @@ class GateFailed(ImmutableSdkError):
     """A health gate ended unhealthy or timed out."""
 
     def __init__(self, message: str, *, details: dict[str, str] | None = None) -> None:
-        self.details = dict(details or {})
+        from .redaction import redact
+
+        self.details: dict[str, str] = redact(dict(details or {}))  # printed, stored, sent
         super().__init__(message)
 
 

@@ -23,9 +23,7 @@ PEM_BODY = (
     "MIIEowIBAAKCAQEAvX3kZ8Qp2LmN7rT5wY1cB4dF6hJ9sUa0eGi3oK8lP2qR5tV7",
     "xW9yZ1aB3cD5eF7gH9iJ2kL4mN6oP8qR0sT2uV4wX6yZ8aB1cD3eF5gH7iJ9kL2",
 )
-PEM = (
-    "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(PEM_BODY) + "\n-----END RSA PRIVATE KEY-----"
-)
+PEM = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(PEM_BODY) + "\n-----END RSA PRIVATE KEY-----"
 
 CORPUS: tuple[Shape, ...] = (
     Shape("NAME=value", "db_password=Zq7vLp2mWx", "Zq7vLp2mWx"),
@@ -40,10 +38,16 @@ CORPUS: tuple[Shape, ...] = (
     Shape("URL user info", "GET https://deploy:url-Pa55w0rd@db.internal:5432/x", "url-Pa55w0rd"),
     Shape("query password", "GET http://127.0.0.1/h?password=qp-s3cret-9&v=1", "qp-s3cret-9"),
     Shape("query api_key", "GET http://127.0.0.1/h?v=1&api_key=qk-0451-xyz", "qk-0451-xyz"),
-    Shape("query signature", "https://b.s3.amazonaws.com/k?X-Amz-Signature=f00dfeed42", "f00dfeed42"),
+    Shape(
+        "query signature", "https://b.s3.amazonaws.com/k?X-Amz-Signature=f00dfeed42", "f00dfeed42"
+    ),
     Shape("GitHub ghp_", "token ghp_R8x2Lq9ZpV4mT7nK1wB5cY3dF6hJ0sUa2eGi", "R8x2Lq9ZpV4mT7nK1wB5"),
     Shape("GitHub gho_", "gho_16C7e42F292c6912E7710c838347Ae178B4a", "16C7e42F292c6912E771"),
-    Shape("GitHub ghs_", "x-access-token ghs_Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5", "Ab3dE5gH7jK9mN1pQ3"),
+    Shape(
+        "GitHub ghs_",
+        "x-access-token ghs_Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5",
+        "Ab3dE5gH7jK9mN1pQ3",
+    ),
     Shape(
         "GitHub fine-grained",
         "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS",

@@ -14,16 +14,16 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from immutable_sdk.cli import main
+from immutable_sdk.plugin import Registry, hookimpl
 from immutable_sdk.testbed import SandboxAccount
 
-from .conftest import AMI_V1, World
+from .conftest import AMI_V1, AMI_V2, World, fleet_spec
 from .secret_corpus import CORPUS, SECRETS, leaked
 
 TAG_SECRET = "tagtok-5a5a5a5a"
@@ -57,7 +57,7 @@ source "amazon-ebs" "web" {
   skip_region_validation = true
   instance_type          = "t3.micro"
   source_ami             = "%(ami)s"
-  ami_name               = "careless-${var.app_version}-${formatdate("YYYYMMDDhhmmss", timestamp())}"
+  ami_name               = "careless-${var.app_version}-${uuidv4()}"
   communicator           = var.communicator
   tags                   = var.immutable_sdk_tags
 }
@@ -230,3 +230,82 @@ def test_no_corpus_secret_in_any_cli_output(
     reasons = [json.loads(b).get("reason", "") for b in recorder.bodies]
     assert any("password=[redacted]" in r for r in reasons), reasons
     assert leaked(payloads, ALL) == []
+
+
+class Heard:
+    """A notifier (registered through the plugin manager) that keeps every hook's arguments."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def _keep(self, hook: str, **kwargs: Any) -> None:
+        self.log.append(f"{hook} {kwargs!r}")
+
+    @hookimpl
+    def immutable_sdk_rollout_started(self, rollout: Any) -> None:
+        self._keep("rollout_started", rollout=rollout)
+
+    @hookimpl
+    def immutable_sdk_step_started(self, rollout: Any, step: Any) -> None:
+        self._keep("step_started", rollout=rollout, step=step)
+
+    @hookimpl
+    def immutable_sdk_step_finished(self, rollout: Any, step: Any, outcome: str) -> None:
+        self._keep("step_finished", rollout=rollout, step=step, outcome=outcome)
+
+    @hookimpl
+    def immutable_sdk_rollback_started(self, rollout: Any, reason: str) -> None:
+        self._keep("rollback_started", rollout=rollout, reason=reason)
+
+    @hookimpl
+    def immutable_sdk_rollout_finished(self, rollout: Any, outcome: str) -> None:
+        self._keep("rollout_finished", rollout=rollout, outcome=outcome)
+
+    def close(self) -> None:
+        return None
+
+
+class HeardPlugin:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @hookimpl
+    def immutable_sdk_add_notifiers(self, registry: Registry[Any]) -> None:
+        registry.add(
+            "heard",
+            lambda config: Heard(self.log),
+            schema={"type": "object", "properties": {"type": {"const": "heard"}}},
+        )
+
+
+def test_notifiers_events_and_the_state_store_get_no_secret(
+    world: World, recorder: Recorder
+) -> None:
+    plugin = HeardPlugin()
+    world.extra_plugins.append(plugin)
+    query = f"http://127.0.0.1:{recorder.port}/h/{{instance_id}}?password=qp-s3cret-9&v=1"
+    userinfo = f"http://deploy:url-Pa55w0rd@127.0.0.1:{recorder.port}/h/{{instance_id}}"
+    checks = f"        - {{type: http, url: '{query}', successes: 1, failures: 1}}\n"
+    tail = "notifiers:\n  - {type: heard}\n"
+    world.write(fleet_spec(desired=2, checks=checks) + tail)
+    with world.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    recorder.is_bad = lambda ami: ami == AMI_V2
+    both = checks + f"        - {{type: http, url: '{userinfo}', successes: 1}}\n"
+    world.write(fleet_spec(desired=2, checks=both) + tail)
+    with world.engine(AMI_V2) as engine:
+        result = engine.apply()
+        assert not result.ok
+        rollouts = engine.state.rollouts("web")
+        journal = [entry for r in rollouts for entry in engine.state.journal(r.id)]
+
+    heard = "\n".join(plugin.log)
+    assert "rollback_started" in heard and "password=[redacted]&v=1" in heard
+    events = repr(world.events)
+    assert "deploy:[redacted]@127.0.0.1" in events  # the userinfo check's pending details
+    stored = repr(rollouts) + repr(journal)
+    assert "password=[redacted]" in stored
+    for text in (heard, events, stored, repr(result.to_dict())):
+        assert leaked(text, ("qp-s3cret-9", "url-Pa55w0rd")) == [], text[
+            text.find("qp-s3") - 300 :
+        ][:400]
