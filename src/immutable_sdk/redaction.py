@@ -41,21 +41,27 @@ _known: dict[str, None] = {}  # registered secret values, in registration order
 _known_pattern: re.Pattern[str] | None = None
 
 
-def register_secret(value: object) -> bool:
-    """Hide ``value`` (and its URL- and JSON-escaped forms) in all output from now on.
-
-    Values shorter than ``MIN_SECRET_LENGTH``, non-strings and placeholders (``${VAR}``,
-    ``true``, ``***``) are ignored; returns whether anything was registered.
-    """
-    global _known_pattern
+def _forms(value: object) -> set[str]:
+    """How ``value`` may appear in output: as is, URL-quoted, JSON-escaped, line by line."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return False
+        return set()
     text = str(value).strip()
     if len(text) < MIN_SECRET_LENGTH or is_placeholder(text):
-        return False
+        return set()
     forms = {text, urllib.parse.quote(text, safe=""), json.dumps(text)[1:-1]}
     lines = [line.strip() for line in text.splitlines()]
     forms.update(line for line in lines if len(line) >= MIN_LINE_LENGTH and len(lines) > 1)
+    return forms
+
+
+def register_secrets(values: Iterable[object]) -> bool:
+    """Hide each of ``values`` (and its URL- and JSON-escaped forms) in all output from now on.
+
+    Values shorter than ``MIN_SECRET_LENGTH``, non-strings and placeholders (``${VAR}``,
+    ``true``, ``***``) are ignored; returns whether anything new was registered.
+    """
+    global _known_pattern
+    forms = set().union(*(_forms(v) for v in values))
     with _lock:
         new = [f for f in forms if f not in _known]
         if not new:
@@ -66,9 +72,9 @@ def register_secret(value: object) -> bool:
     return True
 
 
-def register_secrets(values: Iterable[object]) -> None:
-    for value in values:
-        register_secret(value)
+def register_secret(value: object) -> bool:
+    """``register_secrets`` for one value."""
+    return register_secrets([value])
 
 
 def known_secret_count() -> int:
