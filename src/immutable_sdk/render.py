@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .lifecycle import Event
-from .redaction import redact, redacting
+from .redaction import redact, redact_text, redacting
 from .units import format_duration
 
 
@@ -191,8 +191,25 @@ def describe(e: Event) -> Text | None:
     return None
 
 
+class _RedactedTable(Table):
+    """A table whose cells are redacted before rich wraps them (a wrapped secret would be cut
+    in pieces that the output stream's redaction could no longer recognize)."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        cells = [
+            redact_text(c) if isinstance(c, str) else _redacted_text(c) for c in renderables
+        ]
+        super().add_row(*cells, **kwargs)
+
+
+def _redacted_text(cell: Any) -> Any:
+    if isinstance(cell, Text) and redact_text(cell.plain) != cell.plain:
+        return Text(redact_text(cell.plain), style=cell.style)
+    return cell
+
+
 def _table(title: str, columns: Iterable[str]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = _RedactedTable(title=title, title_justify="left", header_style="bold")
     for c in columns:
         table.add_column(c)
     return table

@@ -172,3 +172,18 @@ def test_a_loaded_spec_registers_its_secret_values(tmp_path: Path) -> None:
     spec.write_text(SPEC.replace("!secret owner-marked-99", "!secret {a: b}"))
     with pytest.raises(SpecError, match="!secret marks one value"):
         load_spec([spec], plugins=plugins, environ={"DB_PASSWORD": "x"})
+
+
+def test_table_cells_are_redacted_before_rich_wraps_them() -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from immutable_sdk.render import _table
+
+    table = _table("apply failed", ("fleet", "error"))
+    table.add_row("web", "GET http://h/x?password=qp-s3cret-9-long-enough-to-be-wrapped")
+    table.add_row("api", Text("Authorization: Bearer opaque-bearer-7788", style="red"))
+    out = io.StringIO()
+    Console(file=out, width=28).print(table)  # no redacting stream: the table did it
+    assert "s3cret" not in out.getvalue() and "opaque" not in out.getvalue()
+    assert "[redacted]" in out.getvalue().replace("\n", "").replace("│", "").replace(" ", "")
