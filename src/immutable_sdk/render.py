@@ -196,9 +196,7 @@ class _RedactedTable(Table):
     in pieces that the output stream's redaction could no longer recognize)."""
 
     def add_row(self, *renderables: Any, **kwargs: Any) -> None:
-        cells = [
-            redact_text(c) if isinstance(c, str) else _redacted_text(c) for c in renderables
-        ]
+        cells = [redact_text(c) if isinstance(c, str) else _redacted_text(c) for c in renderables]
         super().add_row(*cells, **kwargs)
 
 
