@@ -206,5 +206,7 @@ def redacting(stream: IO[str]) -> IO[str]:
 
 def redact_std_streams() -> None:
     """Make ``sys.stdout`` and ``sys.stderr`` redact everything written to them."""
-    sys.stdout = redacting(sys.stdout)
-    sys.stderr = redacting(sys.stderr)
+    if sys.stdout is not None:  # None without a console (pythonw)
+        sys.stdout = redacting(sys.stdout)
+    if sys.stderr is not None:
+        sys.stderr = redacting(sys.stderr)
