@@ -38,6 +38,7 @@ from .lifecycle import (
     ShiftTraffic,
     Step,
 )
+from .redaction import redact_text, register_secret
 from .spec.model import FleetSpec, ImageSpec, PluginConfig
 from .units import Size, parse_duration, parse_size
 
@@ -382,6 +383,8 @@ __all__ = [
     "hookimpl",
     "parse_duration",
     "parse_size",
+    "redact_text",
+    "register_secret",
 ]
 
 

@@ -126,9 +126,6 @@ def is_secret_name(name: object) -> bool:
     return _STRONG.search("_".join(parts)) is not None or not _WEAK.isdisjoint(parts)
 
 
-is_secret_key = is_secret_name  # the name validate's and older callers use
-
-
 # --- shapes ------------------------------------------------------------------------------
 
 PRIVATE_KEY = re.compile(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from immutable_sdk.redaction import REDACTED, redact, redact_text
-from immutable_sdk.secrets import entropy, find_secrets, is_secret_key
+from immutable_sdk.secrets import entropy, find_secrets, is_secret_name
 
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -57,8 +57,8 @@ def test_entropy_separates_tokens_from_hex() -> None:
 
 
 def test_names_and_nested_values() -> None:
-    assert is_secret_key("API_KEY") and is_secret_key("db_password")
-    assert not is_secret_key("app_version")
+    assert is_secret_name("API_KEY") and is_secret_name("db_password")
+    assert not is_secret_name("app_version")
     assert redact({"vars": {"api_key": "x", "note": f"t={TOKEN}"}}) == {
         "vars": {"api_key": REDACTED, "note": f"t={REDACTED}"}
     }
