@@ -7,7 +7,8 @@ import json
 import pytest
 import structlog
 
-from immutable_sdk.logs import REDACTED, configure_logging, get_logger, redact, redact_text
+from immutable_sdk.logs import configure_logging, get_logger
+from immutable_sdk.redaction import REDACTED, redact, redact_text
 
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SESSION_KEY_ID = "ASIAY34FZKBOKMUTVV7A"

@@ -9,6 +9,7 @@ from typing import Any
 from .aws.session import AwsSession
 from .clock import Clock, RealClock
 from .lifecycle import Event
+from .redaction import redact
 
 EventSink = Callable[[Event], None]
 
@@ -42,8 +43,13 @@ class Context:
         return self.session.client(service, region)
 
     def emit(self, kind: str, **data: Any) -> None:
+        # Events leave the process (printed, sent by notifiers): secrets are redacted here.
         event = Event(
-            kind=kind, at=self.clock.now(), fleet=self.fleet, rollout=self.rollout, data=data
+            kind=kind,
+            at=self.clock.now(),
+            fleet=self.fleet,
+            rollout=self.rollout,
+            data=redact(data),
         )
         self.sink(event)
 

@@ -23,9 +23,18 @@ class ExitCode(IntEnum):
 
 
 class ImmutableSdkError(Exception):
-    """Base class of every error immutable-sdk raises on purpose."""
+    """Base class of every error immutable-sdk raises on purpose.
+
+    Its text is redacted (``redaction``): a message quoting a command's output, a URL or a
+    spec value never shows a secret, wherever it is printed, logged or stored.
+    """
 
     exit_code: ExitCode = ExitCode.FAILED
+
+    def __str__(self) -> str:
+        from .redaction import redact_text
+
+        return redact_text(super().__str__())
 
 
 @dataclass(frozen=True, order=True)
@@ -98,8 +107,10 @@ class BuildError(ImmutableSdkError):
     """A builder could not produce an image; ``output`` holds the builder's last lines."""
 
     def __init__(self, image: str, message: str, *, output: Sequence[str] = ()) -> None:
+        from .redaction import redact_text
+
         self.image = image
-        self.output = tuple(output)
+        self.output = tuple(redact_text(line) for line in output)  # the tool's own words
         super().__init__(f"image {image!r}: {message}")
 
 
@@ -139,7 +150,9 @@ class GateFailed(ImmutableSdkError):
     """A health gate ended unhealthy or timed out."""
 
     def __init__(self, message: str, *, details: dict[str, str] | None = None) -> None:
-        self.details = dict(details or {})
+        from .redaction import redact
+
+        self.details: dict[str, str] = redact(dict(details or {}))  # printed, stored, sent
         super().__init__(message)
 
 

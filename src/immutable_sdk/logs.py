@@ -1,52 +1,20 @@
 """structlog, configured in one place: console or JSON lines on stderr, with secrets redacted.
 
-``redact(obj)`` is the same redaction for any other output (JSON documents, events): it returns
-a copy in which
-
-* values under a key named like password, secret, token, credential, api key or private key
-  (case-insensitive, at any depth of dicts and lists) are replaced by ``[redacted]``;
-* inside every string, AWS access key ids (``AKIA...``, ``ASIA...``), AWS secret access keys
-  (40 characters of mixed-case base64), PEM private key blocks and long high-entropy tokens
-  are replaced (the shapes are defined in ``immutable_sdk.secrets``).
+Every event dict passes through ``redaction.redact`` (the process's one redactor) before it is
+rendered: values under secret-like keys, secret shapes inside strings, exception text included.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
-from .secrets import is_secret_key, replace_secrets
-
-REDACTED = "[redacted]"
+from .redaction import redact
 
 _configured: tuple[str, bool] | None = None
-
-
-def redact_text(text: str) -> str:
-    """``text`` with private key blocks, AWS keys and high-entropy tokens replaced."""
-    return replace_secrets(text, REDACTED)
-
-
-def redact(obj: Any) -> Any:
-    """A copy of ``obj`` (mappings, lists, tuples, sets, strings) with secrets replaced."""
-    if isinstance(obj, str):
-        return redact_text(obj)
-    if isinstance(obj, Mapping):
-        return {
-            k: (REDACTED if is_secret_key(k) and v is not None else redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [redact(v) for v in obj]
-    if type(obj) is tuple:
-        return tuple(redact(v) for v in obj)
-    if isinstance(obj, (set, frozenset)):
-        return type(obj)(redact(v) for v in obj)
-    return obj
 
 
 def redact_processor(logger: Any, method_name: str, event_dict: Any) -> Any:

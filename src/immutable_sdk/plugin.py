@@ -40,6 +40,7 @@ from .lifecycle import (
     Step,
 )
 from .logs import get_logger
+from .redaction import redact_text, register_secret
 from .spec.model import FleetSpec, ImageSpec, PluginConfig
 from .units import Size, parse_duration, parse_size
 
@@ -388,6 +389,8 @@ __all__ = [
     "parse_duration",
     "parse_size",
     "proxy_from_environment",
+    "redact_text",
+    "register_secret",
 ]
 
 

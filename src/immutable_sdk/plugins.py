@@ -26,6 +26,7 @@ from .plugin import (
     Registry,
     StrategyFactory,
 )
+from .redaction import redact
 
 BUILTIN_PLUGINS = (
     "immutable_sdk.builders.ami",
@@ -55,10 +56,35 @@ class Plugins:
 
     @property
     def hook(self) -> Any:
-        return self.manager.hook
+        """The hooks to call; notify hooks get their arguments redacted (see ``NotifyRelay``)."""
+        return NotifyRelay(self.manager.hook)
 
     def entries(self) -> list[PluginEntry[Any]]:
         return [*self.builders, *self.strategies, *self.health_checks, *self.notifiers]
+
+
+class NotifyRelay:
+    """``manager.hook``, except that notify hooks are called with redacted arguments.
+
+    Notify hooks (neither register nor decide hooks) hand rollout infos, steps and reasons to
+    plugins that may send them anywhere (a webhook's third party): ``redaction.redact`` gives
+    them copies with every secret replaced, so no plugin has to redact on its own.
+    """
+
+    def __init__(self, relay: Any) -> None:
+        self._relay = relay
+
+    def __getattr__(self, name: str) -> Any:
+        caller = getattr(self._relay, name)
+        spec = getattr(caller, "spec", None)
+        decide = spec is not None and spec.opts.get("firstresult", False)
+        if decide or name.startswith(f"{PROJECT}_add_"):
+            return caller
+
+        def notify(**kwargs: Any) -> Any:
+            return caller(**{k: redact(v) for k, v in kwargs.items()})
+
+        return notify
 
 
 def _builtin_modules() -> list[str]:

@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -19,27 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .lifecycle import Event
-from .logs import redact, redact_text
+from .redaction import redact, redact_text, redacting
 from .units import format_duration
-
-
-class RedactingStream:
-    """A text stream that redacts secrets from whatever is written through it."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> int:
-        return self.stream.write(redact_text(text))
-
-    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...
-        return getattr(self.stream, name)
 
 
 def console(file: IO[str] | None = None) -> Console:
     """A rich console on ``file`` (stderr by default); everything it prints is redacted."""
-    stream = cast(IO[str], RedactingStream(file or sys.stderr))
-    return Console(file=stream, highlight=False, soft_wrap=True)
+    return Console(file=redacting(file or sys.stderr), highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any, file: IO[str] | None = None) -> None:
@@ -205,8 +191,23 @@ def describe(e: Event) -> Text | None:
     return None
 
 
+class _RedactedTable(Table):
+    """A table whose cells are redacted before rich wraps them (a wrapped secret would be cut
+    in pieces that the output stream's redaction could no longer recognize)."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        cells = [redact_text(c) if isinstance(c, str) else _redacted_text(c) for c in renderables]
+        super().add_row(*cells, **kwargs)
+
+
+def _redacted_text(cell: Any) -> Any:
+    if isinstance(cell, Text) and redact_text(cell.plain) != cell.plain:
+        return Text(redact_text(cell.plain), style=cell.style)
+    return cell
+
+
 def _table(title: str, columns: Iterable[str]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = _RedactedTable(title=title, title_justify="left", header_style="bold")
     for c in columns:
         table.add_column(c)
     return table

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from immutable_sdk.logs import REDACTED, redact, redact_text
-from immutable_sdk.secrets import entropy, find_secrets, is_secret_key
+from immutable_sdk.redaction import REDACTED, redact, redact_text
+from immutable_sdk.secrets import entropy, find_secrets, is_secret_name
 
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -20,7 +20,8 @@ PRIVATE_KEY = (
     [
         (f"export KEY={ACCESS_KEY_ID}", "aws-access-key-id"),
         (f"secret = {SECRET_KEY}\n", "aws-secret-access-key"),
-        (f"curl -H 'Authorization: token {TOKEN}'", "high-entropy"),
+        (f"curl -H 'Authorization: token {TOKEN}'", "github-token"),
+        ("curl -H 'Authorization: token 9fQ2xLm7ZpV4Rb8KwT1nYc3dH6jS0uEa5gBi'", "named"),
         (f"x\n{PRIVATE_KEY}\ny", "private-key"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7", "private-key"),  # cut short
     ],
@@ -56,8 +57,8 @@ def test_entropy_separates_tokens_from_hex() -> None:
 
 
 def test_names_and_nested_values() -> None:
-    assert is_secret_key("API_KEY") and is_secret_key("db_password")
-    assert not is_secret_key("app_version")
+    assert is_secret_name("API_KEY") and is_secret_name("db_password")
+    assert not is_secret_name("app_version")
     assert redact({"vars": {"api_key": "x", "note": f"t={TOKEN}"}}) == {
         "vars": {"api_key": REDACTED, "note": f"t={REDACTED}"}
     }

@@ -1,30 +1,33 @@
-"""Secrets never reach any output: a rollout whose image vars and user data hold secret-looking
-values, with a careless Packer template that echoes them, run through the CLI in every output
-format; every byte printed is searched for every secret."""
+"""No secret of the corpus (``secret_corpus``) reaches any output channel.
+
+Through the CLI, against the moto server and the real ``packer``: a careless template prints the
+whole corpus and the spec's secret variables (named and bare), an ``http`` check's URL carries
+credentials, the rollout fails and rolls back, a later build fails on a secret; every byte of
+the console, ``-o json``, ``--log-format json`` and the final ``error:`` line is searched, and so
+is every payload the webhook plugin posts to a real server on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
-from pathlib import Path
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from immutable_sdk.cli import main
+from immutable_sdk.plugin import Registry, hookimpl
+from immutable_sdk.testbed import SandboxAccount
 
-from .conftest import AMI_V1, World
+from .conftest import AMI_V1, AMI_V2, World, fleet_spec
+from .secret_corpus import CORPUS, SECRETS, leaked
 
-ACCESS_KEY_ID = "AKIAZ7QF3XKD2M5LNP4R"
-TOKEN = "tok_9fQ2xLm7ZpV4Rb8KwT1nYc3dH6jS0uEa5gBi"
-KEY_LINES = (
-    "MIIEowIBAAKCAQEAvX3kZ8Qp2LmN7rT5wY1cB4dF6hJ9sUa0eGi3oK8lP2qR5tV7",
-    "xW9yZ1aB3cD5eF7gH9iJ2kL4mN6oP8qR0sT2uV4wX6yZ8aB1cD3eF5gH7iJ9kL2",
-    "Qm4N6oP8qR1sT3uV5wX7yZ9aB2cD4eF6gH8iJ1kL3mN5oP7qR9sT2uV4wX6yZ8a",
-)
-PRIVATE_KEY = (
-    "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(KEY_LINES) + "\n-----END RSA PRIVATE KEY-----"
-)
-SECRETS = (ACCESS_KEY_ID, TOKEN, *KEY_LINES)
+TAG_SECRET = "tagtok-5a5a5a5a"
+ALL = (*SECRETS, TAG_SECRET)
 
 TEMPLATE = """
 variable "region" {
@@ -43,9 +46,10 @@ variable "immutable_sdk_tags" {
   type    = map(string)
   default = {}
 }
-variable "access_key" { type = string }
-variable "api_token" { type = string }
-variable "deploy_key" { type = string }
+variable "db_password" { type = string }
+variable "deploy_token" { type = string }
+variable "app_version" { type = string }
+variable "fail" { type = string }
 
 source "amazon-ebs" "web" {
   region                 = var.region
@@ -53,7 +57,7 @@ source "amazon-ebs" "web" {
   skip_region_validation = true
   instance_type          = "t3.micro"
   source_ami             = "%(ami)s"
-  ami_name               = "careless-${formatdate("YYYYMMDDhhmmss", timestamp())}"
+  ami_name               = "careless-${var.app_version}-${uuidv4()}"
   communicator           = var.communicator
   tags                   = var.immutable_sdk_tags
 }
@@ -62,9 +66,11 @@ build {
   sources = ["source.amazon-ebs.web"]
   post-processor "shell-local" {
     inline = [
-      "echo access key ${var.access_key}",
-      "echo token ${var.api_token}",
-      "echo '${var.deploy_key}'",
+      "cat corpus.txt",
+      "echo db_password=${var.db_password}",
+      "echo ${var.db_password}",
+      "echo ${var.deploy_token}",
+      "if [ '${var.fail}' = yes ]; then echo db_password=${var.db_password} >&2; exit 3; fi",
     ]
   }
 }
@@ -80,66 +86,226 @@ images:
     builder: packer
     template: web.pkr.hcl
     vars:
-      access_key: ${ACCESS_KEY}
-      api_token: ${API_TOKEN}
-      deploy_key: ${DEPLOY_KEY}
+      db_password: plainpass-1234
+      deploy_token: !secret ${DEPLOY_TOKEN}
+      app_version: ${APP_VERSION}
+      fail: ${FAIL:-no}
+notifiers:
+  - {type: webhook, url: '%(hook)s'}
 fleets:
   web:
     image: web
     instance_type: t3.micro
     subnets: [shop-a, shop-b]
     security_groups: [shop-web]
-    user_data: boot.sh
     capacity: {min: 1, desired: 1, max: 2}
     load_balancer: {target_groups: [shop-web]}
     strategy: {type: rolling, batch_size: 1}
+    tags: {team: shop, api_token: %(tag)s}
     health:
+      timeout: 1m
+      interval: 1s
       checks:
-        - {type: ec2}
+        - type: http
+          url: 'http://127.0.0.1:%(port)d/h/{instance_id}?password=qp-s3cret-9&api_key=qk-0451-xyz'
+          successes: 1
+          failures: 1
 """
+
+
+class Recorder:
+    """A real HTTP server on 127.0.0.1: answers health checks, records webhook payloads."""
+
+    def __init__(self, world: World) -> None:
+        self.bodies: list[bytes] = []
+        self.is_bad: Callable[[str], bool] = lambda ami: False  # instances of it answer 500
+        ec2 = world.client("ec2")
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                instance = self.path.split("?")[0].rsplit("/", 1)[-1]
+                found = ec2.describe_instances(InstanceIds=[instance])["Reservations"]
+                ami = found[0]["Instances"][0]["ImageId"]
+                self.send_response(500 if outer.is_bad(ami) else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                outer.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def recorder(world: World) -> Iterator[Recorder]:
+    r = Recorder(world)
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
 
 
 @pytest.mark.packer
 @pytest.mark.skipif(shutil.which("packer") is None, reason="needs the packer binary")
-def test_no_secret_in_any_output(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_corpus_secret_in_any_cli_output(
+    world: World, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("IMMUTABLE_SDK_DISABLE_PLUGIN_AUTOLOAD")  # the webhook's entry point
     (world.tmp / "web.pkr.hcl").write_text(TEMPLATE % {"ami": AMI_V1})
-    monkeypatch.setenv("ACCESS_KEY", ACCESS_KEY_ID)
-    monkeypatch.setenv("API_TOKEN", TOKEN)
-    monkeypatch.setenv("DEPLOY_KEY", PRIVATE_KEY)
+    (world.tmp / "corpus.txt").write_text("\n".join(s.line for s in CORPUS) + "\n")
+    monkeypatch.setenv("DEPLOY_TOKEN", "c0rrect-h0rse-9")
+    monkeypatch.setenv("APP_VERSION", "1")
+    hook = f"http://127.0.0.1:{recorder.port}/hooks/deploy"
     spec = world.tmp / "spec.yaml"
-    spec.write_text(SPEC)
-    (world.tmp / "boot.sh").write_text(
-        f"#!/bin/sh\nexport AWS_ACCESS_KEY_ID={ACCESS_KEY_ID}\nexport TOKEN={TOKEN}\n"
-    )
-    world.engine().close()  # seeds the account with the spec's network
+    spec.write_text(SPEC % {"hook": hook, "port": recorder.port, "tag": TAG_SECRET})
+    SandboxAccount(world.url, world.tmp).engine(spec, autoload=True).close()  # seeds the network
 
     runner = CliRunner()
     outputs: list[str] = []
 
-    def run(*args: str, ok: tuple[int, ...] = (0,)) -> None:
+    def run(*args: str, ok: tuple[int, ...] = (0,)) -> tuple[str, str]:
         result = runner.invoke(main, ["--endpoint-url", world.url, *args], catch_exceptions=False)
         outputs.append(result.stdout + result.stderr)
         assert result.exit_code in ok, result.output
+        return result.stdout, result.stderr
 
     f = ["-f", str(spec)]
-    run("validate", *f)
+    _, warnings = run("validate", *f)
+    assert "images.web.vars.db_password: looks like a secret by its name" in warnings
+    assert "fleets.web.tags.api_token: looks like a secret by its name in a tag" in warnings
     run("plan", *f)
-    run("--log-format", "json", "apply", *f, "--yes", "--output", "json")
-    echoed = [o for o in outputs if "build.output" in o and "access key" in o]
-    assert echoed, "the template's echo must have reached the output, redacted"
-    assert "[redacted]" in echoed[0]
+    run("apply", *f, "--yes")  # the console: packer prints the corpus, then promoted
+    console = outputs[-1]
+    assert "db_password=[redacted]" in console and "promoted" in console
+    assert "DB_PASSWORD=[redacted]" in console and "Authorization: [redacted]" in console
+    assert "GET https://deploy:[redacted]@db.internal:5432/x" in console
+
+    # a new image whose instances fail the http check: gate fails, rolled back
+    first_ami = world.members()[0]["ImageId"]
+    assert first_ami != AMI_V1  # packer baked it
+    monkeypatch.setenv("APP_VERSION", "2")
+    recorder.is_bad = lambda ami: ami != first_ami
+    out, err = run("--log-format", "json", "apply", *f, "--yes", "-o", "json", ok=(1,))
+    result = json.loads(out)
+    assert result["fleets"][0]["outcome"] == "rolled_back"
+    assert "password=[redacted]&api_key=[redacted]: status 500" in result["fleets"][0]["error"]
+    assert '"build.output"' in err  # the JSON event stream carried the corpus, redacted
     run("status", *f)
     run("history", *f, "-o", "json")
+    run("history", *f)
     run("drift", *f, "-o", "json")
-    # a new image (another token) through the console printer and the result table
-    monkeypatch.setenv("API_TOKEN", TOKEN[::-1])
-    run("apply", *f, "--yes")
-    run("--log-format", "json", "plan", *f, "--output", "json")
-    run("drift", *f)
+
+    # a build that fails on a secret: the final error line
+    monkeypatch.setenv("APP_VERSION", "3")
+    monkeypatch.setenv("FAIL", "yes")
+    _, err = run("apply", *f, "--yes", ok=(1,))
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "packer" in last, last
+
+    # an http check whose URL (credentials included) the spec refuses: the final error line
+    spec.write_text(
+        spec.read_text().replace("http://127.0.0.1", "htps://deploy:url-Pa55w0rd@127.0.0.1")
+    )
+    _, err = run("plan", *f, ok=(2,))
+    assert err.strip().splitlines()[-1].startswith("error: "), err
+    (url,) = [line for line in err.splitlines() if "checks[0].url" in line]
+    assert "htps://deploy:[redacted]@127.0.0.1" in url, err
 
     everything = "\n".join(outputs)
-    assert "promoted" in everything
-    for secret in (*SECRETS, TOKEN[::-1]):
-        assert secret not in everything
+    assert leaked(everything, ALL) == []
     assert "BEGIN RSA PRIVATE KEY" not in everything
-    assert Path(spec).exists()
+
+    payloads = b"\n".join(recorder.bodies).decode()
+    events = [json.loads(b)["event"] for b in recorder.bodies]
+    assert "rollback_started" in events, events
+    reasons = [json.loads(b).get("reason", "") for b in recorder.bodies]
+    assert any("password=[redacted]" in r for r in reasons), reasons
+    assert leaked(payloads, ALL) == []
+
+
+class Heard:
+    """A notifier (registered through the plugin manager) that keeps every hook's arguments."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def _keep(self, hook: str, **kwargs: Any) -> None:
+        self.log.append(f"{hook} {kwargs!r}")
+
+    @hookimpl
+    def immutable_sdk_rollout_started(self, rollout: Any) -> None:
+        self._keep("rollout_started", rollout=rollout)
+
+    @hookimpl
+    def immutable_sdk_step_started(self, rollout: Any, step: Any) -> None:
+        self._keep("step_started", rollout=rollout, step=step)
+
+    @hookimpl
+    def immutable_sdk_step_finished(self, rollout: Any, step: Any, outcome: str) -> None:
+        self._keep("step_finished", rollout=rollout, step=step, outcome=outcome)
+
+    @hookimpl
+    def immutable_sdk_rollback_started(self, rollout: Any, reason: str) -> None:
+        self._keep("rollback_started", rollout=rollout, reason=reason)
+
+    @hookimpl
+    def immutable_sdk_rollout_finished(self, rollout: Any, outcome: str) -> None:
+        self._keep("rollout_finished", rollout=rollout, outcome=outcome)
+
+    def close(self) -> None:
+        return None
+
+
+class HeardPlugin:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @hookimpl
+    def immutable_sdk_add_notifiers(self, registry: Registry[Any]) -> None:
+        registry.add(
+            "heard",
+            lambda config: Heard(self.log),
+            schema={"type": "object", "properties": {"type": {"const": "heard"}}},
+        )
+
+
+def test_notifiers_events_and_the_state_store_get_no_secret(
+    world: World, recorder: Recorder
+) -> None:
+    plugin = HeardPlugin()
+    world.extra_plugins.append(plugin)
+    query = f"http://127.0.0.1:{recorder.port}/h/{{instance_id}}?password=qp-s3cret-9&v=1"
+    userinfo = f"http://deploy:url-Pa55w0rd@127.0.0.1:{recorder.port}/h/{{instance_id}}"
+    checks = f"        - {{type: http, url: '{query}', successes: 1, failures: 1}}\n"
+    tail = "notifiers:\n  - {type: heard}\n"
+    world.write(fleet_spec(desired=2, checks=checks) + tail)
+    with world.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    recorder.is_bad = lambda ami: ami == AMI_V2
+    both = checks + f"        - {{type: http, url: '{userinfo}', successes: 1}}\n"
+    world.write(fleet_spec(desired=2, checks=both) + tail)
+    with world.engine(AMI_V2) as engine:
+        result = engine.apply()
+        assert not result.ok
+        rollouts = engine.state.rollouts("web")
+        journal = [entry for r in rollouts for entry in engine.state.journal(r.id)]
+
+    heard = "\n".join(plugin.log)
+    assert "rollback_started" in heard and "password=[redacted]&v=1" in heard
+    events = repr(world.events)
+    assert "deploy:[redacted]@127.0.0.1" in events  # the userinfo check's pending details
+    stored = repr(rollouts) + repr(journal)
+    assert "password=[redacted]" in stored
+    for text in (heard, events, stored, repr(result.to_dict())):
+        assert leaked(text, ("qp-s3cret-9", "url-Pa55w0rd")) == [], text[
+            text.find("qp-s3") - 300 :
+        ][:400]

@@ -65,9 +65,9 @@ def test_warnings_name_the_place_and_the_kind_never_the_secret(spec: Path) -> No
     assert result.stdout.startswith("ok: ") and "(4 warnings)" in result.stdout
     lines = result.stderr.splitlines()
     assert lines == [  # sorted by place: boot.sh before spec.yaml
-        f"warning: {spec.parent / 'boot.sh'}:3:21: fleets.web.user_data: looks like a long "
-        "high-entropy token (an API token or generated password?) in user data; fetch it at "
-        "boot from a secret store (SSM Parameter Store, Secrets Manager) instead",
+        f"warning: {spec.parent / 'boot.sh'}:3:21: fleets.web.user_data: looks like a GitHub "
+        "token in user data; fetch it at boot from a secret store (SSM Parameter Store, "
+        "Secrets Manager) instead",
         f"warning: {spec}:10:16: images.web.vars.api_key: looks like an AWS access key id "
         "written in the spec; pass it with ${VAR} from the environment instead",
         f"warning: {spec}:11:20: images.web.vars.db_password: looks like a secret by its name "

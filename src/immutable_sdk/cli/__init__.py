@@ -73,7 +73,7 @@ class SdkGroup(click.Group):
             opts = ctx.find_object(Options)
             if opts is not None and opts.debug:
                 raise
-            from ..logs import redact_text
+            from ..redaction import redact_text
 
             message = redact_text(str(exc))  # a message may quote a value from the spec
             if "\n" in message:
@@ -143,6 +143,7 @@ def main(
     130 interrupted.
     """
     from ..logs import configure_logging
+    from ..redaction import redact_std_streams
 
     if sandbox:
         # Before anything connects: this process reaches nothing but 127.0.0.1 from here on
@@ -150,6 +151,7 @@ def main(
         from ..loopback import guard
 
         guard()
+    redact_std_streams()  # whatever any command prints, secrets stay in the process
     ctx.obj = Options(
         debug=debug,
         log_format=log_format,

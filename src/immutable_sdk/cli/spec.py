@@ -21,7 +21,7 @@ def _as_json(data: Any) -> str:
 
 
 def _problem_dicts(problems: Sequence[SpecProblem]) -> list[dict[str, Any]]:
-    from ..logs import redact
+    from ..redaction import redact
 
     return [
         {
@@ -44,11 +44,11 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
     """Load and validate the spec (all plugins' settings included), without touching AWS.
 
     Prints a one-line summary and exits 0, or prints every problem as FILE:LINE:COL: path:
-    message and exits 2. Warns about secrets written in image vars or user data (AWS keys,
+    message and exits 2. Warns about secrets written in image vars, tags or user data (AWS keys,
     private key blocks, long high-entropy tokens, values under secret names); --strict makes
     those errors.
     """
-    from ..secrets import scan_spec
+    from ..secret_scan import scan_spec
     from ..spec.load import load_spec
 
     as_json = (output or opts.output) == "json"

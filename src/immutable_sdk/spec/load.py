@@ -1,6 +1,7 @@
 """``load_spec``: read, overlay, apply defaults, validate, then build the frozen model.
 
 1. Each file is read (``reader``): safe YAML with positions, ``${VAR}`` from the environment.
+   The values the spec holds as secrets are registered with the redactor (``secret_scan``).
    Problems that make a file unreadable or ambiguous (syntax, duplicate keys, unset variables)
    are reported for all files together, and validation does not start.
 2. Files are merged in order, later files winning: maps merge key by key, lists are replaced.
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import Location, SpecError, SpecProblem
+from ..redaction import register_secrets
+from ..secret_scan import spec_secret_values
 from .model import Spec
 from .nodes import LDict, deep_merge
 from .reader import read_spec_file
@@ -49,6 +52,7 @@ def load_spec(
         plugins = load_plugins()
     with _no_gc_pauses():
         root = read_documents(names, os.environ if environ is None else environ)
+        register_secrets(spec_secret_values(root))  # before any message may quote one
         problems = validate_document(root, plugins, names)
         if problems:
             raise SpecError(problems)

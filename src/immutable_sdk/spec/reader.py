@@ -4,6 +4,8 @@
   surprises are off: ``yes``/``no``/``on``/``off`` stay strings, ``2024-01-01`` and ``1:30`` stay
   strings, a number with a leading zero (an AWS account id) stays a string.
 * A key written twice in the same mapping is an error (PyYAML would keep the last silently).
+* ``!secret VALUE`` marks a value secret (``redaction``): it never reaches any output. So
+  does a ``${VAR}`` whose variable's name looks secret (``${DB_PASSWORD}``).
 * ``${VAR}`` and ``${VAR:-default}`` in values are replaced from the environment; ``$${`` writes
   a literal ``${``. An unset variable without a default is an error at that value. An unquoted
   value that is only a substitution is typed after it (``desired: ${N:-4}`` is the number 4).
@@ -22,6 +24,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import Location, SpecProblem
+from ..redaction import register_secret
+from ..secrets import is_secret_name
 from .nodes import LDict, LList, PathPart, Pos, dotted
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -101,6 +105,11 @@ class _Constructor(yaml.constructor.SafeConstructor):
         if isinstance(node, ScalarNode):
             if node.tag == _STR:
                 return self.construct_str(node)
+            if node.tag == SECRET_TAG:
+                plain = ScalarNode(_STR, node.value, node.start_mark, node.end_mark, node.style)
+                value = self.construct_str(plain)
+                register_secret(value)
+                return value
             construct = self.yaml_constructors.get(node.tag)
             if construct is None:
                 raise yaml.constructor.ConstructorError(
@@ -110,6 +119,13 @@ class _Constructor(yaml.constructor.SafeConstructor):
                     node.start_mark,
                 )
             return construct(self, node)
+        if node.tag == SECRET_TAG:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{SECRET_TAG} marks one value (a string), not a list or a mapping",
+                node.start_mark,
+            )
         if isinstance(node, SequenceNode) and node.tag == _SEQ:
             items = LList(self.pos(node))
             self.built[id(node)] = items
@@ -183,6 +199,8 @@ class _Constructor(yaml.constructor.SafeConstructor):
                 return m.group(0)
             value = self.environ.get(name)
             if value:
+                if is_secret_name(name):  # ${DB_PASSWORD}: never shown, wherever it goes
+                    register_secret(value)
                 return value
             if sep:
                 return default
@@ -202,6 +220,8 @@ class _Constructor(yaml.constructor.SafeConstructor):
         return _VAR.sub(substitute, text)
 
 
+SECRET_TAG = "!secret"
+"""``key: !secret VALUE`` marks a value secret: it is redacted from all output."""
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"

@@ -27,6 +27,11 @@ Every key a spec may contain, with its type and meaning, for the built-in plugin
 numbers of seconds or strings such as `30s`, `5m`, `2h`; sizes are counts (`3`) or percentages
 (`25%`). Third-party plugins document their own blocks (`immutable-sdk schema` prints the schema
 with every installed plugin, for editors).
+
+Any value may take `${VAR}` or `${VAR:-default}` from the environment. `!secret VALUE` (YAML
+tag) marks a value secret: it is redacted from all output; values under secret-like keys
+(`db_password`, `api_token`) and `${VAR}`s with secret-like names (`${DB_PASSWORD}`) are secret
+without it (see [Secrets](../operations.md#secrets)).
 """
 
 PLUGIN_SECTIONS = (

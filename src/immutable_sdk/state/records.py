@@ -10,8 +10,10 @@ from pathlib import PurePath
 from typing import Any
 
 from ..errors import LockLost
+from ..redaction import redact_text
 from .base import LockInfo
 
+ERROR_KEYS = frozenset({"error", "reason"})
 # Fields of a RolloutRecord that update_rollout may change; the rest define the rollout.
 UPDATABLE_ROLLOUT_FIELDS = ("phase", "finished_at", "outcome", "error", "owner", "steps", "data")
 
@@ -29,7 +31,15 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(value: Any) -> str:
-    """Compact, key-sorted JSON; read-only mappings, enums and paths are stored as plain values."""
+    """Compact, key-sorted JSON; read-only mappings, enums and paths are stored as plain values.
+
+    A top-level ``error`` or ``reason`` text (journal entries) is stored redacted.
+    """
+    if isinstance(value, dict) and not ERROR_KEYS.isdisjoint(value):
+        value = {
+            k: redact_text(v) if k in ERROR_KEYS and isinstance(v, str) else v
+            for k, v in value.items()
+        }
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=False
     )
@@ -71,6 +81,8 @@ def rollout_changes(rollout: str, changes: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = to_json(dict(value or {}))
         elif name == "finished_at":
             out[name] = None if value is None else float(value)
+        elif name == "error":
+            out[name] = None if value is None else redact_text(text(value))
         else:
             out[name] = optional_text(value)
     return out
