@@ -35,6 +35,7 @@ from typing import Any
 
 from ..errors import LockHeld, StateError
 from . import dynamodb_items as items
+from . import fencing
 from .base import SCHEMA_VERSION, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
 from .dynamodb_table import Table, check_key_schema, describe_table
 from .records import from_json, lock_lost, rollout_changes, text, to_json
@@ -53,6 +54,8 @@ class DynamoDbStateStore:
         self._db = Table(client, table)
         self.table = table
         self.project = project
+        self._held = fencing.HeldLocks()
+        self._rollout_fleets: dict[str, str] = {}  # rollout id -> fleet key (never changes)
         check_key_schema(describe_table(client, table), table)
         self._check_schema_version()
 
@@ -65,11 +68,23 @@ class DynamoDbStateStore:
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": "pk"},
             )
-        elif items.integer(item, "schema_version") > SCHEMA_VERSION:
+            return
+        version = items.decode(self.table, item, lambda i, _: items.integer(i, "schema_version"))
+        if version > SCHEMA_VERSION:
             raise StateError(
                 f"DynamoDB table {self.table!r} holds state of schema version "
-                f"{item['schema_version']['N']}, but this immutable-sdk understands versions up "
+                f"{version}, but this immutable-sdk understands versions up "
                 f"to {SCHEMA_VERSION}; upgrade immutable-sdk (nothing was written)"
+            )
+        if version < SCHEMA_VERSION:
+            # 1 -> 2 (fencing) rewrites no item: a lock item without an epoch reads as epoch 0.
+            # The stamp makes older immutable-sdk versions, which do not fence, refuse the table.
+            self._db.conditional(
+                "update_item",
+                Key=_META_KEY,
+                UpdateExpression="SET schema_version = :new",
+                ConditionExpression="schema_version < :new",
+                ExpressionAttributeValues={":new": items.attr(SCHEMA_VERSION)},
             )
 
     def _fleet_pk(self, fleet: str) -> str:
@@ -84,70 +99,182 @@ class DynamoDbStateStore:
             "concurrent writers"
         )
 
+    # -- fencing -------------------------------------------------------------------------------
+
+    def _fence_check(self, fence: fencing.Fence) -> dict[str, Any]:
+        """A transaction's ConditionCheck: the fleet's lock is still ``fence``'s."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": items.key(self._fleet_pk(fence.fleet), "lock"),
+                "ConditionExpression": "#owner = :me AND epoch = :epoch",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": {
+                    ":me": items.attr(fence.owner),
+                    ":epoch": items.attr(fence.epoch),
+                },
+            }
+        }
+
+    def _transact(
+        self, writes: list[dict[str, Any]], fence: fencing.Fence | None, what: str
+    ) -> bool:
+        """Write ``writes`` in one transaction, with ``fence`` checked in it: True when written,
+        False when a write's own condition failed or it met another writer; LockLost (nothing
+        written) when the fence fails."""
+        if fence is not None:
+            writes = [*writes, self._fence_check(fence)]
+        reasons = self._db.transact(writes)
+        if reasons is None:
+            return True
+        if fence is not None and (not reasons or reasons[-1] != "None"):
+            current = self.get_lock(fence.fleet)
+            if not fence.admits(current):
+                raise fencing.refused(fence, current, what)
+        return False
+
+    def _fleet_of(self, rollout: str) -> str | None:
+        """The fleet key of a rollout (cached: it never changes); None when there is none."""
+        fleet = self._rollout_fleets.get(rollout)
+        if fleet is None:
+            pointer = self._db.get(self._rollout_pk(rollout), "rollout")
+            if pointer is None:
+                return None
+            fleet = items.decode(self.table, pointer, lambda i, _: items.string(i, "fleet"))
+            self._rollout_fleets[rollout] = fleet
+        return fleet
+
     # -- locks -------------------------------------------------------------------------------
 
+    def _lock_item(self, fleet: str) -> dict[str, Any] | None:
+        return self._db.get(self._fleet_pk(fleet), "lock")
+
+    def _lock_of(self, fleet: str, item: dict[str, Any] | None) -> LockInfo | None:
+        if item is None:
+            return None
+        return items.decode(self.table, item, lambda i, _: items.lock(fleet, i))
+
     def get_lock(self, fleet: str) -> LockInfo | None:
-        item = self._db.get(self._fleet_pk(fleet), "lock")
-        return None if item is None else items.lock(fleet, item)
+        return self._lock_of(fleet, self._lock_item(fleet))
 
     def acquire_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
         for _ in range(MAX_ATTEMPTS):
-            current = self.get_lock(fleet)
+            item = self._lock_item(fleet)
+            current = self._lock_of(fleet, item)
             if current and current.owner != owner and current.lease_until >= now:
                 raise LockHeld(fleet, current.owner, current.acquired_at, current.lease_until)
-            since = current.acquired_at if current and current.owner == owner else now
-            info = LockInfo(fleet, owner, since, now + lease)
+            if current and current.owner == owner:
+                since, epoch = current.acquired_at, current.epoch
+            else:
+                since, epoch = now, items.epoch(item) + 1
+            info = LockInfo(fleet, owner, since, now + lease, epoch)
             values: dict[str, str | float | None] = {
                 "owner": owner,
                 "acquired_at": since,
                 "lease_until": info.lease_until,
+                "epoch": epoch,
             }
+            # Written only over the item as read (its epoch), so that two takers never get
+            # one epoch, and only while the lock is free, expired or ours.
+            if item is None:
+                unchanged = "attribute_not_exists(#pk)"
+            elif "epoch" in item:
+                unchanged = "epoch = :seen"
+            else:
+                unchanged = "attribute_not_exists(epoch)"
+            names = {"#owner": "owner", **({"#pk": "pk"} if item is None else {})}
             written = self._db.conditional(
                 "put_item",
                 Item={**items.key(self._fleet_pk(fleet), "lock"), **items.attrs(values)},
                 ConditionExpression=(
-                    "attribute_not_exists(#pk) OR lease_until < :now OR #owner = :me"
+                    f"({unchanged}) AND "
+                    "(attribute_not_exists(#owner) OR lease_until < :now OR #owner = :me)"
                 ),
-                ExpressionAttributeNames=_NAMES,
-                ExpressionAttributeValues={":now": items.attr(now), ":me": items.attr(owner)},
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={
+                    ":now": items.attr(now),
+                    ":me": items.attr(owner),
+                    **(
+                        {":seen": items.attr(items.epoch(item))}
+                        if unchanged.startswith("epoch")
+                        else {}
+                    ),
+                },
             )
             if written is not None:
+                self._held.hold(info)
                 return info
             # another owner wrote the lock between our read and our write: look again
         raise self._gave_up(f"take the lock of fleet {fleet!r}")
 
+    def _ours(self, fleet: str, owner: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """Condition, names and values: the lock is ``owner``'s (and of the epoch this store
+        took, when it took it)."""
+        condition = "#owner = :me"
+        values: dict[str, Any] = {":me": items.attr(owner)}
+        fence = self._held.get(fleet)
+        if fence is not None and fence.owner == owner:
+            condition += " AND epoch = :epoch"
+            values[":epoch"] = items.attr(fence.epoch)
+        return condition, {"#owner": "owner"}, values
+
     def renew_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
+        condition, names, values = self._ours(fleet, owner)
         response = self._db.conditional(
             "update_item",
             Key=items.key(self._fleet_pk(fleet), "lock"),
             UpdateExpression="SET lease_until = :until",
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":until": items.attr(now + lease), ":me": items.attr(owner)},
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={**values, ":until": items.attr(now + lease)},
             ReturnValues="ALL_NEW",
         )
         if response is None:
-            raise lock_lost(fleet, owner, self.get_lock(fleet))
-        return items.lock(fleet, response["Attributes"])
+            current = self.get_lock(fleet)
+            fence = self._held.get(fleet)
+            if fence is not None and fence.owner == owner:
+                raise fencing.refused(fence, current, "renew the lease")
+            raise lock_lost(fleet, owner, current)
+        info = self._lock_of(fleet, response["Attributes"])
+        assert info is not None  # the condition saw our owner
+        return info
 
     def release_lock(self, fleet: str, owner: str) -> bool:
+        condition, names, values = self._ours(fleet, owner)
         response = self._db.conditional(
-            "delete_item",
+            "update_item",
             Key=items.key(self._fleet_pk(fleet), "lock"),
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":me": items.attr(owner)},
+            UpdateExpression="REMOVE #owner, acquired_at, lease_until",  # the epoch stays
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
-        return response is not None
+        if response is None:
+            return False
+        self._held.drop(fleet, owner)
+        return True
 
     def force_unlock(self, fleet: str) -> LockInfo | None:
-        response = self._db.call(
-            "delete_item", Key=items.key(self._fleet_pk(fleet), "lock"), ReturnValues="ALL_OLD"
+        response = self._db.conditional(
+            "update_item",
+            Key=items.key(self._fleet_pk(fleet), "lock"),
+            UpdateExpression=(
+                "REMOVE #owner, acquired_at, lease_until "
+                "SET epoch = if_not_exists(epoch, :zero) + :one"
+            ),
+            ConditionExpression="attribute_exists(#pk)",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues={":zero": items.attr(0), ":one": items.attr(1)},
+            ReturnValues="ALL_OLD",
         )
-        old = response.get("Attributes")
-        return items.lock(fleet, old) if old else None
+        if response is None:  # never locked
+            return None
+        return self._lock_of(fleet, response.get("Attributes"))
 
     # -- rollouts and journal ------------------------------------------------------------------
+
+    def _rollout(self, item: dict[str, Any]) -> RolloutRecord:
+        return items.decode(self.table, item, items.rollout)
 
     def start_rollout(self, record: RolloutRecord) -> None:
         rollout_pk = self._rollout_pk(record.id)
@@ -171,8 +298,10 @@ class DynamoDbStateStore:
             ),
             register_fleet,
         ]
+        fence = self._held.get(record.fleet)
         for _ in range(MAX_ATTEMPTS):
-            if self._db.conditional("transact_write_items", TransactItems=writes) is not None:
+            if self._transact(writes, fence, f"start rollout {record.id!r}"):
+                self._rollout_fleets[record.id] = record.fleet
                 return
             existing = self._db.get(rollout_pk, "rollout")
             if existing is not None:
@@ -187,9 +316,13 @@ class DynamoDbStateStore:
         pointer = self._db.get(self._rollout_pk(rollout), "rollout")
         if pointer is None:
             return None
-        return items.key(
-            self._fleet_pk(items.string(pointer, "fleet")), items.string(pointer, "record_sk")
+        fleet, record_sk = items.decode(
+            self.table,
+            pointer,
+            lambda i, _: (items.string(i, "fleet"), items.string(i, "record_sk")),
         )
+        self._rollout_fleets[rollout] = fleet
+        return items.key(self._fleet_pk(fleet), record_sk)
 
     def _no_rollout(self, rollout: str) -> StateError:
         return StateError(f"no rollout {rollout!r} in project {self.project!r}")
@@ -214,7 +347,7 @@ class DynamoDbStateStore:
             item = self._db.call("get_item", Key=key, ConsistentRead=True).get("Item")
             if item is None:
                 raise self._no_rollout(rollout)
-            return items.rollout(item)
+            return self._rollout(item)
         update = " ".join(
             part
             for part in (
@@ -224,6 +357,25 @@ class DynamoDbStateStore:
             if part
         )
         kwargs: dict[str, Any] = {"ExpressionAttributeValues": attrs} if attrs else {}
+        fence = self._held.get(self._rollout_fleets[rollout])
+        if fence is not None:
+            # A transaction has no ReturnValues: read the record back after it.
+            change = {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": key,
+                    "UpdateExpression": update,
+                    "ConditionExpression": "attribute_exists(#pk)",
+                    "ExpressionAttributeNames": names,
+                    **kwargs,
+                }
+            }
+            if not self._transact([change], fence, f"update rollout {rollout!r}"):
+                raise self._no_rollout(rollout)
+            item = self._db.call("get_item", Key=key, ConsistentRead=True).get("Item")
+            if item is None:
+                raise self._no_rollout(rollout)
+            return self._rollout(item)
         response = self._db.conditional(
             "update_item",
             Key=key,
@@ -235,34 +387,31 @@ class DynamoDbStateStore:
         )
         if response is None:
             raise self._no_rollout(rollout)
-        return items.rollout(response["Attributes"])
+        return self._rollout(response["Attributes"])
 
     def get_rollout(self, rollout: str) -> RolloutRecord | None:
         key = self._record_key(rollout)
         if key is None:
             return None
         item = self._db.call("get_item", Key=key, ConsistentRead=True).get("Item")
-        return None if item is None else items.rollout(item)
+        return None if item is None else self._rollout(item)
 
     def rollouts(self, fleet: str | None = None, limit: int = 50) -> list[RolloutRecord]:
         if limit <= 0:
             return []
-        if fleet is not None:
-            fleets = [fleet]
-        else:
-            fleets = [
-                items.string(i, "fleet") for i in self._db.query(f"P#{self.project}", "fleet#")
-            ]
+        fleets = [fleet] if fleet is not None else self.fleets()
         found: list[RolloutRecord] = []
         for name in fleets:
             pages = self._db.query(self._fleet_pk(name), "rollout#", newest_first=True, limit=limit)
-            found.extend(items.rollout(item) for item in pages)
+            found.extend(self._rollout(item) for item in pages)
         found.sort(key=lambda r: (r.started_at, r.id), reverse=True)
         return found[:limit]
 
     def fleets(self) -> list[str]:
         found = self._db.query(f"P#{self.project}", "fleet#")
-        return sorted({items.string(i, "fleet") for i in found})
+        return sorted(
+            {items.decode(self.table, i, lambda i, _: items.string(i, "fleet")) for i in found}
+        )
 
     def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
         pages = self._db.query(
@@ -274,7 +423,7 @@ class DynamoDbStateStore:
             names={"#outcome": "outcome"},
         )
         item = next(pages, None)
-        return None if item is None else items.rollout(item)
+        return None if item is None else self._rollout(item)
 
     def append_journal(
         self, rollout: str, step_index: int, status: str, at: float, data: Mapping[str, Any]
@@ -282,11 +431,18 @@ class DynamoDbStateStore:
         rollout_pk = self._rollout_pk(rollout)
         encoded = to_json(dict(data))
         token = uuid.uuid4().hex
+        fence = None
+        if self._held:  # writing for a fleet this store holds the lock of: fence it
+            fleet = self._fleet_of(rollout)
+            if fleet is None:
+                raise self._no_rollout(rollout)
+            fence = self._held.get(fleet)
+        what = f"append to the journal of rollout {rollout!r}"
         for _ in range(MAX_ATTEMPTS):
             last = next(self._db.query(rollout_pk, "journal#", newest_first=True, limit=1), None)
             if last is None and self._db.get(rollout_pk, "rollout") is None:
                 raise self._no_rollout(rollout)
-            seq = 1 if last is None else items.integer(last, "seq") + 1
+            seq = 1 if last is None else self._seq(last)
             sk = f"journal#{seq:08d}"
             values: dict[str, str | float | None] = {
                 "seq": seq,
@@ -296,22 +452,26 @@ class DynamoDbStateStore:
                 "data": encoded,
                 "token": token,
             }
-            entry = JournalEntry(rollout, seq, step_index, text(status), at, from_json(encoded, {}))
-            if self._db.conditional(
-                "put_item",
-                Item={**items.key(rollout_pk, sk), **items.attrs(values)},
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": "pk"},
-            ):
+            entry = JournalEntry(
+                rollout, seq, step_index, text(status), at, from_json(encoded, {}, "journal entry")
+            )
+            put = self._db.new({**items.key(rollout_pk, sk), **items.attrs(values)})
+            if fence is not None:
+                if self._transact([put], fence, what):
+                    return entry
+            elif self._db.conditional("put_item", **put["Put"]) is not None:
                 return entry
             taken = self._db.get(rollout_pk, sk)
             if taken is not None and items.opt_str(taken, "token") == token:
                 return entry  # our own write, retried by botocore after a lost response
         raise self._gave_up(f"append to the journal of rollout {rollout!r}")
 
+    def _seq(self, last: dict[str, Any]) -> int:
+        return items.decode(self.table, last, lambda i, _: items.integer(i, "seq")) + 1
+
     def journal(self, rollout: str) -> list[JournalEntry]:
         return [
-            items.journal_entry(rollout, i)
+            items.decode(self.table, i, lambda i, w: items.journal_entry(rollout, i, w))
             for i in self._db.query(self._rollout_pk(rollout), "journal#")
         ]
 
@@ -327,12 +487,13 @@ class DynamoDbStateStore:
         rollout: str | None = None,
     ) -> ReleaseRecord:
         fleet_pk = self._fleet_pk(fleet)
+        fence = self._held.get(fleet)
         for _ in range(MAX_ATTEMPTS):
             existing = self.get_release(fleet, release)
             if existing is not None:
                 return existing
             last = next(self._db.query(fleet_pk, "release#", newest_first=True, limit=1), None)
-            seq = 1 if last is None else items.integer(last, "seq") + 1
+            seq = 1 if last is None else self._seq(last)
             values = items.attrs(
                 {
                     "fleet": fleet,
@@ -348,18 +509,21 @@ class DynamoDbStateStore:
                 self._db.new({**items.key(fleet_pk, f"release#{seq:08d}"), **values}),
                 self._db.new({**items.key(fleet_pk, f"release-id#{release}"), **values}),
             ]
-            if self._db.conditional("transact_write_items", TransactItems=writes) is not None:
-                return items.release(values)
+            if self._transact(writes, fence, f"record release {release!r}"):
+                return self._release(values)
             # the sequence number or the release id was taken meanwhile: look again
         raise self._gave_up(f"record release {release!r} of fleet {fleet!r}")
 
+    def _release(self, item: Mapping[str, Any]) -> ReleaseRecord:
+        return items.decode(self.table, item, items.release)
+
     def releases(self, fleet: str) -> list[ReleaseRecord]:
         pages = self._db.query(self._fleet_pk(fleet), "release#", newest_first=True)
-        return [items.release(item) for item in pages]
+        return [self._release(item) for item in pages]
 
     def get_release(self, fleet: str, release: str) -> ReleaseRecord | None:
         item = self._db.get(self._fleet_pk(fleet), f"release-id#{release}")
-        return None if item is None else items.release(item)
+        return None if item is None else self._release(item)
 
     # -- operator signals ----------------------------------------------------------------------
 
