@@ -114,3 +114,13 @@ def test_fences_are_per_fleet(open_store: OpenStore) -> None:
     old.renew_lock("api", "host:1:old", 60, T0 + 2)
     with pytest.raises(LockLost):
         old.renew_lock("web", "host:1:old", 60, T0 + 2)
+
+
+def test_journal_entries_carry_their_writers_epoch(open_store: OpenStore) -> None:
+    old, new = holder_with_a_rollout(open_store)
+    new.force_unlock("web")
+    new.acquire_lock("web", "host:2:new", 60, T0 + 10)
+    new.append_journal("r-1", -1, "note", T0 + 11, {"note": "taken over"})
+    reader = open_store()
+    reader.append_journal("r-1", -1, "note", T0 + 12, {"note": "no lock"})
+    assert [e.epoch for e in reader.journal("r-1")] == [1, 3, None]

@@ -62,6 +62,7 @@ class JournalEntry:
     status: str  # started | finished | failed | note
     at: float
     data: Mapping[str, Any] = field(default_factory=dict)  # ids created, counts, errors
+    epoch: int | None = None  # the lock epoch of the writer; None when written without a lock
 
 
 class StateStore(Protocol):

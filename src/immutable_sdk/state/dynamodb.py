@@ -451,9 +451,16 @@ class DynamoDbStateStore:
                 "at": at,
                 "data": encoded,
                 "token": token,
+                "epoch": None if fence is None else fence.epoch,
             }
             entry = JournalEntry(
-                rollout, seq, step_index, text(status), at, from_json(encoded, {}, "journal entry")
+                rollout,
+                seq,
+                step_index,
+                text(status),
+                at,
+                from_json(encoded, {}, "journal entry"),
+                None if fence is None else fence.epoch,
             )
             put = self._db.new({**items.key(rollout_pk, sk), **items.attrs(values)})
             if fence is not None:

@@ -106,6 +106,7 @@ def journal_entry(rollout_id: str, item: Item, where: str) -> JournalEntry:
         status=string(item, "status"),
         at=number(item, "at"),
         data=from_json(opt_str(item, "data"), {}, f"{where}, attribute data"),
+        epoch=integer(item, "epoch") if "epoch" in item else None,
     )
 
 

@@ -69,6 +69,7 @@ def refused(fence: Fence, current: LockInfo | None, what: str) -> LockLost:
             f"{current.owner} holds it with epoch {current.epoch} since {iso(current.acquired_at)}"
         )
     return LockLost(
-        f"fleet {fence.fleet!r}: {fence.owner} lost the lock it took with epoch {fence.epoch}; "
-        f"{now_held}. Refused to {what}: this process stops and writes nothing more"
+        f"fleet {fence.fleet!r}: the lock is no longer held by {fence.owner} (it took the lock "
+        f"with epoch {fence.epoch}); {now_held}. Refused to {what}: this process stops and "
+        "writes nothing more"
     )

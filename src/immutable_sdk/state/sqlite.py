@@ -364,18 +364,26 @@ class SqliteStateStore:
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE project = ? AND rollout = ?",
                 (self.project, rollout),
             ).fetchone()
+            fence = self._held.get(fleet)
+            epoch = None if fence is None else fence.epoch
             db.execute(
-                "INSERT INTO journal (project, rollout, seq, step_index, status, at, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (self.project, rollout, seq, step_index, text(status), at, encoded),
+                "INSERT INTO journal (project, rollout, seq, step_index, status, at, data, epoch) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.project, rollout, seq, step_index, text(status), at, encoded, epoch),
             )
         return JournalEntry(
-            rollout, seq, step_index, text(status), at, from_json(encoded, {}, "journal entry")
+            rollout,
+            seq,
+            step_index,
+            text(status),
+            at,
+            from_json(encoded, {}, "journal entry"),
+            epoch,
         )
 
     def journal(self, rollout: str) -> list[JournalEntry]:
         rows = self._read(
-            "SELECT seq, step_index, status, at, data FROM journal "
+            "SELECT seq, step_index, status, at, data, epoch FROM journal "
             "WHERE project = ? AND rollout = ? ORDER BY seq",
             (self.project, rollout),
         )
@@ -391,6 +399,7 @@ class SqliteStateStore:
                     {},
                     self._where("journal", f"rollout {rollout!r} seq {r[0]}") + ", column data",
                 ),
+                r[5],
             )
             for r in rows
         ]

@@ -58,7 +58,8 @@ def _migrate_to_1(db: sqlite3.Connection) -> None:
 def _migrate_to_2(db: sqlite3.Connection) -> None:
     """Fencing: each lock carries its epoch; ``lock_epochs`` keeps every fleet's counter, so
     an epoch never goes back, also after a forced unlock deleted the lock row. Locks held
-    when the file is migrated get epoch 0: their next acquisition gets epoch 1."""
+    when the file is migrated get epoch 0: their next acquisition gets epoch 1. Journal
+    entries record the epoch of the lock their writer held."""
     db.execute("ALTER TABLE locks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
     db.execute(
         """CREATE TABLE lock_epochs (
@@ -68,6 +69,7 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     db.execute(
         "INSERT INTO lock_epochs (project, fleet, epoch) SELECT project, fleet, 0 FROM locks"
     )
+    db.execute("ALTER TABLE journal ADD COLUMN epoch INTEGER")  # the writer's; NULL: unfenced
 
 
 # version -> the function that brings a database from version - 1 to it; the newest key is the
