@@ -117,7 +117,7 @@ def test_fences_are_per_fleet(open_store: OpenStore) -> None:
 
 
 def test_journal_entries_carry_their_writers_epoch(open_store: OpenStore) -> None:
-    old, new = holder_with_a_rollout(open_store)
+    _, new = holder_with_a_rollout(open_store)
     new.force_unlock("web")
     new.acquire_lock("web", "host:2:new", 60, T0 + 10)
     new.append_journal("r-1", -1, "note", T0 + 11, {"note": "taken over"})
