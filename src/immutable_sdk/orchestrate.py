@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .clock import Clock, reserve
-from .errors import ImmutableSdkError, Interrupted, StateError
+from .errors import ImmutableSdkError, Interrupted, LockLost, StateError
 from .results import FleetResult
 
 DEFAULT_PARALLELISM = 10
@@ -215,7 +215,8 @@ class Orchestrator:
                 if isinstance(exc, (Interrupted, StateError)):
                     error = exc
                 base = self._skeletons.get(unit.key) or FleetResult(unit.key, "-", "failed")
-                result = replace(base, outcome="failed", error=str(exc))
+                outcome = "lock_lost" if isinstance(exc, LockLost) else "failed"
+                result = replace(base, outcome=outcome, error=str(exc))
             except BaseException as exc:  # a bug: stop starting things, re-raise at the end
                 error = exc
                 result = FleetResult(unit.key, "-", "failed", error=repr(exc))

@@ -46,6 +46,7 @@ def holder_with_a_rollout(open_store: OpenStore) -> tuple[StateStore, StateStore
     old.record_release("web", "rel-b", {"image": "web"}, {}, T0)
     old.start_rollout(rollout("r-1", "web", T0, owner="host:1:old"))
     old.append_journal("r-1", 0, "started", T0 + 1, {"kind": "launch"})
+    new.send_signal("r-1", "promote", T0 + 2)  # an operator's, from another process
     return old, new
 
 
@@ -55,6 +56,7 @@ WRITES = {
     "start": lambda s: s.start_rollout(rollout("r-2", "web", T0 + 5)),
     "release": lambda s: s.record_release("web", "rel-c", {"image": "web"}, {}, T0 + 5),
     "renew": lambda s: s.renew_lock("web", "host:1:old", 60, T0 + 5),
+    "signals": lambda s: s.take_signals("r-1"),
 }
 
 
@@ -71,6 +73,7 @@ def test_a_stale_holders_write_is_refused_and_writes_nothing(
     before = (new.get_rollout("r-1"), new.journal("r-1"), new.releases("web"), new.rollouts())
     with pytest.raises(LockLost) as lost:
         WRITES[write](old)
+    assert new.take_signals("r-1") == ["promote"]  # still there, for the new owner
     message = str(lost.value)
     assert "'web'" in message and "host:1:old" in message and "epoch 1" in message
     assert ("host:2:new" in message) == (how != "force-unlock")

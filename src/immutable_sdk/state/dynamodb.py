@@ -545,14 +545,27 @@ class DynamoDbStateStore:
 
     def take_signals(self, rollout: str) -> list[str]:
         taken: list[str] = []
-        for item in list(self._db.query(self._rollout_pk(rollout), "signal#")):
-            response = self._db.call(
-                "delete_item",
-                Key={"pk": item["pk"], "sk": item["sk"]},
-                ReturnValues="ALL_OLD",
-            )
+        signals = list(self._db.query(self._rollout_pk(rollout), "signal#"))
+        fleet = self._fleet_of(rollout) if signals and self._held else None
+        fence = None if fleet is None else self._held.get(fleet)
+        for item in signals:
+            name = items.decode(self.table, item, lambda i, _: items.string(i, "name"))
+            key = {"pk": item["pk"], "sk": item["sk"]}
+            if fence is not None:  # a stale holder must not take the new owner's signals
+                delete = {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": key,
+                        "ConditionExpression": "attribute_exists(#pk)",
+                        "ExpressionAttributeNames": {"#pk": "pk"},
+                    }
+                }
+                if self._transact([delete], fence, f"take the signals of rollout {rollout!r}"):
+                    taken.append(name)
+                continue  # not written: another process took it first
+            response = self._db.call("delete_item", Key=key, ReturnValues="ALL_OLD")
             if response.get("Attributes"):  # absent: another process took it first
-                taken.append(items.string(item, "name"))
+                taken.append(name)
         return taken
 
     def close(self) -> None:

@@ -488,6 +488,13 @@ class SqliteStateStore:
                 "SELECT id, name FROM signals WHERE project = ? AND rollout = ? ORDER BY at, id",
                 (self.project, rollout),
             ).fetchall()
+            if rows:  # a stale holder must not take the new owner's signals
+                fleet = db.execute(
+                    "SELECT fleet FROM rollouts WHERE project = ? AND id = ?",
+                    (self.project, rollout),
+                ).fetchone()
+                if fleet is not None:
+                    self._fenced(db, str(fleet[0]), f"take the signals of rollout {rollout!r}")
             db.executemany("DELETE FROM signals WHERE id = ?", [(r[0],) for r in rows])
         return [r[1] for r in rows]
 
