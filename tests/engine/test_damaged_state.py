@@ -178,6 +178,11 @@ CASES: dict[str, Case] = {
         ("status", "apply --yes"),
         ("journal", "expected an object"),
     ),
+    "unfinished rollout steps: unknown kind": (
+        lambda d: (d.unfinish(), d.rollout_column("steps", '[{"kind": "warp"}]')),
+        ("status", "plan", "apply --yes", "promote --fleet web", "abort --fleet web"),
+        ("ro-", "steps", "unknown step kind 'warp'"),
+    ),
     "release artifact: broken JSON": (
         lambda d: d.release_column("artifact", "[1,"),
         ("history", "plan", "apply --yes", "rollback --fleet web", "drift", "images"),
