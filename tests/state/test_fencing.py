@@ -127,3 +127,21 @@ def test_journal_entries_carry_their_writers_epoch(open_store: OpenStore) -> Non
     reader = open_store()
     reader.append_journal("r-1", -1, "note", T0 + 12, {"note": "no lock"})
     assert [e.epoch for e in reader.journal("r-1")] == [1, 3, None]
+
+
+def test_a_fleet_in_another_region_is_fenced_under_its_unit_key(open_store: OpenStore) -> None:
+    from immutable_sdk.state.regional import RegionalState
+
+    old = RegionalState(open_store(), "eu-west-1")
+    person = open_store()
+    held = old.acquire_lock("web", "host:1:old", 60, T0)
+    assert (held.fleet, held.epoch) == ("web@eu-west-1", 1)
+    old.start_rollout(rollout("r-eu", "web", T0))
+    old.append_journal("r-eu", 0, "started", T0 + 1, {})
+    removed = person.force_unlock("web@eu-west-1")
+    assert removed is not None and removed.epoch == 1
+    with pytest.raises(LockLost, match="web@eu-west-1"):
+        old.append_journal("r-eu", 0, "finished", T0 + 2, {})
+    with pytest.raises(LockLost):
+        old.record_release("web", "rel-x", {}, {}, T0 + 2)
+    assert [e.epoch for e in person.journal("r-eu")] == [1]
