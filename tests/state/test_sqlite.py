@@ -261,13 +261,20 @@ def test_an_existing_readable_file_is_made_private_and_it_is_logged(
     SqliteStateStore(path, "shop").close()
     os.chmod(path, 0o644)
     os.chmod(folder, 0o755)
+    reader = sqlite3.connect(path)  # keeps -wal and -shm, made now with mode 0644
+    reader.execute("SELECT * FROM meta").fetchall()
+    for suffix in ("-wal", "-shm"):
+        os.chmod(path.with_name(path.name + suffix), 0o644)
     with SqliteStateStore(path, "shop") as store:
         store.acquire_lock("web", "host:1:a", 60, T0)
     assert (mode(path), mode(folder)) == (0o600, 0o700)
+    for suffix in ("-wal", "-shm"):  # made by SQLite while the file was 0644
+        assert mode(path.with_name(path.name + suffix)) == 0o600
     err = capsys.readouterr().err
     assert "state.permissions_tightened" in err and "0644" in err and str(path) in err
     SqliteStateStore(path, "shop").close()  # private already: nothing to say
     assert "permissions_tightened" not in capsys.readouterr().err
+    reader.close()
 
 
 def test_a_users_own_folder_keeps_its_mode(tmp_path: Path) -> None:

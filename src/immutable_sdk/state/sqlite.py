@@ -1,10 +1,10 @@
 """The embedded state store: one SQLite file, ``.immutable/state.db`` by default.
-
 The file is created with mode 0600 before SQLite opens it (SQLite gives its ``-wal`` and ``-shm``
-files the same mode). The journal mode is WAL, so readers never block the writer, and a busy
-timeout makes concurrent writers wait instead of failing. Every write that reads first runs in a
-``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front: processes racing for a
-fleet's lock serialize there, and exactly one wins.
+files the same mode); an existing state file others may read is tightened to 0600 once it is known
+to be one (``sqlite_schema.make_private``). The journal mode is WAL, so readers never block the
+writer, and a busy timeout makes concurrent writers wait instead of failing. Every write that reads
+first runs in a ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front:
+processes racing for a fleet's lock serialize there, and exactly one wins.
 
 The ``meta`` table holds ``schema_version``; pending migrations (``sqlite_schema.MIGRATIONS``) run
 in one transaction together with the version bump. A file that is not SQLite, a database with
@@ -62,6 +62,7 @@ class SqliteStateStore:
             raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
         try:
             self._open()
+            sqlite_schema.make_private(self.path)
         except BaseException:
             self._db.close()
             raise

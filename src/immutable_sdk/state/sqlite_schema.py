@@ -78,22 +78,26 @@ MIGRATIONS: dict[int, Migration] = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def create_private(path: Path) -> None:
-    """Create ``path`` (and the folders it needs) readable by its owner only, unless it exists.
-
-    An existing file that others may read (0644 from an older version or a copy) is tightened
-    to 0600, and so is the SDK's own folder (``.immutable``) to 0700; both are logged.
-    """
+    """Create ``path`` (and the folders it needs) readable by its owner only, unless it exists."""
     try:
         _make_private_dirs(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        _tighten(path, 0o600)
-        if path.parent.name == OWN_FOLDER:
-            _tighten(path.parent, 0o700)
         return
     except OSError as exc:
         raise StateError(f"{path}: cannot create the state database: {exc.strerror}") from exc
     os.close(fd)
+
+
+def make_private(path: Path) -> None:
+    """Tighten a state file that others may read (0644 from an older version or a copy) to
+    0600, and the SDK's own folder (``.immutable``) to 0700; each change is logged. Called
+    once the file is known to be a state database (anything else is left untouched)."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():  # SQLite made -wal and -shm with the mode the file had then
+            _tighten(file, 0o600)
+    if path.parent.name == OWN_FOLDER:
+        _tighten(path.parent, 0o700)
 
 
 OWN_FOLDER = ".immutable"  # the default state folder, the SDK's own
