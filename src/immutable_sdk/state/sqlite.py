@@ -1,4 +1,5 @@
 """The embedded state store: one SQLite file, ``.immutable/state.db`` by default.
+
 The file is created with mode 0600 before SQLite opens it (SQLite gives its ``-wal`` and ``-shm``
 files the same mode); an existing state file others may read is tightened to 0600 once it is known
 to be one (``sqlite_schema.make_private``). The journal mode is WAL, so readers never block the
