@@ -6,7 +6,8 @@ contains ``#``, so every key is unambiguous::
     pk                          sk                                  item
     META                        schema                              schema_version of the layout
     P#{project}                 fleet#{fleet}                       a fleet that has had a rollout
-    F#{project}#{fleet}         lock                                owner, acquired_at, lease_until
+    F#{project}#{fleet}         lock                                owner, acquired_at, lease_until,
+                                                                    epoch (kept when freed)
     F#{project}#{fleet}         rollout#{started:020.6f}#{id}       a rollout record
     F#{project}#{fleet}         release#{seq:08d}                   a release record, by sequence
     F#{project}#{fleet}         release-id#{release}                the same record, by release id
@@ -18,9 +19,11 @@ A fleet's lock, rollouts (sorted by start time) and releases (by sequence) share
 are read with strongly consistent queries; a rollout's journal and signals share another. Mappings
 are stored as JSON strings, so nothing goes through DynamoDB's number and empty-value rules.
 
-Concurrency: a lock is taken by a conditional put (``attribute_not_exists(pk) OR lease_until <
-:now OR #owner = :me``), so a write that botocore retried after a lost response meets its own
-lock and succeeds. Sequence numbers are claimed by conditional puts; on a conflict the store reads
+Concurrency: a lock is taken by a conditional put over the lock item as read (its epoch), only
+while it is free, expired or ours, so a write that botocore retried after a lost response meets
+its own lock and succeeds (``dynamodb_locks``). Every write for a fleet whose lock this store
+object holds carries a ``ConditionCheck`` on the lock's owner and epoch in its transaction
+(fencing). Sequence numbers are claimed by conditional puts; on a conflict the store reads
 again and retries, a bounded number of times. Each write carries a random token, so a retried
 write that finds its sequence taken can tell whether it took it itself. A release is written as
 two items in one transaction (by sequence and by id): recording a release id twice returns the
@@ -33,16 +36,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import LockHeld, StateError
+from ..errors import StateError
 from . import dynamodb_items as items
 from . import fencing
 from .base import SCHEMA_VERSION, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .dynamodb_locks import LockItems
 from .dynamodb_table import Table, check_key_schema, describe_table
-from .records import from_json, lock_lost, rollout_changes, text, to_json
+from .records import from_json, rollout_changes, text, to_json
 
-MAX_ATTEMPTS = 10  # conflicting writes before giving up on a sequence number or a lock
+MAX_ATTEMPTS = 10  # conflicting writes before giving up on a sequence number
 _META_KEY = {"pk": {"S": "META"}, "sk": {"S": "schema"}}
-_NAMES = {"#pk": "pk", "#owner": "owner"}
 
 
 class DynamoDbStateStore:
@@ -54,7 +57,8 @@ class DynamoDbStateStore:
         self._db = Table(client, table)
         self.table = table
         self.project = project
-        self._held = fencing.HeldLocks()
+        self._locks = LockItems(self._db, table, project)
+        self._held = self._locks.held
         self._rollout_fleets: dict[str, str] = {}  # rollout id -> fleet key (never changes)
         check_key_schema(describe_table(client, table), table)
         self._check_schema_version()
@@ -99,39 +103,12 @@ class DynamoDbStateStore:
             "concurrent writers"
         )
 
-    # -- fencing -------------------------------------------------------------------------------
-
-    def _fence_check(self, fence: fencing.Fence) -> dict[str, Any]:
-        """A transaction's ConditionCheck: the fleet's lock is still ``fence``'s."""
-        return {
-            "ConditionCheck": {
-                "TableName": self.table,
-                "Key": items.key(self._fleet_pk(fence.fleet), "lock"),
-                "ConditionExpression": "#owner = :me AND epoch = :epoch",
-                "ExpressionAttributeNames": {"#owner": "owner"},
-                "ExpressionAttributeValues": {
-                    ":me": items.attr(fence.owner),
-                    ":epoch": items.attr(fence.epoch),
-                },
-            }
-        }
+    # -- fencing and locks (dynamodb_locks) ---------------------------------------------------
 
     def _transact(
         self, writes: list[dict[str, Any]], fence: fencing.Fence | None, what: str
     ) -> bool:
-        """Write ``writes`` in one transaction, with ``fence`` checked in it: True when written,
-        False when a write's own condition failed or it met another writer; LockLost (nothing
-        written) when the fence fails."""
-        if fence is not None:
-            writes = [*writes, self._fence_check(fence)]
-        reasons = self._db.transact(writes)
-        if reasons is None:
-            return True
-        if fence is not None and (not reasons or reasons[-1] != "None"):
-            current = self.get_lock(fence.fleet)
-            if not fence.admits(current):
-                raise fencing.refused(fence, current, what)
-        return False
+        return self._locks.transact(writes, fence, what)
 
     def _fleet_of(self, rollout: str) -> str | None:
         """The fleet key of a rollout (cached: it never changes); None when there is none."""
@@ -144,132 +121,20 @@ class DynamoDbStateStore:
             self._rollout_fleets[rollout] = fleet
         return fleet
 
-    # -- locks -------------------------------------------------------------------------------
-
-    def _lock_item(self, fleet: str) -> dict[str, Any] | None:
-        return self._db.get(self._fleet_pk(fleet), "lock")
-
-    def _lock_of(self, fleet: str, item: dict[str, Any] | None) -> LockInfo | None:
-        if item is None:
-            return None
-        return items.decode(self.table, item, lambda i, _: items.lock(fleet, i))
-
     def get_lock(self, fleet: str) -> LockInfo | None:
-        return self._lock_of(fleet, self._lock_item(fleet))
+        return self._locks.get(fleet)
 
     def acquire_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
-        for _ in range(MAX_ATTEMPTS):
-            item = self._lock_item(fleet)
-            current = self._lock_of(fleet, item)
-            if current and current.owner != owner and current.lease_until >= now:
-                raise LockHeld(fleet, current.owner, current.acquired_at, current.lease_until)
-            if current and current.owner == owner:
-                since, epoch = current.acquired_at, current.epoch
-            else:
-                since, epoch = now, items.epoch(item) + 1
-            info = LockInfo(fleet, owner, since, now + lease, epoch)
-            values: dict[str, str | float | None] = {
-                "owner": owner,
-                "acquired_at": since,
-                "lease_until": info.lease_until,
-                "epoch": epoch,
-            }
-            # Written only over the item as read (its epoch), so that two takers never get
-            # one epoch, and only while the lock is free, expired or ours.
-            if item is None:
-                unchanged = "attribute_not_exists(#pk)"
-            elif "epoch" in item:
-                unchanged = "epoch = :seen"
-            else:
-                unchanged = "attribute_not_exists(epoch)"
-            names = {"#owner": "owner", **({"#pk": "pk"} if item is None else {})}
-            written = self._db.conditional(
-                "put_item",
-                Item={**items.key(self._fleet_pk(fleet), "lock"), **items.attrs(values)},
-                ConditionExpression=(
-                    f"({unchanged}) AND "
-                    "(attribute_not_exists(#owner) OR lease_until < :now OR #owner = :me)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={
-                    ":now": items.attr(now),
-                    ":me": items.attr(owner),
-                    **(
-                        {":seen": items.attr(items.epoch(item))}
-                        if unchanged.startswith("epoch")
-                        else {}
-                    ),
-                },
-            )
-            if written is not None:
-                self._held.hold(info)
-                return info
-            # another owner wrote the lock between our read and our write: look again
-        raise self._gave_up(f"take the lock of fleet {fleet!r}")
-
-    def _ours(self, fleet: str, owner: str) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """Condition, names and values: the lock is ``owner``'s (and of the epoch this store
-        took, when it took it)."""
-        condition = "#owner = :me"
-        values: dict[str, Any] = {":me": items.attr(owner)}
-        fence = self._held.get(fleet)
-        if fence is not None and fence.owner == owner:
-            condition += " AND epoch = :epoch"
-            values[":epoch"] = items.attr(fence.epoch)
-        return condition, {"#owner": "owner"}, values
+        return self._locks.acquire(fleet, owner, lease, now)
 
     def renew_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
-        condition, names, values = self._ours(fleet, owner)
-        response = self._db.conditional(
-            "update_item",
-            Key=items.key(self._fleet_pk(fleet), "lock"),
-            UpdateExpression="SET lease_until = :until",
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={**values, ":until": items.attr(now + lease)},
-            ReturnValues="ALL_NEW",
-        )
-        if response is None:
-            current = self.get_lock(fleet)
-            fence = self._held.get(fleet)
-            if fence is not None and fence.owner == owner:
-                raise fencing.refused(fence, current, "renew the lease")
-            raise lock_lost(fleet, owner, current)
-        info = self._lock_of(fleet, response["Attributes"])
-        assert info is not None  # the condition saw our owner
-        return info
+        return self._locks.renew(fleet, owner, lease, now)
 
     def release_lock(self, fleet: str, owner: str) -> bool:
-        condition, names, values = self._ours(fleet, owner)
-        response = self._db.conditional(
-            "update_item",
-            Key=items.key(self._fleet_pk(fleet), "lock"),
-            UpdateExpression="REMOVE #owner, acquired_at, lease_until",  # the epoch stays
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-        if response is None:
-            return False
-        self._held.drop(fleet, owner)
-        return True
+        return self._locks.release(fleet, owner)
 
     def force_unlock(self, fleet: str) -> LockInfo | None:
-        response = self._db.conditional(
-            "update_item",
-            Key=items.key(self._fleet_pk(fleet), "lock"),
-            UpdateExpression=(
-                "REMOVE #owner, acquired_at, lease_until "
-                "SET epoch = if_not_exists(epoch, :zero) + :one"
-            ),
-            ConditionExpression="attribute_exists(#pk)",
-            ExpressionAttributeNames=_NAMES,
-            ExpressionAttributeValues={":zero": items.attr(0), ":one": items.attr(1)},
-            ReturnValues="ALL_OLD",
-        )
-        if response is None:  # never locked
-            return None
-        return self._lock_of(fleet, response.get("Attributes"))
+        return self._locks.force_unlock(fleet)
 
     # -- rollouts and journal ------------------------------------------------------------------
 
