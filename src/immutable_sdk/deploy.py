@@ -177,12 +177,12 @@ class FleetDeployer:
             to_release=release.id,
             region=self.ctx.region,
         )
+        carried = resume.Carried.read(self.state, pending)  # before writing: it may be damaged
         if resumed:
             record_release(self.state, info, release, now)
             self.state.update_rollout(rollout_id, owner=self.owner, phase=Phase.PROVISIONING)
         else:
             start_rollout(self.state, info, release, steps, self.owner, now)
-        carried = resume.Carried.read(self.state, pending)
         if pending:
             how = "resumed" if resumed else "superseded"
             resume.take_over(self.state, rollout_id, pending, carried, self.owner, now, how)

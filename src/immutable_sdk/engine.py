@@ -353,14 +353,22 @@ class Engine:
 
 def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:
     a = record.artifact
-    artifact = Artifact(
-        image=str(a["image"]),
-        builder=str(a["builder"]),
-        digest=str(a["digest"]),
-        amis=dict(a["amis"]),
-        lineage=dict(a.get("lineage", {})),
-    )
-    release = make_release(fleet, artifact, dict(record.launch_config))
+    try:
+        artifact = Artifact(
+            image=str(a["image"]),
+            builder=str(a["builder"]),
+            digest=str(a["digest"]),
+            amis=dict(a["amis"]),
+            lineage=dict(a.get("lineage", {})),
+        )
+        release = make_release(fleet, artifact, dict(record.launch_config))
+    except (KeyError, TypeError, ValueError) as exc:
+        missing = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StateError(
+            f"release {record.release} of fleet {fleet.name!r} (release number {record.seq}): "
+            f"its recorded artifact or launch configuration is damaged ({missing}); "
+            "the state store was changed by hand? See docs/operations.md"
+        ) from exc
     if release.id != record.release:
         raise StateError(
             f"release {record.release} of fleet {fleet.name!r} does not match its recorded "

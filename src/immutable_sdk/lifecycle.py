@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
+from .errors import StateError
 from .units import format_duration
 
 
@@ -180,10 +181,17 @@ STEP_TYPES: dict[str, type[Step]] = {
 
 
 def step_from_dict(data: Mapping[str, Any]) -> Step:
-    """Rebuild a step from its journal form (``Step.to_dict``)."""
+    """Rebuild a step from its journal form (``Step.to_dict``); StateError when it cannot be
+    (an unknown kind, missing or unknown fields: a damaged or newer state store)."""
     fields = dict(data)
-    cls = STEP_TYPES[fields.pop("kind")]
-    return cls(**fields)
+    kind = fields.pop("kind", None)
+    cls = STEP_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise StateError(f"unknown step kind {kind!r} (known: {', '.join(sorted(STEP_TYPES))})")
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise StateError(f"step kind {kind!r}: {exc}") from exc
 
 
 @dataclass(frozen=True)

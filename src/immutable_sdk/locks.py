@@ -9,9 +9,14 @@ process takes it only once the lease expired. While a ``LockKeeper`` holds the l
 * ``keeper.clock`` is the clock every wait of the rollout goes through: it cuts sleeps into
   pieces of at most a third of the lease (and of a second on the real clock), calling the
   keeper between them, so leases stay fresh and stop requests are honoured within a second;
-* a fence (``aws.fence``) checks the lease before every mutating AWS request of the holding
-  thread: a process that was stopped past its lease and lost the lock learns it (LockLost)
-  before it changes anything.
+* the lock's epoch (fencing token, see ``state.fencing``) guards both ways a rollout changes
+  things: the state store checks it in every write it makes for the fleet, and a fence
+  (``aws.fence``) checks it before every mutating AWS request of the holding thread, with one
+  read of the lock (``verify``; renewing instead when a renewal is due). A process that was
+  stopped past its lease, or whose lock was force-unlocked, learns it (LockLost) before it
+  changes anything, in AWS or in the state store. The reads cost one state-store read per
+  mutating AWS call (a rollout makes a few per batch, none per instance); ``fence_checks``
+  counts them.
 
 Leases are compared with each host's wall clock: hosts that share a state store should keep
 their clocks in sync (NTP) to well within a lease.
@@ -27,6 +32,7 @@ from .clock import Clock, RealClock
 from .context import Context
 from .errors import LockHeld, LockLost
 from .state.base import StateStore
+from .state.fencing import Fence, refused
 from .stopping import StopRequest
 
 LOCK_POLL = 1.0  # seconds between attempts while waiting for a held lock
@@ -45,6 +51,8 @@ class LockKeeper:
     stop: StopRequest | None = None
     wait: float = 0.0  # seconds to wait for a lock that another owner holds
     last: float = 0.0  # clock.now() of the last acquire or renewal
+    epoch: int = 0  # the lock's fencing token, from acquire
+    fence_checks: int = 0  # lock reads made by verify (one per mutating AWS call)
     _unfence: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
@@ -59,7 +67,7 @@ class LockKeeper:
         told = False
         while True:
             try:
-                self.state.acquire_lock(self.fleet, self.owner, self.lease, clock.now())
+                info = self.state.acquire_lock(self.fleet, self.owner, self.lease, clock.now())
                 break
             except LockHeld as held:
                 left = deadline - clock.monotonic()
@@ -79,7 +87,8 @@ class LockKeeper:
                     self.stop.check()
                 clock.sleep(min(LOCK_POLL, left))
         self.last = clock.now()
-        self._unfence = fence.install(self.ctx.session, self.check)
+        self.epoch = info.epoch
+        self._unfence = fence.install(self.ctx.session, self.verify)
 
     def check(self) -> None:
         """Renew the lease if a third of it has passed; LockLost if it is no longer ours."""
@@ -88,10 +97,28 @@ class LockKeeper:
             return
         try:
             self.state.renew_lock(self.fleet, self.owner, self.lease, now)
-        except LockLost:
-            self.ctx.emit("lock.lost", fleet=self.fleet, owner=self.owner)
+        except LockLost as exc:
+            self._lost(exc)
             raise
         self.last = now
+
+    def verify(self) -> None:
+        """Before a mutating AWS request: LockLost unless the lock is still ours, with our
+        epoch (a renewal when one is due, else one read of the lock)."""
+        if self.ctx.clock.now() - self.last >= self.lease / 3:
+            self.check()
+            return
+        self.fence_checks += 1
+        current = self.state.get_lock(self.fleet)
+        if current is None or (current.owner, current.epoch) != (self.owner, self.epoch):
+            lost = refused(Fence(self.fleet, self.owner, self.epoch), current, "change AWS")
+            self._lost(lost)
+            raise lost
+
+    def _lost(self, exc: LockLost) -> None:
+        self.ctx.emit(
+            "lock.lost", fleet=self.fleet, owner=self.owner, epoch=self.epoch, error=str(exc)
+        )
 
     def __call__(self) -> None:
         """Heartbeat at a safe point: honour a stop request, renew the lease when due."""

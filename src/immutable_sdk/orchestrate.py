@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .clock import Clock, reserve
-from .errors import ImmutableSdkError, Interrupted
+from .errors import ImmutableSdkError, Interrupted, LockLost, StateError
 from .results import FleetResult
 
 DEFAULT_PARALLELISM = 10
@@ -210,10 +210,13 @@ class Orchestrator:
             try:
                 result = self._work(unit)
             except ImmutableSdkError as exc:
-                if isinstance(exc, Interrupted):
+                # An interrupt, or a state store that cannot be read or written (damaged,
+                # unreachable): stop starting fleets and end the apply with that error.
+                if isinstance(exc, (Interrupted, StateError)):
                     error = exc
                 base = self._skeletons.get(unit.key) or FleetResult(unit.key, "-", "failed")
-                result = replace(base, outcome="failed", error=str(exc))
+                outcome = "lock_lost" if isinstance(exc, LockLost) else "failed"
+                result = replace(base, outcome=outcome, error=str(exc))
             except BaseException as exc:  # a bug: stop starting things, re-raise at the end
                 error = exc
                 result = FleetResult(unit.key, "-", "failed", error=repr(exc))
@@ -223,7 +226,11 @@ class Orchestrator:
                     del self._running[unit.key]
                     if error is not None and self._error is None:
                         self._error = error
-                        self._stopping = "the apply was interrupted"
+                        self._stopping = (
+                            f"the state store failed for fleet {unit.key!r}"
+                            if isinstance(error, StateError)
+                            else "the apply was interrupted"
+                        )
                     elif not result.ok and self.fail_fast and not self._stopping:
                         self._stopping = f"--fail-fast after fleet {unit.key!r} failed"
                     self._after_change()

@@ -186,7 +186,9 @@ def describe(e: Event) -> Text | None:
             f"{_when(d.get('lease_until'))}, waiting at most {format_duration(d['wait'])})",
             style="yellow",
         )
-    if k in ("fleet.scaling", "fleet.destroying", "lock.lost"):
+    if k == "lock.lost":
+        return Text(f"{who}lost the lock: {d.get('error')}", style="bold red")
+    if k in ("fleet.scaling", "fleet.destroying"):
         return Text(f"{who}{k.split('.', 1)[1]} {dict(d)}")
     return None
 

@@ -18,7 +18,7 @@ from .conftest import T0, OpenStore, rollout
 
 def test_acquire_a_free_lock(store: StateStore) -> None:
     info = store.acquire_lock("web", "host:1:a", 60, T0)
-    assert info == LockInfo("web", "host:1:a", T0, T0 + 60)
+    assert info == LockInfo("web", "host:1:a", T0, T0 + 60, 1)
     assert store.get_lock("web") == info
     assert store.get_lock("api") is None
 
@@ -35,13 +35,13 @@ def test_a_held_lock_refuses_another_owner_naming_holder_since_and_expiry(
     assert "host:1:a" in message
     assert "2027-01-15T08:00:00+00:00" in message  # since (T0)
     assert "2027-01-15T08:01:00+00:00" in message  # lease expiry
-    assert store.get_lock("web") == LockInfo("web", "host:1:a", T0, T0 + 60)
+    assert store.get_lock("web") == LockInfo("web", "host:1:a", T0, T0 + 60, 1)
 
 
 def test_the_owner_reacquires_keeping_since_and_extending_the_lease(store: StateStore) -> None:
     store.acquire_lock("web", "host:1:a", 60, T0)
     info = store.acquire_lock("web", "host:1:a", 60, T0 + 50)
-    assert info == LockInfo("web", "host:1:a", T0, T0 + 110)
+    assert info == LockInfo("web", "host:1:a", T0, T0 + 110, 1)
     assert store.get_lock("web") == info
 
 
@@ -50,14 +50,14 @@ def test_an_expired_lease_is_taken_over_but_not_a_moment_before(store: StateStor
     with pytest.raises(LockHeld):
         store.acquire_lock("web", "host:2:b", 60, T0 + 60)  # lease_until == now: still held
     info = store.acquire_lock("web", "host:2:b", 60, T0 + 60.5)
-    assert info == LockInfo("web", "host:2:b", T0 + 60.5, T0 + 120.5)
+    assert info == LockInfo("web", "host:2:b", T0 + 60.5, T0 + 120.5, 2)
     assert store.get_lock("web") == info
 
 
 def test_renew_extends_the_owners_lease(store: StateStore) -> None:
     store.acquire_lock("web", "host:1:a", 60, T0)
     info = store.renew_lock("web", "host:1:a", 60, T0 + 40)
-    assert info == LockInfo("web", "host:1:a", T0, T0 + 100)
+    assert info == LockInfo("web", "host:1:a", T0, T0 + 100, 1)
     with pytest.raises(LockHeld):
         store.acquire_lock("web", "host:2:b", 60, T0 + 90)
 
@@ -69,7 +69,7 @@ def test_renew_after_a_takeover_raises_lock_lost_naming_the_new_holder(
     store.acquire_lock("web", "host:2:b", 60, T0 + 61)
     with pytest.raises(LockLost, match=r"no longer held by host:1:a; host:2:b holds it since"):
         store.renew_lock("web", "host:1:a", 60, T0 + 62)
-    assert store.get_lock("web") == LockInfo("web", "host:2:b", T0 + 61, T0 + 121)
+    assert store.get_lock("web") == LockInfo("web", "host:2:b", T0 + 61, T0 + 121, 2)
 
 
 def test_renew_of_a_removed_lock_raises_lock_lost(store: StateStore) -> None:

@@ -225,3 +225,29 @@ def test_mappings_are_stored_as_json_text(client: Any, store: DynamoDbStateStore
         TableName=TABLE, Key={"pk": {"S": "F#shop#web"}, "sk": {"S": "release-id#rel-a"}}
     )["Item"]
     assert json.loads(item["artifact"]["S"]) == {"amis": {"us-east-1": "ami-1"}, "x": 0.5}
+
+
+def test_a_version_1_table_is_stamped_2_and_its_locks_read_as_epoch_0(client: Any) -> None:
+    create_table(client, TABLE)
+    client.put_item(
+        TableName=TABLE,
+        Item={"pk": {"S": "META"}, "sk": {"S": "schema"}, "schema_version": {"N": "1"}},
+    )
+    client.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": "F#shop#web"},
+            "sk": {"S": "lock"},
+            "owner": {"S": "host:1:a"},
+            "acquired_at": {"N": str(T0)},
+            "lease_until": {"N": str(T0 + 60)},
+        },
+    )
+    store = DynamoDbStateStore(client, TABLE, "shop")
+    meta = client.get_item(TableName=TABLE, Key={"pk": {"S": "META"}, "sk": {"S": "schema"}})
+    assert meta["Item"]["schema_version"] == {"N": str(base.SCHEMA_VERSION)}
+    held = store.get_lock("web")
+    assert held is not None and (held.owner, held.epoch) == ("host:1:a", 0)
+    assert store.acquire_lock("web", "host:2:b", 60, T0 + 61).epoch == 1
+    store.force_unlock("web")
+    assert store.acquire_lock("web", "host:1:a", 60, T0 + 62).epoch == 3

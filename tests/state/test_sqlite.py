@@ -231,3 +231,65 @@ def test_processes_racing_for_a_lock_have_exactly_one_winner(tmp_path: Path) -> 
     assert sorted(results) == sorted(["won"] + [f"held by {winners[0]}"] * 5)
     with SqliteStateStore(path, "shop") as store:
         assert store.get_lock("web").owner == winners[0]  # type: ignore[union-attr]
+
+
+def test_a_version_1_file_is_migrated_to_fencing_epochs_keeping_its_locks(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        sqlite_schema.MIGRATIONS[1](db)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+        db.execute(
+            "INSERT INTO locks (project, fleet, owner, acquired_at, lease_until) "
+            "VALUES ('shop', 'web', 'host:1:a', ?, ?)",
+            (T0, T0 + 60),
+        )
+    db.close()
+    with SqliteStateStore(path, "shop") as store:
+        held = store.get_lock("web")
+        assert held is not None and (held.owner, held.epoch) == ("host:1:a", 0)
+        assert store.acquire_lock("web", "host:2:b", 60, T0 + 61).epoch == 1
+        store.force_unlock("web")
+        assert store.acquire_lock("web", "host:1:a", 60, T0 + 62).epoch == 3
+    assert schema_version(path) == "2"
+
+
+def test_an_existing_readable_file_is_made_private_and_it_is_logged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / ".immutable"
+    path = folder / "state.db"
+    SqliteStateStore(path, "shop").close()
+    os.chmod(path, 0o644)
+    os.chmod(folder, 0o755)
+    reader = sqlite3.connect(path)  # keeps -wal and -shm, made now with mode 0644
+    reader.execute("SELECT * FROM meta").fetchall()
+    for suffix in ("-wal", "-shm"):
+        os.chmod(path.with_name(path.name + suffix), 0o644)
+    with SqliteStateStore(path, "shop") as store:
+        store.acquire_lock("web", "host:1:a", 60, T0)
+    assert (mode(path), mode(folder)) == (0o600, 0o700)
+    for suffix in ("-wal", "-shm"):  # made by SQLite while the file was 0644
+        assert mode(path.with_name(path.name + suffix)) == 0o600
+    err = capsys.readouterr().err
+    assert "state.permissions_tightened" in err and "0644" in err and str(path) in err
+    SqliteStateStore(path, "shop").close()  # private already: nothing to say
+    assert "permissions_tightened" not in capsys.readouterr().err
+    reader.close()
+
+
+def test_a_users_own_folder_keeps_its_mode(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    SqliteStateStore(folder / "state.db", "shop").close()
+    assert (mode(folder / "state.db"), mode(folder)) == (0o600, 0o755)
+
+
+def test_every_folder_the_store_creates_is_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        SqliteStateStore(tmp_path / "a" / "b" / ".immutable" / "state.db", "shop").close()
+    finally:
+        os.umask(old)
+    for folder in ("a", "a/b", "a/b/.immutable"):
+        assert mode(tmp_path / folder) == 0o700, folder

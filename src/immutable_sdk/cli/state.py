@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import UsageError
+from ..state.records import iso
 from . import Options, output_option, pass_options, spec_files_option
 from .connect import open_connection
 
 if TYPE_CHECKING:
     from ..spec.model import Spec
+    from ..state.base import LockInfo
 
 
 def register(group: click.Group) -> None:
@@ -32,6 +35,28 @@ def _emit(opts: Options, output: str | None, data: dict[str, Any], text: str) ->
         click.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
         click.echo(text)
+
+
+def _confirm_live_lease(lock: LockInfo | None, yes: bool) -> None:
+    """Ask before removing a lock whose lease is still valid (its rollout may be running)."""
+    from ..clock import RealClock
+
+    if lock is None or lock.lease_until < RealClock().now() or yes:
+        return
+    live = (
+        f"fleet {lock.fleet!r} is locked by {lock.owner} since {iso(lock.acquired_at)} and its "
+        f"lease is valid until {iso(lock.lease_until)}: its rollout may still be running"
+    )
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{live}; unlock needs confirmation and there is no terminal to ask on: "
+            "pass --yes to remove it anyway (the holder stops at its next write, exit code 3)"
+        )
+    click.echo(live, err=True)
+    if not click.confirm(
+        "Remove it? The holder stops at its next write or AWS change", default=False, err=True
+    ):
+        raise UsageError(f"unlock cancelled; fleet {lock.fleet!r} is still locked")
 
 
 @click.group("state")
@@ -91,18 +116,31 @@ def init(opts: Options, files: tuple[str, ...], output: str | None) -> None:
     is_flag=True,
     help="Required: confirms that no rollout of the fleet is still running.",
 )
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Remove a lock whose lease is still valid without asking.",
+)
 @spec_files_option
 @output_option
 @pass_options
 def unlock(
-    opts: Options, fleet: str, force: bool, files: tuple[str, ...], output: str | None
+    opts: Options,
+    fleet: str,
+    force: bool,
+    yes: bool,
+    files: tuple[str, ...],
+    output: str | None,
 ) -> None:
     """Remove a fleet's lock, whoever holds it (after a crashed rollout).
 
     The lock keeps two rollouts of one fleet apart; a crashed rollout's lock also frees itself
     once its lease expires. Remove it by hand only when you know its rollout is not running.
+    A lock whose lease is still valid may belong to a running rollout: unlock says whose it
+    is and asks first (``--yes`` skips the question). The removed holder is fenced off: its
+    next state write or AWS change is refused and it stops with exit code 3.
     """
-    from ..state.records import iso
 
     if not force:
         raise UsageError(
@@ -116,6 +154,7 @@ def unlock(
         if state.backend != "local" or state.path.exists():  # else: no state, no lock
             store = connection.open_state(spec)
             try:
+                _confirm_live_lease(store.get_lock(fleet), yes)
                 removed = store.force_unlock(fleet)
             finally:
                 store.close()
@@ -129,7 +168,8 @@ def unlock(
     else:
         text = (
             f"removed the lock of fleet {fleet!r} held by {removed.owner} since "
-            f"{iso(removed.acquired_at)} (lease until {iso(removed.lease_until)})"
+            f"{iso(removed.acquired_at)} (lease until {iso(removed.lease_until)}, "
+            f"epoch {removed.epoch}); that holder's next write or AWS change is refused"
         )
         data = {
             "fleet": fleet,
@@ -137,6 +177,7 @@ def unlock(
                 "owner": removed.owner,
                 "acquired_at": removed.acquired_at,
                 "lease_until": removed.lease_until,
+                "epoch": removed.epoch,
             },
         }
     _emit(opts, output, data, text)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: fencing epochs on fleet locks
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class LockInfo:
     owner: str  # "host:pid:random"
     acquired_at: float
     lease_until: float
+    # The fencing token: grows on every acquisition by a new owner, takeover and forced
+    # unlock, and never goes back (the store keeps the counter when a lock row goes).
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,23 +62,41 @@ class JournalEntry:
     status: str  # started | finished | failed | note
     at: float
     data: Mapping[str, Any] = field(default_factory=dict)  # ids created, counts, errors
+    epoch: int | None = None  # the lock epoch of the writer; None when written without a lock
 
 
 class StateStore(Protocol):
+    """The state of one project.
+
+    Fencing: a store object that took a fleet's lock (``acquire_lock``) remembers the lock's
+    epoch, and from then on every write it makes for that fleet (lock renewal, rollout start
+    and update, journal append, release record) is checked against the lock in the same
+    transaction (SQLite) or condition expression (DynamoDB): once the lock was force-unlocked
+    or taken over, the write is refused with LockLost and nothing is written. ``release_lock``
+    ends the fencing of a fleet. Use one store object per process (as the engine does).
+    """
+
     project: str
 
     # locks
     def acquire_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
-        """Take the fleet's lock: free, expired, or already ours. Raises LockHeld otherwise."""
+        """Take the fleet's lock: free, expired, or already ours. Raises LockHeld otherwise.
+
+        A new owner gets a higher epoch than any before; an owner that holds the lock already
+        keeps its epoch. The store fences this fleet's later writes with the epoch returned.
+        """
 
     def renew_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
-        """Extend our lease. Raises LockLost when the lock is no longer ours."""
+        """Extend our lease. Raises LockLost when the lock is no longer ours (another owner,
+        or another epoch than the one this store object took)."""
 
     def release_lock(self, fleet: str, owner: str) -> bool:
         """Release the lock if ``owner`` holds it; False otherwise (nothing changes)."""
 
     def force_unlock(self, fleet: str) -> LockInfo | None:
-        """Remove any lock on the fleet (people only); returns what was removed."""
+        """Remove any lock on the fleet (people only); returns what was removed.
+
+        The epoch still grows, so the removed holder's writes are refused from now on."""
 
     def get_lock(self, fleet: str) -> LockInfo | None: ...
 

@@ -6,7 +6,8 @@ contains ``#``, so every key is unambiguous::
     pk                          sk                                  item
     META                        schema                              schema_version of the layout
     P#{project}                 fleet#{fleet}                       a fleet that has had a rollout
-    F#{project}#{fleet}         lock                                owner, acquired_at, lease_until
+    F#{project}#{fleet}         lock                                owner, acquired_at, lease_until,
+                                                                    epoch (kept when freed)
     F#{project}#{fleet}         rollout#{started:020.6f}#{id}       a rollout record
     F#{project}#{fleet}         release#{seq:08d}                   a release record, by sequence
     F#{project}#{fleet}         release-id#{release}                the same record, by release id
@@ -18,9 +19,11 @@ A fleet's lock, rollouts (sorted by start time) and releases (by sequence) share
 are read with strongly consistent queries; a rollout's journal and signals share another. Mappings
 are stored as JSON strings, so nothing goes through DynamoDB's number and empty-value rules.
 
-Concurrency: a lock is taken by a conditional put (``attribute_not_exists(pk) OR lease_until <
-:now OR #owner = :me``), so a write that botocore retried after a lost response meets its own
-lock and succeeds. Sequence numbers are claimed by conditional puts; on a conflict the store reads
+Concurrency: a lock is taken by a conditional put over the lock item as read (its epoch), only
+while it is free, expired or ours, so a write that botocore retried after a lost response meets
+its own lock and succeeds (``dynamodb_locks``). Every write for a fleet whose lock this store
+object holds carries a ``ConditionCheck`` on the lock's owner and epoch in its transaction
+(fencing). Sequence numbers are claimed by conditional puts; on a conflict the store reads
 again and retries, a bounded number of times. Each write carries a random token, so a retried
 write that finds its sequence taken can tell whether it took it itself. A release is written as
 two items in one transaction (by sequence and by id): recording a release id twice returns the
@@ -33,15 +36,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import LockHeld, StateError
+from ..errors import StateError
 from . import dynamodb_items as items
+from . import fencing
 from .base import SCHEMA_VERSION, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .dynamodb_locks import LockItems
 from .dynamodb_table import Table, check_key_schema, describe_table
-from .records import from_json, lock_lost, rollout_changes, text, to_json
+from .records import from_json, rollout_changes, text, to_json
 
-MAX_ATTEMPTS = 10  # conflicting writes before giving up on a sequence number or a lock
+MAX_ATTEMPTS = 10  # conflicting writes before giving up on a sequence number
 _META_KEY = {"pk": {"S": "META"}, "sk": {"S": "schema"}}
-_NAMES = {"#pk": "pk", "#owner": "owner"}
 
 
 class DynamoDbStateStore:
@@ -53,6 +57,9 @@ class DynamoDbStateStore:
         self._db = Table(client, table)
         self.table = table
         self.project = project
+        self._locks = LockItems(self._db, table, project)
+        self._held = self._locks.held
+        self._rollout_fleets: dict[str, str] = {}  # rollout id -> fleet key (never changes)
         check_key_schema(describe_table(client, table), table)
         self._check_schema_version()
 
@@ -65,11 +72,23 @@ class DynamoDbStateStore:
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": "pk"},
             )
-        elif items.integer(item, "schema_version") > SCHEMA_VERSION:
+            return
+        version = items.decode(self.table, item, lambda i, _: items.integer(i, "schema_version"))
+        if version > SCHEMA_VERSION:
             raise StateError(
                 f"DynamoDB table {self.table!r} holds state of schema version "
-                f"{item['schema_version']['N']}, but this immutable-sdk understands versions up "
+                f"{version}, but this immutable-sdk understands versions up "
                 f"to {SCHEMA_VERSION}; upgrade immutable-sdk (nothing was written)"
+            )
+        if version < SCHEMA_VERSION:
+            # 1 -> 2 (fencing) rewrites no item: a lock item without an epoch reads as epoch 0.
+            # The stamp makes older immutable-sdk versions, which do not fence, refuse the table.
+            self._db.conditional(
+                "update_item",
+                Key=_META_KEY,
+                UpdateExpression="SET schema_version = :new",
+                ConditionExpression="schema_version < :new",
+                ExpressionAttributeValues={":new": items.attr(SCHEMA_VERSION)},
             )
 
     def _fleet_pk(self, fleet: str) -> str:
@@ -84,70 +103,43 @@ class DynamoDbStateStore:
             "concurrent writers"
         )
 
-    # -- locks -------------------------------------------------------------------------------
+    # -- fencing and locks (dynamodb_locks) ---------------------------------------------------
+
+    def _transact(
+        self, writes: list[dict[str, Any]], fence: fencing.Fence | None, what: str
+    ) -> bool:
+        return self._locks.transact(writes, fence, what)
+
+    def _fleet_of(self, rollout: str) -> str | None:
+        """The fleet key of a rollout (cached: it never changes); None when there is none."""
+        fleet = self._rollout_fleets.get(rollout)
+        if fleet is None:
+            pointer = self._db.get(self._rollout_pk(rollout), "rollout")
+            if pointer is None:
+                return None
+            fleet = items.decode(self.table, pointer, lambda i, _: items.string(i, "fleet"))
+            self._rollout_fleets[rollout] = fleet
+        return fleet
 
     def get_lock(self, fleet: str) -> LockInfo | None:
-        item = self._db.get(self._fleet_pk(fleet), "lock")
-        return None if item is None else items.lock(fleet, item)
+        return self._locks.get(fleet)
 
     def acquire_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
-        for _ in range(MAX_ATTEMPTS):
-            current = self.get_lock(fleet)
-            if current and current.owner != owner and current.lease_until >= now:
-                raise LockHeld(fleet, current.owner, current.acquired_at, current.lease_until)
-            since = current.acquired_at if current and current.owner == owner else now
-            info = LockInfo(fleet, owner, since, now + lease)
-            values: dict[str, str | float | None] = {
-                "owner": owner,
-                "acquired_at": since,
-                "lease_until": info.lease_until,
-            }
-            written = self._db.conditional(
-                "put_item",
-                Item={**items.key(self._fleet_pk(fleet), "lock"), **items.attrs(values)},
-                ConditionExpression=(
-                    "attribute_not_exists(#pk) OR lease_until < :now OR #owner = :me"
-                ),
-                ExpressionAttributeNames=_NAMES,
-                ExpressionAttributeValues={":now": items.attr(now), ":me": items.attr(owner)},
-            )
-            if written is not None:
-                return info
-            # another owner wrote the lock between our read and our write: look again
-        raise self._gave_up(f"take the lock of fleet {fleet!r}")
+        return self._locks.acquire(fleet, owner, lease, now)
 
     def renew_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
-        response = self._db.conditional(
-            "update_item",
-            Key=items.key(self._fleet_pk(fleet), "lock"),
-            UpdateExpression="SET lease_until = :until",
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":until": items.attr(now + lease), ":me": items.attr(owner)},
-            ReturnValues="ALL_NEW",
-        )
-        if response is None:
-            raise lock_lost(fleet, owner, self.get_lock(fleet))
-        return items.lock(fleet, response["Attributes"])
+        return self._locks.renew(fleet, owner, lease, now)
 
     def release_lock(self, fleet: str, owner: str) -> bool:
-        response = self._db.conditional(
-            "delete_item",
-            Key=items.key(self._fleet_pk(fleet), "lock"),
-            ConditionExpression="#owner = :me",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":me": items.attr(owner)},
-        )
-        return response is not None
+        return self._locks.release(fleet, owner)
 
     def force_unlock(self, fleet: str) -> LockInfo | None:
-        response = self._db.call(
-            "delete_item", Key=items.key(self._fleet_pk(fleet), "lock"), ReturnValues="ALL_OLD"
-        )
-        old = response.get("Attributes")
-        return items.lock(fleet, old) if old else None
+        return self._locks.force_unlock(fleet)
 
     # -- rollouts and journal ------------------------------------------------------------------
+
+    def _rollout(self, item: dict[str, Any]) -> RolloutRecord:
+        return items.decode(self.table, item, items.rollout)
 
     def start_rollout(self, record: RolloutRecord) -> None:
         rollout_pk = self._rollout_pk(record.id)
@@ -171,8 +163,10 @@ class DynamoDbStateStore:
             ),
             register_fleet,
         ]
+        fence = self._held.get(record.fleet)
         for _ in range(MAX_ATTEMPTS):
-            if self._db.conditional("transact_write_items", TransactItems=writes) is not None:
+            if self._transact(writes, fence, f"start rollout {record.id!r}"):
+                self._rollout_fleets[record.id] = record.fleet
                 return
             existing = self._db.get(rollout_pk, "rollout")
             if existing is not None:
@@ -187,9 +181,13 @@ class DynamoDbStateStore:
         pointer = self._db.get(self._rollout_pk(rollout), "rollout")
         if pointer is None:
             return None
-        return items.key(
-            self._fleet_pk(items.string(pointer, "fleet")), items.string(pointer, "record_sk")
+        fleet, record_sk = items.decode(
+            self.table,
+            pointer,
+            lambda i, _: (items.string(i, "fleet"), items.string(i, "record_sk")),
         )
+        self._rollout_fleets[rollout] = fleet
+        return items.key(self._fleet_pk(fleet), record_sk)
 
     def _no_rollout(self, rollout: str) -> StateError:
         return StateError(f"no rollout {rollout!r} in project {self.project!r}")
@@ -214,7 +212,7 @@ class DynamoDbStateStore:
             item = self._db.call("get_item", Key=key, ConsistentRead=True).get("Item")
             if item is None:
                 raise self._no_rollout(rollout)
-            return items.rollout(item)
+            return self._rollout(item)
         update = " ".join(
             part
             for part in (
@@ -224,6 +222,25 @@ class DynamoDbStateStore:
             if part
         )
         kwargs: dict[str, Any] = {"ExpressionAttributeValues": attrs} if attrs else {}
+        fence = self._held.get(self._rollout_fleets[rollout])
+        if fence is not None:
+            # A transaction has no ReturnValues: read the record back after it.
+            change = {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": key,
+                    "UpdateExpression": update,
+                    "ConditionExpression": "attribute_exists(#pk)",
+                    "ExpressionAttributeNames": names,
+                    **kwargs,
+                }
+            }
+            if not self._transact([change], fence, f"update rollout {rollout!r}"):
+                raise self._no_rollout(rollout)
+            item = self._db.call("get_item", Key=key, ConsistentRead=True).get("Item")
+            if item is None:
+                raise self._no_rollout(rollout)
+            return self._rollout(item)
         response = self._db.conditional(
             "update_item",
             Key=key,
@@ -235,34 +252,31 @@ class DynamoDbStateStore:
         )
         if response is None:
             raise self._no_rollout(rollout)
-        return items.rollout(response["Attributes"])
+        return self._rollout(response["Attributes"])
 
     def get_rollout(self, rollout: str) -> RolloutRecord | None:
         key = self._record_key(rollout)
         if key is None:
             return None
         item = self._db.call("get_item", Key=key, ConsistentRead=True).get("Item")
-        return None if item is None else items.rollout(item)
+        return None if item is None else self._rollout(item)
 
     def rollouts(self, fleet: str | None = None, limit: int = 50) -> list[RolloutRecord]:
         if limit <= 0:
             return []
-        if fleet is not None:
-            fleets = [fleet]
-        else:
-            fleets = [
-                items.string(i, "fleet") for i in self._db.query(f"P#{self.project}", "fleet#")
-            ]
+        fleets = [fleet] if fleet is not None else self.fleets()
         found: list[RolloutRecord] = []
         for name in fleets:
             pages = self._db.query(self._fleet_pk(name), "rollout#", newest_first=True, limit=limit)
-            found.extend(items.rollout(item) for item in pages)
+            found.extend(self._rollout(item) for item in pages)
         found.sort(key=lambda r: (r.started_at, r.id), reverse=True)
         return found[:limit]
 
     def fleets(self) -> list[str]:
         found = self._db.query(f"P#{self.project}", "fleet#")
-        return sorted({items.string(i, "fleet") for i in found})
+        return sorted(
+            {items.decode(self.table, i, lambda i, _: items.string(i, "fleet")) for i in found}
+        )
 
     def unfinished_rollout(self, fleet: str) -> RolloutRecord | None:
         pages = self._db.query(
@@ -274,7 +288,7 @@ class DynamoDbStateStore:
             names={"#outcome": "outcome"},
         )
         item = next(pages, None)
-        return None if item is None else items.rollout(item)
+        return None if item is None else self._rollout(item)
 
     def append_journal(
         self, rollout: str, step_index: int, status: str, at: float, data: Mapping[str, Any]
@@ -282,11 +296,18 @@ class DynamoDbStateStore:
         rollout_pk = self._rollout_pk(rollout)
         encoded = to_json(dict(data))
         token = uuid.uuid4().hex
+        fence = None
+        if self._held:  # writing for a fleet this store holds the lock of: fence it
+            fleet = self._fleet_of(rollout)
+            if fleet is None:
+                raise self._no_rollout(rollout)
+            fence = self._held.get(fleet)
+        what = f"append to the journal of rollout {rollout!r}"
         for _ in range(MAX_ATTEMPTS):
             last = next(self._db.query(rollout_pk, "journal#", newest_first=True, limit=1), None)
             if last is None and self._db.get(rollout_pk, "rollout") is None:
                 raise self._no_rollout(rollout)
-            seq = 1 if last is None else items.integer(last, "seq") + 1
+            seq = 1 if last is None else self._seq(last)
             sk = f"journal#{seq:08d}"
             values: dict[str, str | float | None] = {
                 "seq": seq,
@@ -295,23 +316,34 @@ class DynamoDbStateStore:
                 "at": at,
                 "data": encoded,
                 "token": token,
+                "epoch": None if fence is None else fence.epoch,
             }
-            entry = JournalEntry(rollout, seq, step_index, text(status), at, from_json(encoded, {}))
-            if self._db.conditional(
-                "put_item",
-                Item={**items.key(rollout_pk, sk), **items.attrs(values)},
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": "pk"},
-            ):
+            entry = JournalEntry(
+                rollout,
+                seq,
+                step_index,
+                text(status),
+                at,
+                from_json(encoded, {}, "journal entry"),
+                None if fence is None else fence.epoch,
+            )
+            put = self._db.new({**items.key(rollout_pk, sk), **items.attrs(values)})
+            if fence is not None:
+                if self._transact([put], fence, what):
+                    return entry
+            elif self._db.conditional("put_item", **put["Put"]) is not None:
                 return entry
             taken = self._db.get(rollout_pk, sk)
             if taken is not None and items.opt_str(taken, "token") == token:
                 return entry  # our own write, retried by botocore after a lost response
         raise self._gave_up(f"append to the journal of rollout {rollout!r}")
 
+    def _seq(self, last: dict[str, Any]) -> int:
+        return items.decode(self.table, last, lambda i, _: items.integer(i, "seq")) + 1
+
     def journal(self, rollout: str) -> list[JournalEntry]:
         return [
-            items.journal_entry(rollout, i)
+            items.decode(self.table, i, lambda i, w: items.journal_entry(rollout, i, w))
             for i in self._db.query(self._rollout_pk(rollout), "journal#")
         ]
 
@@ -327,12 +359,13 @@ class DynamoDbStateStore:
         rollout: str | None = None,
     ) -> ReleaseRecord:
         fleet_pk = self._fleet_pk(fleet)
+        fence = self._held.get(fleet)
         for _ in range(MAX_ATTEMPTS):
             existing = self.get_release(fleet, release)
             if existing is not None:
                 return existing
             last = next(self._db.query(fleet_pk, "release#", newest_first=True, limit=1), None)
-            seq = 1 if last is None else items.integer(last, "seq") + 1
+            seq = 1 if last is None else self._seq(last)
             values = items.attrs(
                 {
                     "fleet": fleet,
@@ -348,18 +381,21 @@ class DynamoDbStateStore:
                 self._db.new({**items.key(fleet_pk, f"release#{seq:08d}"), **values}),
                 self._db.new({**items.key(fleet_pk, f"release-id#{release}"), **values}),
             ]
-            if self._db.conditional("transact_write_items", TransactItems=writes) is not None:
-                return items.release(values)
+            if self._transact(writes, fence, f"record release {release!r}"):
+                return self._release(values)
             # the sequence number or the release id was taken meanwhile: look again
         raise self._gave_up(f"record release {release!r} of fleet {fleet!r}")
 
+    def _release(self, item: Mapping[str, Any]) -> ReleaseRecord:
+        return items.decode(self.table, item, items.release)
+
     def releases(self, fleet: str) -> list[ReleaseRecord]:
         pages = self._db.query(self._fleet_pk(fleet), "release#", newest_first=True)
-        return [items.release(item) for item in pages]
+        return [self._release(item) for item in pages]
 
     def get_release(self, fleet: str, release: str) -> ReleaseRecord | None:
         item = self._db.get(self._fleet_pk(fleet), f"release-id#{release}")
-        return None if item is None else items.release(item)
+        return None if item is None else self._release(item)
 
     # -- operator signals ----------------------------------------------------------------------
 
@@ -374,14 +410,27 @@ class DynamoDbStateStore:
 
     def take_signals(self, rollout: str) -> list[str]:
         taken: list[str] = []
-        for item in list(self._db.query(self._rollout_pk(rollout), "signal#")):
-            response = self._db.call(
-                "delete_item",
-                Key={"pk": item["pk"], "sk": item["sk"]},
-                ReturnValues="ALL_OLD",
-            )
+        signals = list(self._db.query(self._rollout_pk(rollout), "signal#"))
+        fleet = self._fleet_of(rollout) if signals and self._held else None
+        fence = None if fleet is None else self._held.get(fleet)
+        for item in signals:
+            name = items.decode(self.table, item, lambda i, _: items.string(i, "name"))
+            key = {"pk": item["pk"], "sk": item["sk"]}
+            if fence is not None:  # a stale holder must not take the new owner's signals
+                delete = {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": key,
+                        "ConditionExpression": "attribute_exists(#pk)",
+                        "ExpressionAttributeNames": {"#pk": "pk"},
+                    }
+                }
+                if self._transact([delete], fence, f"take the signals of rollout {rollout!r}"):
+                    taken.append(name)
+                continue  # not written: another process took it first
+            response = self._db.call("delete_item", Key=key, ReturnValues="ALL_OLD")
             if response.get("Attributes"):  # absent: another process took it first
-                taken.append(items.string(item, "name"))
+                taken.append(name)
         return taken
 
     def close(self) -> None:

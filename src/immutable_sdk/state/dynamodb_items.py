@@ -6,11 +6,12 @@ value is None is left out of the item, and reads back as None.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+from ..errors import StateError
 from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
-from .records import from_json, optional_text, text, to_json
+from .records import DAMAGED, from_json, optional_text, steps_from_json, text, to_json
 
 Attribute = dict[str, str]
 Item = Mapping[str, Any]
@@ -47,13 +48,25 @@ def integer(item: Item, name: str) -> int:
     return int(item[name]["N"])
 
 
-def lock(fleet: str, item: Item) -> LockInfo:
+def lock(fleet: str, item: Item) -> LockInfo | None:
+    """The lock an item holds; None for a freed lock (its item keeps the epoch counter)."""
+    if "owner" not in item:
+        return None
     return LockInfo(
-        fleet, string(item, "owner"), number(item, "acquired_at"), number(item, "lease_until")
+        fleet,
+        string(item, "owner"),
+        number(item, "acquired_at"),
+        number(item, "lease_until"),
+        epoch(item),
     )
 
 
-def rollout(item: Item) -> RolloutRecord:
+def epoch(item: Item | None) -> int:
+    """The epoch counter of a lock item (0: none yet, or a table from before fencing)."""
+    return integer(item, "epoch") if item is not None and "epoch" in item else 0
+
+
+def rollout(item: Item, where: str) -> RolloutRecord:
     return RolloutRecord(
         id=string(item, "id"),
         fleet=string(item, "fleet"),
@@ -66,32 +79,56 @@ def rollout(item: Item) -> RolloutRecord:
         outcome=opt_str(item, "outcome"),
         error=opt_str(item, "error"),
         owner=opt_str(item, "owner"),
-        steps=tuple(from_json(opt_str(item, "steps"), [])),
-        data=from_json(opt_str(item, "data"), {}),
+        steps=steps_from_json(opt_str(item, "steps"), f"{where}, attribute steps"),
+        data=from_json(opt_str(item, "data"), {}, f"{where}, attribute data"),
     )
 
 
-def release(item: Item) -> ReleaseRecord:
+def release(item: Item, where: str) -> ReleaseRecord:
     return ReleaseRecord(
         fleet=string(item, "fleet"),
         release=string(item, "release"),
         seq=integer(item, "seq"),
-        artifact=from_json(opt_str(item, "artifact"), {}),
-        launch_config=from_json(opt_str(item, "launch_config"), {}),
+        artifact=from_json(opt_str(item, "artifact"), {}, f"{where}, attribute artifact"),
+        launch_config=from_json(
+            opt_str(item, "launch_config"), {}, f"{where}, attribute launch_config"
+        ),
         created_at=number(item, "created_at"),
         rollout=opt_str(item, "rollout"),
     )
 
 
-def journal_entry(rollout_id: str, item: Item) -> JournalEntry:
+def journal_entry(rollout_id: str, item: Item, where: str) -> JournalEntry:
     return JournalEntry(
         rollout=rollout_id,
         seq=integer(item, "seq"),
         step_index=integer(item, "step_index"),
         status=string(item, "status"),
         at=number(item, "at"),
-        data=from_json(opt_str(item, "data"), {}),
+        data=from_json(opt_str(item, "data"), {}, f"{where}, attribute data"),
+        epoch=integer(item, "epoch") if "epoch" in item else None,
     )
+
+
+T = TypeVar("T")
+
+
+def decode(table: str, item: Item, build: Callable[[Item, str], T]) -> T:
+    """``build(item, where)``, with a missing or mistyped attribute (a damaged item) turned
+    into a StateError that names the table and the item's key."""
+    key = {
+        k: item.get(k, {}).get("S", "?") if isinstance(item.get(k), Mapping) else "?"
+        for k in ("pk", "sk")
+    }
+    where = f"DynamoDB table {table!r}, item pk={key['pk']!r} sk={key['sk']!r}"
+    try:
+        return build(item, where)
+    except StateError:
+        raise
+    except KeyError as exc:
+        raise StateError(f"{where}: missing attribute {exc}; {DAMAGED}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StateError(f"{where}: unreadable attribute ({exc}); {DAMAGED}") from exc
 
 
 def rollout_values(record: RolloutRecord) -> dict[str, str | float | None]:

@@ -47,6 +47,22 @@ class Table:
                     return None
             raise
 
+    def transact(self, writes: list[dict[str, Any]]) -> list[str] | None:
+        """Write ``writes`` in one transaction: None when written; when it was cancelled for
+        a failed condition or a conflicting writer, the reason codes (one a write, in order;
+        empty when the service gave none). Any other error raises."""
+        try:
+            self.call("transact_write_items", TransactItems=writes)
+        except AwsError as exc:
+            if exc.code != "TransactionCanceledException":
+                raise
+            response = getattr(exc.__cause__, "response", {})
+            reasons = [r.get("Code", "None") for r in response.get("CancellationReasons", [])]
+            if not set(reasons) <= _CONFLICT_REASONS:
+                raise
+            return reasons
+        return None
+
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self.call(
             "get_item", Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True

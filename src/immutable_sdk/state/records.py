@@ -9,11 +9,13 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any
 
-from ..errors import LockLost
+from ..errors import LockLost, StateError
 from ..redaction import redact_text
 from .base import LockInfo
 
 ERROR_KEYS = frozenset({"error", "reason"})
+DAMAGED = "the state store is damaged: repair or delete that entry (see docs/operations.md)"
+
 # Fields of a RolloutRecord that update_rollout may change; the rest define the rollout.
 UPDATABLE_ROLLOUT_FIELDS = ("phase", "finished_at", "outcome", "error", "owner", "steps", "data")
 
@@ -45,8 +47,36 @@ def to_json(value: Any) -> str:
     )
 
 
-def from_json(text: str | None, empty: Any) -> Any:
-    return empty if not text else json.loads(text)
+def from_json(text: str | None, empty: Any, where: str) -> Any:
+    """Decode a stored JSON column of ``empty``'s type ({} or []); StateError naming ``where``
+    (the table, row and column) when it is broken or of another type."""
+    if not text:
+        return empty
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise StateError(f"{where}: broken JSON ({exc}); {DAMAGED}") from exc
+    if not isinstance(value, type(empty)):
+        expected = "an object" if isinstance(empty, dict) else "a list"
+        raise StateError(
+            f"{where}: expected {expected} in JSON, found {type(value).__name__}; {DAMAGED}"
+        )
+    return value
+
+
+def steps_from_json(text: str | None, where: str) -> tuple[dict[str, Any], ...]:
+    """A rollout's planned steps, each checked to rebuild as a Step (known kind, its fields)."""
+    from ..lifecycle import step_from_dict
+
+    steps: list[Any] = from_json(text, [], where)
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            raise StateError(f"{where}: step {index} is not an object; {DAMAGED}")
+        try:
+            step_from_dict(step)
+        except StateError as exc:
+            raise StateError(f"{where}: step {index}: {exc}; {DAMAGED}") from exc
+    return tuple(steps)
 
 
 def text(value: Any) -> str:

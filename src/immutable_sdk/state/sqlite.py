@@ -1,10 +1,11 @@
 """The embedded state store: one SQLite file, ``.immutable/state.db`` by default.
 
 The file is created with mode 0600 before SQLite opens it (SQLite gives its ``-wal`` and ``-shm``
-files the same mode). The journal mode is WAL, so readers never block the writer, and a busy
-timeout makes concurrent writers wait instead of failing. Every write that reads first runs in a
-``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front: processes racing for a
-fleet's lock serialize there, and exactly one wins.
+files the same mode); an existing state file others may read is tightened to 0600 once it is known
+to be one (``sqlite_schema.make_private``). The journal mode is WAL, so readers never block the
+writer, and a busy timeout makes concurrent writers wait instead of failing. Every write that reads
+first runs in a ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front:
+processes racing for a fleet's lock serialize there, and exactly one wins.
 
 The ``meta`` table holds ``schema_version``; pending migrations (``sqlite_schema.MIGRATIONS``) run
 in one transaction together with the version bump. A file that is not SQLite, a database with
@@ -22,9 +23,17 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import LockHeld, StateError
-from . import sqlite_schema
+from . import fencing, sqlite_schema
 from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
-from .records import from_json, lock_lost, optional_text, rollout_changes, text, to_json
+from .records import (
+    from_json,
+    lock_lost,
+    optional_text,
+    rollout_changes,
+    steps_from_json,
+    text,
+    to_json,
+)
 
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's transaction
 
@@ -43,6 +52,7 @@ class SqliteStateStore:
         self.path = Path(path)
         self.project = project
         self._lock = threading.RLock()
+        self._held = fencing.HeldLocks()
         sqlite_schema.create_private(self.path)
         sqlite_schema.check_header(self.path)
         try:
@@ -53,6 +63,7 @@ class SqliteStateStore:
             raise StateError(f"{self.path}: cannot open the state database: {exc}") from exc
         try:
             self._open()
+            sqlite_schema.make_private(self.path)
         except BaseException:
             self._db.close()
             raise
@@ -141,58 +152,103 @@ class SqliteStateStore:
 
     def _lock_row(self, db: sqlite3.Connection, fleet: str) -> LockInfo | None:
         row = db.execute(
-            "SELECT owner, acquired_at, lease_until FROM locks WHERE project = ? AND fleet = ?",
+            "SELECT owner, acquired_at, lease_until, epoch FROM locks "
+            "WHERE project = ? AND fleet = ?",
             (self.project, fleet),
         ).fetchone()
-        return None if row is None else LockInfo(fleet, row[0], row[1], row[2])
+        return None if row is None else LockInfo(fleet, row[0], row[1], row[2], row[3])
+
+    def _next_epoch(self, db: sqlite3.Connection, fleet: str) -> int:
+        """Raise the fleet's epoch counter (kept when its lock row goes) and return it."""
+        db.execute(
+            "INSERT INTO lock_epochs (project, fleet, epoch) VALUES (?, ?, 1) "
+            "ON CONFLICT (project, fleet) DO UPDATE SET epoch = epoch + 1",
+            (self.project, fleet),
+        )
+        (epoch,) = db.execute(
+            "SELECT epoch FROM lock_epochs WHERE project = ? AND fleet = ?", (self.project, fleet)
+        ).fetchone()
+        return int(epoch)
+
+    def _fenced(self, db: sqlite3.Connection, fleet: str, what: str) -> None:
+        """Refuse (LockLost) a write for ``fleet`` when this store's lock on it is gone."""
+        fence = self._held.get(fleet)
+        if fence is None:
+            return
+        current = self._lock_row(db, fleet)
+        if not fence.admits(current):
+            raise fencing.refused(fence, current, what)
 
     def acquire_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
         with self._write() as db:
             current = self._lock_row(db, fleet)
             if current and current.owner != owner and current.lease_until >= now:
                 raise LockHeld(fleet, current.owner, current.acquired_at, current.lease_until)
-            since = current.acquired_at if current and current.owner == owner else now
-            info = LockInfo(fleet, owner, since, now + lease)
+            if current and current.owner == owner:
+                since, epoch = current.acquired_at, current.epoch
+            else:
+                since, epoch = now, self._next_epoch(db, fleet)
+            info = LockInfo(fleet, owner, since, now + lease, epoch)
             db.execute(
-                "INSERT OR REPLACE INTO locks (project, fleet, owner, acquired_at, lease_until) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (self.project, fleet, owner, info.acquired_at, info.lease_until),
+                "INSERT OR REPLACE INTO locks "
+                "(project, fleet, owner, acquired_at, lease_until, epoch) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self.project, fleet, owner, info.acquired_at, info.lease_until, epoch),
             )
+        self._held.hold(info)
         return info
 
     def renew_lock(self, fleet: str, owner: str, lease: float, now: float) -> LockInfo:
         with self._write() as db:
             current = self._lock_row(db, fleet)
-            if current is None or current.owner != owner:
+            fence = self._held.get(fleet)
+            if fence is not None and fence.owner == owner:
+                if not fence.admits(current):
+                    raise fencing.refused(fence, current, "renew the lease")
+            elif current is None or current.owner != owner:
                 raise lock_lost(fleet, owner, current)
             db.execute(
                 "UPDATE locks SET lease_until = ? WHERE project = ? AND fleet = ?",
                 (now + lease, self.project, fleet),
             )
-        return LockInfo(fleet, owner, current.acquired_at, now + lease)
+        assert current is not None  # checked above
+        return LockInfo(fleet, owner, current.acquired_at, now + lease, current.epoch)
 
     def release_lock(self, fleet: str, owner: str) -> bool:
+        fence = self._held.get(fleet)
+        epoch = fence.epoch if fence is not None and fence.owner == owner else None
         with self._write() as db:
             cur = db.execute(
-                "DELETE FROM locks WHERE project = ? AND fleet = ? AND owner = ?",
-                (self.project, fleet, owner),
+                "DELETE FROM locks WHERE project = ? AND fleet = ? AND owner = ? "
+                "AND (? IS NULL OR epoch = ?)",
+                (self.project, fleet, owner, epoch, epoch),
             )
-            return cur.rowcount > 0
+            released = cur.rowcount > 0
+        if released:
+            self._held.drop(fleet, owner)
+        return released
 
     def force_unlock(self, fleet: str) -> LockInfo | None:
         with self._write() as db:
             current = self._lock_row(db, fleet)
             db.execute("DELETE FROM locks WHERE project = ? AND fleet = ?", (self.project, fleet))
+            self._next_epoch(db, fleet)  # the removed holder's epoch is stale from now on
         return current
 
     def get_lock(self, fleet: str) -> LockInfo | None:
         with self._lock:
-            return self._lock_row(self._db, fleet)
+            try:
+                return self._lock_row(self._db, fleet)
+            except sqlite3.Error as exc:
+                raise StateError(f"{self.path}: {exc}") from exc
 
     # -- rollouts and journal ------------------------------------------------------------------
 
+    def _where(self, table: str, key: str) -> str:
+        return f"{self.path}: table {table}, {key} (project {self.project!r})"
+
     def _rollout(self, row: tuple[Any, ...]) -> RolloutRecord:
-        steps = from_json(row[11], [])
+        where = self._where("rollouts", f"rollout {row[0]!r}")
         return RolloutRecord(
             id=row[0],
             fleet=row[1],
@@ -205,19 +261,22 @@ class SqliteStateStore:
             outcome=row[8],
             error=row[9],
             owner=row[10],
-            steps=tuple(steps),
-            data=from_json(row[12], {}),
+            steps=steps_from_json(row[11], f"{where}, column steps"),
+            data=from_json(row[12], {}, f"{where}, column data"),
         )
 
-    def _require_rollout(self, db: sqlite3.Connection, rollout: str) -> None:
+    def _require_rollout(self, db: sqlite3.Connection, rollout: str) -> str:
+        """The rollout's fleet; StateError when there is no such rollout."""
         row = db.execute(
-            "SELECT 1 FROM rollouts WHERE project = ? AND id = ?", (self.project, rollout)
+            "SELECT fleet FROM rollouts WHERE project = ? AND id = ?", (self.project, rollout)
         ).fetchone()
         if row is None:
             raise StateError(f"no rollout {rollout!r} in project {self.project!r}")
+        return str(row[0])
 
     def start_rollout(self, record: RolloutRecord) -> None:
         with self._write() as db:
+            self._fenced(db, record.fleet, f"start rollout {record.id!r}")
             try:
                 db.execute(
                     f"INSERT INTO rollouts (project, {_ROLLOUT_COLUMNS}) "
@@ -247,8 +306,9 @@ class SqliteStateStore:
     def update_rollout(self, rollout: str, **changes: Any) -> RolloutRecord:
         values = rollout_changes(rollout, changes)
         with self._write() as db:
-            self._require_rollout(db, rollout)
+            fleet = self._require_rollout(db, rollout)
             if values:
+                self._fenced(db, fleet, f"update rollout {rollout!r}")
                 assignments = ", ".join(f"{name} = ?" for name in values)
                 db.execute(
                     f"UPDATE rollouts SET {assignments} WHERE project = ? AND id = ?",
@@ -300,36 +360,62 @@ class SqliteStateStore:
     ) -> JournalEntry:
         encoded = to_json(dict(data))
         with self._write() as db:
-            self._require_rollout(db, rollout)
+            fleet = self._require_rollout(db, rollout)
+            self._fenced(db, fleet, f"append to the journal of rollout {rollout!r}")
             (seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE project = ? AND rollout = ?",
                 (self.project, rollout),
             ).fetchone()
+            fence = self._held.get(fleet)
+            epoch = None if fence is None else fence.epoch
             db.execute(
-                "INSERT INTO journal (project, rollout, seq, step_index, status, at, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (self.project, rollout, seq, step_index, text(status), at, encoded),
+                "INSERT INTO journal (project, rollout, seq, step_index, status, at, data, epoch) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.project, rollout, seq, step_index, text(status), at, encoded, epoch),
             )
-        return JournalEntry(rollout, seq, step_index, text(status), at, from_json(encoded, {}))
+        return JournalEntry(
+            rollout,
+            seq,
+            step_index,
+            text(status),
+            at,
+            from_json(encoded, {}, "journal entry"),
+            epoch,
+        )
 
     def journal(self, rollout: str) -> list[JournalEntry]:
         rows = self._read(
-            "SELECT seq, step_index, status, at, data FROM journal "
+            "SELECT seq, step_index, status, at, data, epoch FROM journal "
             "WHERE project = ? AND rollout = ? ORDER BY seq",
             (self.project, rollout),
         )
-        return [JournalEntry(rollout, r[0], r[1], r[2], r[3], from_json(r[4], {})) for r in rows]
+        return [
+            JournalEntry(
+                rollout,
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                from_json(
+                    r[4],
+                    {},
+                    self._where("journal", f"rollout {rollout!r} seq {r[0]}") + ", column data",
+                ),
+                r[5],
+            )
+            for r in rows
+        ]
 
     # -- releases ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _release(row: tuple[Any, ...]) -> ReleaseRecord:
+    def _release(self, row: tuple[Any, ...]) -> ReleaseRecord:
+        where = self._where("releases", f"fleet {row[0]!r} release {row[1]!r}")
         return ReleaseRecord(
             fleet=row[0],
             release=row[1],
             seq=row[2],
-            artifact=from_json(row[3], {}),
-            launch_config=from_json(row[4], {}),
+            artifact=from_json(row[3], {}, f"{where}, column artifact"),
+            launch_config=from_json(row[4], {}, f"{where}, column launch_config"),
             created_at=row[5],
             rollout=row[6],
         )
@@ -351,6 +437,7 @@ class SqliteStateStore:
         with self._write() as db:
             existing = db.execute(select, row_key).fetchone()
             if existing is None:
+                self._fenced(db, fleet, f"record release {release!r}")
                 (seq,) = db.execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM releases "
                     "WHERE project = ? AND fleet = ?",
@@ -403,6 +490,13 @@ class SqliteStateStore:
                 "SELECT id, name FROM signals WHERE project = ? AND rollout = ? ORDER BY at, id",
                 (self.project, rollout),
             ).fetchall()
+            if rows:  # a stale holder must not take the new owner's signals
+                fleet = db.execute(
+                    "SELECT fleet FROM rollouts WHERE project = ? AND id = ?",
+                    (self.project, rollout),
+                ).fetchone()
+                if fleet is not None:
+                    self._fenced(db, str(fleet[0]), f"take the signals of rollout {rollout!r}")
             db.executemany("DELETE FROM signals WHERE id = ?", [(r[0],) for r in rows])
         return [r[1] for r in rows]
 

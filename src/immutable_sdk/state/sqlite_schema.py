@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,21 +55,93 @@ def _migrate_to_1(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """Fencing: each lock carries its epoch; ``lock_epochs`` keeps every fleet's counter, so
+    an epoch never goes back, also after a forced unlock deleted the lock row. Locks held
+    when the file is migrated get epoch 0: their next acquisition gets epoch 1. Journal
+    entries record the epoch of the lock their writer held."""
+    db.execute("ALTER TABLE locks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        """CREATE TABLE lock_epochs (
+            project TEXT NOT NULL, fleet TEXT NOT NULL, epoch INTEGER NOT NULL,
+            PRIMARY KEY (project, fleet))"""
+    )
+    db.execute(
+        "INSERT INTO lock_epochs (project, fleet, epoch) SELECT project, fleet, 0 FROM locks"
+    )
+    db.execute("ALTER TABLE journal ADD COLUMN epoch INTEGER")  # the writer's; NULL: unfenced
+
+
 # version -> the function that brings a database from version - 1 to it; the newest key is the
 # schema version this code writes (tests check it equals base.SCHEMA_VERSION).
-MIGRATIONS: dict[int, Migration] = {1: _migrate_to_1}
+MIGRATIONS: dict[int, Migration] = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def create_private(path: Path) -> None:
-    """Create ``path`` (and its folder) readable by its owner only, unless it exists."""
+    """Create ``path`` (and the folders it needs) readable by its owner only, unless it exists."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_private_dirs(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return
     except OSError as exc:
         raise StateError(f"{path}: cannot create the state database: {exc.strerror}") from exc
     os.close(fd)
+
+
+def make_private(path: Path) -> None:
+    """Tighten a state file that others may read (0644 from an older version or a copy) to
+    0600, and the SDK's own folder (``.immutable``) to 0700; each change is logged. Called
+    once the file is known to be a state database (anything else is left untouched)."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():  # SQLite made -wal and -shm with the mode the file had then
+            _tighten(file, 0o600)
+    if path.parent.name == OWN_FOLDER:
+        _tighten(path.parent, 0o700)
+
+
+OWN_FOLDER = ".immutable"  # the default state folder, the SDK's own
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """``mkdir -p`` where every folder made is 0700 (``Path.mkdir(parents=True)`` gives the
+    intermediate ones the umask's mode)."""
+    missing: list[Path] = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it meanwhile
+            continue
+        os.chmod(made, 0o700)  # whatever the umask
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read its mode: {exc.strerror}") from exc
+    if current & ~mode & 0o077 == 0:
+        return
+    try:
+        os.chmod(path, current & mode)
+    except OSError as exc:
+        raise StateError(
+            f"{path}: others may read it (mode {current:04o}) and it cannot be made private: "
+            f"{exc.strerror}"
+        ) from exc
+    from ..logs import get_logger
+
+    get_logger().warning(
+        "state.permissions_tightened",
+        path=str(path),
+        mode_was=f"{current:04o}",
+        mode=f"{current & mode:04o}",
+    )
 
 
 def check_header(path: Path) -> None:
