@@ -28,9 +28,15 @@ from .spec.model import FleetSpec, Spec
 
 # botocore service name -> IAM service prefix, where they differ
 SERVICE_PREFIX = {"elbv2": "elasticloadbalancing", "elb": "elasticloadbalancing"}
-# operations authorized as other actions (DynamoDB transactions: per item action)
+# operations authorized as other actions (DynamoDB transactions: per item action; the state
+# store's fenced writes put, update and delete items beside a ConditionCheck on the lock)
 OPERATION_ACTIONS = {
-    "dynamodb.TransactWriteItems": ("dynamodb:PutItem", "dynamodb:UpdateItem"),
+    "dynamodb.TransactWriteItems": (
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    ),
     "dynamodb.TransactGetItems": ("dynamodb:GetItem",),
 }
 
@@ -77,6 +83,7 @@ DYNAMODB_STATE = (
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",  # fenced writes: the lock's owner and epoch, checked
     "dynamodb:Query",
 )
 ROUTE53_READS = ("route53:ListHostedZonesByName", "route53:GetChange")

@@ -39,10 +39,19 @@ from .lifecycle import (
     ShiftTraffic,
     Step,
 )
-from .logs import get_logger
 from .redaction import redact_text, register_secret
 from .spec.model import FleetSpec, ImageSpec, PluginConfig
 from .units import Size, parse_duration, parse_size
+
+
+def get_logger(**context: Any) -> Any:
+    """A structlog logger bound to ``context``, through the SDK's logging (and its redaction).
+
+    Imported on first use: loading a spec or the CLI's commands must not pay for structlog.
+    """
+    from .logs import get_logger as sdk_logger
+
+    return sdk_logger(**context)
 
 PROJECT = "immutable_sdk"
 hookimpl = pluggy.HookimplMarker(PROJECT)

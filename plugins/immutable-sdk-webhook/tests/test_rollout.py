@@ -25,7 +25,7 @@ def webhook(url: str, **settings: Any) -> str:
 def test_the_entry_point_registers_the_notifier() -> None:
     plugins = load_plugins()  # autoload: this distribution's tests turn it on
     entry = plugins.notifiers.get("webhook")
-    assert entry.distribution == "immutable-sdk-webhook 0.1.0"
+    assert entry.distribution == "immutable-sdk-webhook 0.2.0"
     assert entry.schema["additionalProperties"] is False
 
 
