@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import hypothesis
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -211,15 +212,17 @@ class DeploymentSafety(RuleBasedStateMachine):
         self.w.process("operator rollback", lambda e: e.rollback(FLEET))
 
 
-def run_machine(bench: Bench, config: settings) -> None:
-    """Run the machine under ``config`` (a hypothesis settings profile) on ``bench``."""
+def run_machine(bench: Bench, config: settings, seed: int | None = None) -> None:
+    """Run the machine under ``config`` (a hypothesis settings profile) on ``bench``;
+    ``seed`` fixes hypothesis's random source (the soak's ``--seed``)."""
 
     class Bound(DeploymentSafety):
         pass
 
     Bound.bench = bench
     Bound.__name__ = Bound.__qualname__ = "DeploymentSafety"
-    run_state_machine_as_test(Bound, settings=config)
+    machine: type[DeploymentSafety] = Bound if seed is None else hypothesis.seed(seed)(Bound)
+    run_state_machine_as_test(machine, settings=config)
 
 
 def describe(stats: Stats) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The spec the safety machine deploys: one fleet ``web``, rolling or behind traffic slots.
 
 Every check the machine can turn bad is in it: an instance check, the target group (rolling),
-a CloudWatch alarm, and an ``http`` check against the machine's own server on 127.0.0.1.
+a CloudWatch alarm, and an ``http`` check against the machine's own server on 127.0.0.1. The
+``http`` check wants 4 good answers in a row, 5 s apart: every gate waits, so that what is
+scheduled "at wait N" lands inside gates, bakes and pauses.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ TAIL = """\
       checks:
         - {{type: ec2}}
 {elb}        - {{type: cloudwatch-alarm, alarms: [{alarm}]}}
-        - {{type: http, url: 'http://127.0.0.1:{port}/h/{{instance_id}}', successes: 1,
+        - {{type: http, url: 'http://127.0.0.1:{port}/h/{{instance_id}}', successes: 4,
             failures: 2, request_timeout: 0.25s}}
     rollback: {{automatic: true}}
 """
