@@ -96,6 +96,7 @@ class World:
         self.waits = 0  # waits of the apply in progress (its own, not nested processes')
         self.sampler: Callable[[str], None] | None = None  # the monitor, at every wait
         self._processes = 0
+        self._pending: list[str] = []  # processes that took the lock and run after this wait
         self._boot = 0
         self._paused_at: int | None = None
         self._seen_events = 0
@@ -142,9 +143,10 @@ class World:
         self._boot += 1
         (self.tmp / "boot.sh").write_text(f"#!/bin/sh\necho release {self._boot}\n")
 
-    def engine(self, *, role: str = "apply") -> Engine:
-        self._processes += 1
-        owner = f"{role}-{self._processes}"
+    def engine(self, *, role: str = "apply", owner: str | None = None) -> Engine:
+        if owner is None:
+            self._processes += 1
+            owner = f"{role}-{self._processes}"
         path = self.spec_path()
         if not (self.tmp / "boot.sh").exists():
             (self.tmp / "boot.sh").write_text("#!/bin/sh\necho release 0\n")
@@ -165,9 +167,16 @@ class World:
         """The state store as an operator (or the monitor) opens it."""
         return SqliteStateStore(self.tmp / "state.db", PROJECT)
 
-    def run(self, label: str, act: Callable[[Engine], Any], *, faults: bool = False) -> Outcome:
+    def run(
+        self,
+        label: str,
+        act: Callable[[Engine], Any],
+        *,
+        faults: bool = False,
+        owner: str | None = None,
+    ) -> Outcome:
         """Run one process: ``act(engine)``, with the armed faults when ``faults``."""
-        engine = self.engine()
+        engine = self.engine(owner=owner)
         if faults:
             for fault in self.armed:
                 fault.arm(engine)
@@ -194,6 +203,7 @@ class World:
             return self.run(label, act, faults=faults)
         finally:
             self.scheduled = []  # what was scheduled for this process and did not happen, lapses
+            self._run_pending()  # a second process that took the lock runs on after the first
 
     def apply(self, label: str, *, faults: bool = False, abort_unfinished: bool = False) -> Outcome:
         return self.process(
@@ -217,18 +227,39 @@ class World:
                 pass  # no rollout in progress any more: the command says so and does nothing
 
     def intruder(self, how: str) -> None:
-        """Another process takes the fleet over while the apply in progress is stopped."""
+        """Another process takes the fleet over from the apply in progress.
+
+        ``force-unlock``: an operator forces the lock open and a second apply takes it at
+        once; the first runs on to its next wait, then the second runs (it is a process of
+        its own: the first is stopped meanwhile, for a reproducible order). ``lease-expiry``:
+        the first process is stopped past its lease; the second takes the expired lock and
+        runs to its end before the first wakes up.
+        """
+        if how == "force-unlock":
+            with self.store() as state:
+                state.force_unlock(FLEET)
+                self._processes += 1
+                owner = f"intruder-{self._processes}"
+                state.acquire_lock(FLEET, owner, LEASE, self.clock.now())
+            self._pending.append(owner)
+            self.schedule(self.waits + 1, "intruder", self._run_pending)
+            return
         with self.stopped():
-            if how == "force-unlock":
-                with self.store() as state:
-                    state.force_unlock(FLEET)
-            else:
-                self.after_lease()
-            saved, self.scheduled, waits = self.scheduled, [], self.waits
-            try:
-                self.run(f"intruder after {how}", lambda e: e.apply())
-            finally:
-                self.scheduled, self.waits = saved, waits
+            self.after_lease()
+            self._intrude(f"intruder after {how}", None)
+
+    def _run_pending(self) -> None:
+        while self._pending:
+            owner = self._pending.pop(0)
+            with self.stopped():
+                self._intrude("intruder after force-unlock", owner)
+
+    def _intrude(self, label: str, owner: str | None) -> None:
+        saved, self.scheduled, waits = self.scheduled, [], self.waits
+        try:
+            self.run(label, lambda e: e.apply(), owner=owner)
+        finally:
+            self.scheduled, self.waits = saved, waits
 
     @contextmanager
     def stopped(self) -> Iterator[None]:
