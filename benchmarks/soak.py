@@ -26,7 +26,7 @@ RESULTS = Path(__file__).parent / "results" / "soak.json"
 ROUND = 5  # examples per round: the granularity of --minutes
 
 
-def soak(minutes: float, seed: int, steps: int) -> dict[str, Any]:
+def soak(minutes: float, seed: int, steps: int, shrink: bool = True) -> dict[str, Any]:
     from hypothesis.reporting import with_reporter
 
     from immutable_sdk.emulator import SANDBOX_CREDENTIALS, Emulator
@@ -49,13 +49,17 @@ def soak(minutes: float, seed: int, steps: int) -> dict[str, Any]:
             printed = io.StringIO()
             try:
                 with with_reporter(report.append), redirect_stdout(printed):
-                    run_machine(bench, soak_profile(ROUND, steps), seed=seed + rounds)
+                    profile = soak_profile(ROUND, steps, shrink=shrink)
+                    run_machine(bench, profile, seed=seed + rounds)
             except Exception as exc:  # a violated invariant, or an SDK bug's traceback
                 failures.append(
                     {
                         "seed": seed + rounds,
                         "error": f"{type(exc).__name__}: {exc}"[:4000],
-                        "sequence": "\n".join(report) + printed.getvalue(),
+                        # hypothesis attaches the shrunk steps to the exception as notes
+                        "sequence": "\n".join(
+                            [*getattr(exc, "__notes__", []), *report, printed.getvalue()]
+                        ).strip(),
                     }
                 )
             rounds += 1
@@ -66,6 +70,7 @@ def soak(minutes: float, seed: int, steps: int) -> dict[str, Any]:
             "minutes": round((time.monotonic() - start) / 60, 2),
             "rounds": rounds,
             "steps_per_example": steps,
+            "shrink": shrink,
             "invariants": INVARIANTS,
             "failures": failures,
             "date": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
@@ -76,7 +81,7 @@ def soak(minutes: float, seed: int, steps: int) -> dict[str, Any]:
 
 def table(d: dict[str, Any]) -> str:
     lines = [
-        f"safety soak: {d['examples']} examples in {d['minutes']} min "
+        f"safety soak: {d['examples']} examples (shrinking included) in {d['minutes']} min "
         f"(seed {d['seed']}, {d['rounds']} rounds, up to {d['steps_per_example']} rules each)",
         "",
         f"{'rule':34} {'runs':>7}",
@@ -97,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="How long to run.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the first round.")
     parser.add_argument("--steps", type=int, default=10, help="Rules per example, at most.")
+    parser.add_argument(
+        "--no-shrink",
+        action="store_true",
+        help="Report failing sequences as found (hypothesis spends up to 5 minutes shrinking one).",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON file (default {RESULTS}).")
     args = parser.parse_args(argv)
-    data = soak(args.minutes, args.seed, args.steps)
+    data = soak(args.minutes, args.seed, args.steps, shrink=not args.no_shrink)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     print(table(data))

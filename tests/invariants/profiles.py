@@ -25,10 +25,12 @@ CI = settings(
 )
 
 
-def soak(examples: int = 10_000, steps: int = 10) -> settings:
+def soak(examples: int = 10_000, steps: int = 10, *, shrink: bool = True) -> settings:
     """Many examples of longer sequences; the soak command stops them by time."""
+    phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if shrink else [])]
     return settings(
         **COMMON,  # type: ignore[arg-type]
         max_examples=examples,
         stateful_step_count=steps,
+        phases=phases,
     )

@@ -27,12 +27,12 @@ ROLLING = {
     "rolling-batch2-min50": "{type: rolling, batch_size: 2, min_healthy: 50%, max_surge: 0}",
 }
 SLOTTED = {
-    "blue-green": "{type: blue-green, keep_previous: 5m}",
-    "blue-green-manual": "{type: blue-green, promote_after: manual, keep_previous: 5m}",
-    "canary": "{type: canary, steps: [{weight: 25, bake: 1m}, {weight: 100}], keep_previous: 5m}",
+    "blue-green": "{type: blue-green, keep_previous: 1m}",
+    "blue-green-manual": "{type: blue-green, promote_after: manual, keep_previous: 1m}",
+    "canary": "{type: canary, steps: [{weight: 25, bake: 30s}, {weight: 100}], keep_previous: 1m}",
     "canary-manual": (
-        "{type: canary, steps: [{weight: 25, bake: 1m}, {pause: manual}, {weight: 100}],"
-        " keep_previous: 5m}"
+        "{type: canary, steps: [{weight: 25, bake: 30s}, {pause: manual}, {weight: 100}],"
+        " keep_previous: 1m}"
     ),
 }
 MANUAL = frozenset({"blue-green-manual", "canary-manual"})
