@@ -19,8 +19,8 @@ COMMON = dict(
 CI = settings(
     **COMMON,  # type: ignore[arg-type]
     derandomize=True,
-    max_examples=6,
-    stateful_step_count=6,
+    max_examples=8,
+    stateful_step_count=8,
     phases=[Phase.explicit, Phase.generate, Phase.shrink],
 )
 
