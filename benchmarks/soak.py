@@ -28,11 +28,11 @@ ROUND = 5  # examples per round: the granularity of --minutes
 
 def soak(minutes: float, seed: int, steps: int, shrink: bool = True) -> dict[str, Any]:
     from hypothesis.reporting import with_reporter
-
-    from immutable_sdk.emulator import SANDBOX_CREDENTIALS, Emulator
     from tests.invariants.monitor import INVARIANTS
     from tests.invariants.profiles import soak as soak_profile
     from tests.invariants.rules import Bench, describe, run_machine
+
+    from immutable_sdk.emulator import SANDBOX_CREDENTIALS, Emulator
 
     for key, value in SANDBOX_CREDENTIALS.items():
         os.environ[key.upper()] = value

@@ -13,13 +13,13 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
-
-from immutable_sdk.aws.fence import mutating
-from immutable_sdk.engine import Engine
 from tests.engine.durable import Crash, crash_at_call
 from tests.engine.test_faults import error_response
 
-__all__ = ["Burst", "CrashAt", "Fault", "LostResponse", "Crash"]
+from immutable_sdk.aws.fence import mutating
+from immutable_sdk.engine import Engine
+
+__all__ = ["Burst", "Crash", "CrashAt", "Fault", "LostResponse"]
 
 BURSTS = {"throttle": (400, "Throttling"), "5xx": (503, "ServiceUnavailable")}
 

@@ -70,7 +70,9 @@ class Monitor:
         groups = {g["AutoScalingGroupName"]: g for g in found["AutoScalingGroups"]}
         healthy: dict[str, set[str]] = {}
         for name, g in groups.items():
-            members = {i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService"}
+            members = {
+                i["InstanceId"] for i in g["Instances"] if i["LifecycleState"] == "InService"
+            }
             registered: set[str] | None = None
             for arn in g.get("TargetGroupARNs", []):
                 ids = {
@@ -134,7 +136,9 @@ class Monitor:
         for slot, weight in sorted(snap.weights.items()):
             group = f"{PROJECT}-{FLEET}-{slot}"
             if weight > 0 and not snap.healthy.get(group):
-                self._violation("2", where, f"weight {weight} on slot {slot!r} without healthy targets")
+                self._violation(
+                    "2", where, f"weight {weight} on slot {slot!r} without healthy targets"
+                )
 
     def _epoch(self, lock: Any, where: str) -> None:
         epoch = getattr(lock, "epoch", None)  # the fencing token, once the stores have one
@@ -212,9 +216,16 @@ class Monitor:
             expected = next(iter(serving)) if len(serving) == 1 else None
         if expected is None and last.outcome in ("rolled_back", "aborted"):
             if snap.groups or members:
-                self._violation("4", where, f"{said} from nothing, yet groups remain: {sorted(snap.groups)}")
+                self._violation(
+                    "4", where, f"{said} from nothing, yet groups remain: {sorted(snap.groups)}"
+                )
         elif serving != {expected}:
-            self._violation("4", where, f"{said}, but instances run releases {sorted(map(str, serving))} (expected {expected})")
+            self._violation(
+                "4",
+                where,
+                f"{said}, but instances run releases {sorted(map(str, serving))}"
+                f" (expected {expected})",
+            )
         for name, g in sorted(snap.groups.items()):
             sizes = (g["MinSize"], g["DesiredCapacity"], g["MaxSize"])
             if sizes != (DESIRED, DESIRED, DESIRED * 2):
@@ -231,7 +242,9 @@ class Monitor:
             return {}
         out = self.client("ec2").describe_instances(InstanceIds=ids)
         return {
-            i["InstanceId"]: _tag(i, TAG_RELEASE) for r in out["Reservations"] for i in r["Instances"]
+            i["InstanceId"]: _tag(i, TAG_RELEASE)
+            for r in out["Reservations"]
+            for i in r["Instances"]
         }
 
     def _kept_releases(self, serving: set[str | None]) -> set[str | None]:
@@ -250,9 +263,7 @@ class Monitor:
                 {"Name": "instance-state-name", "Values": ["pending", "running"]},
             ]
         )
-        outside = sorted(
-            i["InstanceId"] for r in out["Reservations"] for i in r["Instances"]
-        )
+        outside = sorted(i["InstanceId"] for r in out["Reservations"] for i in r["Instances"])
         outside = [i for i in outside if i not in members]
         if outside:
             self._violation("4", where, f"{said}, but instances run outside the groups: {outside}")
@@ -265,7 +276,9 @@ class Monitor:
                 release = _version_release(v)
                 if release not in kept:
                     self._violation(
-                        "4", where, f"{said}, but {name} keeps version {v['VersionNumber']} "
+                        "4",
+                        where,
+                        f"{said}, but {name} keeps version {v['VersionNumber']} "
                         f"of release {release}, never promoted and not serving",
                     )
         tgs = elbv2.describe_target_groups(Names=self.target_group_names())["TargetGroups"]
@@ -278,16 +291,22 @@ class Monitor:
             )
             if stale:
                 self._violation(
-                    "4", where, f"{said}, but {tg['TargetGroupName']} still has non-members "
+                    "4",
+                    where,
+                    f"{said}, but {tg['TargetGroupName']} still has non-members "
                     f"registered: {stale}",
                 )
         if snap.weights:
             live = {self.slot_of(g) for g in snap.groups}
             for slot, weight in snap.weights.items():
                 if weight > 0 and slot not in live:
-                    self._violation("4", where, f"{said}, but slot {slot} has weight {weight} and no group")
+                    self._violation(
+                        "4", where, f"{said}, but slot {slot} has weight {weight} and no group"
+                    )
             if live and not any(snap.weights.get(s, 0) > 0 for s in live):
-                self._violation("4", where, f"{said}, but no weight on the live slot: {snap.weights}")
+                self._violation(
+                    "4", where, f"{said}, but no weight on the live slot: {snap.weights}"
+                )
 
     # --- invariant 6: the extension point for release quarantine --------------------------
 

@@ -94,11 +94,7 @@ def spec_text(kind: str, strategy: str, http_port: int) -> str:
         wiring, elb, text = ROLLING_WIRING, "        - {type: elb}\n", ROLLING[strategy]
     else:
         wiring, elb, text = SLOT_WIRING, "", SLOTTED[strategy]
-    return (
-        HEAD.format(**fmt)
-        + wiring.format(**fmt)
-        + TAIL.format(**fmt, strategy=text, elb=elb)
-    )
+    return HEAD.format(**fmt) + wiring.format(**fmt) + TAIL.format(**fmt, strategy=text, elb=elb)
 
 
 def min_healthy(kind: str, strategy: str) -> int:

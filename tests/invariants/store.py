@@ -25,7 +25,9 @@ class WatchedStore:
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
         if name == "start_rollout":
-            return self._watch(name, value, lambda args, kw: (args[0] if args else kw["record"]).fleet)
+            return self._watch(
+                name, value, lambda args, kw: (args[0] if args else kw["record"]).fleet
+            )
         if name in ROLLOUT_WRITES:
             return self._watch(name, value, self._fleet_of_rollout)
         if name in FLEET_WRITES:

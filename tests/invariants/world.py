@@ -13,10 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.engine.conftest import HealthServer
 
 from immutable_sdk.clock import VirtualClock
 from immutable_sdk.engine import Engine
@@ -24,7 +26,6 @@ from immutable_sdk.errors import ImmutableSdkError
 from immutable_sdk.slots import signal_rollout
 from immutable_sdk.state.sqlite import SqliteStateStore
 from immutable_sdk.testbed import SandboxAccount
-from tests.engine.conftest import HealthServer
 
 from .faults import Crash, Fault
 from .spec import ALARM, FLEET, IMAGES, LEASE, MANUAL, PROJECT, ROLLING, SLOTTED, spec_text
@@ -220,11 +221,9 @@ class World:
         self.scheduled.append(Scheduled(at_wait, what, action))
 
     def operator_signal(self, name: str) -> None:
-        with self.store() as state:
-            try:
-                signal_rollout(state, self.clock, FLEET, name)
-            except ImmutableSdkError:
-                pass  # no rollout in progress any more: the command says so and does nothing
+        # No rollout in progress any more: the command says so and does nothing.
+        with self.store() as state, suppress(ImmutableSdkError):
+            signal_rollout(state, self.clock, FLEET, name)
 
     def intruder(self, how: str) -> None:
         """Another process takes the fleet over from the apply in progress.
