@@ -147,7 +147,7 @@ class DeploymentSafety(RuleBasedStateMachine):
         """Extension point: once the tick engine exists, a fresh process's ``reconcile``
         stands in for ``apply`` (the precondition keeps the rule out until then)."""
         self.count("reconcile")
-        self.w.run("reconcile", lambda e: e.reconcile())
+        self.w.process("reconcile", lambda e: e.reconcile())
 
     # --- health signals ------------------------------------------------------------------
 

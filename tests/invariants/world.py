@@ -63,7 +63,7 @@ class Outcome:
     """How one apply (or operator command) ended: a result, a crash, or an SDK error."""
 
     label: str
-    ended: str  # result | crash | error
+    ended: str  # result | crash | hung | error
     outcome: str | None = None  # the fleet's outcome when ended == "result"
     error: str | None = None
 
