@@ -73,7 +73,7 @@ TAIL = """\
         - {{type: ec2}}
 {elb}        - {{type: cloudwatch-alarm, alarms: [{alarm}]}}
         - {{type: http, url: 'http://127.0.0.1:{port}/h/{{instance_id}}', successes: 4,
-            failures: 2, request_timeout: 0.25s}}
+            failures: 2, request_timeout: 1s}}
     rollback: {{automatic: true}}
 """
 

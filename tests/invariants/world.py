@@ -31,7 +31,7 @@ from .faults import Crash, Fault
 from .spec import ALARM, FLEET, IMAGES, LEASE, MANUAL, PROJECT, ROLLING, SLOTTED, spec_text
 from .store import WatchedStore
 
-SLOW_SECONDS = 0.5  # an answer slower than the check's request_timeout (0.25 s)
+SLOW_SECONDS = 1.5  # an answer slower than the check's request_timeout (1 s)
 MAX_WAITS = 2000  # an apply that waits more often than this is stuck (a bug, reported)
 AUTO_PROMOTE_AFTER = 3  # waits in a manual pause before the operator promotes, unless told
 
