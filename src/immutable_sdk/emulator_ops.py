@@ -29,12 +29,12 @@ def install() -> None:
     from moto.autoscaling.exceptions import ValidationError
     from moto.autoscaling.models import AutoScalingBackend
     from moto.core.responses import ActionResult
-    from moto.elbv2.models import FakeTargetGroup
     from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
     from moto.ec2.models import EC2Backend
     from moto.ec2.models.launch_templates import LaunchTemplate
     from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ec2.utils import parse_user_data
+    from moto.elbv2.models import FakeTargetGroup
 
     original_get_version = LaunchTemplate.get_version
     original_create_version = LaunchTemplate.create_version

@@ -2,7 +2,8 @@
 
 ``ci``: small and deterministic (``derandomize``, no example database), within the suite's
 time budget; it does not shrink (a failure prints the sequence as generated, at most 8 rules:
-hypothesis would spend minutes shrinking examples this slow), the soak does. ``soak``: many examples, seeded by the soak command, for minutes to hours.
+hypothesis would spend minutes shrinking examples this slow), the soak does.
+``soak``: many examples, seeded by the soak command, for minutes to hours.
 Both print the ``@reproduce_failure`` blob of a failing example.
 """
 
