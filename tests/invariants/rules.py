@@ -36,6 +36,7 @@ from .spec import FLEET, ROLLING, SLOTTED
 from .world import World
 
 WAITS = st.integers(min_value=1, max_value=12)
+MAX_ARMED = 2  # faults armed, or events scheduled, for one apply: more only dilutes releases
 CALLS = st.integers(min_value=0, max_value=20)
 IMAGE = st.sampled_from(["v1", "v2"])
 
@@ -173,21 +174,25 @@ class DeploymentSafety(RuleBasedStateMachine):
 
     # --- faults for the next apply -------------------------------------------------------
 
+    @precondition(lambda self: self.world is not None and len(self.world.armed) < MAX_ARMED)
     @rule(call=CALLS, after=st.booleans())
     def crash_next_apply(self, call: int, after: bool) -> None:
         self.count("crash_next_apply")
         self.w.armed.append(CrashAt(call, after))
 
+    @precondition(lambda self: self.world is not None and len(self.world.armed) < MAX_ARMED)
     @rule(kind=st.sampled_from(["throttle", "5xx"]), start=CALLS, length=st.integers(1, 3))
     def burst_next_apply(self, kind: str, start: int, length: int) -> None:
         self.count(f"burst_{kind}")
         self.w.armed.append(Burst(kind, start, length))
 
+    @precondition(lambda self: self.world is not None and len(self.world.armed) < MAX_ARMED)
     @rule(call=CALLS)
     def lose_response_next_apply(self, call: int) -> None:
         self.count("lose_response_next_apply")
         self.w.armed.append(LostResponse(call))
 
+    @precondition(lambda self: self.world is not None and len(self.world.scheduled) < MAX_ARMED)
     @rule(how=st.sampled_from(["force-unlock", "lease-expiry"]), at_wait=WAITS)
     def takeover_during_next_apply(self, how: str, at_wait: int) -> None:
         """Another process takes the fleet while the apply's process is stopped: after an
@@ -197,12 +202,18 @@ class DeploymentSafety(RuleBasedStateMachine):
 
     # --- operators -----------------------------------------------------------------------
 
+    @precondition(lambda self: self.world is not None and len(self.world.scheduled) < MAX_ARMED)
     @rule(action=st.sampled_from(["promote", "promote-full", "abort"]), at_wait=WAITS)
     def operator_during_next_apply(self, action: str, at_wait: int) -> None:
         self.count(f"operator_{action}")
         what = "abort" if action == "abort" else "promote"
         self.w.schedule(at_wait, what, lambda: self.w.operator_signal(action))
 
+    @precondition(
+        lambda self: (
+            self.world is not None and self.world.outcomes[-1].label != "operator rollback"
+        )  # not twice in a row
+    )
     @rule()
     def operator_rollback(self) -> None:
         self.count("operator_rollback")

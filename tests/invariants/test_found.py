@@ -73,3 +73,20 @@ def test_a_lost_answer_to_a_new_template_version_leaves_an_orphan_version(
     state.alarm(state="ALARM", at_wait=3)
     state.release_rolling(strategy="rolling-batch1", image="v2")
     state.safe()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 13 item 1: the rollback is gated on the alarm that failed the rollout "
+    "(retire first: min_healthy 50%, no surge)",
+)
+def test_a_release_into_a_firing_alarm_leaves_two_releases_serving(
+    state: DeploymentSafety,
+) -> None:
+    state.fleet(kind="rolling")
+    state.safe()
+    state.alarm(at_wait=None, state="ALARM")
+    state.safe()
+    state.release_rolling(image="v2", strategy="rolling-batch2-min50")
+    state.safe()
