@@ -198,3 +198,23 @@ def test_a_cancelled_reservation_releases_time() -> None:
     assert clock.monotonic() == 3.0
     with reserve(RealClock()):  # a no-op on the real clock
         pass
+
+
+def test_a_stopped_participant_lets_time_move_for_the_others() -> None:
+    clock = VirtualClock()
+    mine, theirs = clock.reserve(), clock.reserve()
+    woke = threading.Event()
+
+    def other() -> None:
+        with theirs:
+            clock.sleep(10)
+        woke.set()
+
+    with mine:
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert not woke.wait(0.2)  # this participant runs: time stands still for the other
+        with clock.stopped():  # ... until it is stopped (SIGSTOP, as a test stages it)
+            assert woke.wait(10)
+        assert clock.monotonic() == 10
+    thread.join()

@@ -8,3 +8,46 @@ def test_emulator_serves_ec2_on_loopback_and_resets(aws: str, emulator) -> None:
     assert vpc in [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
     emulator.reset()
     assert vpc not in [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
+
+
+def test_a_request_sent_again_meets_what_aws_would_answer(aws: str) -> None:
+    """A retry after a lost answer: a second detach is refused (moto lowered desired capacity
+    again), deregistering a target that is not registered succeeds (moto refused it)."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    def client(service: str):  # type: ignore[no-untyped-def]
+        return boto3.client(service, endpoint_url=aws, region_name="us-east-1")
+
+    ec2, asg, elbv2 = client("ec2"), client("autoscaling"), client("elbv2")
+    ec2.create_launch_template(
+        LaunchTemplateName="tpl", LaunchTemplateData={"ImageId": "ami-03c3da4cfa8e8943a"}
+    )
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="grp",
+        LaunchTemplate={"LaunchTemplateName": "tpl"},
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=3,
+        AvailabilityZones=["us-east-1a"],
+    )
+    ids = [
+        i["InstanceId"]
+        for i in asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    ]
+    asg.detach_instances(
+        AutoScalingGroupName="grp", InstanceIds=ids[:1], ShouldDecrementDesiredCapacity=True
+    )
+    with pytest.raises(ClientError, match="not part of Auto Scaling group grp"):
+        asg.detach_instances(
+            AutoScalingGroupName="grp", InstanceIds=ids[:1], ShouldDecrementDesiredCapacity=True
+        )
+    assert asg.describe_auto_scaling_groups()["AutoScalingGroups"][0]["DesiredCapacity"] == 2
+
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    tg = elbv2.create_target_group(Name="tg", Protocol="HTTP", Port=80, VpcId=vpc)
+    arn = tg["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": ids[1]}])
+    for _ in range(2):  # the second time: nothing registered any more, and no error
+        elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": ids[1]}])
+    assert elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []

@@ -14,6 +14,8 @@ import heapq
 import itertools
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, runtime_checkable
@@ -105,6 +107,23 @@ class VirtualClock:
                 self._wake(heapq.heappop(self._sleepers))
             self._settle()
             self._cond.notify_all()
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The calling thread counts as asleep for the block: a process stopped (SIGSTOP, a
+        paused VM) while other work runs and moves time, as a test stages it. Time jumps only
+        when every participant, this one aside, sleeps; the thread runs on when the block ends.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            weight = self._participants.get(me, 0)
+            self._awake -= weight
+            self._settle()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._awake += weight
 
     def reserve(self) -> Reservation:
         """A place for one more participant, held from now (see ``Reservation``)."""

@@ -7,6 +7,10 @@
 * moto's ``CreateLaunchTemplateVersion`` stores ``UserData`` unparsed, and an Auto Scaling group
   launching from such a version then fails inside moto (HTTP 500). The version's user data is
   parsed here as ``CreateLaunchTemplate`` already does.
+* A request sent again (its first answer lost) must meet AWS's answer, not moto's: a second
+  ``DetachInstances`` of instances no longer in the group is refused (``ValidationError``; moto
+  lowered desired capacity again), and ``DeregisterTargets`` of a target that is not registered
+  succeeds (moto answered ``InvalidTarget``).
 
 Production code is unchanged: it calls the same APIs on AWS.
 """
@@ -22,12 +26,15 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.autoscaling.models import AutoScalingBackend
     from moto.core.responses import ActionResult
     from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
     from moto.ec2.models import EC2Backend
     from moto.ec2.models.launch_templates import LaunchTemplate
     from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ec2.utils import parse_user_data
+    from moto.elbv2.models import FakeTargetGroup
 
     original_get_version = LaunchTemplate.get_version
     original_create_version = LaunchTemplate.create_version
@@ -87,6 +94,28 @@ def install() -> None:
             }
         )
 
+    original_detach = AutoScalingBackend.detach_instances
+
+    def detach_instances(
+        self: Any, group_name: str, instance_ids: list[str], should_decrement: bool
+    ) -> Any:
+        group = self.autoscaling_groups[group_name]
+        members = {s.instance.id for s in group.instance_states}
+        for instance_id in instance_ids:
+            if instance_id not in members:
+                raise ValidationError(
+                    f"The instance {instance_id} is not part of Auto Scaling group {group_name}."
+                )
+        return original_detach(self, group_name, instance_ids, should_decrement)
+
+    def deregister(self: Any, targets: list[dict[str, Any]]) -> None:
+        for target in targets:
+            t = self.targets.pop(target["Id"], None)
+            if t is not None:
+                self.deregistered_targets[target["Id"]] = t
+
+    AutoScalingBackend.detach_instances = detach_instances  # type: ignore[method-assign]
+    FakeTargetGroup.deregister = deregister  # type: ignore[method-assign]
     LaunchTemplate.get_version = get_version  # type: ignore[method-assign]
     LaunchTemplate.create_version = create_version  # type: ignore[method-assign]
     EC2Backend.describe_launch_template_versions = describe_versions  # type: ignore[method-assign]

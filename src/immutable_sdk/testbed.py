@@ -87,7 +87,8 @@ class SandboxAccount:
 
         ``image`` sets ``${IMAGE_ID}`` (see ``sample_spec``); ``env`` other ``${VARS}``;
         ``plugins`` are added to the testbed's; ``autoload`` None follows the test run's
-        setting (entry points load only where the ``immutable_sdk_autoload`` ini option is on).
+        setting (entry points load only where the ``immutable_sdk_autoload`` ini option is on);
+        ``state`` replaces the testbed's SQLite store (a test's wrapper around one, say).
         """
         environ = {**os.environ, **(env or {})}
         if image is not None:
@@ -95,12 +96,15 @@ class SandboxAccount:
         loaded = load_plugins([*self.plugins, *plugins], autoload=autoload)
         loaded_spec = load_spec([spec], plugins=loaded, environ=environ)
         Sandbox.attach(self.url).seed(loaded_spec)
+        state = kwargs.pop("state", None) or SqliteStateStore(
+            self.tmp_path / "state.db", loaded_spec.name
+        )
         return Engine(
             loaded_spec,
             plugins=loaded,
             session=self.session,
             clock=self.clock,
-            state=SqliteStateStore(self.tmp_path / "state.db", loaded_spec.name),
+            state=state,
             sink=self.events.append,
             **kwargs,
         )
