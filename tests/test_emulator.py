@@ -51,3 +51,23 @@ def test_a_request_sent_again_meets_what_aws_would_answer(aws: str) -> None:
     for _ in range(2):  # the second time: nothing registered any more, and no error
         elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": ids[1]}])
     assert elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"] == []
+
+
+def test_a_launch_template_version_sent_again_with_its_token_is_made_once(aws: str) -> None:
+    """CreateLaunchTemplateVersion honours its ClientToken as EC2 does: the same token answers
+    with the version made the first time; another token makes a new version."""
+    ec2 = boto3.client("ec2", endpoint_url=aws, region_name="us-east-1")
+    ec2.create_launch_template(
+        LaunchTemplateName="tpl", LaunchTemplateData={"ImageId": "ami-03c3da4cfa8e8943a"}
+    )
+    data = {"ImageId": "ami-0d27e0fb3bac4d724"}
+
+    def create(token: str) -> int:
+        out = ec2.create_launch_template_version(
+            LaunchTemplateName="tpl", LaunchTemplateData=data, ClientToken=token
+        )
+        return int(out["LaunchTemplateVersion"]["VersionNumber"])
+
+    assert [create("a"), create("a"), create("b"), create("a")] == [2, 2, 3, 2]
+    versions = ec2.describe_launch_template_versions(LaunchTemplateName="tpl")
+    assert sorted(int(v["VersionNumber"]) for v in versions["LaunchTemplateVersions"]) == [1, 2, 3]

@@ -439,13 +439,12 @@ class FleetDeployer:
         self.settle_rollback(info, result, reason, previous, None)
 
     def delete_failed_version(self, fleet: str, failed: str, previous: str | None) -> None:
-        """Delete the failed release's launch template version (never version 1, AWS's
+        """Delete the failed release's launch template versions (never version 1, AWS's
         default, and never when the "failed" release is the one restored)."""
         if failed == previous:
             return
-        version = self.fleets.version_of_release(fleet, failed)
-        if version is not None and version != 1:
-            self.fleets.delete_versions(fleet, [version])
+        versions = [v for v in self.fleets.versions_of_release(fleet, failed) if v != 1]
+        self.fleets.delete_versions(fleet, versions)
 
     def settle_rollback(
         self,

@@ -9,8 +9,10 @@
   parsed here as ``CreateLaunchTemplate`` already does.
 * A request sent again (its first answer lost) must meet AWS's answer, not moto's: a second
   ``DetachInstances`` of instances no longer in the group is refused (``ValidationError``; moto
-  lowered desired capacity again), and ``DeregisterTargets`` of a target that is not registered
-  succeeds (moto answered ``InvalidTarget``).
+  lowered desired capacity again), ``DeregisterTargets`` of a target that is not registered
+  succeeds (moto answered ``InvalidTarget``), and ``CreateLaunchTemplateVersion`` with a
+  ``ClientToken`` it has seen on that template answers with the version it made then (moto
+  ignored the token and made a second version).
 
 Production code is unchanged: it calls the same APIs on AWS.
 """
@@ -40,6 +42,9 @@ def install() -> None:
     original_create_version = LaunchTemplate.create_version
 
     def create_version(self: Any, data: dict[str, Any], description: str) -> Any:
+        replay = getattr(self, "replay", None)
+        if replay is not None:
+            return replay
         if isinstance(data.get("UserData"), str):
             data = {**data, "UserData": parse_user_data(data["UserData"])}
         return original_create_version(self, data, description)
@@ -49,6 +54,24 @@ def install() -> None:
         if getattr(version, "deleted", False):
             raise InvalidLaunchTemplateVersionNotFound(template_id=self.id, version=num)
         return version
+
+    original_create_version_call = LaunchTemplates.create_launch_template_version
+
+    def create_launch_template_version(self: Any) -> Any:
+        token = self._get_param("ClientToken")
+        name = self._get_param("LaunchTemplateName")
+        if not token or not name or name not in self.ec2_backend.launch_template_name_to_ids:
+            return original_create_version_call(self)  # moto's own answer, errors included
+        template = self.ec2_backend.get_launch_template_by_name(name)
+        tokens: dict[str, int] = template.__dict__.setdefault("client_tokens", {})
+        if token in tokens:  # replay: create_version hands back the version made then
+            template.replay = original_get_version(template, tokens[token])
+        try:
+            answer = original_create_version_call(self)
+        finally:
+            template.replay = None
+        tokens.setdefault(token, template.latest_version_number)
+        return answer
 
     original_describe = EC2Backend.describe_launch_template_versions
 
@@ -121,5 +144,8 @@ def install() -> None:
     EC2Backend.describe_launch_template_versions = describe_versions  # type: ignore[method-assign]
     LaunchTemplates.delete_launch_template_versions = (  # type: ignore[attr-defined]
         delete_launch_template_versions
+    )
+    LaunchTemplates.create_launch_template_version = (  # type: ignore[method-assign]
+        create_launch_template_version
     )
     _installed = True

@@ -53,6 +53,7 @@ def get_logger(**context: Any) -> Any:
 
     return sdk_logger(**context)
 
+
 PROJECT = "immutable_sdk"
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

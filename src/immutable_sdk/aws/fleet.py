@@ -10,6 +10,7 @@ an instance's release is cached (it never changes: instances are immutable).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -297,6 +298,15 @@ class FleetApi:
 
     def version_of_release(self, fleet: str, release: str) -> int | None:
         """The launch template version that carries ``release`` (converges after a crash)."""
+        versions = self.versions_of_release(fleet, release)
+        return versions[0] if versions else None
+
+    def versions_of_release(self, fleet: str, release: str) -> list[int]:
+        """Every launch template version that carries ``release``, oldest first.
+
+        One, normally; more only where a create was sent again after its answer was lost on a
+        service that does not honour the client token: a rollback deletes them all.
+        """
         name = self.name(fleet)
         with aws_errors(f"describing launch template {name}"):
             try:
@@ -307,30 +317,39 @@ class FleetApi:
                     "InvalidLaunchTemplateName.NotFoundException",
                     "InvalidLaunchTemplateId.NotFound",
                 ):
-                    return None
+                    return []
                 raise
+        found: set[int] = set()
         for page in pages:
             for v in page["LaunchTemplateVersions"]:
                 for spec in v.get("LaunchTemplateData", {}).get("TagSpecifications", []):
                     tags = {t["Key"]: t["Value"] for t in spec.get("Tags", [])}
                     if tags.get(TAG_RELEASE) == release:
-                        return int(v["VersionNumber"])
-        return None
+                        found.add(int(v["VersionNumber"]))
+        return sorted(found)
 
     def ensure_version(self, fleet: FleetSpec, release: Release, rollout: str | None) -> int:
-        """The launch template version of ``release``: found if it exists, created otherwise."""
+        """The launch template version of ``release``: found if it exists, created otherwise.
+
+        The create carries a client token (template, release, rollout), so that botocore's
+        retry of a request whose answer was lost returns the version the first attempt made
+        instead of making a second one. The rollout is part of the token: a release deployed
+        again after a rollback deleted its version gets a new version, not the deleted one.
+        """
         existing = self.version_of_release(fleet.name, release.id)
         if existing is not None:
             return existing
         name = self.name(fleet.name)
         data = self.launch_data(fleet, release, rollout)
         tags = [{"Key": k, "Value": v} for k, v in self.base_tags(fleet.name).items()]
+        token = client_token(name, release.id, rollout or "")
         with aws_errors(f"creating a version of launch template {name}"):
             try:
                 out = self.ec2.create_launch_template_version(
                     LaunchTemplateName=name,
                     LaunchTemplateData=data,
                     VersionDescription=f"release {release.id}",
+                    ClientToken=token,
                 )
                 return int(out["LaunchTemplateVersion"]["VersionNumber"])
             except Exception as exc:
@@ -339,12 +358,23 @@ class FleetApi:
                     "InvalidLaunchTemplateId.NotFound",
                 ):
                     raise
-            out = self.ec2.create_launch_template(
-                LaunchTemplateName=name,
-                LaunchTemplateData=data,
-                VersionDescription=f"release {release.id}",
-                TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}],
-            )
+            try:
+                out = self.ec2.create_launch_template(
+                    LaunchTemplateName=name,
+                    LaunchTemplateData=data,
+                    VersionDescription=f"release {release.id}",
+                    TagSpecifications=[{"ResourceType": "launch-template", "Tags": tags}],
+                    ClientToken=token,
+                )
+            except Exception as exc:
+                # A retried create whose first answer was lost, where the token is not
+                # honoured: the template is there, with this release's version in it.
+                if error_code(exc) != "InvalidLaunchTemplateName.AlreadyExistsException":
+                    raise
+                made = self.version_of_release(fleet.name, release.id)
+                if made is None:
+                    raise
+                return made
             return int(out["LaunchTemplate"]["LatestVersionNumber"])
 
     def delete_versions(self, fleet: str, versions: Iterable[int]) -> None:
@@ -567,3 +597,9 @@ class FleetApi:
             )["LaunchTemplates"]
             if found:
                 self.ec2.delete_launch_template(LaunchTemplateName=self.name(fleet))
+
+
+def client_token(*parts: str) -> str:
+    """An idempotency token for EC2 (at most 64 ASCII characters) from what makes a request
+    the same request."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:64]
