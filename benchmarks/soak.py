@@ -55,7 +55,7 @@ def soak(minutes: float, seed: int, steps: int, shrink: bool = True) -> dict[str
                 failures.append(
                     {
                         "seed": seed + rounds,
-                        "error": f"{type(exc).__name__}: {exc}"[:4000],
+                        "error": describe(exc)[:4000],
                         # hypothesis attaches the shrunk steps to the exception as notes
                         "sequence": "\n".join(
                             [*getattr(exc, "__notes__", []), *report, printed.getvalue()]
@@ -93,7 +93,7 @@ def table(d: dict[str, Any]) -> str:
         lines.append(f"{number}. {text[:66]:67} {d['checks'].get(number, 0):7d}")
     lines += ["", f"failures: {len(d['failures'])}"]
     for f in d["failures"]:
-        lines += [f"--- seed {f['seed']}", f["error"].splitlines()[0], f["sequence"]]
+        lines += [f"--- seed {f['seed']}", *f["error"].splitlines()[:3], f["sequence"]]
     return "\n".join(lines)
 
 
@@ -115,3 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     print(table(data))
     print(f"\nwritten to {args.out}")
     return 1 if data["failures"] else 0
+
+
+def describe(exc: BaseException) -> str:
+    """The exception, and for a group (hypothesis's FlakyFailure: failed once, then not on
+    replay) the exceptions inside it, so a timing-dependent violation still says which."""
+    text = f"{type(exc).__name__}: {exc}"
+    for inner in getattr(exc, "exceptions", ()):
+        text += "\n  " + describe(inner).replace("\n", "\n  ")
+    return text

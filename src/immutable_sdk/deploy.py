@@ -511,6 +511,9 @@ def record_release(state: StateStore, info: RolloutInfo, release: Release, now: 
     )
 
 
+START_TICK = 0.001  # seconds a rollout starts after one that started at the same clock reading
+
+
 def start_rollout(
     state: StateStore,
     info: RolloutInfo,
@@ -520,8 +523,16 @@ def start_rollout(
     now: float,
     data: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record the release and a new rollout to it, before anything changes on AWS."""
+    """Record the release and a new rollout to it, before anything changes on AWS.
+
+    A rollout starts after the fleet's newest one, even within the same clock reading (an
+    operator's rollback and the next apply in one second, or on a virtual clock): stores list
+    rollouts newest first by start time, and ``status``, ``history`` and resuming rely on it.
+    """
     record_release(state, info, release, now)
+    newest = state.rollouts(info.fleet, limit=1)
+    if newest and newest[0].started_at >= now:
+        now = newest[0].started_at + START_TICK
     state.start_rollout(
         RolloutRecord(
             id=info.id,

@@ -70,3 +70,28 @@ def test_a_release_into_a_firing_alarm_leaves_two_releases_serving(
     state.safe()
     state.release_rolling(image="v2", strategy="rolling-batch2-min50")
     state.safe()
+
+
+def test_a_rollback_and_a_release_in_one_second_keep_their_order(
+    state: DeploymentSafety,
+) -> None:
+    """Found by the soak (seed 2028, round seed 2031): an operator's rollback and the next
+    release started at one clock reading; the store listed them by their random ids, so the
+    rollback looked like the newest rollout while the release ran (invariant 4). Fixed: a
+    rollout starts after the fleet's newest one."""
+    state.fleet(kind="rolling")
+    state.safe()
+    state.burst_next_apply(kind="throttle", length=3, start=17)
+    state.safe()
+    state.release_rolling(image="v2", strategy="rolling-batch2-min50")
+    state.safe()
+    state.operator_during_next_apply(action="promote-full", at_wait=12)
+    state.safe()
+    state.operator_rollback()
+    state.safe()
+    state.operator_during_next_apply(action="promote-full", at_wait=10)
+    state.safe()
+    state.burst_next_apply(kind="5xx", length=1, start=17)
+    state.safe()
+    state.release_rolling(image="v1", strategy="rolling-batch1")
+    state.safe()

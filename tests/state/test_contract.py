@@ -360,3 +360,26 @@ def test_concurrent_takers_never_share_a_signal(open_store: OpenStore) -> None:
         t.join(timeout=60)
     everything = [name for names in taken for name in names]
     assert sorted(everything) == sorted(f"s{n}" for n in range(12))
+
+
+def test_rollouts_started_at_one_clock_reading_list_in_the_order_they_started(
+    store: StateStore,
+) -> None:
+    """An operator's rollback and the next apply can start within one second (always, on a
+    virtual clock): the one started last is the newest, whatever its random id says."""
+    from immutable_sdk.deploy import start_rollout
+    from immutable_sdk.plugin import Artifact, RolloutInfo
+    from immutable_sdk.release import Release
+
+    artifact = Artifact(image="web", builder="ami", digest="d", amis={"us-east-1": "ami-1"})
+    started = []
+    for n, rid in enumerate(["ro-1-fff", "ro-1-000", "ro-1-aaa"]):  # ids that sort otherwise
+        release = Release("web", f"r-{n}", {"image_id": "ami-1"}, artifact)
+        info = RolloutInfo(rid, store.project, "web", "rolling", None, release.id)
+        store.acquire_lock("web", "me", 60, T0)
+        start_rollout(store, info, release, [], "me", T0)
+        store.update_rollout(rid, outcome="promoted", phase=Phase.PROMOTED.value)
+        started.append(rid)
+    assert [r.id for r in store.rollouts("web")] == started[::-1]
+    times = [r.started_at for r in store.rollouts("web")]
+    assert times == sorted(times, reverse=True) and len(set(times)) == 3
