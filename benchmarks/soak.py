@@ -55,7 +55,7 @@ def soak(minutes: float, seed: int, steps: int, shrink: bool = True) -> dict[str
                 failures.append(
                     {
                         "seed": seed + rounds,
-                        "error": describe(exc)[:4000],
+                        "error": explain(exc)[:4000],
                         # hypothesis attaches the shrunk steps to the exception as notes
                         "sequence": "\n".join(
                             [*getattr(exc, "__notes__", []), *report, printed.getvalue()]
@@ -117,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if data["failures"] else 0
 
 
-def describe(exc: BaseException) -> str:
+def explain(exc: BaseException) -> str:
     """The exception, and for a group (hypothesis's FlakyFailure: failed once, then not on
     replay) the exceptions inside it, so a timing-dependent violation still says which."""
     text = f"{type(exc).__name__}: {exc}"
     for inner in getattr(exc, "exceptions", ()):
-        text += "\n  " + describe(inner).replace("\n", "\n  ")
+        text += "\n  " + explain(inner).replace("\n", "\n  ")
     return text

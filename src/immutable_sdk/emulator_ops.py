@@ -13,12 +13,20 @@
   succeeds (moto answered ``InvalidTarget``), and ``CreateLaunchTemplateVersion`` with a
   ``ClientToken`` it has seen on that template answers with the version it made then (moto
   ignored the token and made a second version).
+* moto's DynamoDB checks a write's condition and then writes, with nothing between two server
+  threads: two conditional writes (or transactions) at once could both pass and one overwrite
+  the other. DynamoDB makes each write, and each transaction, atomic; here the backend's writes
+  run one at a time, so the state store's conditional writes mean on the emulator what they
+  mean on AWS.
 
 Production code is unchanged: it calls the same APIs on AWS.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
 _installed = False
@@ -148,4 +156,22 @@ def install() -> None:
     LaunchTemplates.create_launch_template_version = (  # type: ignore[method-assign]
         create_launch_template_version
     )
+    _serialize_dynamodb_writes()
     _installed = True
+
+
+def _serialize_dynamodb_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # one for all backends: writes are short, and tests are small
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+
+        return write
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))

@@ -96,6 +96,7 @@ class DeploymentSafety(RuleBasedStateMachine):
                 monitor.settled("after the final apply")
             monitor.raise_violations()
         finally:
+            self.world = None  # once: a test may end the machine itself, then the fixture
             world.close()
             shutil.rmtree(world.tmp, ignore_errors=True)
 

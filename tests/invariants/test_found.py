@@ -95,3 +95,39 @@ def test_a_rollback_and_a_release_in_one_second_keep_their_order(
     state.safe()
     state.release_rolling(image="v1", strategy="rolling-batch1")
     state.safe()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="found by the soak after issue 13's fixes, not yet fixed: a slot fleet's rollback "
+    "resumed after a crash leaves a slot group at min 0 (see the docstring)",
+)
+def test_a_crashed_canary_resumed_into_a_firing_alarm_leaves_a_slot_at_the_wrong_bounds(
+    state: DeploymentSafety,
+) -> None:
+    """Found by the soak (seed 3000): a canary release crashes just before an
+    UpdateAutoScalingGroup, the alarm goes to ALARM, and the apply that resumes the rollout
+    rolls it back, recorded ``rolled_back``, with slot group ``inv-web-blue`` left at
+    min/desired/max (0, 4, 8) instead of the spec's bounds (invariant 4)."""
+    state.fleet(kind="slots")
+    state.safe()
+    state.release_slots(image="v1", strategy="blue-green-manual")
+    state.safe()
+    state.crash_next_apply(after=True, call=16)
+    state.safe()
+    state.operator_during_next_apply(action="promote", at_wait=1)
+    state.safe()
+    state.crash_next_apply(after=False, call=7)
+    state.safe()
+    state.operator_during_next_apply(action="promote", at_wait=7)
+    state.safe()
+    state.release_slots(image="v2", strategy="canary")
+    state.safe()
+    state.release_slots(image="v1", strategy="canary")
+    state.safe()
+    state.alarm(at_wait=None, state="ALARM")
+    state.safe()
+    state.operator_during_next_apply(action="promote", at_wait=10)
+    state.safe()
+    state.teardown()  # the final apply resumes the rollout: the violation is there
