@@ -115,7 +115,7 @@ class Bench:
 
     def engine(self, ami: str) -> Any:
         from immutable_sdk.aws.session import AwsSession
-        from immutable_sdk.engine import Engine
+        from immutable_sdk.core.engine import Engine
         from immutable_sdk.plugins import load_plugins
         from immutable_sdk.sandbox import Sandbox
         from immutable_sdk.spec.load import load_spec

@@ -32,7 +32,8 @@ def soak(minutes: float, seed: int, steps: int, shrink: bool = True) -> dict[str
     from tests.invariants.profiles import soak as soak_profile
     from tests.invariants.rules import Bench, describe, run_machine
 
-    from immutable_sdk.emulator import SANDBOX_CREDENTIALS, Emulator
+    from immutable_sdk.aws.loopback import SANDBOX_CREDENTIALS
+    from immutable_sdk.sandbox.emulator import Emulator
 
     for key, value in SANDBOX_CREDENTIALS.items():
         os.environ[key.upper()] = value

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from immutable_sdk import gate as gate_module
 from immutable_sdk.clock import RealClock
+from immutable_sdk.core.rollout import gate as gate_module
+from immutable_sdk.core.rollout.gate import GateRunner
 from immutable_sdk.errors import GateFailed, Interrupted, PluginError
-from immutable_sdk.gate import GateRunner
 from immutable_sdk.plugin import GateTargets, HealthReport, Registry, Target
 from immutable_sdk.spec.model import HealthSpec, PluginConfig
 

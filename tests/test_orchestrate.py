@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from immutable_sdk.clock import VirtualClock
+from immutable_sdk.core.orchestrate import Orchestrator, Unit, Wave
 from immutable_sdk.errors import GateFailed
-from immutable_sdk.orchestrate import Orchestrator, Unit, Wave
 from immutable_sdk.results import FleetResult
 
 

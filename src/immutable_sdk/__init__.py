@@ -28,16 +28,21 @@ from .errors import (
 from .plugin import hookimpl
 
 if TYPE_CHECKING:
-    from .engine import ApplyResult, Engine, Plan, PlanItem
+    from .core.engine import (
+        ApplyResult,
+        Engine,
+        Plan,
+        PlanItem,
+    )
     from .plugins import Plugins, load_plugins
     from .spec.load import load_spec
 
 _LAZY = {
     "load_spec": ("immutable_sdk.spec.load", "load_spec"),
-    "Engine": ("immutable_sdk.engine", "Engine"),
-    "ApplyResult": ("immutable_sdk.engine", "ApplyResult"),
-    "Plan": ("immutable_sdk.engine", "Plan"),
-    "PlanItem": ("immutable_sdk.engine", "PlanItem"),
+    "Engine": ("immutable_sdk.core.engine", "Engine"),
+    "ApplyResult": ("immutable_sdk.core.engine", "ApplyResult"),
+    "Plan": ("immutable_sdk.core.engine", "Plan"),
+    "PlanItem": ("immutable_sdk.core.engine", "PlanItem"),
     "load_plugins": ("immutable_sdk.plugins", "load_plugins"),
     "Plugins": ("immutable_sdk.plugins", "Plugins"),
 }

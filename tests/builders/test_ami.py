@@ -8,7 +8,7 @@ import pytest
 
 from immutable_sdk.builders.ami import AmiBuilder, newest_usable, unusable_reason
 from immutable_sdk.clock import VirtualClock
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.plugin import Artifact, BuildError
 
 from .conftest import image_spec

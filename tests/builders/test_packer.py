@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from immutable_sdk.builders.packer import PackerBuilder
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.plugin import (
     TAG_BUILDER,
     TAG_BUILT_AT,

@@ -20,7 +20,7 @@ from immutable_sdk.builders.packer_template import (
     load_template,
 )
 from immutable_sdk.clock import VirtualClock
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.plugin import BuildError
 
 from .conftest import EXAMPLES, image_spec

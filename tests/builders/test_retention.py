@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from immutable_sdk.retention import StoredArtifact, plan_gc, release_roles, release_usage
+from immutable_sdk.core.images.retention import (
+    StoredArtifact,
+    plan_gc,
+    release_roles,
+    release_usage,
+)
 from immutable_sdk.state.base import ReleaseRecord, RolloutRecord
 
 DAY = 86400.0

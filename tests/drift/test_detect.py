@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from immutable_sdk.aws.fleet import GroupState, Member
-from immutable_sdk.drift import (
+from immutable_sdk.core.drift.detect import (
     Drift,
     FleetObservation,
     TemplateVersion,

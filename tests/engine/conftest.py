@@ -12,9 +12,9 @@ import boto3
 import pytest
 
 from immutable_sdk.clock import VirtualClock
-from immutable_sdk.engine import Engine
+from immutable_sdk.core.engine import Engine
 from immutable_sdk.lifecycle import Event
-from immutable_sdk.testbed import SandboxAccount
+from immutable_sdk.testing.testbed import SandboxAccount
 
 # Two Amazon Linux AMIs that the emulator ships in us-east-1: "the old" and "the new" image.
 AMI_V1 = "ami-03c3da4cfa8e8943a"

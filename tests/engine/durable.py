@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from immutable_sdk.aws.fence import mutating
-from immutable_sdk.engine import Engine
+from immutable_sdk.core.engine import Engine
 from immutable_sdk.plugin import TAG_FLEET, TAG_RELEASE, hookimpl
 from immutable_sdk.state.sqlite import SqliteStateStore
 

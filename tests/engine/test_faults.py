@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from immutable_sdk.aws.fence import mutating
-from immutable_sdk.engine import Engine
+from immutable_sdk.core.engine import Engine
 
 from .conftest import AMI_V1, AMI_V2, World, fleet_spec
 

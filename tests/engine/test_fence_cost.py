@@ -10,10 +10,10 @@ import pytest
 
 from immutable_sdk.aws.session import AwsSession
 from immutable_sdk.clock import VirtualClock
-from immutable_sdk.context import Context
-from immutable_sdk.emulator import Emulator
+from immutable_sdk.core.context import Context
+from immutable_sdk.core.rollout.locks import LockKeeper
 from immutable_sdk.errors import LockLost
-from immutable_sdk.locks import LockKeeper
+from immutable_sdk.sandbox.emulator import Emulator
 from immutable_sdk.state.sqlite import SqliteStateStore
 
 from .conftest import AMI_V1, AMI_V2, World, fleet_spec

@@ -215,7 +215,7 @@ def test_sigint_stops_at_a_safe_point_releases_the_lock_and_apply_resumes(
 SECOND_SIGNAL = """
 import os, signal, sys, time
 from immutable_sdk.cli.interrupts import stop_on_signals
-from immutable_sdk.stopping import StopRequest
+from immutable_sdk.core.stopping import StopRequest
 
 stop = StopRequest()
 with stop_on_signals(stop):

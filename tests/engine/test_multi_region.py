@@ -8,10 +8,10 @@ from typing import Any
 import boto3
 import pytest
 
+from immutable_sdk.cli.render import console, plan_table
 from immutable_sdk.errors import UsageError
 from immutable_sdk.lifecycle import Event
 from immutable_sdk.plugin import RolloutInfo, hookimpl
-from immutable_sdk.render import console, plan_table
 
 from .conftest import AMI_V1, AMI_V2, World
 

@@ -8,7 +8,7 @@ import pytest
 
 from immutable_sdk.aws.session import AwsSession
 from immutable_sdk.clock import VirtualClock
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.plugin import GateTargets, Target
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.health.alarm import factory
 from immutable_sdk.plugin import HealthStatus
 

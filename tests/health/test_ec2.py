@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.health.ec2 import _verdict, factory
 from immutable_sdk.plugin import HealthStatus
 

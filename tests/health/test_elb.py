@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.health.elb import factory
 from immutable_sdk.plugin import HealthStatus
 

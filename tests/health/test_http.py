@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from immutable_sdk.context import Context
+from immutable_sdk.core.context import Context
 from immutable_sdk.errors import PluginError
 from immutable_sdk.health.http import factory
 from immutable_sdk.plugin import GateTargets, HealthStatus, Target

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from immutable_sdk.gate import INSTANCE_CHECKS, restoring
+from immutable_sdk.core.rollout.gate import INSTANCE_CHECKS, restoring
 from immutable_sdk.spec.model import HealthSpec, PluginConfig
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from immutable_sdk.emulator import Emulator
+from immutable_sdk.sandbox.emulator import Emulator
 
 from .rules import Bench
 

@@ -17,7 +17,7 @@ from tests.engine.durable import Crash, crash_at_call
 from tests.engine.test_faults import error_response
 
 from immutable_sdk.aws.fence import mutating
-from immutable_sdk.engine import Engine
+from immutable_sdk.core.engine import Engine
 
 __all__ = ["Burst", "Crash", "CrashAt", "Fault", "LostResponse"]
 

@@ -27,8 +27,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from immutable_sdk.emulator import Emulator
-from immutable_sdk.engine import Engine
+from immutable_sdk.core.engine import Engine
+from immutable_sdk.sandbox.emulator import Emulator
 
 from .faults import Burst, CrashAt, LostResponse
 from .monitor import Monitor

@@ -21,11 +21,11 @@ from typing import Any
 from tests.engine.conftest import HealthServer
 
 from immutable_sdk.clock import VirtualClock
-from immutable_sdk.engine import Engine
+from immutable_sdk.core.engine import Engine
+from immutable_sdk.core.traffic.deployer import signal_rollout
 from immutable_sdk.errors import ImmutableSdkError
-from immutable_sdk.slots import signal_rollout
 from immutable_sdk.state.sqlite import SqliteStateStore
-from immutable_sdk.testbed import SandboxAccount
+from immutable_sdk.testing.testbed import SandboxAccount
 
 from .faults import Crash, Fault
 from .spec import ALARM, FLEET, IMAGES, LEASE, MANUAL, PROJECT, ROLLING, SLOTTED, spec_text

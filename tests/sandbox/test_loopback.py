@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from immutable_sdk.aws.loopback import DEAD_PROXY, is_loopback_host, is_loopback_url
 from immutable_sdk.aws.session import AwsSession
-from immutable_sdk.emulator import DEAD_PROXY
 from immutable_sdk.errors import UsageError
-from immutable_sdk.loopback import is_loopback_host, is_loopback_url
 
 
 @pytest.mark.parametrize(
@@ -100,7 +99,7 @@ def local_server() -> Iterator[str]:
 
 GUARDED = """
 import socket, sys, urllib.request
-from immutable_sdk.loopback import guard
+from immutable_sdk.aws.loopback import guard
 guard()
 print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
 for target in ("http://10.0.1.5:8080/healthz", "http://checkout.example.com/"):

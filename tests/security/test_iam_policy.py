@@ -27,8 +27,13 @@ from click.testing import CliRunner
 from immutable_sdk.aws.session import AwsSession
 from immutable_sdk.cli import main
 from immutable_sdk.clock import VirtualClock
-from immutable_sdk.engine import Engine
-from immutable_sdk.iam import UNOBSERVED, actions_of, allowed_actions, policy_document
+from immutable_sdk.core.engine import Engine
+from immutable_sdk.core.iam.policy import (
+    UNOBSERVED,
+    actions_of,
+    allowed_actions,
+    policy_document,
+)
 from immutable_sdk.plugins import load_plugins
 from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
@@ -547,7 +552,7 @@ def test_what_packer_calls_is_allowed_with_its_conditions(
     """The real packer bakes the demo template on the emulator, every call recorded: each is
     in the policy, and each tag condition holds when the call is made."""
     from immutable_sdk.builders.packer import PackerBuilder
-    from immutable_sdk.context import Context
+    from immutable_sdk.core.context import Context
     from immutable_sdk.spec.model import ImageSpec
 
     demo = Path(__file__).resolve().parents[2] / "specs/examples/packer"

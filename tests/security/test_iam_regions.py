@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from immutable_sdk.iam import policy_document
+from immutable_sdk.core.iam.policy import policy_document
 from immutable_sdk.plugins import load_plugins
 from immutable_sdk.spec.load import load_spec
 

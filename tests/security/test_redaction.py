@@ -30,8 +30,8 @@ from immutable_sdk.redaction import (
     register_secret,
     register_secrets,
 )
-from immutable_sdk.secret_scan import scan_spec
 from immutable_sdk.spec.load import load_spec
+from immutable_sdk.spec.secret_scan import scan_spec
 
 from .secret_corpus import CORPUS, ORDINARY, REGISTERED, leaked
 
@@ -178,7 +178,7 @@ def test_table_cells_are_redacted_before_rich_wraps_them() -> None:
     from rich.console import Console
     from rich.text import Text
 
-    from immutable_sdk.render import _table
+    from immutable_sdk.cli.render import _table
 
     table = _table("apply failed", ("fleet", "error"))
     table.add_row("web", "GET http://h/x?password=qp-s3cret-9-long-enough-to-be-wrapped")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from immutable_sdk.redaction import REDACTED, redact, redact_text
-from immutable_sdk.secrets import entropy, find_secrets, is_secret_name
+from immutable_sdk.redaction.shapes import entropy, find_secrets, is_secret_name
 
 ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

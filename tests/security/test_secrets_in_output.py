@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from immutable_sdk.cli import main
 from immutable_sdk.plugin import Registry, hookimpl
-from immutable_sdk.testbed import SandboxAccount
+from immutable_sdk.testing.testbed import SandboxAccount
 
 from .conftest import AMI_V1, AMI_V2, World, fleet_spec
 from .secret_corpus import CORPUS, SECRETS, leaked

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from immutable_sdk.analysis import MetricsAnalysis, SlotRef, combine
+from immutable_sdk.core.analysis.judge import MetricsAnalysis, SlotRef, combine
 from immutable_sdk.plugin import RolloutInfo, Step, hookimpl
 
 from .conftest import AMI_V1, AMI_V2, SlotWorld, slot_spec

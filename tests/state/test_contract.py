@@ -367,7 +367,7 @@ def test_rollouts_started_at_one_clock_reading_list_in_the_order_they_started(
 ) -> None:
     """An operator's rollback and the next apply can start within one second (always, on a
     virtual clock): the one started last is the newest, whatever its random id says."""
-    from immutable_sdk.deploy import start_rollout
+    from immutable_sdk.core.rollout.deployer import start_rollout
     from immutable_sdk.plugin import Artifact, RolloutInfo
     from immutable_sdk.release import Release
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..drift import TemplateVersion
+from ..core.drift.detect import TemplateVersion
 from ..plugin import TAG_RELEASE
 from .fleet import FleetApi
 from .session import AwsSession, aws_errors, error_code

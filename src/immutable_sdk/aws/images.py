@@ -13,8 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.images.retention import (
+    GcPlan,
+    StoredArtifact,
+    newest_first,
+    plan_gc,
+    release_usage,
+)
 from ..plugin import TAG_BUILDER, TAG_BUILT_AT, TAG_DIGEST, TAG_IMAGE, TAG_PROJECT
-from ..retention import GcPlan, StoredArtifact, newest_first, plan_gc, release_usage
 from ..spec.model import Spec
 from ..state.base import StateStore
 from .session import AwsSession, aws_errors, error_code

@@ -22,11 +22,10 @@ import botocore.exceptions
 import botocore.parsers
 import botocore.session
 
-from ..emulator import SANDBOX_CREDENTIALS, sandbox_env
 from ..errors import AwsError, UsageError
-from ..loopback import is_loopback_url
 from . import fence
 from .limiter import RateLimiter
+from .loopback import SANDBOX_CREDENTIALS, is_loopback_url, sandbox_env
 
 READ_PREFIXES = ("Describe", "Get", "List")
 THROTTLING_CODES = frozenset(

@@ -148,7 +148,7 @@ def main(
     if sandbox:
         # Before anything connects: this process reaches nothing but 127.0.0.1 from here on
         # (the AWS session checks its endpoint too; this covers health checks and plugins).
-        from ..loopback import guard
+        from ..aws.loopback import guard
 
         guard()
     redact_std_streams()  # whatever any command prints, secrets stay in the process

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from . import Options
 
 if TYPE_CHECKING:
-    from ..connection import Connection
-    from ..engine import Engine
-    from ..render import EventPrinter
+    from ..core.connection import Connection
+    from ..core.engine import Engine
     from ..spec.model import Spec
+    from .render import EventPrinter
 
 
 def connection_options(opts: Options) -> dict[str, Any]:
@@ -36,8 +36,8 @@ def open_engine(
     opts: Options, files: Sequence[str], **engine_options: Any
 ) -> Iterator[tuple[Engine, EventPrinter]]:
     """An engine for the spec files with the global options, and its event printer."""
-    from ..engine import Engine
-    from ..render import EventPrinter
+    from ..core.engine import Engine
+    from .render import EventPrinter
 
     printer = EventPrinter(fmt=opts.log_format)
     engine = Engine.from_files(files, sink=printer, **connection_options(opts), **engine_options)
@@ -50,7 +50,7 @@ def open_engine(
 @contextmanager
 def open_connection(opts: Options, spec: Spec) -> Iterator[Connection]:
     """The session and the way to the state store, without an engine (nothing seeded)."""
-    from ..connection import Connection
+    from ..core.connection import Connection
 
     connection = Connection.open(spec, **connection_options(opts), seed=False)
     try:

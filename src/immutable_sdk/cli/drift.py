@@ -17,14 +17,14 @@ from . import Options, output_option, pass_options, spec_files_option
 from .connect import open_engine
 
 if TYPE_CHECKING:
-    from ..drift import Drift
-    from ..remediate import DriftReport, FleetFix
+    from ..core.drift.detect import Drift
+    from ..core.drift.remediate import DriftReport, FleetFix
 
 DRIFT_FOUND = 2
 
 
 def _show(*parts: Any) -> None:
-    from ..render import console
+    from .render import console
 
     out = console(sys.stdout)
     for part in parts:
@@ -109,7 +109,7 @@ def drift(
     with open_engine(opts, files) as (engine, printer), printer:
         report = engine.drift(fleets or None, fix=fix or dry_run, dry_run=dry_run)
     if (output or opts.output) == "json":
-        from ..render import print_json
+        from .render import print_json
 
         print_json(report.to_dict())
     else:
@@ -147,7 +147,7 @@ def recycle(
     with open_engine(opts, files) as (engine, printer), printer:
         fixes = engine.recycle(fleets or None, dry_run=dry_run)
     if (output or opts.output) == "json":
-        from ..render import print_json
+        from .render import print_json
 
         print_json({"dry_run": dry_run, "fleets": [f.to_dict() for f in fixes]})
     elif fixes:
@@ -179,9 +179,9 @@ def iam_policy(opts: Options, files: tuple[str, ...], account: str, images_gc: b
     mutating actions conditioned on the SDK's tags where AWS supports it; Route 53 changes
     limited to the spec's zones and records. Reads no AWS.
     """
-    from ..iam import policy_document, policy_notes
-    from ..render import print_json
+    from ..core.iam.policy import policy_document, policy_notes
     from ..spec.load import load_spec
+    from .render import print_json
 
     spec = load_spec(files)
     print_json(policy_document(spec, account=account, images_gc=images_gc))

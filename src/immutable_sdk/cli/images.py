@@ -14,7 +14,7 @@ from . import Options, output_option, pass_options, spec_files_option
 from .connect import open_engine
 
 if TYPE_CHECKING:
-    from ..retention import StoredArtifact
+    from ..core.images.retention import StoredArtifact
 
 
 def register(group: click.Group) -> None:

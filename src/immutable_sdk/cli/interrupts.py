@@ -21,8 +21,8 @@ from typing import Any
 
 import click
 
+from ..core.stopping import StopRequest
 from ..errors import ExitCode
-from ..stopping import StopRequest
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -123,7 +123,7 @@ def watch_status(opts: Options, files: Sequence[str], output: str, interval: flo
 def _watch(opts: Options, files: Sequence[str], output: str, interval: float) -> None:
     from rich.live import Live
 
-    from ..render import console
+    from .render import console
 
     with open_engine(opts, files) as (engine, _):
         out = console(sys.stdout)

@@ -20,7 +20,7 @@ def _fmt(opts: Options, output: str | None) -> str:
 
 
 def _show(obj: Any) -> None:
-    from ..render import console
+    from .render import console
 
     console(sys.stdout).print(obj)
 
@@ -47,11 +47,11 @@ def plan(
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if _fmt(opts, output) == "json":
-        from ..render import print_json
+        from .render import print_json
 
         print_json(the_plan.to_dict())
     else:
-        from ..render import plan_table
+        from .render import plan_table
 
         _show(plan_table(the_plan))
     if detailed_exitcode and the_plan.changes:
@@ -124,8 +124,8 @@ def apply(
     first SIGINT or SIGTERM stops at the next safe point (exit 130, resumable); a second one
     exits at once.
     """
-    from ..render import plan_table, print_json, result_table
     from .interrupts import stop_on_signals
+    from .render import plan_table, print_json, result_table
 
     as_json = _fmt(opts, output) == "json"
     lock_options = {
@@ -209,11 +209,11 @@ def status(
     with open_engine(opts, files) as (engine, _):
         entries = engine.status()
     if _fmt(opts, output) == "json":
-        from ..render import print_json
+        from .render import print_json
 
         print_json(entries)
     else:
-        from ..render import status_table
+        from .render import status_table
 
         _show(status_table(entries))
 
@@ -231,11 +231,11 @@ def history(
     with open_engine(opts, files) as (engine, _):
         data = engine.history(fleet, limit=limit)
     if _fmt(opts, output) == "json":
-        from ..render import print_json
+        from .render import print_json
 
         print_json(data)
     else:
-        from ..render import history_table
+        from .render import history_table
 
         _show(history_table(data))
 
@@ -252,7 +252,7 @@ def rollback(
     opts: Options, files: tuple[str, ...], output: str | None, fleet: str, to: str | None
 ) -> None:
     """Replace a fleet's instances with an earlier release, through its strategy."""
-    from ..render import print_json
+    from .render import print_json
 
     with open_engine(opts, files) as (engine, printer), printer:
         result = engine.rollback(fleet, to)

@@ -46,9 +46,8 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
     share its AWS resources and its state: the spec's DynamoDB state table on the sandbox, or
     one state file for the local backend.
     """
-    from ..connection import SANDBOX_STATE_VAR, SANDBOX_URL_VAR
-    from ..emulator import SANDBOX_CREDENTIALS
-    from ..loopback import guard
+    from ..aws.loopback import SANDBOX_CREDENTIALS, guard
+    from ..core.connection import SANDBOX_STATE_VAR, SANDBOX_URL_VAR
     from ..sandbox import Sandbox
     from ..spec.load import load_spec
 
@@ -92,7 +91,7 @@ def register(group: click.Group) -> None:
 
 def _state_table(spec: Spec, box: Sandbox) -> list[str]:
     """Create the spec's DynamoDB state table on the served sandbox (as any command would)."""
-    from ..connection import Connection
+    from ..core.connection import Connection
 
     created = Connection(box.session(spec.region)).create_state(spec)
     return [f"state table {spec.state.table}"] if created else []

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import Location, SpecError, SpecProblem
 from ..redaction import register_secrets
-from ..secret_scan import spec_secret_values
 from .model import Spec
 from .nodes import LDict, deep_merge
 from .reader import read_spec_file
+from .secret_scan import spec_secret_values
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

@@ -25,7 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import Location, SpecProblem
 from ..redaction import register_secret
-from ..secrets import is_secret_name
+from ..redaction.shapes import is_secret_name
 from .nodes import LDict, LList, PathPart, Pos, dotted
 
 MAX_FILE_BYTES = 5 * 1024 * 1024

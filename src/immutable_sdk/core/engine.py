@@ -1,0 +1,377 @@
+"""The engine: plan, apply, roll back and inspect the fleets of one spec.
+
+    engine = Engine.from_files(["spec.yaml"])
+    plan = engine.plan()
+    result = engine.apply(plan)
+
+The engine runs the same code against AWS and against the embedded sandbox. It never prints:
+it emits events to ``sink`` and fires the plugins' lifecycle hooks. A spec whose fleets deploy
+to several regions gets one regional stack per region (``regions.Regional``); its units are
+named ``fleet`` in the spec's region and ``fleet@region`` elsewhere, and every method that
+takes a fleet's name takes such a key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..aws.session import AwsSession, aws_errors
+from ..clock import Clock, RealClock
+from ..errors import StateError, UsageError
+from ..lifecycle import Event
+from ..plugin import Artifact
+from ..plugins import Plugins, load_plugins
+from ..release import Release, make_release
+from ..results import ApplyResult, FleetResult
+from ..spec.model import FleetSpec, Spec
+from ..state.base import ReleaseRecord, RolloutRecord, StateStore
+from .connection import Connection
+from .context import EventSink
+from .notifiers import start_notifiers
+from .planner import Plan, PlanItem, builder_for
+from .regions import (
+    Regional,
+    departed_regions,
+    keyed_fixes,
+    keyed_report,
+    keyed_result,
+    merged_report,
+    plan_regions,
+)
+from .rollout.deployer import asdict_artifact
+from .rollout.runner import new_owner
+from .stopping import StopRequest
+from .traffic.deployer import signal_rollout
+
+if TYPE_CHECKING:
+    from .drift.remediate import DriftReport, FleetFix
+
+__all__ = ["ApplyResult", "Engine", "FleetResult", "Plan", "PlanItem"]
+
+DEFAULT_LEASE = 60.0
+
+
+def _discard(event: Event) -> None:
+    return None
+
+
+class Engine:
+    """Plans and applies one spec. Close it (or use ``with``) to stop an embedded sandbox."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        plugins: Plugins | None = None,
+        clock: Clock | None = None,
+        session: AwsSession | None = None,
+        state: StateStore | None = None,
+        sink: EventSink | None = None,
+        endpoint_url: str | None = None,
+        sandbox: bool = False,
+        profile: str | None = None,
+        max_attempts: int = 8,
+        owner: str | None = None,
+        lease: float = DEFAULT_LEASE,
+        lock_wait: float = 0.0,
+        stop: StopRequest | None = None,
+    ) -> None:
+        self.spec = spec
+        # ``stop.request()`` (from a signal handler or any thread) stops rollouts at their next
+        # safe point, leaving them resumable; ``lock_wait``: seconds to wait for a held lock.
+        self.stop = stop or StopRequest()
+        self.plugins = plugins or load_plugins()
+        self.clock = clock or RealClock()
+        self.sink = sink or _discard
+        self.owner = owner or new_owner()
+        self.lease = lease
+        # Session and state come from one place for every caller (connection.py); a session
+        # given by the caller stays the caller's, a connection opened here is closed here.
+        self._connection: Connection | None = None
+        if session is None:
+            connection = self._connection = Connection.open(
+                spec,
+                sandbox=sandbox,
+                endpoint_url=endpoint_url,
+                profile=profile,
+                max_attempts=max_attempts,
+            )
+        else:
+            connection = Connection(session)
+        self.session = connection.session
+        try:
+            if state is None:
+                state = connection.open_state(spec)
+        except BaseException:
+            self._close_connection()
+            raise
+        self.state = state
+        # One stack per region the spec deploys to (regions.py); the spec's region's first.
+        self.regional = {r: Regional.of(self, r, lock_wait) for r in spec.regions}
+        self._lock_wait = lock_wait
+        home = self.regional[spec.region]
+        self.ctx = home.ctx
+        self.fleets = home.fleets
+        self.planner = home.planner
+        self.deployer = home.deployer
+        self.slots = home.slots
+        # Last: from here on, close() must run to stop the notifiers' delivery threads.
+        self._notifiers = start_notifiers(spec.notifiers, self.plugins)
+
+    @classmethod
+    def from_files(cls, files: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Engine:
+        """Load and validate the spec files (later files overlay earlier ones), then build."""
+        from ..spec.load import load_spec
+
+        plugins = kwargs.pop("plugins", None) or load_plugins()
+        return cls(load_spec(files, plugins=plugins), plugins=plugins, **kwargs)
+
+    # --- lifecycle of the engine ------------------------------------------------------------
+
+    def close(self) -> None:
+        self._notifiers.close()
+        self.state.close()
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- plan -------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        """What ``apply`` would do, fleet by fleet (and region by region), with reasons.
+        Reads only. Regions the spec no longer deploys to, where the state knows units, are
+        planned too: their groups become ``destroy`` items instead of being forgotten."""
+        for region in departed_regions(self.spec, self.state):
+            if region not in self.regional:
+                self.regional[region] = Regional.of(self, region, self._lock_wait)
+        if len(self.regional) > 1:
+            return plan_regions(self)
+        plan = self.planner.plan()
+        region = self.spec.region
+        return replace(plan, items=tuple(replace(i, region=region) for i in plan.items))
+
+    # --- apply ------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        plan: Plan | None = None,
+        *,
+        prune: bool = False,
+        recycle: bool = False,
+        parallelism: int = 10,
+        fail_fast: bool = False,
+        abort_unfinished: bool = False,
+    ) -> ApplyResult:
+        """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions;
+        ``recycle`` then replaces instances older than their fleet's ``max_lifetime``.
+
+        Fleets roll out ``parallelism`` at a time, in ``depends_on`` order and wave by wave
+        (see ``waves``); a failed fleet stops its dependants, or everything with ``fail_fast``.
+        """
+        plan = plan or self.plan()
+        before = self.session.calls.snapshot()
+        retries_before = self.session.calls.retries
+        start = self.clock.monotonic()
+        veto = self.plugins.hook.immutable_sdk_check_plan(plan=plan)
+        if veto:
+            raise UsageError(f"a plugin refused the plan: {veto}")
+        result = ApplyResult(project=self.spec.name)
+        artifacts = dict(plan.artifacts)
+        for name in plan.builds:
+            artifacts[name] = self.build(name)
+            result.builds.append(asdict_artifact(artifacts[name]))
+        from .waves import run_plan
+
+        result.fleets += run_plan(
+            self,
+            plan,
+            lambda item: self._apply_item(
+                item, artifacts, prune=prune, abort_unfinished=abort_unfinished
+            ),
+            parallelism=parallelism,
+            fail_fast=fail_fast,
+        )
+        if recycle:
+            from .drift.remediate import fix_results
+
+            result.fleets += fix_results(self.recycle())
+        result.duration = self.clock.monotonic() - start
+        calls = self.session.calls.since(before)
+        result.api_calls = {
+            "total": sum(calls.values()),
+            "mutating": sum(v for k, v in calls.items() if k in self.session.calls.mutating()),
+            "retries": self.session.calls.retries - retries_before,
+            "by_operation": calls,
+        }
+        return result
+
+    def build(self, image_name: str) -> Artifact:
+        image = self.spec.images[image_name]
+        self.ctx.emit("build.started", image=image_name, builder=image.builder)
+        with aws_errors(f"building image {image_name!r}"):
+            artifact = builder_for(self.plugins, image).build(image, self.ctx)
+        self.ctx.emit("build.finished", image=image_name, amis=dict(artifact.amis))
+        return artifact
+
+    def _apply_item(
+        self,
+        item: PlanItem,
+        artifacts: dict[str, Artifact],
+        *,
+        prune: bool,
+        abort_unfinished: bool = False,
+    ) -> FleetResult:
+        stack = self.regional.get(item.region or self.spec.region)
+        if stack is None:
+            raise UsageError(f"the spec deploys nothing to region {item.region!r}")
+        result = stack.apply_item(item, artifacts, prune=prune, abort_unfinished=abort_unfinished)
+        return keyed_result(result, item.key)
+
+    # --- operator actions -------------------------------------------------------------------
+
+    def rollback(self, fleet_name: str, to: str | None = None) -> FleetResult:
+        """Roll ``fleet_name`` back to release ``to`` (default: the one before the current).
+        ``fleet_name`` is a unit key: ``web``, or ``web@eu-west-1`` outside the spec's region."""
+        stack, fleet = self._unit(fleet_name)
+        return keyed_result(stack.rollback(fleet, to), stack.key(fleet.name))
+
+    def promote(self, fleet_name: str, *, full: bool = False) -> RolloutRecord:
+        """Continue ``fleet_name``'s paused rollout (``full``: skip its remaining steps)."""
+        stack, fleet = self._unit(fleet_name)
+        key = stack.key(fleet.name)
+        return signal_rollout(self.state, self.clock, key, "promote-full" if full else "promote")
+
+    def abort(self, fleet_name: str) -> RolloutRecord:
+        """Make ``fleet_name``'s running rollout roll back now (from any process)."""
+        stack, fleet = self._unit(fleet_name)
+        return signal_rollout(self.state, self.clock, stack.key(fleet.name), "abort")
+
+    def abort_unfinished(self, fleet_name: str) -> FleetResult | None:
+        """Roll back ``fleet_name``'s unfinished rollout that no process runs any more (its
+        lock is free or its lease expired), as ``apply --abort-unfinished`` would. None when a
+        process still runs it: ``abort`` signals that process instead. A fleet with traffic
+        slots goes back to the slot its rollout moved traffic from (slots.py)."""
+        stack, fleet = self._unit(fleet_name)
+        result = stack.abort_unfinished(fleet)
+        return None if result is None else keyed_result(result, stack.key(fleet.name))
+
+    def _unit(self, name: str) -> tuple[Regional, FleetSpec]:
+        """The regional stack and fleet of a unit key (``web``, ``web@eu-west-1``)."""
+        fleet, _, region = name.partition("@")
+        stack = self.regional.get(region or self.spec.region)
+        if stack is None or fleet not in stack.spec.fleets:
+            known = ", ".join(sorted(self.unit_keys()))
+            raise UsageError(f"the spec has no fleet {name!r} (fleets: {known})")
+        return stack, stack.spec.fleets[fleet]
+
+    def unit_keys(self) -> list[str]:
+        """Every fleet of the spec in every region it deploys to, as ``fleet[@region]``."""
+        return [key for key, _, _ in self.spec.units()]
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per fleet and region: release, instances by release and health, rollout."""
+        by_key = {e["fleet"]: e for s in self.regional.values() for e in s.status()}
+        return [by_key[key] for key in self.unit_keys()]
+
+    def history(self, fleet: str | None = None, limit: int = 20) -> dict[str, Any]:
+        """Releases and rollouts with outcomes, newest first (``fleet``: a unit key)."""
+        names = [fleet] if fleet else self.unit_keys()
+        return {
+            name: {
+                "releases": [asdict(r) for r in self.state.releases(name)[:limit]],
+                "rollouts": [asdict(r) for r in self.state.rollouts(name, limit=limit)],
+            }
+            for name in names
+        }
+
+    # --- drift and lifetime (remediate.py) --------------------------------------------------
+
+    def _by_region(self, fleets: Sequence[str] | None) -> dict[str, list[str] | None]:
+        """Unit keys (none: all) as fleet names per region; None means every fleet there."""
+        if not fleets:
+            return {region: None for region in self.regional}
+        chosen: dict[str, list[str] | None] = {}
+        for key in fleets:
+            stack, fleet = self._unit(key)
+            names = chosen.setdefault(stack.region, [])
+            assert names is not None
+            names.append(fleet.name)
+        return chosen
+
+    def drift(
+        self, fleets: Sequence[str] | None = None, *, fix: bool = False, dry_run: bool = False
+    ) -> DriftReport:
+        """Every fleet's drift (a ``remediate.DriftReport``). ``fix`` remedies it by replacement,
+        restoring and scaling, then looks again (``report.remaining``); ``dry_run`` only plans.
+        ``fleets``: unit keys (``web``, ``web@eu-west-1``); none: every fleet in every region."""
+        reports = []
+        for region, names in self._by_region(fleets).items():
+            stack = self.regional[region]
+            remediator = stack.remediator()
+            report = remediator.report(names)
+            if fix and not report.clean:
+                remediator.fix(report, dry_run=dry_run)
+                if not dry_run:
+                    report.remaining = remediator.report(names).drifts
+            reports.append(keyed_report(report, stack))
+        return merged_report(self.spec.name, reports, self.unit_keys())
+
+    def recycle(
+        self, fleets: Sequence[str] | None = None, *, dry_run: bool = False
+    ) -> list[FleetFix]:
+        """Replace instances older than their fleet's ``max_lifetime``, oldest first, through
+        the fleet's strategy (``remediate.FleetFix`` per fleet that had any)."""
+        from .drift.remediate import LIFETIME_KINDS
+
+        fixes: list[FleetFix] = []
+        for region, names in self._by_region(fleets).items():
+            stack = self.regional[region]
+            remediator = stack.remediator()
+            report = remediator.report(names)
+            done = remediator.fix(report, dry_run=dry_run, kinds=LIFETIME_KINDS, action="recycle")
+            fixes += keyed_fixes(done, stack)
+        return fixes
+
+
+def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:
+    a = record.artifact
+    try:
+        artifact = Artifact(
+            image=str(a["image"]),
+            builder=str(a["builder"]),
+            digest=str(a["digest"]),
+            amis=dict(a["amis"]),
+            lineage=dict(a.get("lineage", {})),
+        )
+        release = make_release(fleet, artifact, dict(record.launch_config))
+    except (KeyError, TypeError, ValueError) as exc:
+        missing = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StateError(
+            f"release {record.release} of fleet {fleet.name!r} (release number {record.seq}): "
+            f"its recorded artifact or launch configuration is damaged ({missing}); "
+            "the state store was changed by hand? See docs/operations.md"
+        ) from exc
+    if release.id != record.release:
+        raise StateError(
+            f"release {record.release} of fleet {fleet.name!r} does not match its recorded "
+            "launch configuration (the state store was changed by hand?)"
+        )
+    return release

@@ -1,0 +1,286 @@
+"""Planning: desired (spec + image artifacts) against actual (AWS tags + state) -> Plan.
+
+Per fleet: ``noop``, ``create``, ``replace`` (a new release), ``scale`` (capacity only) or
+``destroy`` (a group of the project that the spec no longer names), each with its reasons.
+Planning only reads: it never changes AWS or the state store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
+from ..aws.network import (
+    NetworkIds,
+    resolve_security_groups,
+    resolve_subnets,
+    resolve_target_groups,
+)
+from ..aws.session import aws_errors
+from ..errors import AwsError, ImmutableSdkError, PluginError
+from ..lifecycle import Phase
+from ..plugin import Artifact, Builder
+from ..plugins import Plugins
+from ..release import (
+    Release,
+    changed_fields,
+    launch_config,
+    make_release,
+)
+from ..spec.model import FleetSpec, ImageSpec, Spec
+from ..state.base import StateStore
+from .context import Context
+
+ACTIONS = ("noop", "create", "replace", "scale", "destroy")
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    fleet: str
+    action: str
+    reasons: tuple[str, ...] = ()
+    current_release: str | None = None
+    release: str | None = None  # None while the fleet's image still has to be built
+    image: str | None = None
+    build: bool = False  # the image must be built before this item can run
+    capacity: tuple[int, int, int] | None = None  # desired (min, desired, max)
+    current_capacity: tuple[int, int, int] | None = None
+    instances: int = 0  # instances running now
+    wave: str | None = None  # the wave it rolls out in (specs with waves)
+    region: str | None = None  # where the fleet's group is (Engine.plan sets it)
+    key: str = ""  # the unit's key: the fleet's name, or fleet@region outside the spec's region
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.fleet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    items: tuple[PlanItem, ...]
+    builds: tuple[str, ...] = ()  # images to build
+    artifacts: Mapping[str, Artifact] = field(default_factory=dict)  # images found
+    waves: tuple[Mapping[str, Any], ...] = ()  # the spec's waves, in order (see waves.py)
+
+    @property
+    def changes(self) -> bool:
+        return any(i.action != "noop" for i in self.items)
+
+    def item(self, fleet: str) -> PlanItem:
+        """The item of ``fleet``: its name, or ``fleet@region`` outside the spec's region."""
+        for i in self.items:
+            if i.key == fleet:
+                return i
+        raise KeyError(fleet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "changes": self.changes,
+            "builds": list(self.builds),
+            "items": [i.to_dict() for i in self.items],
+            "waves": [dict(w) for w in self.waves],
+        }
+
+
+def waved_plan(
+    spec: Spec, items: Sequence[PlanItem], builds: Sequence[str], artifacts: Mapping[str, Artifact]
+) -> Plan:
+    """The plan of ``items``, each with the wave its unit rolls out in (specs with waves)."""
+    if not spec.waves:
+        return Plan(spec.name, tuple(items), tuple(builds), artifacts)
+    from .waves import assign_waves
+
+    waves = assign_waves(spec, [(i.fleet, i.region or spec.region) for i in items])
+    wave_of = {u.key: w.name for w in waves for u in w.units}
+    waved = tuple(replace(i, wave=wave_of.get(i.key)) for i in items)
+    return Plan(spec.name, waved, tuple(builds), artifacts, tuple(w.to_dict() for w in waves))
+
+
+def builder_for(plugins: Plugins, image: ImageSpec) -> Builder:
+    entry = plugins.builders.get(image.builder)
+    try:
+        return entry.factory(image.config)
+    except ImmutableSdkError:
+        raise
+    except Exception as exc:
+        raise PluginError(
+            entry.plugin,
+            f"builder {image.builder!r} failed to start: {exc!r}",
+            distribution=entry.distribution,
+        ) from exc
+
+
+@dataclass
+class Planner:
+    spec: Spec
+    plugins: Plugins
+    ctx: Context
+    fleets: FleetApi
+    state: StateStore
+    # Every fleet's network references, resolved by the last plan(): apply computes the same
+    # releases the plan showed, with a few calls for all fleets instead of a few per fleet.
+    network: NetworkIds | None = field(default=None, repr=False)
+
+    def find_artifacts(self) -> tuple[dict[str, Artifact], list[str]]:
+        """Existing artifacts for the images fleets use, and the images needing a build."""
+        found: dict[str, Artifact] = {}
+        builds: list[str] = []
+        for name in sorted({f.image for f in self.spec.fleets.values()}):
+            image = self.spec.images[name]
+            with aws_errors(f"looking up image {name!r}"):
+                artifact = builder_for(self.plugins, image).find(image, self.ctx)
+            if artifact is None:
+                builds.append(name)
+            else:
+                found[name] = artifact
+        return found, builds
+
+    def resolve_network(self) -> NetworkIds | None:
+        """Resolve the references of every fleet at once; None when one of them is missing
+        (each fleet then resolves its own, so that the error names the fleet)."""
+        fleets = list(self.spec.fleets.values())
+        try:
+            return NetworkIds.resolve(
+                self.ctx.client("ec2"),
+                self.ctx.client("elbv2"),
+                subnets=[r for f in fleets for r in f.subnets],
+                security_groups=[r for f in fleets for r in f.security_groups],
+                target_groups=[r for f in fleets for r in f.target_groups],
+            )
+        except AwsError as exc:
+            if exc.code != "NotFound":
+                raise
+            return None
+
+    def desired_release(self, fleet: FleetSpec, artifact: Artifact) -> Release:
+        ec2, elbv2 = self.ctx.client("ec2"), self.ctx.client("elbv2")
+        known = self.network or NetworkIds({}, {}, {})
+        sgs = known.lookup(known.security_groups, fleet.security_groups)
+        subnets = known.lookup(known.subnets, fleet.subnets)
+        tgs = known.lookup(known.target_groups, fleet.target_groups)
+        config = launch_config(
+            fleet,
+            artifact,
+            self.spec.region,
+            security_group_ids=sgs or resolve_security_groups(ec2, fleet.security_groups),
+            subnet_ids=subnets or resolve_subnets(ec2, fleet.subnets),
+            target_group_arns=tgs or resolve_target_groups(elbv2, fleet.target_groups),
+        )
+        return make_release(fleet, artifact, config)
+
+    def live_slot_groups(self) -> dict[str, GroupState | None]:
+        """For fleets with traffic slots, the group of the slot that serves (see aws.slots)."""
+        fleets = [f for f in self.spec.fleets.values() if f.traffic]
+        if not fleets:
+            return {}
+        from ..aws.slots import SlotGroups, live_groups
+        from ..aws.traffic import TrafficApi
+
+        routes = TrafficApi(self.ctx.session, self.ctx.clock)
+        return live_groups(SlotGroups(self.fleets), routes, fleets)
+
+    def plan(self, found: tuple[dict[str, Artifact], list[str]] | None = None) -> Plan:
+        """``found``: what ``find_artifacts`` returned, when already asked (other regions)."""
+        artifacts, builds = found if found is not None else self.find_artifacts()
+        self.network = self.resolve_network()
+        groups = self.fleets.describe(list(self.spec.fleets))
+        groups.update(self.live_slot_groups())  # a fleet with traffic slots: its live slot
+        items = [
+            self._item(fleet, groups[name], artifacts.get(fleet.image), fleet.image in builds)
+            for name, fleet in self.spec.fleets.items()
+        ]
+        dropped = sorted(set(self.fleets.project_fleets()) - set(self.spec.fleets))
+        where = f" in {self.ctx.region}" if self.ctx.unit_suffix else ""
+        for gone, g in self.fleets.describe(dropped).items():
+            items.append(
+                PlanItem(
+                    fleet=gone,
+                    action="destroy",
+                    reasons=(f"the spec no longer names this fleet{where}",),
+                    current_release=g.release if g else None,
+                    current_capacity=(g.min, g.desired, g.max) if g else None,
+                    instances=len(g.live()) if g else 0,
+                )
+            )
+        return waved_plan(self.spec, items, builds, artifacts)
+
+    def _item(
+        self, fleet: FleetSpec, group: GroupState | None, artifact: Artifact | None, build: bool
+    ) -> PlanItem:
+        cap = fleet.capacity
+        want = (cap.min, cap.desired, cap.max)
+        release = self.desired_release(fleet, artifact) if artifact else None
+        common: dict[str, Any] = {
+            "fleet": fleet.name,
+            "image": fleet.image,
+            "build": build,
+            "capacity": want,
+            "release": release.id if release else None,
+        }
+        unfinished = self._unfinished(fleet.name)
+        if group is None:
+            created = ("no Auto Scaling group yet", *unfinished)
+            return PlanItem(action="create", reasons=created, **common)
+        have = (group.min, group.desired, group.max)
+        common.update(
+            current_release=group.release, current_capacity=have, instances=len(group.live())
+        )
+        reasons = unfinished + self._release_reasons(fleet, group, release, build)
+        if reasons:
+            return PlanItem(action="replace", reasons=tuple(reasons), **common)
+        stray = [m.instance_id for m in group.not_of_release(group.release)]
+        if stray:
+            return PlanItem(
+                action="replace",
+                reasons=(f"{len(stray)} instance(s) not on release {group.release}",),
+                **common,
+            )
+        # Processes a rollout suspends and a stopped one left suspended: a scale resumes them.
+        held = [] if fleet.traffic else sorted(group.suspended & set(SUSPENDED_DURING_ROLLOUT))
+        if have != want or held:
+            what = [
+                f"{k} {a} -> {b}"
+                for k, a, b in zip(("min", "desired", "max"), have, want, strict=True)
+                if a != b
+            ]
+            if held:
+                what.append(f"processes left suspended: {', '.join(held)}")
+            return PlanItem(action="scale", reasons=tuple(what), **common)
+        return PlanItem(action="noop", **common)
+
+    def _unfinished(self, fleet: str) -> list[str]:
+        """A rollout of the fleet that did not finish: apply resumes it (see resume.py)."""
+        record = self.state.unfinished_rollout(fleet)
+        if record is None:
+            return []
+        lock = self.state.get_lock(fleet)
+        if lock is not None and lock.lease_until >= self.ctx.clock.now():
+            return [f"rollout {record.id} in progress (locked by {lock.owner})"]
+        if record.phase == Phase.ROLLING_BACK.value:
+            back = record.from_release or "nothing (undo the fleet's creation)"
+            why = f" after: {record.error}" if record.error else ""
+            return [f"finish rolling back unfinished rollout {record.id} to {back}{why}"]
+        return [f"resume unfinished rollout {record.id}"]
+
+    def _release_reasons(
+        self, fleet: FleetSpec, group: GroupState, release: Release | None, build: bool
+    ) -> list[str]:
+        if build:
+            return [f"image {fleet.image!r} changed: a new artifact will be built"]
+        assert release is not None
+        if group.release == release.id:
+            return []
+        if group.release is None:
+            return ["the group carries no release tag (adopted or interrupted)"]
+        previous = self.state.get_release(fleet.name, group.release)
+        if previous is None:
+            return [f"release {group.release} -> {release.id}"]
+        fields = changed_fields(previous.launch_config, release.launch_config)
+        return [f"{k} changed" for k in fields] or [f"release {group.release} -> {release.id}"]

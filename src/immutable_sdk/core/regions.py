@@ -1,0 +1,350 @@
+"""One engine, several regions: a regional stack per region a spec deploys to.
+
+A fleet may deploy to several regions (``regions: [us-east-1, eu-west-1]``). Each (fleet,
+region) is one *unit*: its own Auto Scaling group (same name, other region), release, rollout,
+lock and history. Its key is the fleet's name in the spec's own region and ``fleet@region`` in
+any other, so a single-region spec keeps its state keys, events and results exactly.
+
+``Regional`` is everything that works on one region: the spec projected onto it
+(``Spec.for_region``), a context and AWS clients defaulting to that region, the state store
+keyed by unit (``state.regional``), the planner and the deployers. The ``Engine`` facade keeps
+one per region, plans each and merges the plans, and hands each plan item to its region's stack.
+Events of a region other than the spec's carry the unit key as their fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ..aws.fleet import FleetApi
+from ..errors import UsageError
+from ..lifecycle import Event
+from ..plugin import Artifact
+from ..results import FleetResult
+from ..state.base import StateStore
+from ..state.regional import RegionalState
+from .context import Context, EventSink
+from .planner import (
+    Plan,
+    PlanItem,
+    Planner,
+    waved_plan,
+)
+from .rollout import resume
+from .rollout.deployer import FleetDeployer
+from .rollout.locks import LockKeeper
+from .traffic.deployer import SlotDeployer, rollout_progress
+
+if TYPE_CHECKING:
+    from ..spec.model import FleetSpec, Spec
+    from .drift.remediate import DriftReport, FleetFix, Remediator
+    from .engine import Engine
+
+
+def labelled(sink: EventSink, region: str) -> EventSink:
+    """A sink that names each event's fleet by its unit key in ``region`` (``web@eu-west-1``)."""
+    suffix = f"@{region}"
+
+    def emit(event: Event) -> None:
+        if event.fleet and not event.fleet.endswith(suffix):
+            event = replace(event, fleet=event.fleet + suffix)
+        sink(event)
+
+    return emit
+
+
+@dataclass
+class Regional:
+    """The part of an engine that works in one region (see the module docstring)."""
+
+    region: str
+    spec: Spec  # the spec projected onto the region (the whole spec for single-region specs)
+    whole: Spec  # the spec as written: unit keys, other regions
+    ctx: Context
+    fleets: FleetApi
+    state: StateStore
+    planner: Planner
+    deployer: FleetDeployer
+    slots: SlotDeployer
+
+    @classmethod
+    def of(cls, engine: Engine, region: str, lock_wait: float) -> Regional:
+        spec = engine.spec
+        home = region == spec.region
+        # Another region (even one the spec dropped) sees only the fleets deployed there.
+        view = spec.for_region(region) if spec.multi_region or not home else spec
+        session = engine.session.in_region(region)
+        ctx = Context(
+            project=spec.name,
+            region=region,
+            session=session,
+            clock=engine.clock,
+            sink=engine.sink if home else labelled(engine.sink, region),
+            unit_suffix="" if home else f"@{region}",
+        )
+        state: StateStore = engine.state if home else RegionalState(engine.state, region)
+        fleets = FleetApi(session, spec.name, region)
+        planner = Planner(view, engine.plugins, ctx, fleets, state)
+        deployer = FleetDeployer(
+            view,
+            engine.plugins,
+            ctx,
+            fleets,
+            state,
+            planner,
+            engine.owner,
+            engine.lease,
+            stop=engine.stop,
+            lock_wait=lock_wait,
+        )
+        return cls(
+            region, view, spec, ctx, fleets, state, planner, deployer, SlotDeployer(deployer)
+        )
+
+    def key(self, fleet: str) -> str:
+        return self.whole.unit_key(fleet, self.region)
+
+    # --- apply ------------------------------------------------------------------------------
+
+    def apply_item(
+        self,
+        item: PlanItem,
+        artifacts: dict[str, Artifact],
+        *,
+        prune: bool,
+        abort_unfinished: bool = False,
+    ) -> FleetResult:
+        if item.action == "noop":
+            return FleetResult(item.fleet, "noop", "noop", item.current_release, item.release)
+        if item.action == "destroy":
+            if not prune:
+                return FleetResult(
+                    item.fleet,
+                    "destroy",
+                    "skipped",
+                    item.current_release,
+                    error="not destroyed: pass --prune to destroy fleets the spec dropped",
+                )
+            return self.deployer.locked(
+                item.fleet, lambda keeper: self.slots.destroy(item, keeper), action="destroy"
+            )
+        fleet = self.spec.fleets[item.fleet]
+        deployer = self.slots if fleet.traffic else self.deployer  # traffic slots: slots.py
+        if item.action == "scale":
+            return self.deployer.locked(
+                item.fleet, lambda keeper: deployer.scale(fleet, item, keeper), action="scale"
+            )
+        release = self.planner.desired_release(fleet, artifacts[fleet.image])
+        return self.deployer.locked(
+            item.fleet,
+            lambda keeper: deployer.roll(
+                fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
+            ),
+            action=item.action,
+        )
+
+    # --- operator actions -------------------------------------------------------------------
+
+    def rollback(self, fleet: FleetSpec, to: str | None = None) -> FleetResult:
+        from .engine import release_from_record
+
+        name, shown = fleet.name, self.key(fleet.name)
+        if fleet.traffic:  # traffic slots: the live slot's group, and a release to the other
+            group = self.planner.live_slot_groups().get(name)
+        else:
+            group = self.fleets.describe_one(name)
+        deployer = self.slots if fleet.traffic else self.deployer
+        if group is None:
+            raise UsageError(f"fleet {shown!r} has no Auto Scaling group to roll back")
+        records = self.state.releases(name)
+        if to is None:
+            older = [r for r in records if r.release != group.release]
+            promoted = {r.to_release for r in self.state.rollouts(name) if r.outcome == "promoted"}
+            candidates = [r for r in older if r.release in promoted]
+            if not candidates:
+                raise UsageError(f"fleet {shown!r} has no earlier release to roll back to")
+            record = candidates[0]
+        else:
+            found = self.state.get_release(name, to)
+            if found is None:
+                known = ", ".join(r.release for r in records) or "none"
+                raise UsageError(f"fleet {shown!r} has no release {to!r} (known: {known})")
+            record = found
+        release = release_from_record(fleet, record)
+        return self.deployer.locked(
+            name,
+            lambda keeper: deployer.roll(fleet, release, "rollback", keeper),
+            action="rollback",
+        )
+
+    def abort_unfinished(self, fleet: FleetSpec) -> FleetResult | None:
+        name, shown = fleet.name, self.key(fleet.name)
+        record = self.state.unfinished_rollout(name)
+        if record is None:
+            raise UsageError(f"fleet {shown!r} has no rollout in progress")
+        lock = self.state.get_lock(name)
+        if lock is not None and lock.lease_until >= self.ctx.clock.now():
+            return None
+        if fleet.traffic:
+            return self.deployer.locked(
+                name,
+                lambda keeper: self.slots.abort_unfinished(fleet, record, keeper),
+                action="abort",
+            )
+
+        def work(keeper: LockKeeper) -> FleetResult:
+            pending = resume.unfinished(self.state, name)  # again, under the lock
+            if not pending:
+                raise UsageError(f"fleet {shown!r} has no rollout in progress")
+            reason = "aborted by abort --fleet"
+            return self.deployer.abort(fleet, pending[0], keeper, reason=reason)
+
+        return self.deployer.locked(name, work, action="abort")
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per fleet of the region: release, instances by release and health, rollout."""
+        groups = self.fleets.describe(list(self.spec.fleets))
+        groups.update(self.planner.live_slot_groups())
+        out = []
+        for name, fleet in self.spec.fleets.items():
+            group = groups[name]
+            unfinished = self.state.unfinished_rollout(name)
+            lock = self.state.get_lock(name)
+            entry: dict[str, Any] = {
+                "fleet": self.key(name),
+                "region": self.region,
+                "exists": group is not None,
+                "release": group.release if group else None,
+                "capacity": (
+                    {"min": group.min, "desired": group.desired, "max": group.max}
+                    if group
+                    else None
+                ),
+                "instances": {},
+                # processes a rollout suspends; left suspended, they are drift
+                "suspended": sorted(group.suspended) if group else [],
+                "rollout_in_progress": None,
+                "lock": asdict(lock) if lock else None,
+            }
+            if group:
+                for m in group.live():
+                    key = m.release or "unknown"
+                    counts = entry["instances"].setdefault(key, {"in_service": 0, "other": 0})
+                    counts["in_service" if m.in_service else "other"] += 1
+            if unfinished:
+                journal = self.state.journal(unfinished.id)
+                entry["rollout_in_progress"] = {
+                    "id": unfinished.id,
+                    "phase": unfinished.phase,
+                    "from_release": unfinished.from_release,
+                    "to_release": unfinished.to_release,
+                    # why it failed (rolling back), or why it is not finished
+                    "error": unfinished.error,
+                    "rollback_error": unfinished.data.get("rollback_error"),
+                    **rollout_progress(unfinished, journal),
+                    **resume.progress(unfinished, journal, lock, self.ctx.clock.now()),
+                }
+            if fleet.traffic:
+                entry["traffic"] = self.slots.traffic_status(fleet)
+            out.append(entry)
+        return out
+
+    def remediator(self) -> Remediator:
+        from .drift.remediate import Remediator
+
+        return Remediator(self.spec, self.ctx, self.fleets, self.state, self.deployer)
+
+
+# --- merging what the regions found ----------------------------------------------------------
+
+
+def departed_regions(spec: Spec, state: StateStore) -> list[str]:
+    """Regions where the state knows units (``fleet@region``) but the spec deploys nothing."""
+    found = {key.rpartition("@")[2] for key in state.fleets() if "@" in key}
+    return sorted(found - set(spec.regions))
+
+
+def plan_regions(engine: Engine) -> Plan:
+    """Every region's plan as one: items by fleet then region (destroys last), each with its
+    region and unit key, and the spec's waves over units of (fleet, region)."""
+    spec = engine.spec
+    whole = Planner(spec, engine.plugins, engine.ctx, engine.fleets, engine.state)
+    artifacts, builds = whole.find_artifacts()  # once: the artifacts serve every region
+    items: list[PlanItem] = []
+    for region, stack in engine.regional.items():
+        plan = stack.planner.plan((artifacts, builds))
+        items += [replace(i, region=region, key=stack.key(i.fleet)) for i in plan.items]
+    fleet_order = {name: n for n, name in enumerate(spec.fleets)}
+    region_order = {r: n for n, r in enumerate(dict.fromkeys([*spec.regions, *engine.regional]))}
+    items.sort(
+        key=lambda i: (
+            i.action == "destroy",
+            fleet_order.get(i.fleet, len(fleet_order)),
+            i.fleet,
+            region_order[i.region or spec.region],
+        )
+    )
+    return waved_plan(spec, items, builds, artifacts)
+
+
+def keyed_result(result: FleetResult, key: str) -> FleetResult:
+    return result if result.fleet == key else replace(result, fleet=key)
+
+
+def keyed_fixes(fixes: Sequence[FleetFix], stack: Regional) -> list[FleetFix]:
+    """Fixes of one region, named by unit key."""
+    out = []
+    for f in fixes:
+        key = stack.key(f.plan.fleet)
+        if key == f.plan.fleet:
+            out.append(f)
+            continue
+        plan = replace(
+            f.plan,
+            fleet=key,
+            restore=tuple(replace(d, fleet=key) for d in f.plan.restore),
+            left=tuple(replace(d, fleet=key) for d in f.plan.left),
+        )
+        rollout = keyed_result(f.rollout, key) if f.rollout else None
+        out.append(replace(f, plan=plan, rollout=rollout))
+    return out
+
+
+def keyed_report(report: DriftReport, stack: Regional) -> DriftReport:
+    """A region's drift report, named by unit key."""
+    for entry in report.fleets:
+        key = stack.key(entry.fleet)
+        entry.fleet = key
+        entry.drifts = [replace(d, fleet=stack.key(d.fleet)) for d in entry.drifts]
+    if report.remaining is not None:
+        report.remaining = [replace(d, fleet=stack.key(d.fleet)) for d in report.remaining]
+    report.fixes = keyed_fixes(report.fixes, stack)
+    return report
+
+
+def merged_report(
+    project: str, reports: Sequence[DriftReport], order: Sequence[str] = ()
+) -> DriftReport:
+    """The reports of several regions as one, fleets in ``order`` of their unit keys (a
+    single report is returned as it is)."""
+    from .drift.remediate import DriftReport
+
+    if len(reports) == 1:
+        return reports[0]
+    rank = {key: n for n, key in enumerate(order)}
+    fleets = sorted((f for r in reports for f in r.fleets), key=lambda f: rank.get(f.fleet, 0))
+    remaining = [r.remaining for r in reports if r.remaining is not None]
+    calls: dict[str, int] = {}
+    for r in reports:
+        for op, n in r.api_calls.items():
+            calls[op] = calls.get(op, 0) + n
+    return DriftReport(
+        project,
+        fleets,
+        min((r.checked_at for r in reports), default=0.0),
+        fixes=[f for r in reports for f in r.fixes],
+        remaining=[d for ds in remaining for d in ds] if remaining else None,
+        api_calls=calls,
+    )

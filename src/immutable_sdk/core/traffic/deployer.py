@@ -1,0 +1,471 @@
+"""Rolling fleets with traffic slots: blue/green and canary releases behind weighted DNS.
+
+``SlotDeployer`` is ``FleetDeployer``'s counterpart for fleets with ``traffic:``. The live slot
+is the one Route 53 gives the most weight to; a release goes to the other (idle) slot, through
+the fleet's strategy (``blue-green``, ``canary``), and ends with all traffic on it and the
+previous slot retired. One ``apply`` does all of it, ``keep_previous`` included: the wait runs
+on the engine's clock with the fleet's lock renewed throughout, so an operator can ``promote``
+(retire the previous slot now) or ``abort`` (roll back) from another process meanwhile.
+
+Failure handling. A failed gate, a failed bake or analysis (health check, alarm, metrics), a
+refused traffic shift, an AWS error or ``immutable-sdk abort`` rolls the release back:
+
+1. all traffic back on the previous slot in one Route 53 change, after checking that its
+   instances are healthy in its target group (a no-op when it still has all the traffic);
+2. the record's TTL waited out, then the new slot's instances deregistered, drained and its
+   group force-deleted; the failed release's launch template version deleted.
+
+For a fleet's first release there is no previous slot: the records are removed and the new
+group deleted, with the launch template. If the previous slot is not healthy, rolling back
+stops before touching traffic (the rollout ends ``failed``, both slots left for a person).
+With ``rollback: {automatic: false}`` a failure leaves everything as it is (``failed``); an
+``abort`` rolls back regardless.
+
+Interrupted rollouts. A slot rollout is not resumed step by step: the next apply of the fleet
+(once the dead process's lock lease ran out) closes it (outcome ``superseded``) and starts
+over from what it finds. Traffic left split between the slots goes back to the slot the
+interrupted rollout moved it from (after checking it is healthy); a leftover group of another
+release in the idle slot is replaced; and when all traffic already reached the new release
+(interrupted while keeping the previous slot warm), the idle slot is simply retired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...aws.fleet import GroupState
+from ...aws.network import resolve_target_groups
+from ...aws.slots import SlotGroups, live_groups, live_slot
+from ...aws.traffic import SLOTS, TrafficApi, TrafficSpec
+from ...clock import Clock
+from ...errors import (
+    AwsError,
+    GateFailed,
+    ImmutableSdkError,
+    PluginError,
+    RolloutFailed,
+    StateError,
+    UsageError,
+)
+from ...lifecycle import (
+    Phase,
+    Retire,
+    ShiftTraffic,
+    Step,
+    step_from_dict,
+)
+from ...plugin import (
+    TAG_RELEASE,
+    RolloutChange,
+    RolloutInfo,
+    Strategy,
+)
+from ...release import Release
+from ...results import FleetResult
+from ...spec.model import FleetSpec
+from ...state.base import JournalEntry, RolloutRecord, StateStore
+from ..planner import PlanItem
+from ..rollout.deployer import FleetDeployer, start_rollout
+from ..rollout.runner import new_rollout_id
+from .runner import Aborted, SlotRunner, Slots
+
+Heartbeat = Callable[[], None]  # the fleet lock's keeper: renews the lease when called
+FAILURES = (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError)
+
+
+@dataclass
+class SlotDeployer:
+    base: FleetDeployer
+
+    @property
+    def groups(self) -> SlotGroups:
+        return SlotGroups(self.base.fleets)
+
+    def routes(self, heartbeat: Callable[[], None] | None = None) -> TrafficApi:
+        return TrafficApi(self.base.ctx.session, self.base.clock, heartbeat or (lambda: None))
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def live_groups(self, fleets: list[FleetSpec]) -> dict[str, GroupState | None]:
+        """Fleet -> its live slot's group (None when the fleet has none yet)."""
+        if not fleets:
+            return {}
+        return live_groups(self.groups, self.routes(), fleets)
+
+    def traffic_status(self, fleet: FleetSpec) -> dict[str, Any]:
+        """Weights and, per slot, release, capacity and healthy targets (for ``status``)."""
+        traffic = TrafficSpec.of(fleet)
+        weights = self.routes().weights(traffic)
+        groups = self.groups.describe(fleet.name)
+        slots: dict[str, Any] = {}
+        for slot in SLOTS:
+            g = groups[slot]
+            live = [m for m in g.live() if m.lifecycle_state == "InService"] if g else []
+            states = self.groups.target_states(
+                g.target_groups if g else (), [m.instance_id for m in live]
+            )
+            slots[slot] = {
+                "weight": weights.get(slot),
+                "exists": g is not None,
+                "release": g.release if g else None,
+                "desired": g.desired if g else 0,
+                "in_service": len(live),
+                "healthy": sum(1 for s in states.values() if s == "healthy"),
+            }
+        return {
+            "record": traffic.record,
+            "live": live_slot(weights, groups),
+            "weights": weights,
+            "slots": slots,
+        }
+
+    # --- scale and destroy -------------------------------------------------------------------
+
+    def scale(self, fleet: FleetSpec, item: PlanItem, keeper: Heartbeat) -> FleetResult:
+        live = self.live_groups([fleet])[fleet.name]
+        if live is None:
+            raise UsageError(f"fleet {fleet.name!r} has no live slot to scale")
+        cap = fleet.capacity
+        ctx = self.base.ctx.scoped(fleet=fleet.name)
+        ctx.emit("fleet.scaling", min=cap.min, desired=cap.desired, max=cap.max)
+        self.base.fleets.update_group(
+            live.fleet, min_size=cap.min, desired=cap.desired, max_size=cap.max
+        )
+        return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
+
+    def destroy(self, item: PlanItem, keeper: Heartbeat) -> FleetResult:
+        """Delete a dropped fleet's groups (its slot groups too) and its launch template.
+
+        The weighted records are left: the spec that named them is gone.
+        """
+        self.base.ctx.scoped(fleet=item.fleet).emit("fleet.destroying", fleet=item.fleet)
+        for slot, group in self.groups.describe(item.fleet).items():
+            if group is not None:
+                ids = [m.instance_id for m in group.live()]
+                if ids and group.target_groups:
+                    self.base.fleets.deregister(group.target_groups, ids)
+                self.groups.delete(item.fleet, slot, self.base.clock, keeper)
+        self.base.fleets.delete_group(item.fleet)
+        return FleetResult(item.fleet, "destroy", "destroyed", item.current_release)
+
+    # --- rolling out -------------------------------------------------------------------------
+
+    def roll(
+        self,
+        fleet: FleetSpec,
+        release: Release,
+        action: str,
+        keeper: Heartbeat,
+        *,
+        replace: frozenset[str] = frozenset(),
+        abort_unfinished: bool = False,
+    ) -> FleetResult:
+        """Roll ``fleet`` to ``release`` in its idle slot; roll back on failure.
+
+        ``replace`` is accepted for symmetry with FleetDeployer: a slot release replaces every
+        instance anyway. ``abort_unfinished`` (``apply --abort-unfinished``): a rollout a dead
+        process left is rolled back (see ``abort_unfinished``) instead of repaired and
+        continued, and this apply ends there for the fleet.
+        """
+        base = self.base
+        pending = base.state.unfinished_rollout(fleet.name)
+        if pending is not None and abort_unfinished:
+            return self.abort_unfinished(fleet, pending, keeper)
+        if pending is not None and pending.phase == Phase.ROLLING_BACK.value:
+            # It failed and was rolling back: finish that, never roll forward again.
+            reason = pending.error or "the rollout was rolling back"
+            return self.abort_unfinished(fleet, pending, keeper, reason=reason, action=action)
+        now = base.clock.now()
+        rollout_id = new_rollout_id(now)
+        ctx = base.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
+        traffic = TrafficSpec.of(fleet)
+        routes = TrafficApi(base.ctx.session, base.clock, keeper)
+        weights = routes.weights(traffic)
+        groups = self.groups.describe(fleet.name)
+        unfinished = base.state.unfinished_rollout(fleet.name)
+        interrupted_from = unfinished.data.get("source_slot") if unfinished else None
+        live = live_slot(weights, groups, prefer=interrupted_from)
+        live_group = groups[live] if live else None
+        previous = live_group.release if live_group else None
+        target = next(s for s in SLOTS if s != live)
+        endpoints = routes.endpoints(traffic)  # fails early on a missing load balancer
+        refs = [traffic.slots[s].target_group for s in SLOTS]
+        arns = resolve_target_groups(base.ctx.client("elbv2"), refs)
+        strategy = base.strategy(fleet)
+        change = RolloutChange(
+            fleet=fleet,
+            new_release=release.id,
+            current_release=previous,
+            current_instances=len(live_group.live()) if live_group else 0,
+            desired=fleet.capacity.desired,
+            target_slot=target,
+            source_slot=live,
+        )
+        steps, home = self.plan_steps(strategy, change, weights, groups, replace)
+        superseded = self.supersede(fleet.name, rollout_id, now)
+        info = RolloutInfo(
+            id=rollout_id,
+            project=base.spec.name,
+            fleet=fleet.name,
+            strategy=fleet.strategy.type,
+            from_release=previous,
+            to_release=release.id,
+            region=base.ctx.region,
+        )
+        start_rollout(
+            base.state,
+            info,
+            release,
+            steps,
+            base.owner,
+            now,
+            {
+                "record": traffic.record,
+                "target_slot": target,
+                "source_slot": live,
+                "superseded": superseded,
+            },
+        )
+        ctx.emit(
+            "rollout.started",
+            action=action,
+            from_release=previous,
+            to_release=release.id,
+            steps=[s.describe() for s in steps],
+            target_slot=target,
+            source_slot=live,
+            weights=weights,
+        )
+        base.plugins.hook.immutable_sdk_rollout_started(rollout=info)
+        runner = SlotRunner(
+            fleet=fleet,
+            plugins=base.plugins,
+            ctx=ctx,
+            api=base.fleets,
+            state=base.state,
+            info=info,
+            keeper=keeper,
+            target=release.id,
+            trusted=previous,
+            slots=Slots(
+                traffic=traffic,
+                groups=self.groups,
+                routes=routes,
+                release=release,
+                target_groups=dict(zip(SLOTS, arns, strict=True)),
+                load_balancers={s: endpoints[s].arn for s in SLOTS},
+                target_slot=target,
+                source_slot=live,
+            ),
+            weights=dict(weights),
+            restoring=action == "rollback",  # back to a known-good release: gate.restoring
+        )
+        result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
+        try:
+            runner.s.version = base.fleets.ensure_version(fleet, release, rollout_id)
+            base.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
+            runner.run(steps)
+            cap = fleet.capacity
+            self.groups.resize(
+                fleet.name, home, min_size=cap.min, desired=cap.desired, max_size=cap.max
+            )
+            self.groups.tag(fleet.name, home, {TAG_RELEASE: release.id})
+        except FAILURES as exc:
+            result.error = str(exc)
+            if isinstance(exc, GateFailed):
+                result.failed_instances = dict(exc.details)
+            ctx.emit("rollout.failed", error=str(exc), details=result.failed_instances)
+            if not fleet.rollback_automatic and not isinstance(exc, Aborted):
+                result.outcome = "failed"
+                base.end(rollout_id, info, Phase.FAILED, str(exc))
+            else:
+                self.roll_back(fleet, info, runner, previous, release.id, str(exc), result)
+            return self._with_runner(result, runner)
+        base.promote(info, result)  # not while another release still has traffic
+        return self._with_runner(result, runner)
+
+    @staticmethod
+    def plan_steps(
+        strategy: Strategy,
+        change: RolloutChange,
+        weights: Mapping[str, int],
+        groups: Mapping[str, GroupState | None],
+        replace: frozenset[str],
+    ) -> tuple[list[Step], str]:
+        """The strategy's steps, after repairing what an interrupted rollout left, and the
+        slot that serves the release at the end.
+
+        Traffic split between the slots goes back to the live slot first. When the live slot
+        runs the release already (a rollout interrupted while it kept the previous slot
+        warm), the only step left is retiring the idle slot.
+        """
+        live, target = change.source_slot, change.target_slot
+        assert target is not None
+        serving = groups[live] if live else None
+        idle = groups[target]
+        if (
+            serving is not None
+            and serving.release == change.new_release
+            and not serving.not_of_release(change.new_release)
+            and not replace
+            and not weights.get(target, 0)
+        ):
+            assert live is not None
+            return ([Retire(len(idle.live()), slot=target)] if idle else []), live
+        steps: list[Step] = strategy.plan(change)
+        if live and weights.get(target, 0) > 0:
+            steps = [ShiftTraffic({live: 100, target: 0}), *steps]
+        return steps, target
+
+    def supersede(self, fleet: str, by: str, now: float) -> list[str]:
+        """Close the fleet's unfinished rollouts: this one repairs and replaces them."""
+        closed: list[str] = []
+        state = self.base.state
+        while (record := state.unfinished_rollout(fleet)) is not None and len(closed) < 50:
+            state.update_rollout(
+                record.id,
+                outcome="superseded",
+                finished_at=now,
+                error=f"unfinished; superseded by rollout {by}",
+            )
+            closed.append(record.id)
+        return closed
+
+    @staticmethod
+    def _with_runner(result: FleetResult, runner: SlotRunner) -> FleetResult:
+        result.launched = list(runner.launched)
+        result.retired = list(runner.retired)
+        return result
+
+    def abort_unfinished(
+        self,
+        fleet: FleetSpec,
+        record: RolloutRecord,
+        keeper: Heartbeat,
+        *,
+        reason: str = "aborted by an operator (immutable-sdk abort) after its process stopped",
+        action: str = "abort",
+    ) -> FleetResult:
+        """Roll back a slot rollout that no process runs any more (``abort`` when its owner
+        died, or a rollback that did not finish): all traffic to the slot it moved traffic
+        from, after checking that slot is healthy, then the slot it rolled out to retired;
+        with no previous slot, the records, the new group and the launch template go. The
+        rollout ends ``rolled_back`` (or stays unfinished, rolling back, if that fails)."""
+        base = self.base
+        target, source = record.data.get("target_slot"), record.data.get("source_slot")
+        if target not in SLOTS or source not in (*SLOTS, None):
+            raise StateError(f"rollout {record.id} does not record the slots it moved between")
+        traffic = TrafficSpec.of(fleet)
+        routes = TrafficApi(base.ctx.session, base.clock, keeper)
+        endpoints = routes.endpoints(traffic)
+        refs = [traffic.slots[s].target_group for s in SLOTS]
+        arns = resolve_target_groups(base.ctx.client("elbv2"), refs)
+        info = RolloutInfo(
+            id=record.id,
+            project=base.spec.name,
+            fleet=fleet.name,
+            strategy=record.strategy,
+            from_release=record.from_release,
+            to_release=record.to_release,
+            region=base.ctx.region,
+        )
+        runner = SlotRunner(
+            fleet=fleet,
+            plugins=base.plugins,
+            ctx=base.ctx.scoped(fleet=fleet.name, rollout=record.id),
+            api=base.fleets,
+            state=base.state,
+            info=info,
+            keeper=keeper,
+            target=record.to_release,
+            slots=Slots(
+                traffic=traffic,
+                groups=self.groups,
+                routes=routes,
+                release=None,
+                target_groups=dict(zip(SLOTS, arns, strict=True)),
+                load_balancers={s: endpoints[s].arn for s in SLOTS},
+                target_slot=str(target),
+                source_slot=source,
+            ),
+            index=len(record.steps),
+        )
+        result = FleetResult(
+            fleet.name, action, "rolled_back", record.from_release, record.to_release, record.id
+        )
+        self.roll_back(fleet, info, runner, record.from_release, record.to_release, reason, result)
+        return self._with_runner(result, runner)
+
+    def roll_back(
+        self,
+        fleet: FleetSpec,
+        info: RolloutInfo,
+        runner: SlotRunner,
+        previous: str | None,
+        failed: str,
+        reason: str,
+        result: FleetResult,
+    ) -> None:
+        """All traffic back to the previous slot first, then the new slot's group retired."""
+        base = self.base
+        s = runner.s
+        base.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
+        runner.ctx.emit("rollback.started", reason=reason, to_release=previous)
+        base.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
+        runner.rolling_back = True
+        runner.restoring = True  # the signal that failed the release must not block the way back
+        runner.target = previous or ""
+        try:
+            groups = self.groups.describe(fleet.name)
+            new_group = groups[s.target_slot]
+            restore = s.source_slot if s.source_slot and groups[s.source_slot] else None
+            if restore is None:  # a fleet that never served: its records go too
+                s.routes.delete_records(s.traffic)
+            change = RolloutChange(
+                fleet=fleet,
+                new_release=previous or failed,
+                current_release=failed,
+                current_instances=len(new_group.live()) if new_group else 0,
+                desired=fleet.capacity.desired,
+                rollback=True,
+                target_slot=restore,
+                source_slot=s.target_slot,
+            )
+            runner.run(base.strategy(fleet).plan(change))
+            if restore is None:
+                base.fleets.delete_group(fleet.name)  # no slot group left: the template too
+            else:
+                base.delete_failed_version(fleet.name, failed, previous)
+        except ImmutableSdkError as exc:
+            base.settle_rollback(info, result, reason, previous, exc)
+            return
+        base.settle_rollback(info, result, reason, previous, None)
+
+
+def signal_rollout(state: StateStore, clock: Clock, fleet: str, name: str) -> RolloutRecord:
+    """Send ``name`` (promote, promote-full, abort) to the fleet's unfinished rollout.
+
+    The rollout's runner, in whatever process runs it, reads the signal at its next wait
+    (within seconds). Raises UsageError when the fleet has no rollout in progress.
+    """
+    record = state.unfinished_rollout(fleet)
+    if record is None:
+        raise UsageError(f"fleet {fleet!r} has no rollout in progress")
+    state.send_signal(record.id, name, clock.now())
+    return record
+
+
+def rollout_progress(record: RolloutRecord, journal: Sequence[JournalEntry]) -> dict[str, Any]:
+    """Where a rollout is: its steps in words, the current one, and whether it waits."""
+    steps = [step_from_dict(s).describe() for s in record.steps]
+    started = [e for e in journal if e.status == "started" and e.step_index >= 0]
+    current = max((e.step_index for e in started), default=-1)
+    last = journal[-1] if journal else None
+    return {
+        "steps": steps,
+        "current": current,
+        "step": steps[current] if 0 <= current < len(steps) else None,
+        "waiting": bool(last and last.status == "started"),
+    }

@@ -1,0 +1,71 @@
+"""A moto server on loopback: the embedded AWS emulator behind ``--sandbox`` and the tests.
+
+Always binds 127.0.0.1 (moto's own default is 0.0.0.0) on a free port chosen by the kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from types import TracebackType
+from typing import Any
+
+
+class Emulator:
+    """Start, reset and stop an in-process moto server over HTTP on 127.0.0.1."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from ..aws.loopback import is_loopback_host
+
+        if not is_loopback_host(host):
+            raise ValueError("the emulator binds loopback only")
+        self._host = host
+        self._port = port
+        self._server: Any = None
+
+    def start(self) -> Emulator:
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            from ..errors import UsageError
+
+            raise UsageError(
+                "the sandbox needs moto's server: pip install 'immutable-sdk[sandbox]'"
+            ) from exc
+        from . import moto_fixes as emulator_ops
+
+        emulator_ops.install()
+        # werkzeug logs every request at INFO; keep the emulator quiet.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API): a clean account, in milliseconds."""
+        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
