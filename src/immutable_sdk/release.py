@@ -11,10 +11,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .errors import StateError
 from .plugin import Artifact
 from .spec.model import FleetSpec
+
+if TYPE_CHECKING:
+    from .state.base import ReleaseRecord
 
 # launch_config keys that are settings of the group rather than of the launch template
 GROUP_KEYS = ("subnets", "target_groups")
@@ -82,3 +86,43 @@ def changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 def encode_user_data(text: str | None) -> str | None:
     return base64.b64encode(text.encode()).decode() if text else None
+
+
+def artifact_to_dict(artifact: Artifact) -> dict[str, Any]:
+    """The artifact as the state store records it (``release_from_record`` reads it back)."""
+    return {
+        "image": artifact.image,
+        "builder": artifact.builder,
+        "digest": artifact.digest,
+        "amis": dict(artifact.amis),
+        "lineage": dict(artifact.lineage),
+        "built": artifact.built,
+    }
+
+
+def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:
+    """The release a state record describes, checked against its own id (StateError when the
+    record is damaged or was changed by hand)."""
+    a = record.artifact
+    try:
+        artifact = Artifact(
+            image=str(a["image"]),
+            builder=str(a["builder"]),
+            digest=str(a["digest"]),
+            amis=dict(a["amis"]),
+            lineage=dict(a.get("lineage", {})),
+        )
+        release = make_release(fleet, artifact, dict(record.launch_config))
+    except (KeyError, TypeError, ValueError) as exc:
+        missing = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise StateError(
+            f"release {record.release} of fleet {fleet.name!r} (release number {record.seq}): "
+            f"its recorded artifact or launch configuration is damaged ({missing}); "
+            "the state store was changed by hand? See docs/operations.md"
+        ) from exc
+    if release.id != record.release:
+        raise StateError(
+            f"release {record.release} of fleet {fleet.name!r} does not match its recorded "
+            "launch configuration (the state store was changed by hand?)"
+        )
+    return release

@@ -30,8 +30,7 @@ from immutable_sdk.redaction import (
     register_secret,
     register_secrets,
 )
-from immutable_sdk.spec.load import load_spec
-from immutable_sdk.spec.secret_scan import scan_spec
+from immutable_sdk.spec.load import load_spec, scan_spec
 
 from .secret_corpus import CORPUS, ORDINARY, REGISTERED, leaked
 

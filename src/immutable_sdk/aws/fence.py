@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .session import AwsSession
 
 Check = Callable[[], None]
+READ_PREFIXES = ("Describe", "Get", "List")  # operations that only read
 UNFENCED_SERVICES = frozenset({"dynamodb"})  # the state store's table, where the lock lives
 
 _local = threading.local()
@@ -38,8 +39,6 @@ def _fences() -> list[tuple[int, Check]]:
 
 def mutating(event_name: str) -> bool:
     """Whether ``before-send.<service>.<Operation>`` is a request that changes something."""
-    from .session import READ_PREFIXES
-
     parts = event_name.split(".")
     if len(parts) < 3:
         return False

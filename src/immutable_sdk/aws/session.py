@@ -27,7 +27,6 @@ from . import fence
 from .limiter import RateLimiter
 from .loopback import SANDBOX_CREDENTIALS, is_loopback_url, sandbox_env
 
-READ_PREFIXES = ("Describe", "Get", "List")
 THROTTLING_CODES = frozenset(
     {
         "Throttling",
@@ -79,7 +78,9 @@ class ApiCalls:
     def mutating(self) -> dict[str, int]:
         """Calls whose operation changes something (not Describe*, Get*, List*)."""
         return {
-            k: v for k, v in self.calls.items() if not k.split(".", 1)[1].startswith(READ_PREFIXES)
+            k: v
+            for k, v in self.calls.items()
+            if not k.split(".", 1)[1].startswith(fence.READ_PREFIXES)
         }
 
     def snapshot(self) -> dict[str, int]:

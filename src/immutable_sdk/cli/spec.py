@@ -48,8 +48,7 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
     private key blocks, long high-entropy tokens, values under secret names); --strict makes
     those errors.
     """
-    from ..spec.load import load_spec
-    from ..spec.secret_scan import scan_spec
+    from ..spec.load import load_spec, scan_spec
 
     as_json = (output or opts.output) == "json"
     try:

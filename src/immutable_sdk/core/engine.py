@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..aws.session import AwsSession, aws_errors
 from ..clock import Clock, RealClock
-from ..errors import StateError, UsageError
+from ..errors import UsageError
 from ..lifecycle import Event
 from ..plugin import Artifact
 from ..plugins import Plugins, load_plugins
-from ..release import Release, make_release
+from ..release import artifact_to_dict
 from ..results import ApplyResult, FleetResult
 from ..spec.model import FleetSpec, Spec
-from ..state.base import ReleaseRecord, RolloutRecord, StateStore
+from ..state.base import RolloutRecord, StateStore
+from .apply import run_plan, wave_bake
 from .connection import Connection
 from .context import EventSink
 from .notifiers import start_notifiers
@@ -42,10 +43,9 @@ from .regions import (
     merged_report,
     plan_regions,
 )
-from .rollout.deployer import asdict_artifact
 from .rollout.runner import new_owner
+from .rollout.signals import signal_rollout
 from .stopping import StopRequest
-from .traffic.deployer import signal_rollout
 
 if TYPE_CHECKING:
     from .drift.remediate import DriftReport, FleetFix
@@ -111,8 +111,8 @@ class Engine:
             raise
         self.state = state
         # One stack per region the spec deploys to (regions.py); the spec's region's first.
-        self.regional = {r: Regional.of(self, r, lock_wait) for r in spec.regions}
         self._lock_wait = lock_wait
+        self.regional = {r: self._stack(r) for r in spec.regions}
         home = self.regional[spec.region]
         self.ctx = home.ctx
         self.fleets = home.fleets
@@ -121,6 +121,21 @@ class Engine:
         self.slots = home.slots
         # Last: from here on, close() must run to stop the notifiers' delivery threads.
         self._notifiers = start_notifiers(spec.notifiers, self.plugins)
+
+    def _stack(self, region: str) -> Regional:
+        return Regional.of(
+            self.spec,
+            region,
+            session=self.session,
+            state=self.state,
+            plugins=self.plugins,
+            clock=self.clock,
+            sink=self.sink,
+            owner=self.owner,
+            lease=self.lease,
+            stop=self.stop,
+            lock_wait=self._lock_wait,
+        )
 
     @classmethod
     def from_files(cls, files: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Engine:
@@ -161,9 +176,9 @@ class Engine:
         planned too: their groups become ``destroy`` items instead of being forgotten."""
         for region in departed_regions(self.spec, self.state):
             if region not in self.regional:
-                self.regional[region] = Regional.of(self, region, self._lock_wait)
+                self.regional[region] = self._stack(region)
         if len(self.regional) > 1:
-            return plan_regions(self)
+            return plan_regions(self.spec, self.regional, self.plugins)
         plan = self.planner.plan()
         region = self.spec.region
         return replace(plan, items=tuple(replace(i, region=region) for i in plan.items))
@@ -197,15 +212,15 @@ class Engine:
         artifacts = dict(plan.artifacts)
         for name in plan.builds:
             artifacts[name] = self.build(name)
-            result.builds.append(asdict_artifact(artifacts[name]))
-        from .waves import run_plan
-
+            result.builds.append(artifact_to_dict(artifacts[name]))
         result.fleets += run_plan(
-            self,
+            self.spec,
+            self.clock,
             plan,
             lambda item: self._apply_item(
                 item, artifacts, prune=prune, abort_unfinished=abort_unfinished
             ),
+            bake=wave_bake(self.regional, self.plugins.health_checks, self.rollback),
             parallelism=parallelism,
             fail_fast=fail_fast,
         )
@@ -349,29 +364,3 @@ class Engine:
             done = remediator.fix(report, dry_run=dry_run, kinds=LIFETIME_KINDS, action="recycle")
             fixes += keyed_fixes(done, stack)
         return fixes
-
-
-def release_from_record(fleet: FleetSpec, record: ReleaseRecord) -> Release:
-    a = record.artifact
-    try:
-        artifact = Artifact(
-            image=str(a["image"]),
-            builder=str(a["builder"]),
-            digest=str(a["digest"]),
-            amis=dict(a["amis"]),
-            lineage=dict(a.get("lineage", {})),
-        )
-        release = make_release(fleet, artifact, dict(record.launch_config))
-    except (KeyError, TypeError, ValueError) as exc:
-        missing = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise StateError(
-            f"release {record.release} of fleet {fleet.name!r} (release number {record.seq}): "
-            f"its recorded artifact or launch configuration is damaged ({missing}); "
-            "the state store was changed by hand? See docs/operations.md"
-        ) from exc
-    if release.id != record.release:
-        raise StateError(
-            f"release {record.release} of fleet {fleet.name!r} does not match its recorded "
-            "launch configuration (the state store was changed by hand?)"
-        )
-    return release

@@ -35,38 +35,10 @@ from ..errors import (
     StateError,
 )
 from ..results import FleetResult
+from .waves import Unit, Wave
 
 DEFAULT_PARALLELISM = 10
 CHANGED = ("promoted", "created", "scaled")  # outcomes after which a wave bakes
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One fleet in one region: what one worker rolls out."""
-
-    key: str  # the result's key: the fleet's name
-    fleet: str
-    region: str
-    depends_on: tuple[str, ...] = ()  # keys of units to finish first
-
-
-@dataclass(frozen=True)
-class Wave:
-    name: str
-    units: tuple[Unit, ...]
-    bake: float = 0.0
-    max_regions_in_flight: int = 0  # 0: no limit
-    stop_on_failure: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "fleets": [u.key for u in self.units],
-            "regions": sorted({u.region for u in self.units}),
-            "bake": self.bake,
-            "max_regions_in_flight": self.max_regions_in_flight,
-            "stop_on_failure": self.stop_on_failure,
-        }
 
 
 Work = Callable[[Unit], FleetResult]

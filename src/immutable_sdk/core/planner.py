@@ -32,6 +32,7 @@ from ..release import (
 from ..spec.model import FleetSpec, ImageSpec, Spec
 from ..state.base import StateStore
 from .context import Context
+from .waves import assign_waves
 
 ACTIONS = ("noop", "create", "replace", "scale", "destroy")
 
@@ -95,8 +96,6 @@ def waved_plan(
     """The plan of ``items``, each with the wave its unit rolls out in (specs with waves)."""
     if not spec.waves:
         return Plan(spec.name, tuple(items), tuple(builds), artifacts)
-    from .waves import assign_waves
-
     waves = assign_waves(spec, [(i.fleet, i.region or spec.region) for i in items])
     wave_of = {u.key: w.name for w in waves for u in w.units}
     waved = tuple(replace(i, wave=wave_of.get(i.key)) for i in items)

@@ -14,15 +14,20 @@ Events of a region other than the spec's carry the unit key as their fleet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..aws.fleet import FleetApi
+from ..aws.session import AwsSession
+from ..clock import Clock
 from ..errors import UsageError
 from ..lifecycle import Event
 from ..plugin import Artifact
+from ..plugins import Plugins
+from ..release import release_from_record
 from ..results import FleetResult
+from ..spec.model import FleetSpec, Spec
 from ..state.base import StateStore
 from ..state.regional import RegionalState
 from .context import Context, EventSink
@@ -35,12 +40,12 @@ from .planner import (
 from .rollout import resume
 from .rollout.deployer import FleetDeployer
 from .rollout.locks import LockKeeper
-from .traffic.deployer import SlotDeployer, rollout_progress
+from .rollout.signals import rollout_progress
+from .stopping import StopRequest
+from .traffic.deployer import SlotDeployer
 
 if TYPE_CHECKING:
-    from ..spec.model import FleetSpec, Spec
     from .drift.remediate import DriftReport, FleetFix, Remediator
-    from .engine import Engine
 
 
 def labelled(sink: EventSink, region: str) -> EventSink:
@@ -70,37 +75,52 @@ class Regional:
     slots: SlotDeployer
 
     @classmethod
-    def of(cls, engine: Engine, region: str, lock_wait: float) -> Regional:
-        spec = engine.spec
+    def of(
+        cls,
+        spec: Spec,
+        region: str,
+        *,
+        session: AwsSession,
+        state: StateStore,
+        plugins: Plugins,
+        clock: Clock,
+        sink: EventSink,
+        owner: str,
+        lease: float,
+        stop: StopRequest | None = None,
+        lock_wait: float = 0.0,
+    ) -> Regional:
+        """The stack of ``region``: ``session`` and ``state`` are the spec's own (its region,
+        its state store); the stack moves them to ``region`` and keys the state by unit."""
         home = region == spec.region
         # Another region (even one the spec dropped) sees only the fleets deployed there.
         view = spec.for_region(region) if spec.multi_region or not home else spec
-        session = engine.session.in_region(region)
+        session = session.in_region(region)
         ctx = Context(
             project=spec.name,
             region=region,
             session=session,
-            clock=engine.clock,
-            sink=engine.sink if home else labelled(engine.sink, region),
+            clock=clock,
+            sink=sink if home else labelled(sink, region),
             unit_suffix="" if home else f"@{region}",
         )
-        state: StateStore = engine.state if home else RegionalState(engine.state, region)
+        regional: StateStore = state if home else RegionalState(state, region)
         fleets = FleetApi(session, spec.name, region)
-        planner = Planner(view, engine.plugins, ctx, fleets, state)
+        planner = Planner(view, plugins, ctx, fleets, regional)
         deployer = FleetDeployer(
             view,
-            engine.plugins,
+            plugins,
             ctx,
             fleets,
-            state,
+            regional,
             planner,
-            engine.owner,
-            engine.lease,
-            stop=engine.stop,
+            owner,
+            lease,
+            stop=stop,
             lock_wait=lock_wait,
         )
         return cls(
-            region, view, spec, ctx, fleets, state, planner, deployer, SlotDeployer(deployer)
+            region, view, spec, ctx, fleets, regional, planner, deployer, SlotDeployer(deployer)
         )
 
     def key(self, fleet: str) -> str:
@@ -148,8 +168,6 @@ class Regional:
     # --- operator actions -------------------------------------------------------------------
 
     def rollback(self, fleet: FleetSpec, to: str | None = None) -> FleetResult:
-        from .engine import release_from_record
-
         name, shown = fleet.name, self.key(fleet.name)
         if fleet.traffic:  # traffic slots: the live slot's group, and a release to the other
             group = self.planner.live_slot_groups().get(name)
@@ -266,18 +284,18 @@ def departed_regions(spec: Spec, state: StateStore) -> list[str]:
     return sorted(found - set(spec.regions))
 
 
-def plan_regions(engine: Engine) -> Plan:
+def plan_regions(spec: Spec, stacks: Mapping[str, Regional], plugins: Plugins) -> Plan:
     """Every region's plan as one: items by fleet then region (destroys last), each with its
     region and unit key, and the spec's waves over units of (fleet, region)."""
-    spec = engine.spec
-    whole = Planner(spec, engine.plugins, engine.ctx, engine.fleets, engine.state)
+    home = stacks[spec.region]
+    whole = Planner(spec, plugins, home.ctx, home.fleets, home.state)
     artifacts, builds = whole.find_artifacts()  # once: the artifacts serve every region
     items: list[PlanItem] = []
-    for region, stack in engine.regional.items():
+    for region, stack in stacks.items():
         plan = stack.planner.plan((artifacts, builds))
         items += [replace(i, region=region, key=stack.key(i.fleet)) for i in plan.items]
     fleet_order = {name: n for n, name in enumerate(spec.fleets)}
-    region_order = {r: n for n, r in enumerate(dict.fromkeys([*spec.regions, *engine.regional]))}
+    region_order = {r: n for n, r in enumerate(dict.fromkeys([*spec.regions, *stacks]))}
     items.sort(
         key=lambda i: (
             i.action == "destroy",

@@ -1,4 +1,4 @@
-"""From a spec and a plan to waves of units, and the watch that bakes a wave.
+"""From a spec to waves of units: which fleet rolls out in which region, in what order.
 
 A unit is one fleet in one region (its key: the fleet's name in the spec's region,
 ``fleet@region`` elsewhere). A unit goes to the first wave of ``spec.waves`` whose ``fleets``
@@ -11,28 +11,41 @@ that does not deploy to its region.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import Any
 
-from ..aws.session import aws_errors
-from ..errors import GateFailed
-from ..plugin import GateTargets
-from ..results import FleetResult
-from .orchestrate import (
-    DEFAULT_PARALLELISM,
-    Bake,
-    Orchestrator,
-    Unit,
-    Wave,
-)
-from .rollout.gate import GateRunner
+from ..spec.model import Spec
 
-if TYPE_CHECKING:
-    from ..spec.model import Spec
-    from .engine import Engine
-    from .planner import Plan, PlanItem
+
+@dataclass(frozen=True)
+class Unit:
+    """One fleet in one region: what one worker rolls out."""
+
+    key: str  # the result's key: the fleet's name
+    fleet: str
+    region: str
+    depends_on: tuple[str, ...] = ()  # keys of units to finish first
+
+
+@dataclass(frozen=True)
+class Wave:
+    name: str
+    units: tuple[Unit, ...]
+    bake: float = 0.0
+    max_regions_in_flight: int = 0  # 0: no limit
+    stop_on_failure: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "fleets": [u.key for u in self.units],
+            "regions": sorted({u.region for u in self.units}),
+            "bake": self.bake,
+            "max_regions_in_flight": self.max_regions_in_flight,
+            "stop_on_failure": self.stop_on_failure,
+        }
 
 
 def _selects(patterns: Sequence[str], value: str) -> bool:
@@ -81,80 +94,3 @@ def assign_waves(spec: Spec, fleets: Sequence[str | tuple[str, str]]) -> list[Wa
         )
         for w, g in zip(spec.waves, groups, strict=True)
     ]
-
-
-def run_plan(
-    engine: Engine,
-    plan: Plan,
-    apply_item: Callable[[PlanItem], FleetResult],
-    *,
-    parallelism: int = DEFAULT_PARALLELISM,
-    fail_fast: bool = False,
-) -> list[FleetResult]:
-    """Apply ``plan``'s items through ``apply_item``, scheduled; results in plan order."""
-    items = {i.key: i for i in plan.items}
-    region = engine.spec.region
-    waves = assign_waves(engine.spec, [(i.fleet, i.region or region) for i in plan.items])
-    skeletons = {
-        i.key: FleetResult(i.key, i.action, "blocked", i.current_release, i.release)
-        for i in plan.items
-    }
-    orchestrator = Orchestrator(engine.clock, parallelism=parallelism, fail_fast=fail_fast)
-    results = orchestrator.run(
-        waves,
-        lambda u: apply_item(items[u.key]),
-        bake=wave_bake(engine),
-        skeletons=skeletons,
-    )
-    return [results[i.key] for i in plan.items]
-
-
-def wave_bake(engine: Engine) -> Bake:
-    """Watch a changed fleet's health checks for the wave's bake; roll it back if it fails.
-
-    The fleet's lock is held while watching. A failed watch rolls the fleet back to the
-    release it came from when its ``rollback.automatic`` allows and there is one.
-    """
-
-    def bake(unit: Unit, result: FleetResult, wave: Wave) -> FleetResult:
-        stack = engine.regional[unit.region]  # each unit is watched in its own region
-        fleet = stack.spec.fleets[unit.fleet]
-        ctx = stack.ctx.scoped(fleet=unit.fleet)
-        release = result.to_release
-        ctx.emit("wave.bake", wave=wave.name, seconds=wave.bake, release=release)
-
-        def targets() -> GateTargets:
-            group = stack.fleets.describe_one(unit.fleet)
-            members = group.of_release(release) if group else []
-            return GateTargets(
-                fleet=unit.fleet,
-                release=release or "",
-                instances=[m.target() for m in members if m.lifecycle_state == "InService"],
-                target_groups=group.target_groups if group else (),
-            )
-
-        def watch(keeper: Callable[[], None]) -> FleetResult:
-            runner = GateRunner(fleet.health, engine.plugins.health_checks, ctx, keeper)
-            with aws_errors(f"baking wave {wave.name!r}"):
-                runner.bake(wave.bake, targets)
-            return result
-
-        try:
-            return stack.deployer.locked(unit.fleet, watch)
-        except GateFailed as exc:
-            reason = f"wave {wave.name!r} bake: {exc}"
-            ctx.emit("wave.bake_failed", wave=wave.name, error=str(exc))
-            failed = replace(result, outcome="failed", error=reason)
-            if not (fleet.rollback_automatic and result.from_release):
-                return failed
-            back = engine.rollback(unit.key, to=result.from_release)
-            if not back.ok:
-                return replace(failed, error=f"{reason}; rollback failed too: {back.error}")
-            return replace(
-                failed,
-                outcome="rolled_back",
-                rolled_back_to=result.from_release,
-                failed_instances=dict(exc.details),
-            )
-
-    return bake

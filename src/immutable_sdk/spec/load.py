@@ -25,7 +25,7 @@ from ..redaction import register_secrets
 from .model import Spec
 from .nodes import LDict, deep_merge
 from .reader import read_spec_file
-from .secret_scan import spec_secret_values
+from .secret_scan import UNSET, scan_document, spec_secret_values
 
 if TYPE_CHECKING:
     from ..plugins import Plugins
@@ -131,3 +131,8 @@ def validate_document(
         p for p in semantic_problems(root, plugins) if (p.location, p.path) not in judged
     )
     return sorted(set(problems))
+
+
+def scan_spec(files: Sequence[str | os.PathLike[str]]) -> list[SpecProblem]:
+    """Secrets written literally in the spec files (``secret_scan.scan_document``)."""
+    return scan_document(read_documents([os.fspath(f) for f in files], UNSET))

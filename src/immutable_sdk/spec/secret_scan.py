@@ -11,7 +11,7 @@ files are read).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..redaction.shapes import (
     is_placeholder,
     is_secret_name,
 )
+from .nodes import LDict, dotted, where
 
 
 class _Unset(Mapping[str, str]):
@@ -38,6 +39,9 @@ class _Unset(Mapping[str, str]):
 
     def get(self, key: str, default: Any = None) -> str:
         return ""
+
+
+UNSET: Mapping[str, str] = _Unset()
 
 
 def _secret_kinds(key: object, value: object) -> list[str]:
@@ -73,16 +77,13 @@ def spec_secret_values(root: Mapping[str, Any]) -> list[Any]:
     return values
 
 
-def scan_spec(files: Sequence[str | os.PathLike[str]]) -> list[SpecProblem]:
-    """Secrets written literally in image ``vars``, tags or user data files.
+def scan_document(root: LDict) -> list[SpecProblem]:
+    """Secrets written literally in image ``vars``, tags or user data files of a spec read
+    with every ``${VAR}`` empty (``UNSET``; ``spec.load.scan_spec`` reads the files).
 
     Values that come from ``${VAR}`` are not reported: the environment is the place for them.
     The messages name the place and the kind of secret, never the secret.
     """
-    from .load import read_documents
-    from .nodes import LDict, dotted, where
-
-    root = read_documents([os.fspath(f) for f in files], _Unset())
     problems: list[SpecProblem] = []
     for path, value in _scanned(root):
         location, shown = where(root, path)

@@ -17,6 +17,7 @@ from typing import Any
 from ...aws import drift as aws_drift
 from ...aws.fleet import FleetApi, GroupState
 from ...errors import ImmutableSdkError, UsageError
+from ...release import release_from_record
 from ...results import FleetResult
 from ...spec.model import FleetSpec, Spec
 from ...state.base import RolloutRecord, StateStore
@@ -245,8 +246,6 @@ class Remediator:
     ) -> FleetFix:
         if plan.empty:
             return FleetFix(plan, "nothing")
-        from ..engine import release_from_record
-
         assert obs.release is not None  # a plan with remedies has a known release
         release = release_from_record(fleet, obs.release)
         config = obs.release.launch_config

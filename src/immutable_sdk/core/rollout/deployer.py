@@ -31,13 +31,12 @@ from ...errors import (
 from ...lifecycle import Phase, Step
 from ...plugin import (
     TAG_RELEASE,
-    Artifact,
     RolloutChange,
     RolloutInfo,
     Strategy,
 )
 from ...plugins import Plugins
-from ...release import Release
+from ...release import Release, artifact_to_dict
 from ...results import FleetResult
 from ...spec.model import FleetSpec, Spec
 from ...state.base import RolloutRecord, StateStore
@@ -520,7 +519,7 @@ def record_release(state: StateStore, info: RolloutInfo, release: Release, now: 
     state.record_release(
         info.fleet,
         release.id,
-        asdict_artifact(release.artifact),
+        artifact_to_dict(release.artifact),
         dict(release.launch_config),
         now,
         info.id,
@@ -563,14 +562,3 @@ def start_rollout(
             data=dict(data or {}),
         )
     )
-
-
-def asdict_artifact(artifact: Artifact) -> dict[str, Any]:
-    return {
-        "image": artifact.image,
-        "builder": artifact.builder,
-        "digest": artifact.digest,
-        "amis": dict(artifact.amis),
-        "lineage": dict(artifact.lineage),
-        "built": artifact.built,
-    }

@@ -31,7 +31,7 @@ release in the idle slot is replaced; and when all traffic already reached the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,6 @@ from ...aws.fleet import GroupState
 from ...aws.network import resolve_target_groups
 from ...aws.slots import SlotGroups, live_groups, live_slot
 from ...aws.traffic import SLOTS, TrafficApi, TrafficSpec
-from ...clock import Clock
 from ...errors import (
     AwsError,
     GateFailed,
@@ -54,7 +53,6 @@ from ...lifecycle import (
     Retire,
     ShiftTraffic,
     Step,
-    step_from_dict,
 )
 from ...plugin import (
     TAG_RELEASE,
@@ -65,7 +63,7 @@ from ...plugin import (
 from ...release import Release
 from ...results import FleetResult
 from ...spec.model import FleetSpec
-from ...state.base import JournalEntry, RolloutRecord, StateStore
+from ...state.base import RolloutRecord
 from ..planner import PlanItem
 from ..rollout.deployer import FleetDeployer, start_rollout
 from ..rollout.runner import new_rollout_id
@@ -442,30 +440,3 @@ class SlotDeployer:
             base.settle_rollback(info, result, reason, previous, exc)
             return
         base.settle_rollback(info, result, reason, previous, None)
-
-
-def signal_rollout(state: StateStore, clock: Clock, fleet: str, name: str) -> RolloutRecord:
-    """Send ``name`` (promote, promote-full, abort) to the fleet's unfinished rollout.
-
-    The rollout's runner, in whatever process runs it, reads the signal at its next wait
-    (within seconds). Raises UsageError when the fleet has no rollout in progress.
-    """
-    record = state.unfinished_rollout(fleet)
-    if record is None:
-        raise UsageError(f"fleet {fleet!r} has no rollout in progress")
-    state.send_signal(record.id, name, clock.now())
-    return record
-
-
-def rollout_progress(record: RolloutRecord, journal: Sequence[JournalEntry]) -> dict[str, Any]:
-    """Where a rollout is: its steps in words, the current one, and whether it waits."""
-    steps = [step_from_dict(s).describe() for s in record.steps]
-    started = [e for e in journal if e.status == "started" and e.step_index >= 0]
-    current = max((e.step_index for e in started), default=-1)
-    last = journal[-1] if journal else None
-    return {
-        "steps": steps,
-        "current": current,
-        "step": steps[current] if 0 <= current < len(steps) else None,
-        "waiting": bool(last and last.status == "started"),
-    }
