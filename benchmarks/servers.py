@@ -23,8 +23,8 @@ from typing import Any
 
 SERVER = (
     "import logging, sys\n"
-    "from immutable_sdk import emulator_ops\n"
-    "emulator_ops.install()\n"
+    "from immutable_sdk.sandbox import moto_fixes\n"
+    "moto_fixes.install()\n"
     "logging.getLogger('werkzeug').setLevel(logging.ERROR)\n"
     "from moto.server import ThreadedMotoServer\n"
     "s = ThreadedMotoServer(ip_address='127.0.0.1', port=int(sys.argv[1]), verbose=False)\n"

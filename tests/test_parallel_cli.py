@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from immutable_sdk.cli import main
 from immutable_sdk.cli.render import console, plan_table
-from immutable_sdk.core.planner import Plan, PlanItem
+from immutable_sdk.results import Plan, PlanItem
 
 
 def test_apply_offers_parallelism_and_fail_fast() -> None:

@@ -1,7 +1,9 @@
 """immutable-sdk: immutable infrastructure on AWS.
 
-The public API: ``load_spec``, ``Engine`` and its results, ``load_plugins`` (the plugin manager,
-with plugins that are not installed added in code), the error classes and ``hookimpl``.
+The public API: ``load_spec``, ``Engine`` and every type its methods return (plans, results,
+status, history, drift reports, rollout and release records, events), ``load_plugins`` (the
+plugin manager, with plugins that are not installed added in code), the error classes and
+``hookimpl``.
 Everything else is internal and may change (plugin authors use ``immutable_sdk.plugin``).
 """
 
@@ -28,21 +30,38 @@ from .errors import (
 from .plugin import hookimpl
 
 if TYPE_CHECKING:
-    from .core.engine import (
+    from .core.drift.remediate import DriftReport, FleetFix
+    from .core.engine import Engine
+    from .lifecycle import Event
+    from .plugins import Plugins, load_plugins
+    from .results import (
         ApplyResult,
-        Engine,
+        FleetHistory,
+        FleetResult,
+        FleetStatus,
         Plan,
         PlanItem,
     )
-    from .plugins import Plugins, load_plugins
     from .spec.load import load_spec
+    from .spec.model import Spec
+    from .state.base import ReleaseRecord, RolloutRecord
 
+# What the public methods take and return, imported from their homes when first used.
 _LAZY = {
     "load_spec": ("immutable_sdk.spec.load", "load_spec"),
+    "Spec": ("immutable_sdk.spec.model", "Spec"),
     "Engine": ("immutable_sdk.core.engine", "Engine"),
-    "ApplyResult": ("immutable_sdk.core.engine", "ApplyResult"),
-    "Plan": ("immutable_sdk.core.engine", "Plan"),
-    "PlanItem": ("immutable_sdk.core.engine", "PlanItem"),
+    "ApplyResult": ("immutable_sdk.results", "ApplyResult"),
+    "FleetResult": ("immutable_sdk.results", "FleetResult"),
+    "FleetStatus": ("immutable_sdk.results", "FleetStatus"),
+    "FleetHistory": ("immutable_sdk.results", "FleetHistory"),
+    "Plan": ("immutable_sdk.results", "Plan"),
+    "PlanItem": ("immutable_sdk.results", "PlanItem"),
+    "Event": ("immutable_sdk.lifecycle", "Event"),
+    "DriftReport": ("immutable_sdk.core.drift.remediate", "DriftReport"),
+    "FleetFix": ("immutable_sdk.core.drift.remediate", "FleetFix"),
+    "ReleaseRecord": ("immutable_sdk.state.base", "ReleaseRecord"),
+    "RolloutRecord": ("immutable_sdk.state.base", "RolloutRecord"),
     "load_plugins": ("immutable_sdk.plugins", "load_plugins"),
     "Plugins": ("immutable_sdk.plugins", "Plugins"),
 }
@@ -62,8 +81,14 @@ __all__ = [
     "ApplyResult",
     "AwsError",
     "BuildError",
+    "DriftReport",
     "Engine",
+    "Event",
     "ExitCode",
+    "FleetFix",
+    "FleetHistory",
+    "FleetResult",
+    "FleetStatus",
     "GateFailed",
     "ImmutableSdkError",
     "Interrupted",
@@ -73,7 +98,10 @@ __all__ = [
     "PlanItem",
     "PluginError",
     "Plugins",
+    "ReleaseRecord",
     "RolloutFailed",
+    "RolloutRecord",
+    "Spec",
     "SpecError",
     "StateError",
     "UsageError",

@@ -12,7 +12,7 @@ docs/plugins.md shows each hook's exact signature; a test keeps the two in agree
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         RolloutInfo,
         StrategyFactory,
     )
+    from .results import Plan
 
 hookspec = pluggy.HookspecMarker("immutable_sdk")
 
@@ -72,7 +73,7 @@ def immutable_sdk_add_notifiers(registry: Registry[NotifierFactory]) -> None:
 
 
 @hookspec(firstresult=True)
-def immutable_sdk_check_plan(plan: Any) -> str | None:
+def immutable_sdk_check_plan(plan: Plan) -> str | None:
     """Decide whether a plan may be applied (a change freeze, a policy).
 
     Called by ``Engine.apply`` before anything changes, with the ``Plan`` about to run. Return a

@@ -1,9 +1,12 @@
-"""What ``Engine.apply`` and friends return: outcomes per fleet, releases, API call counts."""
+"""What the engine returns: plans, outcomes per fleet, releases, API call counts, status."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+from .plugin import Artifact
 
 # "aborted": an unfinished rollout rolled back because someone asked (--abort-unfinished).
 OK_OUTCOMES = ("noop", "promoted", "created", "scaled", "destroyed", "skipped", "aborted")
@@ -65,3 +68,95 @@ class ApplyResult:
             "builds": self.builds,
             "api_calls": self.api_calls,
         }
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    fleet: str
+    action: str
+    reasons: tuple[str, ...] = ()
+    current_release: str | None = None
+    release: str | None = None  # None while the fleet's image still has to be built
+    image: str | None = None
+    build: bool = False  # the image must be built before this item can run
+    capacity: tuple[int, int, int] | None = None  # desired (min, desired, max)
+    current_capacity: tuple[int, int, int] | None = None
+    instances: int = 0  # instances running now
+    wave: str | None = None  # the wave it rolls out in (specs with waves)
+    region: str | None = None  # where the fleet's group is (Engine.plan sets it)
+    key: str = ""  # the unit's key: the fleet's name, or fleet@region outside the spec's region
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.fleet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    items: tuple[PlanItem, ...]
+    builds: tuple[str, ...] = ()  # images to build
+    artifacts: Mapping[str, Artifact] = field(default_factory=dict)  # images found
+    waves: tuple[Mapping[str, Any], ...] = ()  # the spec's waves, in order (see waves.py)
+
+    @property
+    def changes(self) -> bool:
+        return any(i.action != "noop" for i in self.items)
+
+    def item(self, fleet: str) -> PlanItem:
+        """The item of ``fleet``: its name, or ``fleet@region`` outside the spec's region."""
+        for i in self.items:
+            if i.key == fleet:
+                return i
+        raise KeyError(fleet)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "changes": self.changes,
+            "builds": list(self.builds),
+            "items": [i.to_dict() for i in self.items],
+            "waves": [dict(w) for w in self.waves],
+        }
+
+
+class Capacity(TypedDict):
+    min: int
+    desired: int
+    max: int
+
+
+class InstanceCounts(TypedDict):
+    in_service: int
+    other: int
+
+
+class _FleetStatus(TypedDict):
+    fleet: str  # the unit key: ``web``, or ``web@eu-west-1`` outside the spec's region
+    region: str
+    exists: bool
+    release: str | None
+    capacity: Capacity | None
+    instances: dict[str, InstanceCounts]  # release -> instances in service and not
+    suspended: list[str]  # processes a rollout suspends; left suspended, they are drift
+    # the unfinished rollout: id, phase, releases, error, steps, current step, waiting...
+    rollout_in_progress: dict[str, Any] | None
+    lock: dict[str, Any] | None  # who holds the fleet's lock, until when
+
+
+class FleetStatus(_FleetStatus, total=False):
+    """One fleet in one region, as ``Engine.status`` reads it from AWS and the state store
+    (``immutable-sdk status -o json`` prints a list of these)."""
+
+    traffic: dict[str, Any]  # fleets with traffic slots: weights and each slot's group
+
+
+class FleetHistory(TypedDict):
+    """A fleet's releases and rollouts, newest first (``Engine.history``), each as the
+    fields of ``ReleaseRecord`` and ``RolloutRecord``."""
+
+    releases: list[dict[str, Any]]
+    rollouts: list[dict[str, Any]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -148,7 +148,7 @@ def _watch(opts: Options, files: Sequence[str], output: str, interval: float) ->
                 live.stop()
 
 
-def watch_view(entries: list[dict[str, Any]]) -> Group:
+def watch_view(entries: Sequence[Mapping[str, Any]]) -> Group:
     """Per fleet: release, rollout step, and for traffic slots their weights and health."""
     from rich.console import Group
     from rich.table import Table

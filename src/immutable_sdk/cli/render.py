@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -301,7 +301,7 @@ def result_table(result: Any) -> Group:
     return Group(*parts)
 
 
-def status_table(entries: list[dict[str, Any]]) -> Table:
+def status_table(entries: Sequence[Mapping[str, Any]]) -> Table:
     table = _table("status", ("fleet", "release", "capacity", "instances", "rollout"))
     for e in entries:
         if not e["exists"]:
@@ -324,7 +324,7 @@ def status_table(entries: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _rollout_cell(entry: dict[str, Any]) -> Text:
+def _rollout_cell(entry: Mapping[str, Any]) -> Text:
     """The rollout in progress: id, phase, last step, and whether a process still runs it."""
     ro = entry.get("rollout_in_progress")
     if not ro:

@@ -15,10 +15,9 @@ from ..aws.session import aws_errors
 from ..clock import Clock
 from ..errors import GateFailed
 from ..plugin import GateTargets, HealthCheckFactory, Registry
-from ..results import FleetResult
+from ..results import FleetResult, Plan, PlanItem
 from ..spec.model import Spec
 from .orchestrate import DEFAULT_PARALLELISM, Bake, Orchestrator
-from .planner import Plan, PlanItem
 from .regions import Regional
 from .rollout.gate import GateRunner
 from .waves import Unit, Wave, assign_waves
@@ -85,7 +84,7 @@ def wave_bake(
             return result
 
         try:
-            return stack.deployer.locked(unit.fleet, watch)
+            return stack.deployer_for(fleet).locked(unit.fleet, watch)
         except GateFailed as exc:
             reason = f"wave {wave.name!r} bake: {exc}"
             ctx.emit("wave.bake_failed", wave=wave.name, error=str(exc))

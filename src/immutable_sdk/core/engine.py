@@ -26,14 +26,14 @@ from ..lifecycle import Event
 from ..plugin import Artifact
 from ..plugins import Plugins, load_plugins
 from ..release import artifact_to_dict
-from ..results import ApplyResult, FleetResult
+from ..results import ApplyResult, FleetHistory, FleetResult, FleetStatus, Plan, PlanItem
 from ..spec.model import FleetSpec, Spec
 from ..state.base import RolloutRecord, StateStore
 from .apply import run_plan, wave_bake
 from .connection import Connection
 from .context import EventSink
 from .notifiers import start_notifiers
-from .planner import Plan, PlanItem, builder_for
+from .planner import builder_for
 from .regions import (
     Regional,
     departed_regions,
@@ -50,7 +50,7 @@ from .stopping import StopRequest
 if TYPE_CHECKING:
     from .drift.remediate import DriftReport, FleetFix
 
-__all__ = ["ApplyResult", "Engine", "FleetResult", "Plan", "PlanItem"]
+__all__ = ["Engine"]
 
 DEFAULT_LEASE = 60.0
 
@@ -301,19 +301,19 @@ class Engine:
         """Every fleet of the spec in every region it deploys to, as ``fleet[@region]``."""
         return [key for key, _, _ in self.spec.units()]
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[FleetStatus]:
         """Per fleet and region: release, instances by release and health, rollout."""
         by_key = {e["fleet"]: e for s in self.regional.values() for e in s.status()}
         return [by_key[key] for key in self.unit_keys()]
 
-    def history(self, fleet: str | None = None, limit: int = 20) -> dict[str, Any]:
+    def history(self, fleet: str | None = None, limit: int = 20) -> dict[str, FleetHistory]:
         """Releases and rollouts with outcomes, newest first (``fleet``: a unit key)."""
         names = [fleet] if fleet else self.unit_keys()
         return {
-            name: {
-                "releases": [asdict(r) for r in self.state.releases(name)[:limit]],
-                "rollouts": [asdict(r) for r in self.state.rollouts(name, limit=limit)],
-            }
+            name: FleetHistory(
+                releases=[asdict(r) for r in self.state.releases(name)[:limit]],
+                rollouts=[asdict(r) for r in self.state.rollouts(name, limit=limit)],
+            )
             for name in names
         }
 

@@ -8,7 +8,7 @@ Planning only reads: it never changes AWS or the state store.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
@@ -29,65 +29,13 @@ from ..release import (
     launch_config,
     make_release,
 )
+from ..results import Plan, PlanItem
 from ..spec.model import FleetSpec, ImageSpec, Spec
 from ..state.base import StateStore
 from .context import Context
 from .waves import assign_waves
 
 ACTIONS = ("noop", "create", "replace", "scale", "destroy")
-
-
-@dataclass(frozen=True)
-class PlanItem:
-    fleet: str
-    action: str
-    reasons: tuple[str, ...] = ()
-    current_release: str | None = None
-    release: str | None = None  # None while the fleet's image still has to be built
-    image: str | None = None
-    build: bool = False  # the image must be built before this item can run
-    capacity: tuple[int, int, int] | None = None  # desired (min, desired, max)
-    current_capacity: tuple[int, int, int] | None = None
-    instances: int = 0  # instances running now
-    wave: str | None = None  # the wave it rolls out in (specs with waves)
-    region: str | None = None  # where the fleet's group is (Engine.plan sets it)
-    key: str = ""  # the unit's key: the fleet's name, or fleet@region outside the spec's region
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            object.__setattr__(self, "key", self.fleet)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Plan:
-    project: str
-    items: tuple[PlanItem, ...]
-    builds: tuple[str, ...] = ()  # images to build
-    artifacts: Mapping[str, Artifact] = field(default_factory=dict)  # images found
-    waves: tuple[Mapping[str, Any], ...] = ()  # the spec's waves, in order (see waves.py)
-
-    @property
-    def changes(self) -> bool:
-        return any(i.action != "noop" for i in self.items)
-
-    def item(self, fleet: str) -> PlanItem:
-        """The item of ``fleet``: its name, or ``fleet@region`` outside the spec's region."""
-        for i in self.items:
-            if i.key == fleet:
-                return i
-        raise KeyError(fleet)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "changes": self.changes,
-            "builds": list(self.builds),
-            "items": [i.to_dict() for i in self.items],
-            "waves": [dict(w) for w in self.waves],
-        }
 
 
 def waved_plan(

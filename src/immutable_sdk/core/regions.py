@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..aws.fleet import FleetApi
 from ..aws.session import AwsSession
@@ -26,20 +26,22 @@ from ..lifecycle import Event
 from ..plugin import Artifact
 from ..plugins import Plugins
 from ..release import release_from_record
-from ..results import FleetResult
+from ..results import (
+    Capacity,
+    FleetResult,
+    FleetStatus,
+    InstanceCounts,
+    Plan,
+    PlanItem,
+)
 from ..spec.model import FleetSpec, Spec
 from ..state.base import StateStore
 from ..state.regional import RegionalState
 from .context import Context, EventSink
-from .planner import (
-    Plan,
-    PlanItem,
-    Planner,
-    waved_plan,
-)
+from .planner import Planner, waved_plan
 from .rollout import resume
+from .rollout.contract import Deployer, deployer_for
 from .rollout.deployer import FleetDeployer
-from .rollout.locks import LockKeeper
 from .rollout.signals import rollout_progress
 from .stopping import StopRequest
 from .traffic.deployer import SlotDeployer
@@ -107,24 +109,16 @@ class Regional:
         regional: StateStore = state if home else RegionalState(state, region)
         fleets = FleetApi(session, spec.name, region)
         planner = Planner(view, plugins, ctx, fleets, regional)
-        deployer = FleetDeployer(
-            view,
-            plugins,
-            ctx,
-            fleets,
-            regional,
-            planner,
-            owner,
-            lease,
-            stop=stop,
-            lock_wait=lock_wait,
-        )
-        return cls(
-            region, view, spec, ctx, fleets, regional, planner, deployer, SlotDeployer(deployer)
-        )
+        parts = (view, plugins, ctx, fleets, regional, owner, lease, stop, lock_wait)
+        deployer, slots = FleetDeployer(*parts), SlotDeployer(*parts)
+        return cls(region, view, spec, ctx, fleets, regional, planner, deployer, slots)
 
     def key(self, fleet: str) -> str:
         return self.whole.unit_key(fleet, self.region)
+
+    def deployer_for(self, fleet: FleetSpec | None) -> Deployer:
+        """The deployer of ``fleet`` (``contract.deployer_for``; None: a dropped fleet)."""
+        return deployer_for(fleet, self.deployer, self.slots)
 
     # --- apply ------------------------------------------------------------------------------
 
@@ -147,17 +141,18 @@ class Regional:
                     item.current_release,
                     error="not destroyed: pass --prune to destroy fleets the spec dropped",
                 )
-            return self.deployer.locked(
-                item.fleet, lambda keeper: self.slots.destroy(item, keeper), action="destroy"
+            gone = self.deployer_for(None)
+            return gone.locked(
+                item.fleet, lambda keeper: gone.destroy(item, keeper), action="destroy"
             )
         fleet = self.spec.fleets[item.fleet]
-        deployer = self.slots if fleet.traffic else self.deployer  # traffic slots: slots.py
+        deployer = self.deployer_for(fleet)
         if item.action == "scale":
-            return self.deployer.locked(
+            return deployer.locked(
                 item.fleet, lambda keeper: deployer.scale(fleet, item, keeper), action="scale"
             )
         release = self.planner.desired_release(fleet, artifacts[fleet.image])
-        return self.deployer.locked(
+        return deployer.locked(
             item.fleet,
             lambda keeper: deployer.roll(
                 fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
@@ -169,11 +164,8 @@ class Regional:
 
     def rollback(self, fleet: FleetSpec, to: str | None = None) -> FleetResult:
         name, shown = fleet.name, self.key(fleet.name)
-        if fleet.traffic:  # traffic slots: the live slot's group, and a release to the other
-            group = self.planner.live_slot_groups().get(name)
-        else:
-            group = self.fleets.describe_one(name)
-        deployer = self.slots if fleet.traffic else self.deployer
+        deployer = self.deployer_for(fleet)
+        group = deployer.live_group(fleet)  # a slot fleet: the live slot's group
         if group is None:
             raise UsageError(f"fleet {shown!r} has no Auto Scaling group to roll back")
         records = self.state.releases(name)
@@ -191,7 +183,7 @@ class Regional:
                 raise UsageError(f"fleet {shown!r} has no release {to!r} (known: {known})")
             record = found
         release = release_from_record(fleet, record)
-        return self.deployer.locked(
+        return deployer.locked(
             name,
             lambda keeper: deployer.roll(fleet, release, "rollback", keeper),
             action="rollback",
@@ -205,23 +197,12 @@ class Regional:
         lock = self.state.get_lock(name)
         if lock is not None and lock.lease_until >= self.ctx.clock.now():
             return None
-        if fleet.traffic:
-            return self.deployer.locked(
-                name,
-                lambda keeper: self.slots.abort_unfinished(fleet, record, keeper),
-                action="abort",
-            )
+        deployer = self.deployer_for(fleet)
+        return deployer.locked(
+            name, lambda keeper: deployer.abort_unfinished(fleet, record, keeper), action="abort"
+        )
 
-        def work(keeper: LockKeeper) -> FleetResult:
-            pending = resume.unfinished(self.state, name)  # again, under the lock
-            if not pending:
-                raise UsageError(f"fleet {shown!r} has no rollout in progress")
-            reason = "aborted by abort --fleet"
-            return self.deployer.abort(fleet, pending[0], keeper, reason=reason)
-
-        return self.deployer.locked(name, work, action="abort")
-
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[FleetStatus]:
         """Per fleet of the region: release, instances by release and health, rollout."""
         groups = self.fleets.describe(list(self.spec.fleets))
         groups.update(self.planner.live_slot_groups())
@@ -230,26 +211,26 @@ class Regional:
             group = groups[name]
             unfinished = self.state.unfinished_rollout(name)
             lock = self.state.get_lock(name)
-            entry: dict[str, Any] = {
-                "fleet": self.key(name),
-                "region": self.region,
-                "exists": group is not None,
-                "release": group.release if group else None,
-                "capacity": (
-                    {"min": group.min, "desired": group.desired, "max": group.max}
-                    if group
-                    else None
+            entry = FleetStatus(
+                fleet=self.key(name),
+                region=self.region,
+                exists=group is not None,
+                release=group.release if group else None,
+                capacity=(
+                    Capacity(min=group.min, desired=group.desired, max=group.max) if group else None
                 ),
-                "instances": {},
+                instances={},
                 # processes a rollout suspends; left suspended, they are drift
-                "suspended": sorted(group.suspended) if group else [],
-                "rollout_in_progress": None,
-                "lock": asdict(lock) if lock else None,
-            }
+                suspended=sorted(group.suspended) if group else [],
+                rollout_in_progress=None,
+                lock=asdict(lock) if lock else None,
+            )
             if group:
                 for m in group.live():
                     key = m.release or "unknown"
-                    counts = entry["instances"].setdefault(key, {"in_service": 0, "other": 0})
+                    counts = entry["instances"].setdefault(
+                        key, InstanceCounts(in_service=0, other=0)
+                    )
                     counts["in_service" if m.in_service else "other"] += 1
             if unfinished:
                 journal = self.state.journal(unfinished.id)
@@ -264,8 +245,9 @@ class Regional:
                     **rollout_progress(unfinished, journal),
                     **resume.progress(unfinished, journal, lock, self.ctx.clock.now()),
                 }
-            if fleet.traffic:
-                entry["traffic"] = self.slots.traffic_status(fleet)
+            extra = self.deployer_for(fleet).status(fleet)
+            if "traffic" in extra:
+                entry["traffic"] = extra["traffic"]
             out.append(entry)
         return out
 

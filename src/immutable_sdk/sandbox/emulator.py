@@ -32,9 +32,9 @@ class Emulator:
             raise UsageError(
                 "the sandbox needs moto's server: pip install 'immutable-sdk[sandbox]'"
             ) from exc
-        from . import moto_fixes as emulator_ops
+        from . import moto_fixes
 
-        emulator_ops.install()
+        moto_fixes.install()
         # werkzeug logs every request at INFO; keep the emulator quiet.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)

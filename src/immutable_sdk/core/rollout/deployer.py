@@ -1,27 +1,25 @@
-"""Rolling one fleet to a release: lock, launch template version, strategy steps, rollback.
+"""Rolling one fleet in place: launch template version, strategy steps, rollback.
 
-``FleetDeployer`` does for one fleet what ``Engine.apply`` asks: create, replace, scale or
-destroy it, under the fleet's lock, with the rollout journaled in the state store and rolled
-back by the same mechanism when a gate fails.
+``FleetDeployer`` does for a fleet without traffic slots what ``Engine.apply`` asks: create,
+replace, scale or destroy it, under the fleet's lock, with the rollout journaled in the state
+store and rolled back by the same mechanism when a gate fails. What it shares with the slot
+deployer (lock, recording, failure handling) is in ``base``; the contract both keep is
+``contract.Deployer``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
+from functools import partial
 from typing import Any
 
-from ...aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
-from ...aws.slots import SlotGroups
-from ...aws.traffic import TrafficApi
-from ...clock import Clock
+from ...aws.fleet import SUSPENDED_DURING_ROLLOUT, GroupState
 from ...errors import (
     AwsError,
     GateFailed,
     ImmutableSdkError,
     Interrupted,
-    LockHeld,
     LockLost,
     PluginError,
     RolloutFailed,
@@ -29,90 +27,27 @@ from ...errors import (
     UsageError,
 )
 from ...lifecycle import Phase, Step
-from ...plugin import (
-    TAG_RELEASE,
-    RolloutChange,
-    RolloutInfo,
-    Strategy,
-)
-from ...plugins import Plugins
-from ...release import Release, artifact_to_dict
-from ...results import FleetResult
-from ...spec.model import FleetSpec, Spec
-from ...state.base import RolloutRecord, StateStore
-from ..context import Context
-from ..planner import PlanItem, Planner
-from ..stopping import StopRequest
+from ...plugin import TAG_RELEASE, RolloutChange, RolloutInfo
+from ...release import Release
+from ...results import FleetResult, PlanItem
+from ...spec.model import FleetSpec
+from ...state.base import RolloutRecord
 from . import resume
+from .base import FAILURES, BaseDeployer, record_release, start_rollout
 from .gate import restoring
 from .locks import LockKeeper
-from .runner import (
-    RolloutRunner,
-    capacity_bounds,
-    new_rollout_id,
-    to_replace,
-)
-from .serving import (
-    StillServing,
-    group_serving,
-    require_only,
-    slots_serving,
-)
+from .runner import RolloutRunner, capacity_bounds, new_rollout_id, to_replace
 
 
 @dataclass
-class FleetDeployer:
-    spec: Spec
-    plugins: Plugins
-    ctx: Context
-    fleets: FleetApi
-    state: StateStore
-    planner: Planner
-    owner: str
-    lease: float
-    stop: StopRequest | None = None  # asks running rollouts to stop at their next safe point
-    lock_wait: float = 0.0  # seconds to wait for a lock another rollout holds
+class FleetDeployer(BaseDeployer):
+    """Rolls a fleet in place: one Auto Scaling group, instances replaced batch by batch."""
 
-    @property
-    def clock(self) -> Clock:
-        return self.ctx.clock
+    def live_group(self, fleet: FleetSpec) -> GroupState | None:
+        return self.fleets.describe_one(fleet.name)
 
-    def keeper(self, fleet: str) -> LockKeeper:
-        return LockKeeper(
-            self.state, fleet, self.owner, self.lease, self.ctx, stop=self.stop, wait=self.lock_wait
-        )
-
-    def locked(
-        self, fleet: str, work: Callable[[LockKeeper], FleetResult], *, action: str = "-"
-    ) -> FleetResult:
-        """Run ``work`` holding the fleet's lock; ``work`` renews the lease through the keeper.
-
-        A lock held by another rollout makes an ``locked`` result (or one that lost its lock
-        midway, ``lock_lost``) instead of an error, so the other fleets of an apply go on. The
-        lock is released when ``work`` ends or stops at a safe point (Interrupted); on any
-        other exception (a crash, a second SIGINT) it is kept until its lease expires, since
-        an AWS request may still be in flight.
-        """
-        if self.stop is not None:
-            self.stop.check()
-        keeper = self.keeper(fleet)
-        try:
-            keeper.acquire()
-        except LockHeld as exc:
-            return FleetResult(fleet, action, "locked", error=str(exc))
-        try:
-            result = work(keeper)
-        except LockLost as exc:
-            keeper.abandon()
-            return FleetResult(fleet, action, "lock_lost", error=str(exc))
-        except ImmutableSdkError:
-            keeper.release()
-            raise
-        except BaseException:
-            keeper.abandon()
-            raise
-        keeper.release()
-        return result
+    def status(self, fleet: FleetSpec) -> dict[str, Any]:
+        return {}
 
     def destroy(self, item: PlanItem, keeper: LockKeeper) -> FleetResult:
         self.ctx.scoped(fleet=item.fleet).emit("fleet.destroying", fleet=item.fleet)
@@ -130,19 +65,6 @@ class FleetDeployer:
         if group is not None and group.suspended & set(SUSPENDED_DURING_ROLLOUT):
             self.fleets.resume(fleet.name)  # what a stopped rollout left suspended
         return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
-
-    def strategy(self, fleet: FleetSpec) -> Strategy:
-        entry = self.plugins.strategies.get(fleet.strategy.type)
-        try:
-            return entry.factory(fleet.strategy.config)
-        except ImmutableSdkError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                entry.plugin,
-                f"strategy {fleet.strategy.type!r} failed to start: {exc!r}",
-                distribution=entry.distribution,
-            ) from exc
 
     def roll(
         self,
@@ -203,18 +125,8 @@ class FleetDeployer:
             resume.take_over(self.state, rollout_id, pending, carried, self.owner, now, how)
             ctx.emit("rollout.resumed", how=how, rollouts=[r.id for r in pending])
 
-        def started() -> None:
-            ctx.emit(
-                "rollout.started",
-                action=action,
-                from_release=previous,
-                to_release=release.id,
-                steps=[s.describe() for s in steps],
-            )
-            self.plugins.hook.immutable_sdk_rollout_started(rollout=info)
-
         if not pending:
-            started()
+            self.announce(info, action, steps)
         runner = RolloutRunner(
             fleet=fleet,
             plugins=self.plugins,
@@ -247,7 +159,7 @@ class FleetDeployer:
                 )
                 planned = [*(resumed.steps if resumed else ()), *(s.to_dict() for s in steps)]
                 self.state.update_rollout(rollout_id, steps=planned)
-                started()
+                self.announce(info, action, steps)
             start = len(group.live()) if group else 0
             low, high = capacity_bounds(
                 fleet.capacity.desired, steps, group.desired if group else 0
@@ -273,22 +185,14 @@ class FleetDeployer:
             runner.run(steps)
             self.finish(fleet, release.id)
             resume.drop_unused_versions(runner, superseded, keep={release.id, previous})
-        except (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError) as exc:
-            keeper.check()  # a lock lost meanwhile: the rollout is someone else's to roll back
-            result.error = str(exc)
-            if isinstance(exc, GateFailed):
-                result.failed_instances = dict(exc.details)
-            ctx.emit("rollout.failed", error=str(exc), details=result.failed_instances)
-            if not fleet.rollback_automatic:
-                result.outcome = "failed"
-                self.end(rollout_id, info, Phase.FAILED, str(exc))
-                return self._with_runner(result, runner)
-            self.roll_back(fleet, info, runner, previous, release.id, str(exc), result)
+        except FAILURES as exc:
+            reason = str(exc)
+            back = partial(self.roll_back, fleet, info, runner, previous, release.id)
+            self.fail(fleet, info, result, keeper, exc, lambda: back(reason, result))
             if result.outcome == "rolled_back":
                 resume.drop_unused_versions(runner, superseded, keep={previous})
             return self._with_runner(result, runner)
-        keeper.check()
-        self.promote(info, result)
+        self.succeed(info, result, keeper)
         return self._with_runner(result, runner)
 
     def plan_steps(
@@ -336,11 +240,92 @@ class FleetDeployer:
         action: str = "abort",
         requested: bool = True,
     ) -> FleetResult:
-        """Roll an unfinished rollout back to the release it started from (or remove the fleet
-        it was creating), by the same mechanism as a failed gate (see ``resume.abort``)."""
-        return resume.abort(
-            self, fleet, record, keeper, reason=reason, action=action, requested=requested
+        """Roll the unfinished ``record`` back to the release it started from (or remove the
+        fleet it was creating): reconcile, then the rollback of a failed gate, which replaces,
+        never patches.
+
+        ``requested``: someone asked (``--abort-unfinished``, ``abort``): the outcome is then
+        ``aborted``, not a failure. Otherwise the rollout was rolling back after a failure and
+        this finishes that (``rolled_back``).
+        """
+        state, now = self.state, self.clock.now()
+        ctx = self.ctx.scoped(fleet=fleet.name, rollout=record.id)
+        pending = resume.unfinished(state, fleet.name)
+        carried = resume.Carried.read(state, pending)
+        state.update_rollout(record.id, owner=self.owner)
+        resume.take_over(
+            state, record.id, pending, carried, self.owner, now, "aborted", reason=reason
         )
+        ctx.emit("rollout.aborting", reason=reason, to_release=record.from_release)
+        info = RolloutInfo(
+            id=record.id,
+            project=self.spec.name,
+            fleet=fleet.name,
+            strategy=record.strategy,
+            from_release=record.from_release,
+            to_release=record.to_release,
+            rollback=True,
+            region=self.ctx.region,
+        )
+        runner = RolloutRunner(
+            fleet=fleet,
+            plugins=self.plugins,
+            ctx=replace_field(ctx, clock=keeper.clock),
+            api=self.fleets,
+            state=state,
+            info=info,
+            heartbeat=keeper,
+            target=record.from_release or "",
+            trusted=record.from_release,
+            gated=set(carried.gated),
+            launched_before=set(carried.launched),
+            original=carried.originals(),
+            index=carried.next_index(record),
+            rolling_back=True,
+            restoring=True,
+        )
+        result = FleetResult(
+            fleet.name,
+            action,
+            "rolled_back",
+            record.from_release,
+            record.to_release,
+            record.id,
+            error=reason,
+        )
+        releases = {record.from_release, *(r.to_release for r in pending)}
+        try:
+            resume.reconcile(runner, carried, releases)
+        except (GateFailed, AwsError, PluginError, RolloutFailed, StateError) as exc:
+            # Never a finished "failed": the rollout stays unfinished (rolling back) and
+            # visible, and the next apply tries again.
+            self.rollback_unfinished(info, result, reason, record.from_release, exc)
+        else:
+            self.roll_back(
+                fleet, info, runner, record.from_release, record.to_release, reason, result
+            )
+            if result.outcome == "rolled_back":
+                targets = {r.to_release for r in pending}
+                resume.drop_unused_versions(runner, targets, keep={record.from_release})
+                if requested:
+                    result.outcome = "aborted"  # what was asked for: not a failure
+        return self._with_runner(result, runner)
+
+    def abort_unfinished(
+        self,
+        fleet: FleetSpec,
+        record: RolloutRecord,
+        keeper: LockKeeper,
+        *,
+        reason: str = "aborted by abort --fleet",
+        action: str = "abort",
+    ) -> FleetResult:
+        """``immutable-sdk abort`` of a rollout no process runs any more: ``abort`` of the
+        fleet's unfinished rollouts, read again under the lock."""
+        pending = resume.unfinished(self.state, fleet.name)
+        if not pending:
+            raise UsageError(f"fleet {self.ctx.unit(fleet.name)!r} has no rollout in progress")
+        return self.abort(fleet, pending[0], keeper, reason=reason, action=action)
 
     @staticmethod
     def _with_runner(result: FleetResult, runner: RolloutRunner) -> FleetResult:
@@ -355,47 +340,6 @@ class FleetDeployer:
         )
         self.fleets.tag_group(fleet.name, {TAG_RELEASE: release})
         self.fleets.resume(fleet.name)
-
-    def serving(self, fleet: str) -> dict[str, list[str]]:
-        """Release -> instances that serve ``fleet`` now, read from AWS (serving.py)."""
-        spec = self.spec.fleets.get(fleet)
-        if spec is not None and spec.traffic:
-            routes = TrafficApi(self.ctx.session, self.clock)
-            return slots_serving(SlotGroups(self.fleets), routes, spec)
-        return group_serving(self.fleets, fleet)
-
-    def end(self, rollout: str, info: RolloutInfo, phase: Phase, error: str | None) -> None:
-        """Record the rollout's outcome. ``promoted`` and ``rolled_back`` only when AWS shows
-        that the promoted (or restored) release alone serves the fleet; otherwise nothing is
-        recorded and StillServing is raised: the rollout stays unfinished."""
-        if phase in (Phase.PROMOTED, Phase.ROLLED_BACK):
-            release = info.to_release if phase is Phase.PROMOTED else info.from_release
-            require_only(self.serving(info.fleet), release, phase.value)
-        self.state.update_rollout(
-            rollout,
-            phase=phase.value,
-            outcome=phase.value,
-            error=error,
-            finished_at=self.clock.now(),
-        )
-        self.ctx.scoped(fleet=info.fleet, rollout=rollout).emit(
-            "rollout.finished", outcome=phase.value, error=error
-        )
-        self.plugins.hook.immutable_sdk_rollout_finished(rollout=info, outcome=phase.value)
-
-    def promote(self, info: RolloutInfo, result: FleetResult) -> None:
-        """Record the rollout ``promoted``; when another release still serves (or AWS cannot
-        tell), record nothing: the rollout stays unfinished (phase ``verifying``) and the next
-        apply finishes it (a rolling fleet resumes it from what runs and retires the rest)."""
-        try:
-            self.end(info.id, info, Phase.PROMOTED, None)
-        except (StillServing, AwsError) as exc:
-            self.state.update_rollout(info.id, phase=Phase.VERIFYING.value, error=str(exc))
-            self.ctx.scoped(fleet=info.fleet, rollout=info.id).emit(
-                "rollout.unfinished", error=str(exc)
-            )
-            result.outcome = "failed"
-            result.error = f"{exc}; the rollout stays unfinished: run apply again to finish it"
 
     def roll_back(
         self,
@@ -452,113 +396,3 @@ class FleetDeployer:
             self.settle_rollback(info, result, reason, previous, exc)
             return
         self.settle_rollback(info, result, reason, previous, None)
-
-    def delete_failed_version(self, fleet: str, failed: str, previous: str | None) -> None:
-        """Delete the failed release's launch template versions (never version 1, AWS's
-        default, and never when the "failed" release is the one restored)."""
-        if failed == previous:
-            return
-        versions = [v for v in self.fleets.versions_of_release(fleet, failed) if v != 1]
-        self.fleets.delete_versions(fleet, versions)
-
-    def settle_rollback(
-        self,
-        info: RolloutInfo,
-        result: FleetResult,
-        reason: str,
-        previous: str | None,
-        error: ImmutableSdkError | None,
-    ) -> None:
-        """Record how a rollback ended: rolled back to ``previous`` (when AWS shows that release
-        alone serving), or not finished because of ``error`` (see ``rollback_unfinished``)."""
-        if error is None:
-            try:
-                self.end(info.id, info, Phase.ROLLED_BACK, reason)
-            except (StillServing, AwsError) as exc:
-                error = exc
-        if error is not None:
-            self.rollback_unfinished(info, result, reason, previous, error)
-            return
-        result.outcome = "rolled_back"
-        result.rolled_back_to = previous
-
-    def rollback_unfinished(
-        self,
-        info: RolloutInfo,
-        result: FleetResult,
-        reason: str,
-        previous: str | None,
-        error: ImmutableSdkError,
-    ) -> None:
-        """A rollback that could not finish leaves its rollout unfinished, never ``failed``:
-        phase ``rolling_back``, its error still the failure that started the rollback, and
-        why the rollback stopped in its data (``rollback_error``) and journal. ``status``
-        shows it; the next ``apply`` finishes the rollback (never the roll forward)."""
-        now = self.clock.now()
-        record = self.state.get_rollout(info.id)
-        data = dict(record.data) if record else {}
-        attempts = int(data.get("rollback_attempts", 0)) + 1
-        data.update(rollback_error=str(error), rollback_stopped_at=now, rollback_attempts=attempts)
-        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason, data=data)
-        self.state.append_journal(
-            info.id, -1, "note", now, {"note": "rollback_unfinished", "error": str(error)}
-        )
-        back = f"release {previous}" if previous else "no fleet (undoing its creation)"
-        result.outcome = "rollback_unfinished"
-        result.error = (
-            f"{reason}; the rollback to {back} did not finish: {error}; the rollout stays "
-            "unfinished (immutable-sdk status shows it): run apply again to finish the rollback"
-        )
-        self.ctx.scoped(fleet=info.fleet, rollout=info.id).emit(
-            "rollback.unfinished", reason=reason, error=str(error), to_release=previous
-        )
-
-
-def record_release(state: StateStore, info: RolloutInfo, release: Release, now: float) -> None:
-    """Keep the release a rollout deploys (idempotent: the same release is recorded once)."""
-    state.record_release(
-        info.fleet,
-        release.id,
-        artifact_to_dict(release.artifact),
-        dict(release.launch_config),
-        now,
-        info.id,
-    )
-
-
-START_TICK = 0.001  # seconds a rollout starts after one that started at the same clock reading
-
-
-def start_rollout(
-    state: StateStore,
-    info: RolloutInfo,
-    release: Release,
-    steps: Sequence[Step],
-    owner: str,
-    now: float,
-    data: Mapping[str, Any] | None = None,
-) -> None:
-    """Record the release and a new rollout to it, before anything changes on AWS.
-
-    A rollout starts after the fleet's newest one, even within the same clock reading (an
-    operator's rollback and the next apply in one second, or on a virtual clock): stores list
-    rollouts newest first by start time, and ``status``, ``history`` and resuming rely on it.
-    """
-    record_release(state, info, release, now)
-    newest = state.rollouts(info.fleet, limit=1)
-    if newest and newest[0].started_at >= now:
-        now = newest[0].started_at + START_TICK
-    state.start_rollout(
-        RolloutRecord(
-            id=info.id,
-            fleet=info.fleet,
-            strategy=info.strategy,
-            from_release=info.from_release,
-            to_release=info.to_release,
-            phase=Phase.PROVISIONING.value,
-            started_at=now,
-            owner=owner,
-            steps=tuple(s.to_dict() for s in steps),
-            data=dict(data or {}),
-        )
-    )

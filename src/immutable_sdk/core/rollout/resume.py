@@ -29,7 +29,7 @@ launch template version are put right by the rollout's ordinary end (or its roll
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...aws import orphans
@@ -37,9 +37,6 @@ from ...aws.fleet import GroupState
 from ...errors import (
     AwsError,
     GateFailed,
-    PluginError,
-    RolloutFailed,
-    StateError,
 )
 from ...lifecycle import (
     STEP_TYPES,
@@ -48,8 +45,6 @@ from ...lifecycle import (
     Step,
     step_from_dict,
 )
-from ...plugin import RolloutInfo
-from ...results import FleetResult
 from ...state.base import (
     JournalEntry,
     LockInfo,
@@ -60,9 +55,7 @@ from ...units import format_duration
 from .runner import POLL_FLOOR, RolloutRunner
 
 if TYPE_CHECKING:
-    from ...spec.model import FleetSpec
-    from .deployer import FleetDeployer
-    from .locks import LockKeeper
+    pass
 
 UNFINISHED_SCAN = 50  # newest rollouts of a fleet searched for unfinished ones
 
@@ -318,82 +311,3 @@ def progress(
         "owner": record.owner,
         "interrupted": interrupted,
     }
-
-
-def abort(
-    deployer: FleetDeployer,
-    fleet: FleetSpec,
-    record: RolloutRecord,
-    keeper: LockKeeper,
-    *,
-    reason: str,
-    action: str = "abort",
-    requested: bool = True,
-) -> FleetResult:
-    """Roll the unfinished ``record`` back to the release it started from (or remove the fleet
-    it was creating): reconcile, then the deployer's rollback, which replaces, never patches.
-
-    ``requested``: someone asked (``--abort-unfinished``, ``abort``): the outcome is then
-    ``aborted``, not a failure. Otherwise the rollout was rolling back after a failure and
-    this finishes that (``rolled_back``).
-    """
-    state, now = deployer.state, deployer.clock.now()
-    ctx = deployer.ctx.scoped(fleet=fleet.name, rollout=record.id)
-    pending = unfinished(state, fleet.name)
-    carried = Carried.read(state, pending)
-    state.update_rollout(record.id, owner=deployer.owner)
-    take_over(state, record.id, pending, carried, deployer.owner, now, "aborted", reason=reason)
-    ctx.emit("rollout.aborting", reason=reason, to_release=record.from_release)
-    info = RolloutInfo(
-        id=record.id,
-        project=deployer.spec.name,
-        fleet=fleet.name,
-        strategy=record.strategy,
-        from_release=record.from_release,
-        to_release=record.to_release,
-        rollback=True,
-        region=deployer.ctx.region,
-    )
-    runner = RolloutRunner(
-        fleet=fleet,
-        plugins=deployer.plugins,
-        ctx=replace(ctx, clock=keeper.clock),
-        api=deployer.fleets,
-        state=state,
-        info=info,
-        heartbeat=keeper,
-        target=record.from_release or "",
-        trusted=record.from_release,
-        gated=set(carried.gated),
-        launched_before=set(carried.launched),
-        original=carried.originals(),
-        index=carried.next_index(record),
-        rolling_back=True,
-        restoring=True,
-    )
-    result = FleetResult(
-        fleet.name,
-        action,
-        "rolled_back",
-        record.from_release,
-        record.to_release,
-        record.id,
-        error=reason,
-    )
-    try:
-        reconcile(runner, carried, {record.from_release, *(r.to_release for r in pending)})
-    except (GateFailed, AwsError, PluginError, RolloutFailed, StateError) as exc:
-        # Never a finished "failed": the rollout stays unfinished (rolling back) and visible,
-        # and the next apply tries again.
-        deployer.rollback_unfinished(info, result, reason, record.from_release, exc)
-    else:
-        deployer.roll_back(
-            fleet, info, runner, record.from_release, record.to_release, reason, result
-        )
-        if result.outcome == "rolled_back":
-            targets = {r.to_release for r in pending}
-            drop_unused_versions(runner, targets, keep={record.from_release})
-            if requested:
-                result.outcome = "aborted"  # what was asked for: not a failure
-    result.launched, result.retired = list(runner.launched), list(runner.retired)
-    return result

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ...aws.fleet import GroupState
@@ -40,11 +41,7 @@ from ...aws.network import resolve_target_groups
 from ...aws.slots import SlotGroups, live_groups, live_slot
 from ...aws.traffic import SLOTS, TrafficApi, TrafficSpec
 from ...errors import (
-    AwsError,
-    GateFailed,
     ImmutableSdkError,
-    PluginError,
-    RolloutFailed,
     StateError,
     UsageError,
 )
@@ -61,28 +58,31 @@ from ...plugin import (
     Strategy,
 )
 from ...release import Release
-from ...results import FleetResult
+from ...results import FleetResult, PlanItem
 from ...spec.model import FleetSpec
 from ...state.base import RolloutRecord
-from ..planner import PlanItem
-from ..rollout.deployer import FleetDeployer, start_rollout
+from ..rollout.base import FAILURES, BaseDeployer, start_rollout
+from ..rollout.locks import LockKeeper
 from ..rollout.runner import new_rollout_id
 from .runner import Aborted, SlotRunner, Slots
 
-Heartbeat = Callable[[], None]  # the fleet lock's keeper: renews the lease when called
-FAILURES = (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError)
-
 
 @dataclass
-class SlotDeployer:
-    base: FleetDeployer
+class SlotDeployer(BaseDeployer):
+    """Rolls a fleet with traffic slots: a release to the idle slot, then traffic moved."""
 
     @property
     def groups(self) -> SlotGroups:
-        return SlotGroups(self.base.fleets)
+        return SlotGroups(self.fleets)
 
     def routes(self, heartbeat: Callable[[], None] | None = None) -> TrafficApi:
-        return TrafficApi(self.base.ctx.session, self.base.clock, heartbeat or (lambda: None))
+        return TrafficApi(self.ctx.session, self.clock, heartbeat or (lambda: None))
+
+    def live_group(self, fleet: FleetSpec) -> GroupState | None:
+        return self.live_groups([fleet])[fleet.name]
+
+    def status(self, fleet: FleetSpec) -> dict[str, Any]:
+        return {"traffic": self.traffic_status(fleet)}
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -121,31 +121,31 @@ class SlotDeployer:
 
     # --- scale and destroy -------------------------------------------------------------------
 
-    def scale(self, fleet: FleetSpec, item: PlanItem, keeper: Heartbeat) -> FleetResult:
+    def scale(self, fleet: FleetSpec, item: PlanItem, keeper: LockKeeper) -> FleetResult:
         live = self.live_groups([fleet])[fleet.name]
         if live is None:
             raise UsageError(f"fleet {fleet.name!r} has no live slot to scale")
         cap = fleet.capacity
-        ctx = self.base.ctx.scoped(fleet=fleet.name)
+        ctx = self.ctx.scoped(fleet=fleet.name)
         ctx.emit("fleet.scaling", min=cap.min, desired=cap.desired, max=cap.max)
-        self.base.fleets.update_group(
+        self.fleets.update_group(
             live.fleet, min_size=cap.min, desired=cap.desired, max_size=cap.max
         )
         return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
 
-    def destroy(self, item: PlanItem, keeper: Heartbeat) -> FleetResult:
+    def destroy(self, item: PlanItem, keeper: LockKeeper) -> FleetResult:
         """Delete a dropped fleet's groups (its slot groups too) and its launch template.
 
         The weighted records are left: the spec that named them is gone.
         """
-        self.base.ctx.scoped(fleet=item.fleet).emit("fleet.destroying", fleet=item.fleet)
+        self.ctx.scoped(fleet=item.fleet).emit("fleet.destroying", fleet=item.fleet)
         for slot, group in self.groups.describe(item.fleet).items():
             if group is not None:
                 ids = [m.instance_id for m in group.live()]
                 if ids and group.target_groups:
-                    self.base.fleets.deregister(group.target_groups, ids)
-                self.groups.delete(item.fleet, slot, self.base.clock, keeper)
-        self.base.fleets.delete_group(item.fleet)
+                    self.fleets.deregister(group.target_groups, ids)
+                self.groups.delete(item.fleet, slot, self.clock, keeper)
+        self.fleets.delete_group(item.fleet)
         return FleetResult(item.fleet, "destroy", "destroyed", item.current_release)
 
     # --- rolling out -------------------------------------------------------------------------
@@ -155,7 +155,7 @@ class SlotDeployer:
         fleet: FleetSpec,
         release: Release,
         action: str,
-        keeper: Heartbeat,
+        keeper: LockKeeper,
         *,
         replace: frozenset[str] = frozenset(),
         abort_unfinished: bool = False,
@@ -167,22 +167,21 @@ class SlotDeployer:
         process left is rolled back (see ``abort_unfinished``) instead of repaired and
         continued, and this apply ends there for the fleet.
         """
-        base = self.base
-        pending = base.state.unfinished_rollout(fleet.name)
+        pending = self.state.unfinished_rollout(fleet.name)
         if pending is not None and abort_unfinished:
             return self.abort_unfinished(fleet, pending, keeper)
         if pending is not None and pending.phase == Phase.ROLLING_BACK.value:
             # It failed and was rolling back: finish that, never roll forward again.
             reason = pending.error or "the rollout was rolling back"
             return self.abort_unfinished(fleet, pending, keeper, reason=reason, action=action)
-        now = base.clock.now()
+        now = self.clock.now()
         rollout_id = new_rollout_id(now)
-        ctx = base.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
+        ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
         traffic = TrafficSpec.of(fleet)
-        routes = TrafficApi(base.ctx.session, base.clock, keeper)
+        routes = TrafficApi(self.ctx.session, self.clock, keeper)
         weights = routes.weights(traffic)
         groups = self.groups.describe(fleet.name)
-        unfinished = base.state.unfinished_rollout(fleet.name)
+        unfinished = self.state.unfinished_rollout(fleet.name)
         interrupted_from = unfinished.data.get("source_slot") if unfinished else None
         live = live_slot(weights, groups, prefer=interrupted_from)
         live_group = groups[live] if live else None
@@ -190,8 +189,8 @@ class SlotDeployer:
         target = next(s for s in SLOTS if s != live)
         endpoints = routes.endpoints(traffic)  # fails early on a missing load balancer
         refs = [traffic.slots[s].target_group for s in SLOTS]
-        arns = resolve_target_groups(base.ctx.client("elbv2"), refs)
-        strategy = base.strategy(fleet)
+        arns = resolve_target_groups(self.ctx.client("elbv2"), refs)
+        strategy = self.strategy(fleet)
         change = RolloutChange(
             fleet=fleet,
             new_release=release.id,
@@ -205,19 +204,19 @@ class SlotDeployer:
         superseded = self.supersede(fleet.name, rollout_id, now)
         info = RolloutInfo(
             id=rollout_id,
-            project=base.spec.name,
+            project=self.spec.name,
             fleet=fleet.name,
             strategy=fleet.strategy.type,
             from_release=previous,
             to_release=release.id,
-            region=base.ctx.region,
+            region=self.ctx.region,
         )
         start_rollout(
-            base.state,
+            self.state,
             info,
             release,
             steps,
-            base.owner,
+            self.owner,
             now,
             {
                 "record": traffic.record,
@@ -226,23 +225,13 @@ class SlotDeployer:
                 "superseded": superseded,
             },
         )
-        ctx.emit(
-            "rollout.started",
-            action=action,
-            from_release=previous,
-            to_release=release.id,
-            steps=[s.describe() for s in steps],
-            target_slot=target,
-            source_slot=live,
-            weights=weights,
-        )
-        base.plugins.hook.immutable_sdk_rollout_started(rollout=info)
+        self.announce(info, action, steps, target_slot=target, source_slot=live, weights=weights)
         runner = SlotRunner(
             fleet=fleet,
-            plugins=base.plugins,
+            plugins=self.plugins,
             ctx=ctx,
-            api=base.fleets,
-            state=base.state,
+            api=self.fleets,
+            state=self.state,
             info=info,
             keeper=keeper,
             target=release.id,
@@ -262,8 +251,8 @@ class SlotDeployer:
         )
         result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
         try:
-            runner.s.version = base.fleets.ensure_version(fleet, release, rollout_id)
-            base.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
+            runner.s.version = self.fleets.ensure_version(fleet, release, rollout_id)
+            self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
             runner.run(steps)
             cap = fleet.capacity
             self.groups.resize(
@@ -271,17 +260,12 @@ class SlotDeployer:
             )
             self.groups.tag(fleet.name, home, {TAG_RELEASE: release.id})
         except FAILURES as exc:
-            result.error = str(exc)
-            if isinstance(exc, GateFailed):
-                result.failed_instances = dict(exc.details)
-            ctx.emit("rollout.failed", error=str(exc), details=result.failed_instances)
-            if not fleet.rollback_automatic and not isinstance(exc, Aborted):
-                result.outcome = "failed"
-                base.end(rollout_id, info, Phase.FAILED, str(exc))
-            else:
-                self.roll_back(fleet, info, runner, previous, release.id, str(exc), result)
+            reason = str(exc)
+            back = partial(self.roll_back, fleet, info, runner, previous, release.id)
+            forced = isinstance(exc, Aborted)  # an operator's abort rolls back regardless
+            self.fail(fleet, info, result, keeper, exc, lambda: back(reason, result), force=forced)
             return self._with_runner(result, runner)
-        base.promote(info, result)  # not while another release still has traffic
+        self.succeed(info, result, keeper)  # not while another release still has traffic
         return self._with_runner(result, runner)
 
     @staticmethod
@@ -320,7 +304,7 @@ class SlotDeployer:
     def supersede(self, fleet: str, by: str, now: float) -> list[str]:
         """Close the fleet's unfinished rollouts: this one repairs and replaces them."""
         closed: list[str] = []
-        state = self.base.state
+        state = self.state
         while (record := state.unfinished_rollout(fleet)) is not None and len(closed) < 50:
             state.update_rollout(
                 record.id,
@@ -341,7 +325,7 @@ class SlotDeployer:
         self,
         fleet: FleetSpec,
         record: RolloutRecord,
-        keeper: Heartbeat,
+        keeper: LockKeeper,
         *,
         reason: str = "aborted by an operator (immutable-sdk abort) after its process stopped",
         action: str = "abort",
@@ -351,30 +335,29 @@ class SlotDeployer:
         from, after checking that slot is healthy, then the slot it rolled out to retired;
         with no previous slot, the records, the new group and the launch template go. The
         rollout ends ``rolled_back`` (or stays unfinished, rolling back, if that fails)."""
-        base = self.base
         target, source = record.data.get("target_slot"), record.data.get("source_slot")
         if target not in SLOTS or source not in (*SLOTS, None):
             raise StateError(f"rollout {record.id} does not record the slots it moved between")
         traffic = TrafficSpec.of(fleet)
-        routes = TrafficApi(base.ctx.session, base.clock, keeper)
+        routes = TrafficApi(self.ctx.session, self.clock, keeper)
         endpoints = routes.endpoints(traffic)
         refs = [traffic.slots[s].target_group for s in SLOTS]
-        arns = resolve_target_groups(base.ctx.client("elbv2"), refs)
+        arns = resolve_target_groups(self.ctx.client("elbv2"), refs)
         info = RolloutInfo(
             id=record.id,
-            project=base.spec.name,
+            project=self.spec.name,
             fleet=fleet.name,
             strategy=record.strategy,
             from_release=record.from_release,
             to_release=record.to_release,
-            region=base.ctx.region,
+            region=self.ctx.region,
         )
         runner = SlotRunner(
             fleet=fleet,
-            plugins=base.plugins,
-            ctx=base.ctx.scoped(fleet=fleet.name, rollout=record.id),
-            api=base.fleets,
-            state=base.state,
+            plugins=self.plugins,
+            ctx=self.ctx.scoped(fleet=fleet.name, rollout=record.id),
+            api=self.fleets,
+            state=self.state,
             info=info,
             keeper=keeper,
             target=record.to_release,
@@ -407,11 +390,10 @@ class SlotDeployer:
         result: FleetResult,
     ) -> None:
         """All traffic back to the previous slot first, then the new slot's group retired."""
-        base = self.base
         s = runner.s
-        base.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
+        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
         runner.ctx.emit("rollback.started", reason=reason, to_release=previous)
-        base.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
+        self.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
         runner.rolling_back = True
         runner.restoring = True  # the signal that failed the release must not block the way back
         runner.target = previous or ""
@@ -431,12 +413,12 @@ class SlotDeployer:
                 target_slot=restore,
                 source_slot=s.target_slot,
             )
-            runner.run(base.strategy(fleet).plan(change))
+            runner.run(self.strategy(fleet).plan(change))
             if restore is None:
-                base.fleets.delete_group(fleet.name)  # no slot group left: the template too
+                self.fleets.delete_group(fleet.name)  # no slot group left: the template too
             else:
-                base.delete_failed_version(fleet.name, failed, previous)
+                self.delete_failed_version(fleet.name, failed, previous)
         except ImmutableSdkError as exc:
-            base.settle_rollback(info, result, reason, previous, exc)
+            self.settle_rollback(info, result, reason, previous, exc)
             return
-        base.settle_rollback(info, result, reason, previous, None)
+        self.settle_rollback(info, result, reason, previous, None)
