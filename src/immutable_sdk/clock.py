@@ -10,6 +10,7 @@ time a discrete-event schedule, so that parallel sleeps cost the longest path, n
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import itertools
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -213,3 +214,20 @@ def reserve(clock: Clock) -> Reservation:
     if isinstance(clock, VirtualClock):
         return clock.reserve()
     return Reservation(None)
+
+
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds of a time as AWS gives it: ISO 8601 text (``...Z``, an offset, or none:
+    UTC) or a datetime. None when absent or unreadable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()

@@ -15,7 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import pluggy
 
 from .bounded_http import HttpAnswer, http_request, proxy_from_environment
-from .clock import Clock
+from .clock import Clock, parse_time
 from .coalesce import Coalescer
 from .errors import (
     AwsError,
@@ -248,6 +248,7 @@ class Notifier(Protocol):
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,25 @@ class PluginEntry(Generic[F]):
     plugin: str  # the registering plugin's name
     distribution: str | None = None  # "name version" of the installing distribution
     description: str = ""
+
+    def create(
+        self: PluginEntry[Callable[[Mapping[str, Any]], T]],
+        config: Mapping[str, Any],
+        *,
+        where: str = "",
+    ) -> T:
+        """The factory's product for ``config``. Any exception but the SDK's own becomes a
+        PluginError naming the plugin and its distribution (``where``: e.g. a spec location)."""
+        try:
+            return self.factory(config)
+        except ImmutableSdkError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                self.plugin,
+                f"{self.kind} {self.name!r}{where} failed to start: {exc!r}",
+                distribution=self.distribution,
+            ) from exc
 
 
 class Registry(Generic[F]):
@@ -398,6 +418,7 @@ __all__ = [
     "http_request",
     "parse_duration",
     "parse_size",
+    "parse_time",
     "proxy_from_environment",
     "redact_text",
     "register_secret",

@@ -88,10 +88,8 @@ class NotifyRelay:
 
 
 def _builtin_modules() -> list[str]:
-    # Built-ins land one by one; a module not written yet is simply absent.
-    import importlib.util
-
-    return [name for name in BUILTIN_PLUGINS if importlib.util.find_spec(name) is not None]
+    # Imported as listed: a built-in that is missing is a broken install, and fails loudly.
+    return list(BUILTIN_PLUGINS)
 
 
 Distributions = dict[str, str]  # plugin name -> "distribution version"

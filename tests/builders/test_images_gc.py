@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner, Result
 
-from immutable_sdk.aws.images import collect, inventory, plan_collection
 from immutable_sdk.aws.session import AwsSession
 from immutable_sdk.builders.lineage import iso_utc
 from immutable_sdk.cli import main
+from immutable_sdk.core.images.gc import collect, inventory, plan_collection
 from immutable_sdk.plugin import (
     TAG_BUILDER,
     TAG_BUILT_AT,

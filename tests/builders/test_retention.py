@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from immutable_sdk.aws.images import StoredArtifact
 from immutable_sdk.core.images.retention import (
-    StoredArtifact,
     plan_gc,
     release_roles,
     release_usage,

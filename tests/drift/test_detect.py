@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from immutable_sdk.aws.drift import TemplateVersion
 from immutable_sdk.aws.fleet import GroupState, Member
+from immutable_sdk.clock import parse_time
 from immutable_sdk.core.drift.detect import (
     Drift,
     FleetObservation,
-    TemplateVersion,
     detect,
-    parse_time,
     plan_fix,
 )
 from immutable_sdk.spec.model import Capacity, FleetSpec, HealthSpec, PluginConfig

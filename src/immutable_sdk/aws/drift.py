@@ -8,9 +8,9 @@ instance (instances are replaced, by a rollout).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ..core.drift.detect import TemplateVersion
 from ..plugin import TAG_RELEASE
 from .fleet import FleetApi
 from .session import AwsSession, aws_errors, error_code
@@ -19,6 +19,15 @@ _TEMPLATE_MISSING = (
     "InvalidLaunchTemplateName.NotFoundException",
     "InvalidLaunchTemplateId.NotFound",
 )
+
+
+@dataclass(frozen=True)
+class TemplateVersion:
+    """A version of the fleet's launch template, as far as drift cares."""
+
+    number: int
+    release: str | None  # the release tag in its TagSpecifications
+    default: bool = False
 
 
 def template_versions(api: FleetApi, fleet: str) -> list[TemplateVersion]:

@@ -1,4 +1,4 @@
-"""Golden images in AWS: list a project's artifacts, find what uses them, garbage-collect.
+"""Golden images in AWS: list a project's artifacts, find what uses them, delete them.
 
 Artifacts are found by their lineage tags (``immutable-sdk:project``, ``:image``, ``:digest``...)
 on AMIs the account owns, in every region the spec's images use. What must not be deleted comes
@@ -9,35 +9,43 @@ their instances reference) and the project's instances that still exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.images.retention import (
-    GcPlan,
-    StoredArtifact,
-    newest_first,
-    plan_gc,
-    release_usage,
-)
+from ..clock import parse_time
 from ..plugin import TAG_BUILDER, TAG_BUILT_AT, TAG_DIGEST, TAG_IMAGE, TAG_PROJECT
 from ..spec.model import Spec
-from ..state.base import StateStore
 from .session import AwsSession, aws_errors, error_code
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 
 
-def _parse_time(text: str | None) -> float | None:
-    import datetime as dt
+@dataclass(frozen=True)
+class StoredArtifact:
+    """An artifact as found in AWS: one digest of one image, an AMI per region."""
 
-    if not text:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
+    image: str
+    digest: str
+    builder: str
+    built_at: float | None  # epoch seconds (lineage tag, else the AMI's creation date)
+    amis: Mapping[str, str]  # region -> AMI id
+    snapshots: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # region -> ids
+    name: str = ""
+
+    def ami_ids(self) -> set[str]:
+        return set(self.amis.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "builder": self.builder,
+            "built_at": self.built_at,
+            "amis": dict(self.amis),
+            "snapshots": {r: list(s) for r, s in self.snapshots.items()},
+            "name": self.name,
+        }
 
 
 def _tags(resource: Mapping[str, Any]) -> dict[str, str]:
@@ -72,8 +80,8 @@ def list_artifacts(
                 key,
                 {
                     "builder": tags.get(TAG_BUILDER, "?"),
-                    "built_at": _parse_time(tags.get(TAG_BUILT_AT))
-                    or _parse_time(ami.get("CreationDate")),
+                    "built_at": parse_time(tags.get(TAG_BUILT_AT))
+                    or parse_time(ami.get("CreationDate")),
                     "name": str(ami.get("Name", "")),
                     "amis": {},
                     "snapshots": {},
@@ -85,12 +93,10 @@ def list_artifacts(
                 for m in ami.get("BlockDeviceMappings", ())
                 if m.get("Ebs", {}).get("SnapshotId")
             )
-    return newest_first(
-        [
-            StoredArtifact(image=image, digest=digest.split("#")[0], **group)
-            for (image, digest), group in groups.items()
-        ]
-    )
+    return [
+        StoredArtifact(image=image, digest=digest.split("#")[0], **group)
+        for (image, digest), group in groups.items()
+    ]
 
 
 def _template_refs(groups: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, str]]:
@@ -148,50 +154,6 @@ def in_use_by_aws(session: AwsSession, project: str, regions: Iterable[str]) -> 
     return used
 
 
-@dataclass
-class ImageInventory:
-    """Artifacts per image with what uses each AMI, and what must not be deleted."""
-
-    artifacts: list[StoredArtifact]
-    usage: dict[str, list[str]] = field(default_factory=dict)  # AMI id -> releases using it
-    protected: dict[str, str] = field(default_factory=dict)  # AMI id -> why it must stay
-
-    def of(self, image: str) -> list[StoredArtifact]:
-        return [a for a in self.artifacts if a.image == image]
-
-    def used_by(self, artifact: StoredArtifact) -> list[str]:
-        return sorted({u for ami in artifact.ami_ids() for u in self.usage.get(ami, ())})
-
-
-def inventory(spec: Spec, session: AwsSession, state: StateStore) -> ImageInventory:
-    """The project's artifacts, the releases that use them and everything that protects them."""
-    regions = spec_regions(spec)
-    result = ImageInventory(list_artifacts(session, spec.name, regions))
-    for fleet, _, _ in spec.units():  # fleet@region: a fleet's releases in another region
-        usage, protected = release_usage(fleet, state.releases(fleet), state.rollouts(fleet))
-        for ami, labels in usage.items():
-            result.usage.setdefault(ami, []).extend(labels)
-        for ami, why in protected.items():
-            result.protected.setdefault(ami, why)
-    for ami, why in in_use_by_aws(session, spec.name, regions).items():
-        result.protected.setdefault(ami, f"used by {why}")
-    return result
-
-
-def plan_collection(
-    spec: Spec, found: ImageInventory, now: float, min_age: float
-) -> dict[str, GcPlan]:
-    """Per image of the spec with ``retain`` set: what to keep and what to delete."""
-    plans: dict[str, GcPlan] = {}
-    for name, image in spec.images.items():
-        artifacts = found.of(name)
-        if image.retain is None:
-            plans[name] = GcPlan([(a, "the image sets no retain") for a in artifacts], [])
-        else:
-            plans[name] = plan_gc(artifacts, found.protected, now, image.retain, min_age)
-    return plans
-
-
 def delete_artifact(session: AwsSession, artifact: StoredArtifact) -> list[str]:
     """Deregister the artifact's AMIs and delete their snapshots; returns what was deleted."""
     deleted: list[str] = []
@@ -212,21 +174,3 @@ def delete_artifact(session: AwsSession, artifact: StoredArtifact) -> list[str]:
                     if error_code(exc) != "InvalidSnapshot.NotFound":
                         raise
     return deleted
-
-
-def collect(
-    spec: Spec, session: AwsSession, plans: Mapping[str, GcPlan], *, dry_run: bool
-) -> list[tuple[StoredArtifact, Sequence[str]]]:
-    """Carry out the plans (unless ``dry_run``): each deleted artifact and its resources."""
-    done: list[tuple[StoredArtifact, Sequence[str]]] = []
-    for plan in plans.values():
-        for artifact in plan.delete:
-            if dry_run:
-                resources = [
-                    *artifact.amis.values(),
-                    *(s for ss in artifact.snapshots.values() for s in ss),
-                ]
-            else:
-                resources = delete_artifact(session, artifact)
-            done.append((artifact, resources))
-    return done

@@ -38,10 +38,11 @@ from immutable_sdk.plugin import (
     Registry,
     aws_error_code,
     hookimpl,
+    parse_time,
 )
 
 from .digest import canonical_digest
-from .lineage import IMAGE_PROPERTIES, iso_utc, parse_time
+from .lineage import IMAGE_PROPERTIES, iso_utc
 
 NAME = "ami"
 VERSION = "1"

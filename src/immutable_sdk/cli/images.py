@@ -14,7 +14,7 @@ from . import Options, output_option, pass_options, spec_files_option
 from .connect import open_engine
 
 if TYPE_CHECKING:
-    from ..core.images.retention import StoredArtifact
+    from ..aws.images import StoredArtifact
 
 
 def register(group: click.Group) -> None:
@@ -76,7 +76,7 @@ def images(ctx: click.Context, opts: Options, files: tuple[str, ...], output: st
 
 
 def _list(opts: Options, files: Sequence[str], output: str | None) -> None:
-    from ..aws.images import inventory
+    from ..core.images.gc import inventory
 
     with open_engine(opts, files) as (engine, _):
         spec = engine.spec
@@ -162,7 +162,7 @@ def gc(
     group of the project references, by an instance of the project, or built less than
     ``--min-age`` ago. An image without ``retain`` is never collected.
     """
-    from ..aws.images import collect, inventory, plan_collection
+    from ..core.images.gc import collect, inventory, plan_collection
     from ..units import parse_duration
 
     try:

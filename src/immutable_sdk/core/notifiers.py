@@ -13,7 +13,7 @@ from typing import Any
 
 import pluggy
 
-from ..errors import ImmutableSdkError, PluginError
+from ..errors import PluginError
 from ..plugin import Notifier
 from ..plugins import Plugins
 from ..spec.model import PluginConfig
@@ -41,16 +41,7 @@ def start_notifiers(configs: Sequence[PluginConfig], plugins: Plugins) -> Active
     try:
         for index, config in enumerate(configs):
             entry = plugins.notifiers.get(config.type)
-            try:
-                notifier = entry.factory(config.config)
-            except ImmutableSdkError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    entry.plugin,
-                    f"notifier {config.type!r} ({config.location}) failed to start: {exc!r}",
-                    distribution=entry.distribution,
-                ) from exc
+            notifier = entry.create(config.config, where=f" ({config.location})")
             name = f"notifier-{index}-{config.type}-{id(notifier):x}"
             try:
                 plugins.manager.register(notifier, name=name)

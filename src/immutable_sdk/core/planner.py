@@ -19,7 +19,7 @@ from ..aws.network import (
     resolve_target_groups,
 )
 from ..aws.session import aws_errors
-from ..errors import AwsError, ImmutableSdkError, PluginError
+from ..errors import AwsError
 from ..lifecycle import Phase
 from ..plugin import Artifact, Builder
 from ..plugins import Plugins
@@ -51,17 +51,7 @@ def waved_plan(
 
 
 def builder_for(plugins: Plugins, image: ImageSpec) -> Builder:
-    entry = plugins.builders.get(image.builder)
-    try:
-        return entry.factory(image.config)
-    except ImmutableSdkError:
-        raise
-    except Exception as exc:
-        raise PluginError(
-            entry.plugin,
-            f"builder {image.builder!r} failed to start: {exc!r}",
-            distribution=entry.distribution,
-        ) from exc
+    return plugins.builders.get(image.builder).create(image.config)
 
 
 @dataclass

@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ...aws.drift import TemplateVersion
 from ...aws.fleet import GroupState, Member
+from ...clock import parse_time
 from ...spec.model import FleetSpec
 from ...state.base import ReleaseRecord
 from ...units import format_duration
@@ -71,15 +73,6 @@ class Drift:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class TemplateVersion:
-    """A version of the fleet's launch template, as far as drift cares."""
-
-    number: int
-    release: str | None  # the release tag in its TagSpecifications
-    default: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,23 +278,6 @@ def _image(obs: FleetObservation) -> list[Drift]:
         found = f"deprecated since {when.isoformat(timespec='seconds')}"
         return [Drift("ami-deprecated", fleet, ami, "not deprecated", found, "rebuild")]
     return []
-
-
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds of an AWS timestamp (ISO 8601 text or a datetime); None if absent."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, _dt.datetime):
-        moment = value
-    else:
-        text = str(value).strip().replace("Z", "+00:00")
-        try:
-            moment = _dt.datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return moment.timestamp()
 
 
 @dataclass(frozen=True)

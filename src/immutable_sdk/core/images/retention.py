@@ -4,43 +4,17 @@
 is protected (used by a fleet's current or previous release, by a rollout in progress, by a launch
 template version an Auto Scaling group still references, or by a running instance) or younger
 than ``min_age``. Everything else is deleted: the AMI in every region and its snapshots.
-``aws.images`` gathers the inputs from AWS and the state store and carries the decision out.
+``gc`` gathers the inputs (from AWS through ``aws.images``, and the state store) and carries
+the decision out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from ...aws.images import StoredArtifact
 from ...state.base import ReleaseRecord, RolloutRecord
-
-
-@dataclass(frozen=True)
-class StoredArtifact:
-    """An artifact as found in AWS: one digest of one image, an AMI per region."""
-
-    image: str
-    digest: str
-    builder: str
-    built_at: float | None  # epoch seconds (lineage tag, else the AMI's creation date)
-    amis: Mapping[str, str]  # region -> AMI id
-    snapshots: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # region -> ids
-    name: str = ""
-
-    def ami_ids(self) -> set[str]:
-        return set(self.amis.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "image": self.image,
-            "digest": self.digest,
-            "builder": self.builder,
-            "built_at": self.built_at,
-            "amis": dict(self.amis),
-            "snapshots": {r: list(s) for r, s in self.snapshots.items()},
-            "name": self.name,
-        }
 
 
 @dataclass(frozen=True)

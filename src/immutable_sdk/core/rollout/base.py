@@ -100,17 +100,7 @@ class BaseDeployer:
         return result
 
     def strategy(self, fleet: FleetSpec) -> Strategy:
-        entry = self.plugins.strategies.get(fleet.strategy.type)
-        try:
-            return entry.factory(fleet.strategy.config)
-        except ImmutableSdkError:
-            raise
-        except Exception as exc:
-            raise PluginError(
-                entry.plugin,
-                f"strategy {fleet.strategy.type!r} failed to start: {exc!r}",
-                distribution=entry.distribution,
-            ) from exc
+        return self.plugins.strategies.get(fleet.strategy.type).create(fleet.strategy.config)
 
     def end(self, rollout: str, info: RolloutInfo, phase: Phase, error: str | None) -> None:
         """Record the rollout's outcome. ``promoted`` and ``rolled_back`` only when AWS shows

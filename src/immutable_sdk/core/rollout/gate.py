@@ -114,16 +114,7 @@ class GateRunner:
             entry = self.registry.get(cfg.type)
             # Name a check by its type; number it only when the type appears twice.
             name = cfg.type if types.count(cfg.type) == 1 else f"{cfg.type}#{i + 1}"
-            try:
-                checks.append((name, entry.factory(cfg.config)))
-            except ImmutableSdkError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    entry.plugin,
-                    f"health check {cfg.type!r} failed to start: {exc!r}",
-                    distribution=entry.distribution,
-                ) from exc
+            checks.append((name, entry.create(cfg.config)))
         return checks
 
     def _poll(
