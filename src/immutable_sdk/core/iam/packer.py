@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...builders.packer_template import template_settings
 from ...plugin import TAG_PROJECT
+from .conditions import retag_guard
 
 if TYPE_CHECKING:
     from ...spec.model import ImageSpec
@@ -107,8 +108,6 @@ def packer_statements(
     images = list(images)
     home = list(dict.fromkeys(i.regions[0] for i in images))
     regions = list(dict.fromkeys([*home, *regions]))
-    from .policy import retag_guard
-
     tagged = {"StringEquals": {f"aws:ResourceTag/{TAG_PROJECT}": project}}
     requested = {"StringEquals": {f"aws:RequestTag/{TAG_PROJECT}": project}}
     p.allow("PackerReads", PACKER_READS)

@@ -24,6 +24,7 @@ from typing import Any
 
 from ...plugin import TAG_PROJECT
 from ...spec.model import FleetSpec, Spec
+from .conditions import retag_guard
 from .packer import packer_notes, packer_statements, unobserved_reasons
 
 # botocore service name -> IAM service prefix, where they differ
@@ -266,15 +267,6 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
             tagged,
         )
     return p.document()
-
-
-def retag_guard(project: str) -> dict[str, dict[str, str]]:
-    """Tagging with the project's tag, of a resource that has none yet or already has it: so
-    a resource of another project cannot be re-tagged into this project's reach."""
-    return {
-        "StringEquals": {f"aws:RequestTag/{TAG_PROJECT}": project},
-        "StringEqualsIfExists": {f"aws:ResourceTag/{TAG_PROJECT}": project},
-    }
 
 
 def group_names(spec: Spec) -> list[str]:
