@@ -57,7 +57,7 @@ def get_logger(**context: Any) -> Any:
 PROJECT = "immutable_sdk"
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-# Tags on every AWS resource the SDK creates (DESIGN.md section 6).
+# Tags on every AWS resource the SDK creates (docs/design.md, section 6).
 TAG_PROJECT = "immutable-sdk:project"
 TAG_FLEET = "immutable-sdk:fleet"
 TAG_RELEASE = "immutable-sdk:release"

@@ -100,7 +100,7 @@ class Plan:
     items: tuple[PlanItem, ...]
     builds: tuple[str, ...] = ()  # images to build
     artifacts: Mapping[str, Artifact] = field(default_factory=dict)  # images found
-    waves: tuple[Mapping[str, Any], ...] = ()  # the spec's waves, in order (see waves.py)
+    waves: tuple[Mapping[str, Any], ...] = ()  # the spec's waves, in order (see core/waves.py)
 
     @property
     def changes(self) -> bool:

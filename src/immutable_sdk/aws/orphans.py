@@ -2,7 +2,7 @@
 
 A retire detaches instances from their group and then terminates them; a process killed in
 between leaves them running outside any group, serving nobody and costing money. They are
-found from AWS itself, by the tags every instance of a fleet carries (DESIGN.md section 6):
+found from AWS itself, by the tags every instance of a fleet carries (docs/design.md, section 6):
 ``immutable-sdk:project`` and ``immutable-sdk:fleet``, and ``immutable-sdk:release``.
 """
 

@@ -107,7 +107,7 @@ def _filters(config: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str]
     owners = [str(o) for o in config.get("owners") or ()]
     for name, value in dict(config["filters"]).items():
         values = [str(v) for v in (value if isinstance(value, list) else [value])]
-        if name == "owners":  # DESIGN.md writes owners inside filters; it is not an EC2 filter
+        if name == "owners":  # the spec writes owners inside filters; it is not an EC2 filter
             owners += values
         else:
             filters.append({"Name": str(name), "Values": values})

@@ -29,7 +29,7 @@ class Context:
     sink: EventSink = _discard
     fleet: str | None = None
     rollout: str | None = None
-    unit_suffix: str = ""  # "@eu-west-1" outside the spec's region (see regions.py)
+    unit_suffix: str = ""  # "@eu-west-1" outside the spec's region (see ``regions``)
 
     def unit(self, fleet: str) -> str:
         """How people name ``fleet`` in this region: ``web``, or ``web@eu-west-1``."""

@@ -89,7 +89,7 @@ class Engine:
         self.sink = sink or _discard
         self.owner = owner or new_owner()
         self.lease = lease
-        # Session and state come from one place for every caller (connection.py); a session
+        # Session and state come from one place for every caller (``connection``); a session
         # given by the caller stays the caller's, a connection opened here is closed here.
         self._connection: Connection | None = None
         if session is None:
@@ -110,7 +110,7 @@ class Engine:
             self._close_connection()
             raise
         self.state = state
-        # One stack per region the spec deploys to (regions.py); the spec's region's first.
+        # One stack per region the spec deploys to (``regions``); the spec's region's first.
         self._lock_wait = lock_wait
         self.regional = {r: self._stack(r) for r in spec.regions}
         home = self.regional[spec.region]
@@ -283,7 +283,7 @@ class Engine:
         """Roll back ``fleet_name``'s unfinished rollout that no process runs any more (its
         lock is free or its lease expired), as ``apply --abort-unfinished`` would. None when a
         process still runs it: ``abort`` signals that process instead. A fleet with traffic
-        slots goes back to the slot its rollout moved traffic from (slots.py)."""
+        slots goes back to the slot its rollout moved traffic from (``traffic.deployer``)."""
         stack, fleet = self._unit(fleet_name)
         result = stack.abort_unfinished(fleet)
         return None if result is None else keyed_result(result, stack.key(fleet.name))
@@ -317,7 +317,7 @@ class Engine:
             for name in names
         }
 
-    # --- drift and lifetime (remediate.py) --------------------------------------------------
+    # --- drift and lifetime (drift.remediate) ---------------------------------------------
 
     def _by_region(self, fleets: Sequence[str] | None) -> dict[str, list[str] | None]:
         """Unit keys (none: all) as fleet names per region; None means every fleet there."""
@@ -334,7 +334,7 @@ class Engine:
     def drift(
         self, fleets: Sequence[str] | None = None, *, fix: bool = False, dry_run: bool = False
     ) -> DriftReport:
-        """Every fleet's drift (a ``remediate.DriftReport``). ``fix`` remedies it by replacement,
+        """Every fleet's drift (a ``DriftReport``). ``fix`` remedies it by replacement,
         restoring and scaling, then looks again (``report.remaining``); ``dry_run`` only plans.
         ``fleets``: unit keys (``web``, ``web@eu-west-1``); none: every fleet in every region."""
         reports = []
@@ -353,7 +353,7 @@ class Engine:
         self, fleets: Sequence[str] | None = None, *, dry_run: bool = False
     ) -> list[FleetFix]:
         """Replace instances older than their fleet's ``max_lifetime``, oldest first, through
-        the fleet's strategy (``remediate.FleetFix`` per fleet that had any)."""
+        the fleet's strategy (a ``FleetFix`` per fleet that had any)."""
         from .drift.remediate import LIFETIME_KINDS
 
         fixes: list[FleetFix] = []

@@ -193,7 +193,7 @@ class Planner:
         return PlanItem(action="noop", **common)
 
     def _unfinished(self, fleet: str) -> list[str]:
-        """A rollout of the fleet that did not finish: apply resumes it (see resume.py)."""
+        """A rollout of the fleet that did not finish: apply resumes it (see ``rollout.resume``)."""
         record = self.state.unfinished_rollout(fleet)
         if record is None:
             return []

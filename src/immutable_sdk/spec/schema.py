@@ -1,4 +1,4 @@
-"""The JSON Schema of a spec: the core (DESIGN.md section 3) composed with every plugin's schema.
+"""The JSON Schema of a spec: the core (docs/design.md, 3) composed with every plugin's schema.
 
 A plugin block (an image, a fleet's ``strategy``, each of ``health.checks``) is validated by the
 schema of the plugin its discriminator (``builder:`` or ``type:``) names, through ``if``/``then``

@@ -1,4 +1,4 @@
-"""JSON Schema errors turned into located problems in the words of STYLE.md.
+"""JSON Schema errors turned into located problems in the project's words (docs/errors.md).
 
 The whole document is validated at once (``iter_errors``) against the composed schema; every
 error is mapped to the node that caused it: the unknown key itself, the map that misses a key,

@@ -136,7 +136,7 @@ class BaseDeployer:
             result.error = f"{exc}; the rollout stays unfinished: run apply again to finish it"
 
     def serving(self, fleet: str) -> dict[str, list[str]]:
-        """Release -> instances that serve ``fleet`` now, read from AWS (serving.py)."""
+        """Release -> instances that serve ``fleet`` now, read from AWS (``serving``)."""
         spec = self.spec.fleets.get(fleet)
         if spec is not None and spec.traffic:
             routes = TrafficApi(self.ctx.session, self.clock)

@@ -81,7 +81,7 @@ class FleetDeployer(BaseDeployer):
         ``replace``: instances to replace even though they run ``release`` (drift, lifetime).
 
         An unfinished rollout of the fleet (its process died, was interrupted or lost the
-        lock) comes first (resume.py): resumed when it was rolling out ``release``; superseded
+        lock) comes first (``resume``): resumed when it was rolling out ``release``; superseded
         by this rollout, which starts from what runs, when the spec now wants another release;
         rolled back when ``abort_unfinished`` or when it was rolling back already. A fleet that
         another rollout brought to ``release`` meanwhile is a noop (no rollout twice).

@@ -1,6 +1,6 @@
 """A fleet's lock, held by a running rollout: acquire (or wait), renew, fence, release.
 
-One rollout per fleet at a time (DESIGN.md section 6). The lock in the state store holds an
+One rollout per fleet at a time (docs/design.md, section 6). The lock in the state store holds an
 owner id (``host:pid:random``) and a lease. Only its owner renews or releases it; another
 process takes it only once the lease expired. While a ``LockKeeper`` holds the lock:
 

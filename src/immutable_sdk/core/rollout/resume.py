@@ -6,7 +6,7 @@ the job from what AWS actually runs, read back through two sources:
 
 * the journal: instances that passed a gate (``gated``: they count as healthy capacity) and
   instances that a retire had begun to take out (``retiring``: already out of traffic);
-* AWS itself, through the tags every instance of a fleet carries (DESIGN.md section 6).
+* AWS itself, through the tags every instance of a fleet carries (docs/design.md, section 6).
 
 ``reconcile`` then brings the fleet to a state that the strategy can plan from:
 

@@ -333,14 +333,18 @@ class RolloutRunner:
             self.wait(min(delay, self.fleet.health.timeout - elapsed))
             delay = min(delay * 2, self.fleet.health.interval)
 
-    def gate(self) -> dict[str, Any]:
-        # The health check grace period runs from the end of the last launch, on our clock.
+    def health_grace(self) -> None:
+        """Wait out what is left of the health check grace period, which runs from the end
+        of the last launch, on the runner's clock."""
         grace = self.fleet.health.grace
         if grace and self.last_launch is not None:
             left = grace - (self.ctx.clock.monotonic() - self.last_launch)
             if left > 0:
                 self.ctx.emit("gate.grace", seconds=left)
                 self.wait(left)
+
+    def gate(self) -> dict[str, Any]:
+        self.health_grace()
         judged: list[GateTargets] = []
 
         def targets() -> GateTargets:

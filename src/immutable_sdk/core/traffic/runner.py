@@ -297,12 +297,7 @@ class SlotRunner(RolloutRunner):
             delay = min(delay * 2, self.fleet.health.interval)
 
     def slot_gate(self, slot: str) -> dict[str, Any]:
-        grace = self.fleet.health.grace
-        if grace and self.last_launch is not None:
-            left = grace - (self.ctx.clock.monotonic() - self.last_launch)
-            if left > 0:
-                self.ctx.emit("gate.grace", seconds=left)
-                self.wait(left)
+        self.health_grace()
         read = self.slot_targets(slot)
         judged: list[GateTargets] = []
 
