@@ -9,6 +9,7 @@ deployer (lock, recording, failure handling) is in ``base``; the contract both k
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from functools import partial
@@ -127,14 +128,10 @@ class FleetDeployer(BaseDeployer):
 
         if not pending:
             self.announce(info, action, steps)
-        runner = RolloutRunner(
-            fleet=fleet,
-            plugins=self.plugins,
-            ctx=replace_field(ctx, clock=keeper.clock),
-            api=self.fleets,
-            state=self.state,
-            info=info,
-            heartbeat=keeper,
+        runner = self.runner(
+            fleet,
+            info,
+            keeper,
             target=release.id,
             trusted=previous,
             replace=replace,
@@ -160,27 +157,7 @@ class FleetDeployer(BaseDeployer):
                 planned = [*(resumed.steps if resumed else ()), *(s.to_dict() for s in steps)]
                 self.state.update_rollout(rollout_id, steps=planned)
                 self.announce(info, action, steps)
-            start = len(group.live()) if group else 0
-            low, high = capacity_bounds(
-                fleet.capacity.desired, steps, group.desired if group else 0
-            )
-            if group is None:
-                self.fleets.create_group(
-                    fleet,
-                    version,
-                    subnets=release.launch_config["subnets"],
-                    target_groups=release.launch_config["target_groups"],
-                    release=release.id,
-                    max_size=max(high, fleet.capacity.max),
-                )
-            else:
-                self.fleets.suspend(fleet.name)
-                self.fleets.update_group(
-                    fleet.name,
-                    version=version,
-                    min_size=min(fleet.capacity.min, low),
-                    max_size=max(high, fleet.capacity.max, start),
-                )
+            self.provision(fleet, release, version, group, steps)
             self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
             runner.run(steps)
             self.finish(fleet, release.id)
@@ -194,6 +171,54 @@ class FleetDeployer(BaseDeployer):
             return self._with_runner(result, runner)
         self.succeed(info, result, keeper)
         return self._with_runner(result, runner)
+
+    def runner(
+        self, fleet: FleetSpec, info: RolloutInfo, keeper: LockKeeper, **options: Any
+    ) -> RolloutRunner:
+        """The runner of the rollout ``info``, on the lock keeper's clock (``options``:
+        RolloutRunner's own fields)."""
+        ctx = self.ctx.scoped(fleet=fleet.name, rollout=info.id)
+        return RolloutRunner(
+            fleet=fleet,
+            plugins=self.plugins,
+            ctx=replace_field(ctx, clock=keeper.clock),
+            api=self.fleets,
+            state=self.state,
+            info=info,
+            heartbeat=keeper,
+            **options,
+        )
+
+    def provision(
+        self,
+        fleet: FleetSpec,
+        release: Release,
+        version: int,
+        group: GroupState | None,
+        steps: Sequence[Step],
+    ) -> None:
+        """The group the steps run in: created on the release's launch template version, or
+        moved to it, with scaling processes suspended and bounds wide enough for the steps
+        (``finish`` restores the spec's)."""
+        start = len(group.live()) if group else 0
+        low, high = capacity_bounds(fleet.capacity.desired, steps, group.desired if group else 0)
+        if group is None:
+            self.fleets.create_group(
+                fleet,
+                version,
+                subnets=release.launch_config["subnets"],
+                target_groups=release.launch_config["target_groups"],
+                release=release.id,
+                max_size=max(high, fleet.capacity.max),
+            )
+            return
+        self.fleets.suspend(fleet.name)
+        self.fleets.update_group(
+            fleet.name,
+            version=version,
+            min_size=min(fleet.capacity.min, low),
+            max_size=max(high, fleet.capacity.max, start),
+        )
 
     def plan_steps(
         self,
@@ -267,14 +292,10 @@ class FleetDeployer(BaseDeployer):
             rollback=True,
             region=self.ctx.region,
         )
-        runner = RolloutRunner(
-            fleet=fleet,
-            plugins=self.plugins,
-            ctx=replace_field(ctx, clock=keeper.clock),
-            api=self.fleets,
-            state=state,
-            info=info,
-            heartbeat=keeper,
+        runner = self.runner(
+            fleet,
+            info,
+            keeper,
             target=record.from_release or "",
             trusted=record.from_release,
             gated=set(carried.gated),

@@ -176,20 +176,16 @@ class SlotDeployer(BaseDeployer):
             return self.abort_unfinished(fleet, pending, keeper, reason=reason, action=action)
         now = self.clock.now()
         rollout_id = new_rollout_id(now)
-        ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
         traffic = TrafficSpec.of(fleet)
-        routes = TrafficApi(self.ctx.session, self.clock, keeper)
+        routes = self.routes(keeper)
         weights = routes.weights(traffic)
         groups = self.groups.describe(fleet.name)
-        unfinished = self.state.unfinished_rollout(fleet.name)
-        interrupted_from = unfinished.data.get("source_slot") if unfinished else None
+        interrupted_from = pending.data.get("source_slot") if pending else None
         live = live_slot(weights, groups, prefer=interrupted_from)
         live_group = groups[live] if live else None
         previous = live_group.release if live_group else None
         target = next(s for s in SLOTS if s != live)
-        endpoints = routes.endpoints(traffic)  # fails early on a missing load balancer
-        refs = [traffic.slots[s].target_group for s in SLOTS]
-        arns = resolve_target_groups(self.ctx.client("elbv2"), refs)
+        slots = self.slots_between(traffic, routes, release, target, live)
         strategy = self.strategy(fleet)
         change = RolloutChange(
             fleet=fleet,
@@ -226,26 +222,13 @@ class SlotDeployer(BaseDeployer):
             },
         )
         self.announce(info, action, steps, target_slot=target, source_slot=live, weights=weights)
-        runner = SlotRunner(
-            fleet=fleet,
-            plugins=self.plugins,
-            ctx=ctx,
-            api=self.fleets,
-            state=self.state,
-            info=info,
-            keeper=keeper,
+        runner = self.runner(
+            fleet,
+            info,
+            keeper,
+            slots,
             target=release.id,
             trusted=previous,
-            slots=Slots(
-                traffic=traffic,
-                groups=self.groups,
-                routes=routes,
-                release=release,
-                target_groups=dict(zip(SLOTS, arns, strict=True)),
-                load_balancers={s: endpoints[s].arn for s in SLOTS},
-                target_slot=target,
-                source_slot=live,
-            ),
             weights=dict(weights),
             restoring=action == "rollback",  # back to a known-good release: gate.restoring
         )
@@ -267,6 +250,47 @@ class SlotDeployer(BaseDeployer):
             return self._with_runner(result, runner)
         self.succeed(info, result, keeper)  # not while another release still has traffic
         return self._with_runner(result, runner)
+
+    def slots_between(
+        self,
+        traffic: TrafficSpec,
+        routes: TrafficApi,
+        release: Release | None,
+        target: str,
+        source: str | None,
+    ) -> Slots:
+        """What a rollout from slot ``source`` to ``target`` works on (``release`` None: it
+        only rolls back). Resolving the load balancers and target groups fails early, before
+        anything is recorded, when one is missing."""
+        endpoints = routes.endpoints(traffic)
+        refs = [traffic.slots[s].target_group for s in SLOTS]
+        arns = resolve_target_groups(self.ctx.client("elbv2"), refs)
+        return Slots(
+            traffic=traffic,
+            groups=self.groups,
+            routes=routes,
+            release=release,
+            target_groups=dict(zip(SLOTS, arns, strict=True)),
+            load_balancers={s: endpoints[s].arn for s in SLOTS},
+            target_slot=target,
+            source_slot=source,
+        )
+
+    def runner(
+        self, fleet: FleetSpec, info: RolloutInfo, keeper: LockKeeper, slots: Slots, **options: Any
+    ) -> SlotRunner:
+        """The runner of the rollout ``info`` (``options``: SlotRunner's own fields)."""
+        return SlotRunner(
+            fleet=fleet,
+            plugins=self.plugins,
+            ctx=self.ctx.scoped(fleet=fleet.name, rollout=info.id),
+            api=self.fleets,
+            state=self.state,
+            info=info,
+            keeper=keeper,
+            slots=slots,
+            **options,
+        )
 
     @staticmethod
     def plan_steps(
@@ -339,10 +363,7 @@ class SlotDeployer(BaseDeployer):
         if target not in SLOTS or source not in (*SLOTS, None):
             raise StateError(f"rollout {record.id} does not record the slots it moved between")
         traffic = TrafficSpec.of(fleet)
-        routes = TrafficApi(self.ctx.session, self.clock, keeper)
-        endpoints = routes.endpoints(traffic)
-        refs = [traffic.slots[s].target_group for s in SLOTS]
-        arns = resolve_target_groups(self.ctx.client("elbv2"), refs)
+        slots = self.slots_between(traffic, self.routes(keeper), None, str(target), source)
         info = RolloutInfo(
             id=record.id,
             project=self.spec.name,
@@ -352,26 +373,8 @@ class SlotDeployer(BaseDeployer):
             to_release=record.to_release,
             region=self.ctx.region,
         )
-        runner = SlotRunner(
-            fleet=fleet,
-            plugins=self.plugins,
-            ctx=self.ctx.scoped(fleet=fleet.name, rollout=record.id),
-            api=self.fleets,
-            state=self.state,
-            info=info,
-            keeper=keeper,
-            target=record.to_release,
-            slots=Slots(
-                traffic=traffic,
-                groups=self.groups,
-                routes=routes,
-                release=None,
-                target_groups=dict(zip(SLOTS, arns, strict=True)),
-                load_balancers={s: endpoints[s].arn for s in SLOTS},
-                target_slot=str(target),
-                source_slot=source,
-            ),
-            index=len(record.steps),
+        runner = self.runner(
+            fleet, info, keeper, slots, target=record.to_release, index=len(record.steps)
         )
         result = FleetResult(
             fleet.name, action, "rolled_back", record.from_release, record.to_release, record.id
