@@ -90,3 +90,41 @@ def test_the_built_in_plugin_contract_forbids_every_other_top_level_module() -> 
     forbidden = {m.split(".", 1)[1] for m in contract["forbidden_modules"] if "." in m}
     plugin_packages = {m.split(".", 1)[1] for m in contract["source_modules"]}
     assert forbidden == top_level_modules() - plugin_packages - {"plugin"}
+
+
+def named_types(hint: object) -> set[type]:
+    """The classes a type hint names (``list[FleetStatus] | None`` -> FleetStatus...)."""
+    import typing
+
+    found: set[type] = set()
+    args = typing.get_args(hint)
+    if args:
+        for arg in args:
+            found |= named_types(arg)
+        origin = typing.get_origin(hint)
+        if isinstance(origin, type) and origin.__module__ != "builtins":
+            found.add(origin)
+    elif isinstance(hint, type) and hint.__module__ not in ("builtins", "types"):
+        found.add(hint)
+    return found
+
+
+def test_what_public_methods_return_is_public_and_typed() -> None:
+    import inspect
+    import typing
+
+    from immutable_sdk import Engine, plugin
+
+    names = {name: getattr(immutable_sdk, name) for name in immutable_sdk.__all__}
+    # public too: what immutable_sdk.plugin exports (Artifact, for Engine.build)
+    public = set(names.values()) | {getattr(plugin, name) for name in plugin.__all__}
+    leaks = []
+    for name, method in inspect.getmembers(Engine, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        hints = typing.get_type_hints(method, localns=names)  # names behind TYPE_CHECKING
+        assert "return" in hints, f"Engine.{name} has no return annotation"
+        for cls in named_types(hints["return"]):
+            if cls.__module__.startswith("immutable_sdk") and cls not in public:
+                leaks.append(f"Engine.{name} returns {cls.__module__}.{cls.__qualname__}")
+    assert not leaks, "\n".join(leaks)
