@@ -21,7 +21,13 @@ import yaml
 from click.testing import CliRunner
 
 from immutable_sdk.cli import main
-from immutable_sdk.core.iam_pack import MANAGED_POLICY_CHARACTERS, pack, size, split
+from immutable_sdk.core.iam_pack import (
+    MANAGED_POLICY_CHARACTERS,
+    PolicyTooLarge,
+    pack,
+    size,
+    split,
+)
 from immutable_sdk.core.iam_purposes import PURPOSES, STAR_BY_CHOICE, purpose, statement_table
 from immutable_sdk.iam import PolicyBuilder, allowed_actions, policy_document
 
@@ -203,7 +209,7 @@ def test_a_statement_too_large_alone_is_cut_into_parts() -> None:
         for p in parts
     )
     assert purpose("DeregisterTargetsPart2") == PURPOSES["DeregisterTargets"]
-    # a long any-of condition list is cut the same way; a ForAllValues list never
+    # a long any-of condition list is cut the same way
     names = [f"group-{n:04d}" for n in range(600)]
     key = "aws:ResourceTag/aws:autoscaling:groupName"
     statement = {
@@ -216,9 +222,16 @@ def test_a_statement_too_large_alone_is_cut_into_parts() -> None:
     parts = split(statement, MANAGED_POLICY_CHARACTERS)
     assert len(parts) > 1
     assert [n for p in parts for n in p["Condition"]["StringEquals"][key]] == names
+    # a ForAllValues list too: each part allows batches of its names only (less, never more)
     statement["Condition"] = {"ForAllValues:StringEquals": {key: names}, "Null": {key: "false"}}
-    with pytest.raises(ValueError, match="exceeds"):
+    parts = split(statement, MANAGED_POLICY_CHARACTERS)
+    assert len(parts) > 1 and all(p["Condition"]["Null"] == {key: "false"} for p in parts)
+    assert [n for p in parts for n in p["Condition"]["ForAllValues:StringEquals"][key]] == names
+    # what cannot be cut is an error the CLI reports (exit 2), not a traceback
+    statement = {"Sid": "X", "Effect": "Allow", "Action": ["a:B"], "Resource": "x" * 7000}
+    with pytest.raises(PolicyTooLarge, match="exceeds"):
         split(statement, MANAGED_POLICY_CHARACTERS)
+    assert PolicyTooLarge("x").exit_code == 2
 
 
 # --- outputs ---------------------------------------------------------------------------------

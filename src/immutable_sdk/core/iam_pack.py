@@ -4,8 +4,10 @@ AWS measures a policy without its white space: a managed policy holds at most 6,
 a role's inline policies 10,240 in all, and a role takes 10 managed policies (the default quota,
 which can be raised to 20). ``pack`` fills managed policies with whole statements in order; a
 statement too large for one document alone is cut into parts by its resources, or by the values
-of its one list-valued condition (both are alternatives, so the parts allow exactly what the
-whole did). ``ForAllValues`` lists are never cut: a part would allow less than the whole.
+of its one list-valued condition. Resources and any-of values are alternatives: the parts allow
+exactly what the whole did. A ``ForAllValues`` list (Route 53 record names) cut in parts allows
+less, never more: a change batch whose names all belong to one part (the SDK changes one
+fleet's record per batch).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..errors import SpecError
 
 MANAGED_POLICY_CHARACTERS = 6_144
 INLINE_CHARACTERS_PER_ROLE = 10_240
@@ -53,8 +57,9 @@ class ManagedPolicy:
         return list(self.document["Statement"])
 
 
-class PolicyTooLarge(ValueError):
-    """One resource of one statement does not fit in a managed policy (never seen in practice)."""
+class PolicyTooLarge(SpecError):
+    """One value of one statement (an ARN, a record name from the spec) does not fit in a
+    managed policy, or a ForAllValues list does (it cannot be cut)."""
 
 
 def pack(
@@ -85,7 +90,7 @@ def split(statement: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
     lists = [
         (operator, key)
         for operator, block in statement.get("Condition", {}).items()
-        if operator in ANY_OF
+        if operator in ANY_OF or operator.startswith("ForAllValues:")
         for key, values in block.items()
         if isinstance(values, list) and len(values) > 1
     ]
@@ -117,8 +122,9 @@ def _chunks(values: list[Any], make: Any, limit: int) -> list[dict[str, Any]]:
             current = []
         current.append(value)
     out.append(make(current))
-    if size(document([out[-1]])) + len(PART) + 3 > limit:
-        raise PolicyTooLarge(f"statement {make(current).get('Sid')}: one value exceeds {limit}")
+    for part in out:
+        if size(document([part])) + len(PART) + 3 > limit:
+            raise PolicyTooLarge(f"statement {part.get('Sid')}: one value exceeds {limit}")
     return out
 
 
