@@ -30,12 +30,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .builders.packer_template import template_settings
+from .core.iam_builder import REQUESTED_REGION, PolicyBuilder, retag_guard
 from .plugin import TAG_PROJECT
 
-REQUESTED_REGION = "aws:RequestedRegion"
-
 if TYPE_CHECKING:
-    from .iam import PolicyBuilder
     from .spec.model import ImageSpec
 
 PACKER_READS = (
@@ -113,7 +111,6 @@ def packer_statements(
     images = list(images)
     home = list(dict.fromkeys(i.regions[0] for i in images))
     regions = list(dict.fromkeys([*home, *regions]))
-    from .iam import retag_guard
 
     tagged = {"StringEquals": {f"aws:ResourceTag/{TAG_PROJECT}": project}}
     requested = {"StringEquals": {f"aws:RequestTag/{TAG_PROJECT}": project}}

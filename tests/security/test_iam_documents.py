@@ -21,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from immutable_sdk.cli import main
+from immutable_sdk.core.iam_builder import PolicyBuilder
 from immutable_sdk.core.iam_pack import (
     MANAGED_POLICY_CHARACTERS,
     PolicyTooLarge,
@@ -29,7 +30,7 @@ from immutable_sdk.core.iam_pack import (
     split,
 )
 from immutable_sdk.core.iam_purposes import PURPOSES, STAR_BY_CHOICE, purpose, statement_table
-from immutable_sdk.iam import PolicyBuilder, allowed_actions, policy_document
+from immutable_sdk.iam import allowed_actions, policy_document
 
 from .iam_specs import ROOT, every_spec, large_spec_text, load, written
 
