@@ -353,3 +353,27 @@ def test_docs_explain_every_statement(tmp_path: Path) -> None:
         for s in policy_document(spec, **options)["Statement"]
     }
     assert emitted == set(PURPOSES)  # every statement explained, no explanation left over
+
+
+def test_terraform_strings_keep_iam_variables_literal() -> None:
+    """``${aws:username}`` is an IAM policy variable, and a template sequence to HCL: escaped."""
+    from immutable_sdk.cli.iam_output import PolicyOutput, terraform
+    from immutable_sdk.core.iam_pack import ManagedPolicy
+
+    statement = {
+        "Sid": "Read",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": "arn:aws:s3:::bucket/${aws:username}/%{x}",
+    }
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    text = terraform(PolicyOutput("p", "*", [ManagedPolicy("p-1", document)], []))
+    assert '"arn:aws:s3:::bucket/$${aws:username}/%%{x}"' in text
+    assert _terraform_policies(text) == [document]
+
+
+def test_a_policy_name_must_be_one_iam_accepts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["iam-policy", "-f", str(MULTI), "--name", "ci deploy"])
+    assert result.exit_code == 2 and "an IAM policy name" in result.output
+    out = json.loads(_run(MULTI, "--name", "ci-deploy", "-o", "json").stdout)
+    assert [p["name"] for p in out["policies"]] == ["ci-deploy-1", "ci-deploy-2"]

@@ -189,7 +189,8 @@ def recycle(
 @click.option(
     "--name",
     default=None,
-    help="Name of the managed policies (default immutable-sdk-PROJECT; -1, -2... when split).",
+    callback=lambda _ctx, _param, value: _policy_name(value),
+    help="Name of the managed policies, numbered -1, -2... (default immutable-sdk-PROJECT).",
 )
 @click.option(
     "--out-dir",
@@ -240,6 +241,17 @@ def iam_policy(
     click.echo(render(PolicyOutput(spec.name, account, policies, notes), output or opts.output))
     for note in notes:
         click.echo(f"note: {note}", err=True)
+
+
+def _policy_name(value: str | None) -> str | None:
+    """An IAM policy name: letters, digits and ``+=,.@_-``, with room for ``-NN``."""
+    import re
+
+    if value is not None and not re.fullmatch(r"[\w+=,.@-]{1,124}", value, flags=re.ASCII):
+        raise click.BadParameter(
+            f"expected at most 124 letters, digits or +=,.@_- (an IAM policy name), got {value!r}"
+        )
+    return value
 
 
 def register(group: click.Group) -> None:

@@ -169,7 +169,7 @@ def cloudformation(out: PolicyOutput) -> str:
     resources: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
     for n, policy in enumerate(out.policies, 1):
-        logical = "ImmutableSdkPolicy" + (str(n) if len(out.policies) > 1 else "")
+        logical = f"ImmutableSdkPolicy{n}"
         resources[logical] = {
             "Type": "AWS::IAM::ManagedPolicy",
             "Metadata": {

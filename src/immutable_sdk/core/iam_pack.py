@@ -65,9 +65,9 @@ class PolicyTooLarge(SpecError):
 def pack(
     whole: Mapping[str, Any], name: str, limit: int = MANAGED_POLICY_CHARACTERS
 ) -> list[ManagedPolicy]:
-    """``whole`` cut into managed policies of at most ``limit`` characters, named ``name`` (one)
-    or ``name-1``, ``name-2``... Statements keep their order; each goes into the first policy
-    with room for it."""
+    """``whole`` cut into managed policies of at most ``limit`` characters, named ``name-1``,
+    ``name-2``... (numbered even when there is one, so that a spec that grows keeps its first
+    policy's name). Statements keep their order; each goes into the first policy with room."""
     bins: list[list[dict[str, Any]]] = []
     for statement in whole["Statement"]:
         for part in split(statement, limit):
@@ -77,8 +77,6 @@ def pack(
                     break
             else:
                 bins.append([part])
-    if len(bins) == 1:
-        return [ManagedPolicy(name, document(bins[0]))]
     return [ManagedPolicy(f"{name}-{n}", document(s)) for n, s in enumerate(bins, 1)]
 
 
