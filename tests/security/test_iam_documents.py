@@ -32,7 +32,7 @@ from immutable_sdk.core.iam_pack import (
 from immutable_sdk.core.iam_purposes import PURPOSES, STAR_BY_CHOICE, purpose, statement_table
 from immutable_sdk.iam import allowed_actions, policy_document
 
-from .iam_specs import ROOT, every_spec, large_spec_text, load, written
+from .iam_specs import EVERYTHING, ROOT, every_spec, large_spec_text, load, written
 
 # (issue, action) -> why the finding is right for this policy
 ALLOWED_FINDINGS: dict[tuple[str, str], str] = {
@@ -283,7 +283,7 @@ def test_text_output_shows_each_policy_and_its_statements(tmp_path: Path) -> Non
     result = _run(MULTI, "--out-dir", str(tmp_path / "out"))
     text = result.stdout
     assert "== immutable-sdk-demo-global-1 (managed policy 1 of 2" in text
-    assert "  Read: reads of planning" in text and "    on *: " in text
+    assert "  Read - reads of planning" in text and "    on *: " in text
     assert "== how to attach" in text and "aws iam attach-role-policy" in text
     written_files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written_files == ["immutable-sdk-demo-global-1.json", "immutable-sdk-demo-global-2.json"]
@@ -330,7 +330,7 @@ def test_terraform_output_is_the_same_policies(tmp_path: Path) -> None:
         ("resource", "aws_iam_role_policy_attachment", "immutable_sdk_demo_global_2"),
     ]
     assert "policy_arn = aws_iam_policy.immutable_sdk_demo_global_2.arn" in text
-    assert "      # Read: reads of planning" in text
+    assert "      # Read - reads of planning" in text
     if shutil.which("terraform"):  # terraform's own parser, where installed (no provider needed)
         fmt = subprocess.run(
             ["terraform", "fmt", "-"], input=text, capture_output=True, text=True, timeout=120
@@ -377,3 +377,11 @@ def test_a_policy_name_must_be_one_iam_accepts(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "an IAM policy name" in result.output
     out = json.loads(_run(MULTI, "--name", "ci-deploy", "-o", "json").stdout)
     assert [p["name"] for p in out["policies"]] == ["ci-deploy-1", "ci-deploy-2"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "terraform", "cloudformation"])
+def test_no_output_trips_the_secret_redactor(tmp_path: Path, fmt: str) -> None:
+    """Everything printed passes the redactor: a purpose must not read as a secret to it."""
+    spec = written(tmp_path, "everything", EVERYTHING)
+    result = _run(spec, "-o", fmt, "--images-gc", "--packer-temporary-security-group")
+    assert "[redacted]" not in result.stdout

@@ -58,7 +58,8 @@ def text(out: PolicyOutput) -> str:
         lines.append("what each statement is for:")
         for statement in policy.statements:
             why = explain(statement)
-            lines.append(f"  {why['sid']}: {why['purpose']}")
+            # " - ", not ": ": "PassInstanceRole: ..." would read as a secret to the redactor
+            lines.append(f"  {why['sid']} - {why['purpose']}")
             if why["on_star"]:
                 lines.append(f"    on *: {why['on_star']}")
         lines.append("")
@@ -134,7 +135,7 @@ def terraform(out: PolicyOutput) -> str:
         statements = []
         for statement in policy.statements:
             why = explain(statement)
-            comment = [f"      # {why['sid']}: {why['purpose']}"]
+            comment = [f"      # {why['sid']} - {why['purpose']}"]
             if why["on_star"]:
                 comment.append(f"      # on *: {why['on_star']}")
             statements.append("\n".join(comment) + "\n      " + _hcl(statement, 3))
