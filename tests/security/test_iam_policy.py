@@ -365,6 +365,15 @@ def _list(value: Any) -> list[Any]:
     return [value] if isinstance(value, str) else list(value)
 
 
+# conditions that say which resources: tags, the create call, record names, the service
+SCOPING_KEYS = {
+    "ec2:CreateAction",
+    "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+    "iam:PassedToService",
+}
+TAG_KEYS = ("aws:ResourceTag/", "aws:RequestTag/")
+
+
 def test_every_statement_with_destructive_actions_is_scoped(tmp_path: Any) -> None:
     document = everything_policy(tmp_path)
     for statement in document["Statement"]:
@@ -375,9 +384,11 @@ def test_every_statement_with_destructive_actions_is_scoped(tmp_path: Any) -> No
             continue
         resources = _list(statement["Resource"])
         assert "*" not in resources, statement
-        if "Condition" in statement:
+        keys = {k for block in statement.get("Condition", {}).values() for k in block}
+        if keys & SCOPING_KEYS or any(k.startswith(TAG_KEYS) for k in keys):
             continue
-        # no condition: every resource must be named (a bare `kind/*` would be all of them)
+        # no scoping condition (a region is not one): every resource must be named (a bare
+        # `kind/*` would be all of them)
         for arn in resources:
             resource = arn.split(":", 5)[5]
             assert resource.split("/", 1)[-1] not in ("*", ""), (statement["Sid"], arn)
