@@ -219,17 +219,21 @@ def test_every_action_names_a_real_operation_and_mutations_are_scoped(world: Wor
         "StringEquals": {"aws:RequestTag/immutable-sdk:project": "shop"}
     }
     assert sids["Groups"]["Resource"] == (  # which groups: the project's tag says
-        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/*"
+        "arn:aws:autoscaling:*:123456789012:autoScalingGroup:*:autoScalingGroupName/*"
     )
-    assert sids["CreateGroups"]["Resource"] == (
-        "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:*:autoScalingGroupName/shop-web"
+    assert sids["CreateGroups"]["Resource"] == (  # a create cannot touch an existing group
+        "arn:aws:autoscaling:*:123456789012:autoScalingGroup:*:autoScalingGroupName/shop-*"
     )
     assert sids["TerminateGroupInstances"]["Condition"] == {
         "StringEquals": {"aws:ResourceTag/aws:autoscaling:groupName": ["shop-web"]}
     }
     assert sids["DeregisterTargets"]["Resource"] == (
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-web/*"
+        "arn:aws:elasticloadbalancing:*:123456789012:targetgroup/shop-web/*"
     )
+    # no condition of its own: limited to the spec's regions
+    assert sids["DeregisterTargets"]["Condition"] == {
+        "StringEquals": {"aws:RequestedRegion": ["us-east-1"]}
+    }
     assert "PassInstanceRole" in sids and "ImagesGc" in sids
     assert "State" not in sids and "Packer" not in sids  # local state, ami builder
 
@@ -280,10 +284,11 @@ def test_builders_state_and_route53_zones(tmp_path: Any) -> None:
     (tmp_path / "web.pkr.hcl").write_text("")
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC_WITH_EVERYTHING)
-    result = CliRunner().invoke(main, ["iam-policy", "-f", str(path)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["iam-policy", "-f", str(path), "-o", "json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
-    sids = {s["Sid"]: s for s in document["Statement"]}
+    sids = {s["Sid"]: s for s in statements_of(json.loads(result.stdout))}
     assert "ec2:CreateImage" in sids["PackerImageFromInstance"]["Action"]
     assert "ec2:RegisterImage" in sids["PackerCreateImages"]["Action"]
     assert sids["CopyImages"]["Action"] == ["ec2:CopyImage"]  # web goes to a second region
@@ -292,18 +297,33 @@ def test_builders_state_and_route53_zones(tmp_path: Any) -> None:
     )
     assert sids["State"]["Resource"] == "arn:aws:dynamodb:us-east-1:*:table/shop-state"
     names = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+    # the names condition only on the action that carries the key, which Null requires:
+    # ForAllValues alone is true when the key is absent
     assert sids["Route53Zone1"] == {
         "Sid": "Route53Zone1",
         "Effect": "Allow",
-        "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"],
+        "Action": ["route53:ChangeResourceRecordSets"],
         "Resource": "arn:aws:route53:::hostedzone/Z2FDTNDATAQYW2",
-        "Condition": {"ForAllValues:StringEquals": {names: ["api.example.com"]}},
+        "Condition": {
+            "ForAllValues:StringEquals": {names: ["api.example.com"]},
+            "Null": {names: "false"},
+        },
     }
     by_name = sids["Route53ZonesByName"]
     assert by_name["Resource"] == "arn:aws:route53:::hostedzone/*"
-    assert by_name["Condition"] == {"ForAllValues:StringEquals": {names: ["checkout.example.com"]}}
+    assert by_name["Condition"] == {
+        "ForAllValues:StringEquals": {names: ["checkout.example.com"]},
+        "Null": {names: "false"},
+    }
+    listing = sids["Route53ListRecords"]  # a read, without the key: no condition
+    assert listing["Action"] == ["route53:ListResourceRecordSets"] and "Condition" not in listing
+    assert listing["Resource"] == [
+        "arn:aws:route53:::hostedzone/*",
+        "arn:aws:route53:::hostedzone/Z2FDTNDATAQYW2",
+    ]
+    assert sids["Route53ChangeStatus"]["Resource"] == "arn:aws:route53:::change/*"
     assert set(sids["DeregisterTargets"]["Resource"]) == {
-        f"arn:aws:elasticloadbalancing:eu-west-1:*:targetgroup/{tg}/*"
+        f"arn:aws:elasticloadbalancing:*:*:targetgroup/{tg}/*"
         for tg in ("api-blue", "api-green", "checkout-blue", "checkout-green")
     }
 
@@ -331,18 +351,32 @@ RESOURCE_TAG_KEYS = ("aws:ResourceTag/", "ec2:ResourceTag/", "autoscaling:Resour
 READS = ("Describe", "Get", "List")
 
 
-def everything_policy(tmp_path: Any) -> dict[str, Any]:
+def statements_of(output: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of ``iam-policy -o json``'s policies."""
+    return [s for p in output["policies"] for s in p["document"]["Statement"]]
+
+
+def everything_policy(tmp_path: Any, **options: Any) -> dict[str, Any]:
     """The policy of SPEC_WITH_EVERYTHING, its Packer template the demo's."""
     demo = Path(__file__).resolve().parents[2] / "specs/examples/packer/web.pkr.hcl"
     (tmp_path / "web.pkr.hcl").write_text(demo.read_text())
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC_WITH_EVERYTHING)
     spec = load_spec([path], plugins=load_plugins(autoload=False))
-    return policy_document(spec, account="123456789012", images_gc=True)
+    return policy_document(spec, account="123456789012", images_gc=True, **options)
 
 
 def _list(value: Any) -> list[Any]:
     return [value] if isinstance(value, str) else list(value)
+
+
+# conditions that say which resources: tags, the create call, record names, the service
+SCOPING_KEYS = {
+    "ec2:CreateAction",
+    "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+    "iam:PassedToService",
+}
+TAG_KEYS = ("aws:ResourceTag/", "aws:RequestTag/")
 
 
 def test_every_statement_with_destructive_actions_is_scoped(tmp_path: Any) -> None:
@@ -355,9 +389,11 @@ def test_every_statement_with_destructive_actions_is_scoped(tmp_path: Any) -> No
             continue
         resources = _list(statement["Resource"])
         assert "*" not in resources, statement
-        if "Condition" in statement:
+        keys = {k for block in statement.get("Condition", {}).values() for k in block}
+        if keys & SCOPING_KEYS or any(k.startswith(TAG_KEYS) for k in keys):
             continue
-        # no condition: every resource must be named (a bare `kind/*` would be all of them)
+        # no scoping condition (a region is not one): every resource must be named (a bare
+        # `kind/*` would be all of them)
         for arn in resources:
             resource = arn.split(":", 5)[5]
             assert resource.split("/", 1)[-1] not in ("*", ""), (statement["Sid"], arn)
@@ -455,9 +491,8 @@ def test_no_statement_reaches_another_project_s_resources(tmp_path: Any) -> None
         "arn:aws:ec2:eu-west-1:123456789012:instance/i-1",
         {"aws:autoscaling:groupName": "shop-checkout-blue"},  # attached by hand: no SDK tags
     )
-    assert sids["CreateGroups"]["Resource"] == sorted(
-        f"arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:*:autoScalingGroupName/{g}"
-        for g in (
+    assert sids["TerminateGroupInstances"]["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/aws:autoscaling:groupName": [
             "shop-api",
             "shop-api-blue",
             "shop-api-green",
@@ -466,8 +501,8 @@ def test_no_statement_reaches_another_project_s_resources(tmp_path: Any) -> None
             "shop-checkout-blue",
             "shop-checkout-green",
             "shop-web",
-        )
-    )
+        ]
+    }
 
 
 def test_packer_statements_are_scoped_by_the_project_tag(tmp_path: Any) -> None:
@@ -477,19 +512,26 @@ def test_packer_statements_are_scoped_by_the_project_tag(tmp_path: Any) -> None:
     assert {"ec2:TerminateInstances", "ec2:StopInstances"} <= set(build["Action"])
     assert build["Condition"] == tagged
     own = sids["PackerChangeOwnImages"]
-    assert set(own["Action"]) == {
-        "ec2:DeleteSnapshot",
-        "ec2:DeregisterImage",
-        "ec2:ModifyImageAttribute",
-        "ec2:ModifySnapshotAttribute",
-    }
+    # never Modify{Image,Snapshot}Attribute: they share AMIs and snapshots with any account
+    assert set(own["Action"]) == {"ec2:DeleteSnapshot", "ec2:DeregisterImage"}
     assert own["Condition"] == tagged
     assert sids["PackerLaunchTagged"]["Condition"] == {
         "StringEquals": {"aws:RequestTag/immutable-sdk:project": "shop"}
     }
     assert sids["PackerTemporaryKeyPairs"]["Resource"] == (
-        "arn:aws:ec2:eu-west-1:123456789012:key-pair/packer_*"
+        "arn:aws:ec2:*:123456789012:key-pair/packer_*"
     )
+    # no statement lets Packer change a security group unless asked: no condition tells its
+    # untaggable temporary group from the account's others
+    assert not {"PackerCreateSecurityGroup", "PackerTemporarySecurityGroup"} & set(sids)
+    opted = {
+        s["Sid"]: s
+        for s in everything_policy(tmp_path, packer_temporary_security_group=True)["Statement"]
+    }
+    assert opted["PackerTemporarySecurityGroup"]["Condition"] == {
+        "Null": {"aws:ResourceTag/immutable-sdk:project": "true"},
+        "StringEquals": {"aws:RequestedRegion": ["eu-west-1"]},  # the build region
+    }
     reads = sids["PackerReads"]
     assert reads["Resource"] == "*"
     assert all(a.split(":")[1].startswith(READS) for a in reads["Action"])
@@ -510,13 +552,16 @@ def test_iam_policy_says_what_a_packer_template_lacks(tmp_path: Any) -> None:
             "  ami_name", '  security_group_id = "sg-1"\n  ami_description = "x"\n  ami_name'
         )
     )
-    result = CliRunner().invoke(main, ["iam-policy", "-f", str(spec)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["iam-policy", "-f", str(spec), "-o", "json"], catch_exceptions=False
+    )
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
     assert any("run_tags (the build instance) must carry the SDK's tags" in n for n in notes)
     assert any("ami_description" in n and "before it tags it" in n for n in notes)
     assert not any("temporary security group" in n for n in notes)
-    document = json.loads(result.stdout)
-    assert "PackerTemporarySecurityGroup" not in {s["Sid"] for s in document["Statement"]}
+    output = json.loads(result.stdout)
+    assert output["notes"] == [n.removeprefix("note: ") for n in notes]
+    assert "PackerTemporarySecurityGroup" not in {s["Sid"] for s in statements_of(output)}
 
 
 def _recorded_ec2_calls(url: str, agent: str) -> list[dict[str, str]]:
@@ -581,8 +626,15 @@ def test_what_packer_calls_is_allowed_with_its_conditions(
     )
     spec = load_spec([spec_file], plugins=load_plugins(autoload=False))
     assert spec.images["web"].builder == "packer"
-    allowed = allowed_actions(policy_document(spec))
+    allowed = allowed_actions(policy_document(spec, packer_temporary_security_group=True))
     assert {f"ec2:{c['Action']}" for c in packer_calls} <= allowed
+    # without the option, only the calls on Packer's temporary security group are refused
+    strict = allowed_actions(policy_document(spec))
+    assert {f"ec2:{c['Action']}" for c in packer_calls} - strict == {
+        "ec2:CreateSecurityGroup",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:DeleteSecurityGroup",
+    }
 
     project = {"Key": "immutable-sdk:project", "Value": "shop"}
     tagged: set[str] = set()  # resources carrying the project's tag, as the calls go

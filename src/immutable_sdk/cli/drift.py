@@ -171,22 +171,87 @@ def recycle(
 @click.option(
     "--images-gc", is_flag=True, help="Also allow `images gc` (deregister AMIs, delete snapshots)."
 )
+@click.option(
+    "--packer-temporary-security-group",
+    is_flag=True,
+    help="Let Packer open and delete its temporary security group: any group without a "
+    "project tag (Packer 1.6.6 cannot tag it). Prefer security_group_id in the template.",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Choice(["text", "json", "terraform", "cloudformation"]),
+    default=None,
+    help="text (default): each policy and what its statements are for; json; terraform "
+    "(aws_iam_policy + attachment); cloudformation (AWS::IAM::ManagedPolicy).",
+)
+@click.option(
+    "--name",
+    default=None,
+    callback=lambda _ctx, _param, value: _policy_name(value),
+    help="Name of the managed policies, numbered -1, -2... (default immutable-sdk-PROJECT).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Also write each policy document to DIR/NAME.json (for aws iam create-policy).",
+)
 @pass_options
-def iam_policy(opts: Options, files: tuple[str, ...], account: str, images_gc: bool) -> None:
-    """Print the least-privilege IAM policy (JSON) that applying this spec needs.
+def iam_policy(
+    opts: Options,
+    files: tuple[str, ...],
+    account: str,
+    images_gc: bool,
+    packer_temporary_security_group: bool,
+    output: str | None,
+    name: str | None,
+    out_dir: str | None,
+) -> None:
+    """Print the least-privilege IAM policies that applying this spec needs.
 
     Only the actions the spec's builders, strategies, health checks and state backend call;
     mutating actions conditioned on the SDK's tags where AWS supports it; Route 53 changes
-    limited to the spec's zones and records. Reads no AWS.
+    limited to the spec's zones and records. Split into managed policies of at most 6,144
+    characters each (AWS's limit), with how to attach them. Reads no AWS.
     """
+    from ..core.iam.pack import pack
     from ..core.iam.policy import policy_document, policy_notes
     from ..spec.load import load_spec
-    from .render import print_json
+    from .iam_output import PolicyOutput, render
 
     spec = load_spec(files)
-    print_json(policy_document(spec, account=account, images_gc=images_gc))
-    for note in policy_notes(spec):
+    whole = policy_document(
+        spec,
+        account=account,
+        images_gc=images_gc,
+        packer_temporary_security_group=packer_temporary_security_group,
+    )
+    notes = policy_notes(spec, packer_temporary_security_group=packer_temporary_security_group)
+    policies = pack(whole, name or f"immutable-sdk-{spec.name}")
+    if out_dir:
+        import json
+        from pathlib import Path
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        for policy in policies:
+            path = Path(out_dir) / f"{policy.name}.json"
+            path.write_text(json.dumps(policy.document, indent=2) + "\n")
+    click.echo(render(PolicyOutput(spec.name, account, policies, notes), output or opts.output))
+    for note in notes:
         click.echo(f"note: {note}", err=True)
+
+
+def _policy_name(value: str | None) -> str | None:
+    """An IAM policy name: letters, digits and ``+=,.@_-``, with room for ``-NN``."""
+    import re
+
+    if value is not None and not re.fullmatch(r"[\w+=,.@-]{1,124}", value, flags=re.ASCII):
+        raise click.BadParameter(
+            f"expected at most 124 letters, digits or +=,.@_- (an IAM policy name), got {value!r}"
+        )
+    return value
 
 
 def register(group: click.Group) -> None:

@@ -8,14 +8,16 @@ The SDK passes its lineage tags to a template (``immutable_sdk_tags``, a map, in
 * the build instance may be launched only carrying the project's tag (``aws:RequestTag`` on
   ``RunInstances``), and stopped, modified, imaged and terminated only if it carries it
   (``aws:ResourceTag``), as its volumes;
-* AMIs and snapshots may be tagged only with the project's tag in the request, and modified,
-  shared, deregistered or deleted only if they carry it;
-* creating an image, volume, snapshot or security group, and ``Describe*`` calls (which AWS
-  cannot scope), are allowed without a tag;
-* Packer's temporary key pairs are allowed by their name (``packer_*``); Packer 1.6.6 cannot tag
-  its temporary security group, so changing or deleting one is allowed only on security groups
-  that carry no project tag at all (no project's group), and not at all when the template
-  brings its own (``security_group_id(s)`` / ``security_group_filter``).
+* AMIs and snapshots may be tagged only with the project's tag in the request, and deregistered
+  or deleted only if they carry it (never shared: ``Modify*Attribute`` is not allowed);
+* creating an image, volume or snapshot, and ``Describe*`` calls (which AWS cannot scope), are
+  allowed without a tag, in the images' regions only;
+* Packer's temporary key pairs are allowed by their name (``packer_*``). Packer 1.6.6 cannot tag
+  its temporary security group, and no IAM condition tells it from any other group (its name is
+  not a condition key): opening and deleting it would mean opening and deleting every group
+  without a project tag. So the template should bring its own (``security_group_id(s)`` /
+  ``security_group_filter``); ``--packer-temporary-security-group`` allows the temporary one
+  on untagged groups, for those who accept that.
 
 Packer 1.6.6 tags the AMI at the end of a build: what a template asks it to do to the AMI
 before that (``ami_description``, ``ami_users``, ``encrypt_boot``...) is denied by this policy;
@@ -29,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...builders.packer_template import template_settings
 from ...plugin import TAG_PROJECT
-from .conditions import retag_guard
+from .builder import REQUESTED_REGION, PolicyBuilder, retag_guard
 
 if TYPE_CHECKING:
     from ...spec.model import ImageSpec
-    from .policy import PolicyBuilder
 
 PACKER_READS = (
     "ec2:DescribeImageAttribute",
@@ -57,12 +58,10 @@ PACKER_INSTANCE_ACTIONS = (
     "ec2:TerminateInstances",
     "ec2:DeleteVolume",
 )
-PACKER_IMAGE_CHANGES = (
-    "ec2:DeleteSnapshot",
-    "ec2:DeregisterImage",
-    "ec2:ModifyImageAttribute",
-    "ec2:ModifySnapshotAttribute",
-)
+# Packer's clean-up (force_deregister, a failed build). Not Modify{Image,Snapshot}Attribute:
+# Packer 1.6.6 calls them before it tags the AMI, where a tag condition refuses them anyway,
+# and they would let the role share the project's AMIs and snapshots with any account.
+PACKER_IMAGE_CHANGES = ("ec2:DeleteSnapshot", "ec2:DeregisterImage")
 PACKER_CREATES = ("ec2:CopyImage", "ec2:CreateImage", "ec2:RegisterImage", "ec2:CreateSnapshot")
 PACKER_KEY_PAIRS = ("ec2:CreateKeyPair", "ec2:DeleteKeyPair")
 PACKER_SECURITY_GROUP = ("ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
@@ -101,36 +100,41 @@ TEMPORARY_KEY_PAIR = "packer_*"  # Packer's default temporary_key_pair_name: pac
 
 
 def packer_statements(
-    p: PolicyBuilder, project: str, images: Iterable[ImageSpec], regions: Iterable[str]
+    p: PolicyBuilder,
+    project: str,
+    images: Iterable[ImageSpec],
+    regions: Iterable[str],
+    temporary_security_group: bool = False,
 ) -> None:
     """Allow what Packer calls to bake ``images`` (its build runs in each image's first
     region; ``regions``: where the images are copied, for their AMIs and snapshots)."""
     images = list(images)
     home = list(dict.fromkeys(i.regions[0] for i in images))
     regions = list(dict.fromkeys([*home, *regions]))
+
     tagged = {"StringEquals": {f"aws:ResourceTag/{TAG_PROJECT}": project}}
     requested = {"StringEquals": {f"aws:RequestTag/{TAG_PROJECT}": project}}
+    instance = [p.any_region("ec2", "instance/*"), p.any_region("ec2", "volume/*")]
+    amis = [
+        p.any_region("ec2", "image/*", account=False),
+        p.any_region("ec2", "snapshot/*", account=False),
+    ]
     p.allow("PackerReads", PACKER_READS)
-    p.allow(
-        "PackerLaunchTagged",
-        ["ec2:RunInstances"],
-        p.arns("ec2", "instance/*", home) + p.arns("ec2", "volume/*", home),
-        requested,
-    )
+    p.allow("PackerLaunchTagged", ["ec2:RunInstances"], instance, requested)
     p.allow(
         "PackerLaunchFrom",
         ["ec2:RunInstances"],
         [
-            arn
+            p.any_region("ec2", f"{kind}/*")
             for kind in ("subnet", "security-group", "network-interface", "key-pair")
-            for arn in p.arns("ec2", f"{kind}/*", home)
         ]
-        + p.arns("ec2", "image/*", home, account=False),
+        + [p.any_region("ec2", "image/*", account=False)],
+        regions=home,
     )
     p.allow(
         "PackerTagOnLaunch",
         ["ec2:CreateTags"],
-        p.arns("ec2", "instance/*", home) + p.arns("ec2", "volume/*", home),
+        instance,
         {
             "StringEquals": {
                 "ec2:CreateAction": "RunInstances",
@@ -138,55 +142,37 @@ def packer_statements(
             }
         },
     )
-    p.allow(
-        "PackerBuildInstance",
-        PACKER_INSTANCE_ACTIONS,
-        p.arns("ec2", "instance/*", home) + p.arns("ec2", "volume/*", home),
-        tagged,
-    )
-    p.allow(
-        "PackerImageFromInstance",
-        ["ec2:CreateImage", "ec2:CreateSnapshot"],
-        p.arns("ec2", "instance/*", home) + p.arns("ec2", "volume/*", home),
-        tagged,
-    )
+    p.allow("PackerBuildInstance", PACKER_INSTANCE_ACTIONS, instance, tagged)
+    p.allow("PackerImageFromInstance", ["ec2:CreateImage", "ec2:CreateSnapshot"], instance, tagged)
     p.allow(
         "PackerCreateImages",  # new AMIs and snapshots carry no tag yet: Packer tags them last
         [*PACKER_CREATES, "ec2:CreateVolume"],
-        p.arns("ec2", "image/*", regions, account=False)
-        + p.arns("ec2", "snapshot/*", regions, account=False)
-        + p.arns("ec2", "volume/*", home),
+        [*amis, p.any_region("ec2", "volume/*")],
+        regions=regions,
     )
-    p.allow(
-        "PackerTagImages",
-        ["ec2:CreateTags"],
-        p.arns("ec2", "image/*", regions, account=False)
-        + p.arns("ec2", "snapshot/*", regions, account=False),
-        retag_guard(project),
-    )
-    p.allow(
-        "PackerChangeOwnImages",
-        PACKER_IMAGE_CHANGES,
-        p.arns("ec2", "image/*", regions, account=False)
-        + p.arns("ec2", "snapshot/*", regions, account=False),
-        tagged,
-    )
+    p.allow("PackerTagImages", ["ec2:CreateTags"], amis, retag_guard(project))
+    p.allow("PackerChangeOwnImages", PACKER_IMAGE_CHANGES, amis, tagged)
     p.allow(
         "PackerTemporaryKeyPairs",
         PACKER_KEY_PAIRS,
-        p.arns("ec2", f"key-pair/{TEMPORARY_KEY_PAIR}", home),
+        [p.any_region("ec2", f"key-pair/{TEMPORARY_KEY_PAIR}")],
+        regions=home,
     )
-    if any(_temporary_security_group(i) for i in images):
+    if temporary_security_group and any(_temporary_security_group(i) for i in images):
         p.allow(
             "PackerCreateSecurityGroup",
             ["ec2:CreateSecurityGroup"],
-            p.arns("ec2", "security-group/*", home) + p.arns("ec2", "vpc/*", home),
+            [p.any_region("ec2", "security-group/*"), p.any_region("ec2", "vpc/*")],
+            regions=home,
         )
         p.allow(
             "PackerTemporarySecurityGroup",
             PACKER_SECURITY_GROUP,
-            p.arns("ec2", "security-group/*", home),
-            {"Null": {f"aws:ResourceTag/{TAG_PROJECT}": "true"}},
+            [p.any_region("ec2", "security-group/*")],
+            {
+                "Null": {f"aws:ResourceTag/{TAG_PROJECT}": "true"},
+                "StringEquals": {REQUESTED_REGION: sorted(home)},
+            },
         )
 
 
@@ -198,7 +184,7 @@ def _temporary_security_group(image: ImageSpec) -> bool:
     return not any(s in _settings(image) for s in OWN_SECURITY_GROUP)
 
 
-def packer_notes(images: Iterable[ImageSpec]) -> list[str]:
+def packer_notes(images: Iterable[ImageSpec], temporary_security_group: bool = False) -> list[str]:
     """What in a spec's Packer templates the policy's tag conditions will refuse."""
     notes = []
     for image in images:
@@ -220,11 +206,18 @@ def packer_notes(images: Iterable[ImageSpec]) -> list[str]:
                 f"{where}: {', '.join(early)} make(s) Packer change the AMI before it tags it, "
                 "which the policy refuses; remove them (the SDK tags and copies the AMI itself)"
             )
-        if _temporary_security_group(image):
+        if _temporary_security_group(image) and not temporary_security_group:
             notes.append(
-                f"{where}: Packer creates a temporary security group it cannot tag; the policy "
-                "lets it change security groups that carry no project tag: set "
-                "security_group_id in the template to drop that statement"
+                f"{where}: Packer creates a temporary security group it cannot tag, which the "
+                "policy refuses to open and delete (no condition tells it from your other "
+                "groups): set security_group_id in the template to a group of yours, or accept "
+                "the risk with --packer-temporary-security-group"
+            )
+        elif _temporary_security_group(image):
+            notes.append(
+                f"{where}: --packer-temporary-security-group lets the role open and delete "
+                "every security group without a project tag in the build regions; "
+                "security_group_id in the template avoids that"
             )
     return notes
 

@@ -9,22 +9,25 @@ test suite's rollouts actually call (from the API call counter), both ways.
 
 Mutating actions are conditioned on the SDK's tags where AWS supports it (``aws:ResourceTag``
 on existing resources, ``aws:RequestTag`` on creation); Route 53 changes are limited to the
-spec's zones (by id when the spec gives one) and record names. Regional ARNs are listed for
-every region the spec's fleets deploy to (and, for images, every region they are copied to).
-Account ids are ``*`` unless given. Actions only reachable outside the SDK's own calls (Auto
-Scaling checking the caller's RunInstances permission, Packer's own calls) are listed in
-``UNOBSERVED`` with the reason.
+spec's zones (by id when the spec gives one) and record names. ARNs name no region (``*``) so
+that the policy does not grow with every region: the project's tag is the boundary, and a
+statement that has no condition of its own (ARN patterns such as ``targetgroup/NAME/*``) is
+limited to the spec's regions by ``aws:RequestedRegion``. Account ids are ``*`` unless given.
+Actions only reachable outside the SDK's own calls (Auto Scaling checking the caller's
+RunInstances permission, Packer's own calls) are listed in ``UNOBSERVED`` with the reason.
+
+What each statement is for, and why a read is on ``*``: ``core.iam.purposes``. Splitting the
+policy into documents AWS accepts: ``core.iam.pack``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ...plugin import TAG_PROJECT
 from ...spec.model import FleetSpec, Spec
-from .conditions import retag_guard
+from .builder import PolicyBuilder, retag_guard
 from .packer import packer_notes, packer_statements, unobserved_reasons
 
 # botocore service name -> IAM service prefix, where they differ
@@ -87,7 +90,7 @@ DYNAMODB_STATE = (
     "dynamodb:ConditionCheckItem",  # fenced writes: the lock's owner and epoch, checked
     "dynamodb:Query",
 )
-ROUTE53_READS = ("route53:ListHostedZonesByName", "route53:GetChange")
+ROUTE53_READS = ("route53:ListHostedZonesByName",)
 TRAFFIC_READS = (
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeLoadBalancers",
@@ -114,54 +117,15 @@ def actions_of(operation: str) -> tuple[str, ...]:
     return (f"{SERVICE_PREFIX.get(service, service)}:{name}",)
 
 
-@dataclass
-class PolicyBuilder:
-    """Statements by Sid; a Sid used twice accumulates actions and resources."""
-
-    region: str
-    account: str = "*"
-    partition: str = "aws"
-    statements: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
-        where = f"{self.region if region else ''}:{self.account if account else ''}"
-        return f"arn:{self.partition}:{service}:{where}:{resource}"
-
-    def arns(
-        self, service: str, resource: str, regions: Iterable[str], *, account: bool = True
-    ) -> list[str]:
-        """The resource's ARN in each of ``regions``."""
-        acct = self.account if account else ""
-        return [f"arn:{self.partition}:{service}:{r}:{acct}:{resource}" for r in regions]
-
-    def allow(
-        self,
-        sid: str,
-        actions: Iterable[str],
-        resources: Iterable[str] = ("*",),
-        condition: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        actions = list(actions)
-        if not actions:
-            return
-        entry = self.statements.setdefault(
-            sid, {"Sid": sid, "Effect": "Allow", "Action": [], "Resource": []}
-        )
-        entry["Action"] = sorted(set(entry["Action"]) | set(actions))
-        entry["Resource"] = sorted(set(entry["Resource"]) | set(resources))
-        if condition:
-            entry["Condition"] = {k: dict(v) for k, v in condition.items()}
-
-    def document(self) -> dict[str, Any]:
-        statements = []
-        for s in self.statements.values():
-            resources = s["Resource"]
-            statements.append({**s, "Resource": resources[0] if len(resources) == 1 else resources})
-        return {"Version": "2012-10-17", "Statement": statements}
-
-
-def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) -> dict[str, Any]:
-    """The IAM policy (a JSON-able document) that applying ``spec`` needs."""
+def policy_document(
+    spec: Spec,
+    *,
+    account: str = "*",
+    images_gc: bool = False,
+    packer_temporary_security_group: bool = False,
+) -> dict[str, Any]:
+    """The IAM policy (a JSON-able document) that applying ``spec`` needs, as one document;
+    ``core.iam.pack.pack`` splits it into documents AWS accepts."""
     p = PolicyBuilder(spec.region, account)
     # Fleets' resources live in every region a fleet deploys to; images in those and theirs.
     where = spec.regions
@@ -185,55 +149,50 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
             reads += ANALYSIS_ACTIONS.get(kind, ())
     p.allow("Read", reads)
 
-    templates = p.arns("ec2", "launch-template/*", where)
+    templates = [p.any_region("ec2", "launch-template/*")]
     p.allow("CreateLaunchTemplate", ["ec2:CreateLaunchTemplate"], templates, requested)
     p.allow("LaunchTemplateVersions", LAUNCH_TEMPLATE_WRITES, templates, tagged)
     p.allow(
         "TagOnCreate",
         ["ec2:CreateTags"],
-        p.arns("ec2", "*/*", where),
+        [p.any_region("ec2", "*/*")],
         {"StringEquals": {"ec2:CreateAction": ["CreateLaunchTemplate", "RunInstances"]}},
     )
+    instances = [p.any_region("ec2", "instance/*")]
     p.allow(
         "LaunchTaggedInstances",
         ["ec2:RunInstances"],
-        p.arns("ec2", "instance/*", where) + p.arns("ec2", "volume/*", where),
+        [*instances, p.any_region("ec2", "volume/*")],
         requested,
     )
     p.allow(
         "LaunchFromTemplate",
         ["ec2:RunInstances"],
         [
-            arn
+            p.any_region("ec2", f"{kind}/*")
             for kind in ("launch-template", "subnet", "security-group", "network-interface")
-            for arn in p.arns("ec2", f"{kind}/*", where)
         ]
-        + p.arns("ec2", "image/*", where, account=False)
-        + p.arns("ec2", "key-pair/*", where),
+        + [p.any_region("ec2", "image/*", account=False), p.any_region("ec2", "key-pair/*")],
+        regions=where,
     )
-    # Groups are matched exactly: created by their names, changed by the project's tag (which
-    # also covers groups of fleets the spec dropped, for --prune), never by a name prefix
-    # that another project's groups could share.
-    names = group_names(spec)
-    created = [
-        arn
-        for f in fleets
-        for name in _fleet_groups(spec.name, f)
-        for arn in p.arns(
-            "autoscaling", f"autoScalingGroup:*:autoScalingGroupName/{name}", spec.regions_of(f)
-        )
-    ]
-    p.allow("CreateGroups", ["autoscaling:CreateAutoScalingGroup"], created, requested)
-    groups = p.arns("autoscaling", "autoScalingGroup:*:autoScalingGroupName/*", where)
-    p.allow("Groups", GROUP_WRITES, groups, tagged)
-    instances = p.arns("ec2", "instance/*", where)
+    # Groups are created by the project's name prefix and tag (a create cannot touch an existing
+    # group), changed by the project's tag (which also covers groups of fleets the spec dropped,
+    # for --prune), never by a name prefix that another project's groups could share.
+    group = "autoScalingGroup:*:autoScalingGroupName"
+    p.allow(
+        "CreateGroups",
+        ["autoscaling:CreateAutoScalingGroup"],
+        [p.any_region("autoscaling", f"{group}/{project}-*")],
+        requested,
+    )
+    p.allow("Groups", GROUP_WRITES, [p.any_region("autoscaling", f"{group}/*")], tagged)
     p.allow("TerminateOwnInstances", ["ec2:TerminateInstances"], instances, tagged)
     # an instance attached to a group by hand lacks the SDK's tags, not Auto Scaling's
     p.allow(
         "TerminateGroupInstances",
         ["ec2:TerminateInstances"],
         instances,
-        {"StringEquals": {"aws:ResourceTag/aws:autoscaling:groupName": names}},
+        {"StringEquals": {"aws:ResourceTag/aws:autoscaling:groupName": group_names(spec)}},
     )
     if any(f.iam_instance_profile for f in fleets):
         p.allow(
@@ -244,26 +203,32 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
         )
     target_groups = sorted(
         {
-            arn
+            _target_group_arn(p, tg)
             for f in fleets
             for tg in [*f.target_groups, *(s["target_group"] for s in _slots(f.traffic))]
-            for arn in _target_group_arns(p, tg, spec.regions_of(f))
         }
     )
     if target_groups:
-        p.allow("DeregisterTargets", ["elasticloadbalancing:DeregisterTargets"], target_groups)
+        regions = {r for f in fleets if f.target_groups or f.traffic for r in spec.regions_of(f)}
+        p.allow(
+            "DeregisterTargets",
+            ["elasticloadbalancing:DeregisterTargets"],
+            target_groups,
+            regions=regions,
+        )
 
-    _builders(p, spec, requested)
+    _builders(p, spec, packer_temporary_security_group)
     _state(p, spec)
     if traffic:
         _route53(p, traffic)
     if images_gc:
-        regions = _image_regions(spec)
         p.allow(
             "ImagesGc",
             ["ec2:DeregisterImage", "ec2:DeleteSnapshot"],
-            p.arns("ec2", "image/*", regions, account=False)
-            + p.arns("ec2", "snapshot/*", regions, account=False),
+            [
+                p.any_region("ec2", "image/*", account=False),
+                p.any_region("ec2", "snapshot/*", account=False),
+            ],
             tagged,
         )
     return p.document()
@@ -288,10 +253,10 @@ def _image_regions(spec: Spec) -> list[str]:
     return list(found)
 
 
-def _target_group_arns(p: PolicyBuilder, ref: str, regions: Iterable[str]) -> list[str]:
+def _target_group_arn(p: PolicyBuilder, ref: str) -> str:
     if ref.startswith("arn:"):
-        return [ref]
-    return p.arns("elasticloadbalancing", f"targetgroup/{ref}/*", regions)
+        return ref
+    return p.any_region("elasticloadbalancing", f"targetgroup/{ref}/*")
 
 
 def _slots(traffic: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
@@ -310,29 +275,27 @@ def _analysis_types(config: Any) -> Iterator[str]:
             yield from _analysis_types(item)
 
 
-def _builders(p: PolicyBuilder, spec: Spec, requested: Mapping[str, Any]) -> None:
+def _builders(p: PolicyBuilder, spec: Spec, packer_temporary_security_group: bool) -> None:
     used = {f.image for f in spec.fleets.values()}  # apply builds only what fleets use
     images = [spec.images[name] for name in sorted(used) if name in spec.images]
     builders = {i.builder for i in images}
+    amis = [p.any_region("ec2", "image/*", account=False)]
+    amis.append(p.any_region("ec2", "snapshot/*", account=False))
     if builders - {"ami"}:  # built images are tagged with their lineage, and copied
-        regions = dict.fromkeys(r for i in images if i.builder != "ami" for r in i.regions)
-        p.allow(
-            "TagImages",
-            ["ec2:CreateTags"],
-            p.arns("ec2", "image/*", regions, account=False)
-            + p.arns("ec2", "snapshot/*", regions, account=False),
-            retag_guard(spec.name),
-        )
-        if any(len(i.regions) > 1 for i in images if i.builder != "ami"):
+        p.allow("TagImages", ["ec2:CreateTags"], amis, retag_guard(spec.name))
+        copied = [i for i in images if i.builder != "ami" and len(i.regions) > 1]
+        if copied:
             p.allow(
                 "CopyImages",
                 ["ec2:CopyImage"],
-                p.arns("ec2", "image/*", regions, account=False)
-                + p.arns("ec2", "snapshot/*", regions, account=False),
+                amis,
+                regions={r for i in copied for r in i.regions},
             )
     packer = [i for i in images if i.builder == "packer"]
     if packer:
-        packer_statements(p, spec.name, packer, _image_regions(spec))
+        packer_statements(
+            p, spec.name, packer, _image_regions(spec), packer_temporary_security_group
+        )
     for image in images:
         if image.builder != "ec2-image-builder":
             continue
@@ -347,7 +310,12 @@ def _builders(p: PolicyBuilder, spec: Spec, requested: Mapping[str, Any]) -> Non
             recipes = [
                 str(cfg[k]) for k in ("recipe", "infrastructure", "distribution") if cfg.get(k)
             ]
-            p.allow("ImageBuilderRecipes", ["imagebuilder:CreateImage"], recipes)
+            # the new image's ARN, and the recipe and configurations it is made from
+            p.allow(
+                "ImageBuilderRecipes",
+                ["imagebuilder:CreateImage"],
+                [p.arn("imagebuilder", "image/*"), *recipes],
+            )
         p.allow(
             "ImageBuilderImages",
             ["imagebuilder:GetImage"],
@@ -365,13 +333,19 @@ def _state(p: PolicyBuilder, spec: Spec) -> None:
 
 def _route53(p: PolicyBuilder, fleets: Iterable[Any]) -> None:
     p.allow("TrafficReads", [*ROUTE53_READS, *TRAFFIC_READS])
+    p.allow(
+        "Route53ChangeStatus",
+        ["route53:GetChange"],
+        [p.arn("route53", "change/*", region=False, account=False)],
+    )
     by_zone: dict[str, set[str]] = {}
     for fleet in fleets:
         route53 = (fleet.traffic or {}).get("route53") or {}
         record = str(route53.get("record", "")).rstrip(".").lower()
         by_zone.setdefault(str(route53.get("zone", "")), set()).add(record)
-    actions = ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"]
-    names = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+    zones = [f"arn:{p.partition}:route53:::hostedzone/{_zone_id(z) or '*'}" for z in by_zone]
+    # a read: the records of the spec's zones (any zone when one is given by name)
+    p.allow("Route53ListRecords", ["route53:ListResourceRecordSets"], sorted(set(zones)))
     by_name: set[str] = set()
     for n, zone in enumerate(sorted(by_zone), 1):
         zone_id = _zone_id(zone)
@@ -380,18 +354,28 @@ def _route53(p: PolicyBuilder, fleets: Iterable[Any]) -> None:
             continue
         p.allow(
             f"Route53Zone{n}",
-            actions,
+            ["route53:ChangeResourceRecordSets"],
             [f"arn:{p.partition}:route53:::hostedzone/{zone_id}"],
-            {"ForAllValues:StringEquals": {names: sorted(by_zone[zone])}},
+            only_records(by_zone[zone]),
         )
     if by_name:
         # A zone given by name has an id only AWS knows: any zone, these record names only.
         p.allow(
             "Route53ZonesByName",
-            actions,
+            ["route53:ChangeResourceRecordSets"],
             [f"arn:{p.partition}:route53:::hostedzone/*"],
-            {"ForAllValues:StringEquals": {names: sorted(by_name)}},
+            only_records(by_name),
         )
+
+
+def only_records(names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """A change batch whose every record name is one of ``names``. The key is multivalued
+    (one value per change), so ``ForAllValues``: ``ForAnyValue`` would let a batch carry a
+    foreign name beside an allowed one. ``ForAllValues`` also holds when the key is absent, so
+    ``Null: false`` requires it (ChangeResourceRecordSets always carries it; this keeps the
+    statement safe if an action without the key is ever added to it)."""
+    key = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+    return {"ForAllValues:StringEquals": {key: sorted(names)}, "Null": {key: "false"}}
 
 
 def _zone_id(zone: str) -> str | None:
@@ -409,7 +393,7 @@ def allowed_actions(document: Mapping[str, Any]) -> set[str]:
     return out
 
 
-def policy_notes(spec: Spec) -> list[str]:
+def policy_notes(spec: Spec, *, packer_temporary_security_group: bool = False) -> list[str]:
     """What the policy cannot know: plugins from outside the SDK and what they call."""
     notes = []
     known_builders = {"ami", "packer", "ec2-image-builder"}
@@ -428,9 +412,12 @@ def policy_notes(spec: Spec) -> list[str]:
             )
     used = {f.image for f in spec.fleets.values()}
     notes += packer_notes(
-        spec.images[name]
-        for name in sorted(used)
-        if name in spec.images and spec.images[name].builder == "packer"
+        (
+            spec.images[name]
+            for name in sorted(used)
+            if name in spec.images and spec.images[name].builder == "packer"
+        ),
+        packer_temporary_security_group,
     )
     for f in spec.fleets.values():
         for check in f.health.checks:
