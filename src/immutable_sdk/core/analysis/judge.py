@@ -27,18 +27,16 @@ highest (the conservative choice, exact when the window is one period).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...aws.session import aws_errors
+from ...aws.metrics import metric_data
 from ...units import parse_duration
 
 ELB_NAMESPACE = "AWS/ApplicationELB"
 DEFAULT_DIMENSIONS = {"TargetGroup": "{target_group}", "LoadBalancer": "{load_balancer}"}
-MAX_QUERIES = 500  # GetMetricData's limit per call
 
 
 @dataclass(frozen=True)
@@ -216,27 +214,7 @@ class MetricsAnalysis:
                             },
                         }
                     )
-        out: dict[str, list[tuple[float, float]]] = {q["Id"]: [] for q in queries}
-        begin = dt.datetime.fromtimestamp(start, tz=dt.timezone.utc)
-        finish = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc)
-        with aws_errors("reading canary metrics from CloudWatch"):
-            for k in range(0, len(queries), MAX_QUERIES):
-                args: dict[str, Any] = {
-                    "MetricDataQueries": queries[k : k + MAX_QUERIES],
-                    "StartTime": begin,
-                    "EndTime": finish,
-                }
-                while True:
-                    page = cloudwatch.get_metric_data(**args)
-                    for r in page.get("MetricDataResults", []):
-                        stamps = [t.timestamp() for t in r.get("Timestamps", [])]
-                        values = [float(v) for v in r.get("Values", [])]
-                        out[r["Id"]].extend(zip(stamps, values, strict=False))
-                    token = page.get("NextToken")
-                    if not token:
-                        break
-                    args["NextToken"] = token
-        return out
+        return metric_data(cloudwatch, queries, start, end)
 
     @staticmethod
     def _value(
@@ -302,16 +280,3 @@ def combine(
             return sum(numbers) / len(numbers)
         return sum(v * weight.get(t, 0.0) for t, v in values) / total
     return max(numbers)  # Maximum and percentiles
-
-
-def alarm_states(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
-    """Alarm -> state (OK, ALARM, INSUFFICIENT_DATA; MISSING when it does not exist)."""
-    states = dict.fromkeys(names, "MISSING")
-    with aws_errors("describing CloudWatch alarms"):
-        for k in range(0, len(names), 100):
-            out = cloudwatch.describe_alarms(
-                AlarmNames=list(names[k : k + 100]), AlarmTypes=["MetricAlarm", "CompositeAlarm"]
-            )
-            for alarm in [*out.get("MetricAlarms", []), *out.get("CompositeAlarms", [])]:
-                states[str(alarm["AlarmName"])] = str(alarm.get("StateValue", "INSUFFICIENT_DATA"))
-    return states

@@ -22,24 +22,47 @@ canary's and the baseline's values and sample counts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+from ...aws.metrics import alarm_states
 from ...errors import GateFailed, UsageError
 from ...units import parse_duration
-from ..analysis.judge import (
-    MetricsAnalysis,
-    SlotRef,
-    alarm_states,
-    arn_suffix,
-)
+from ..analysis.judge import MetricsAnalysis, SlotRef
+from ..context import Context
 from ..rollout.runner import SIGNAL_POLL
 
-if TYPE_CHECKING:
-    from .runner import SlotRunner
+
+class AnalysisHost(Protocol):
+    """What the analysis step needs from the rollout that runs it (a ``SlotRunner``)."""
+
+    @property
+    def ctx(self) -> Context: ...
+
+    @property
+    def health_interval(self) -> float:
+        """Seconds between two polls of the fleet's health checks."""
+
+    def interruptible(self, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``work``; an operator's promote ends it early with ``{"ended_by": "promote"}``."""
+
+    def ttl_left(self) -> float:
+        """Seconds until DNS caches may still hold the weights before the last shift."""
+
+    def watch(self, seconds: float) -> None:
+        """Watch the new slot with the fleet's health checks for ``seconds`` (a bake)."""
+
+    def wait(self, seconds: float) -> None:
+        """Wait through the clock, reading operator signals."""
+
+    def note(self, **data: Any) -> None:
+        """Journal ``data`` under the current step."""
+
+    def analysis_slots(self) -> tuple[SlotRef, SlotRef | None]:
+        """The new slot (canary) and the previous one (baseline; None for a new fleet)."""
 
 
-def analyze(runner: SlotRunner, config: dict[str, Any]) -> dict[str, Any]:
+def analyze(runner: AnalysisHost, config: dict[str, Any]) -> dict[str, Any]:
     kind = config.get("type")
     if kind == "cloudwatch-alarm":
         return runner.interruptible(lambda: _watch_alarms(runner, config))
@@ -51,26 +74,21 @@ def analyze(runner: SlotRunner, config: dict[str, Any]) -> dict[str, Any]:
     return {**judged, **out}
 
 
-def _judge(runner: SlotRunner, analysis: MetricsAnalysis, judged: dict[str, Any]) -> dict[str, Any]:
+def _judge(
+    runner: AnalysisHost, analysis: MetricsAnalysis, judged: dict[str, Any]
+) -> dict[str, Any]:
     clock = runner.ctx.clock
-    slots = runner.s
-    baseline = slots.source_slot
+    canary, baseline = runner.analysis_slots()
     if baseline is None:
         raise UsageError("an analysis needs a previous slot to compare with")
     total = analysis.window + runner.ttl_left()
     start = clock.monotonic()
-    targets = runner.slot_targets(slots.target_slot)
     while True:
         left = total - (clock.monotonic() - start)
         if left > 0:
-            runner.gates().bake(min(analysis.interval, left), targets)
+            runner.watch(min(analysis.interval, left))
             left = total - (clock.monotonic() - start)
-        judgement = analysis.judge(
-            runner.ctx.client("cloudwatch"),
-            slot_ref(runner, slots.target_slot),
-            slot_ref(runner, baseline),
-            clock.now(),
-        )
+        judgement = analysis.judge(runner.ctx.client("cloudwatch"), canary, baseline, clock.now())
         judged.clear()
         judged.update(judgement.to_dict())
         runner.ctx.emit("analysis.result", **judgement.to_dict())
@@ -90,7 +108,7 @@ def _judge(runner: SlotRunner, analysis: MetricsAnalysis, judged: dict[str, Any]
         runner.wait(SIGNAL_POLL)
 
 
-def _watch_alarms(runner: SlotRunner, config: Mapping[str, Any]) -> dict[str, Any]:
+def _watch_alarms(runner: AnalysisHost, config: Mapping[str, Any]) -> dict[str, Any]:
     clock = runner.ctx.clock
     names = [str(a) for a in config["alarms"]]
     duration = parse_duration(config["duration"]) + runner.ttl_left()
@@ -106,21 +124,9 @@ def _watch_alarms(runner: SlotRunner, config: Mapping[str, Any]) -> dict[str, An
         left = duration - (clock.monotonic() - start)
         if left <= 0:
             return {"alarms": states}
-        runner.wait(min(runner.fleet.health.interval, left))
+        runner.wait(min(runner.health_interval, left))
 
 
-def _note(runner: SlotRunner, data: Mapping[str, Any]) -> None:
+def _note(runner: AnalysisHost, data: Mapping[str, Any]) -> None:
     """Journal what the step judged on before it fails or pauses."""
-    runner.state.append_journal(
-        runner.info.id, runner.index - 1, "note", runner.ctx.clock.now(), dict(data)
-    )
-
-
-def slot_ref(runner: SlotRunner, slot: str) -> SlotRef:
-    slots = runner.s
-    return SlotRef(
-        slot=slot,
-        target_group=arn_suffix(slots.target_groups[slot], "targetgroup/"),
-        load_balancer=arn_suffix(slots.load_balancers.get(slot, ""), "loadbalancer/"),
-        auto_scaling_group=slots.groups.group_name(runner.fleet.name, slot),
-    )
+    runner.note(**data)

@@ -46,7 +46,9 @@ from ...lifecycle import (
 )
 from ...plugin import GateTargets
 from ...release import Release
+from ..analysis.judge import SlotRef, arn_suffix
 from ..rollout.runner import POLL_FLOOR, SIGNAL_POLL, RolloutRunner
+from .analysis import analyze
 
 PROMOTE, PROMOTE_FULL, ABORT = "promote", "promote-full", "abort"
 SIGNALS = (PROMOTE, PROMOTE_FULL, ABORT)
@@ -393,9 +395,29 @@ class SlotRunner(RolloutRunner):
         return self.interruptible(work)
 
     def analyze(self, config: dict[str, Any]) -> dict[str, Any]:
-        from .analysis import analyze
-
         return analyze(self, config)
+
+    # --- what the analysis step needs (``analysis.AnalysisHost``) ----------------------------
+
+    @property
+    def health_interval(self) -> float:
+        return self.fleet.health.interval
+
+    def watch(self, seconds: float) -> None:
+        self.gates().bake(seconds, self.slot_targets(self.s.target_slot))
+
+    def analysis_slots(self) -> tuple[SlotRef, SlotRef | None]:
+        source = self.s.source_slot
+        return self.slot_ref(self.s.target_slot), self.slot_ref(source) if source else None
+
+    def slot_ref(self, slot: str) -> SlotRef:
+        s = self.s
+        return SlotRef(
+            slot=slot,
+            target_group=arn_suffix(s.target_groups[slot], "targetgroup/"),
+            load_balancer=arn_suffix(s.load_balancers.get(slot, ""), "loadbalancer/"),
+            auto_scaling_group=s.groups.group_name(self.fleet.name, slot),
+        )
 
     def retire_slot(self, slot: str) -> dict[str, Any]:
         weight = self.current_weights().get(slot, 0)
