@@ -9,8 +9,10 @@ from typing import Any
 import boto3
 import pytest
 
-from immutable_sdk.core.analysis.judge import MetricsAnalysis, SlotRef, combine
-from immutable_sdk.plugin import RolloutInfo, Step, hookimpl
+from immutable_sdk import load_plugins
+from immutable_sdk.analysis.cloudwatch import combine
+from immutable_sdk.core.traffic.analysis import Analysis
+from immutable_sdk.plugin import AnalysisSlot, RolloutInfo, Step, hookimpl
 
 from .conftest import AMI_V1, AMI_V2, SlotWorld, slot_spec
 from .test_operator import PacedClock, until
@@ -187,14 +189,30 @@ def test_any_metric_with_dimensions_and_averages_weighted_by_samples(aws: str) -
             },
         ],
     }
-    ref = {s: SlotRef(s, "", "", f"shop-web-{s}") for s in ("blue", "green")}
-    judgement = MetricsAnalysis(config).judge(cloudwatch, ref["green"], ref["blue"], end)
-    latency, worst = judgement.metrics
-    assert latency.canary == pytest.approx(2.5) and latency.baseline == pytest.approx(1.0)
-    assert latency.samples == {"canary": 40, "baseline": 40}
-    assert latency.verdict == "fail" and "canary 2.5 > 2 x baseline 1" in latency.reason
-    assert worst.verdict == "fail" and worst.canary == 3.0
+    ref = {
+        s: AnalysisSlot(role, s, "web", None, "us-east-1", f"shop-web-{s}", "")
+        for s, role in (("blue", "baseline"), ("green", "canary"))
+    }
+    analysis = Analysis(config, load_plugins(autoload=False).analysis_providers)
+    judgement = analysis.judge(Context(cloudwatch), ref["green"], ref["blue"], end)
+    latency, worst = (m.to_dict() for m in judgement.metrics)
+    assert latency["canary"] == pytest.approx(2.5) and latency["baseline"] == pytest.approx(1.0)
+    assert latency["samples"] == {"canary": 40, "baseline": 40}
+    assert latency["verdict"] == "fail" and "canary 2.5 > 2 x baseline 1" in latency["reason"]
+    assert worst["verdict"] == "fail" and worst["canary"] == 3.0
+    assert worst["baseline"] is None  # max alone does not read the baseline
     assert judgement.verdict == "fail"
+
+
+class Context:
+    """The part of a plugin context the provider uses: a client."""
+
+    def __init__(self, cloudwatch: Any) -> None:
+        self.cloudwatch = cloudwatch
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        assert service == "cloudwatch"
+        return self.cloudwatch
 
 
 def test_combining_data_points() -> None:

@@ -44,9 +44,8 @@ from ...lifecycle import (
     ShiftTraffic,
     Step,
 )
-from ...plugin import GateTargets
+from ...plugin import AnalysisSlot, GateTargets
 from ...release import Release
-from ..analysis.judge import SlotRef, arn_suffix
 from ..rollout.runner import POLL_FLOOR, SIGNAL_POLL, RolloutRunner
 from .analysis import analyze
 
@@ -395,28 +394,31 @@ class SlotRunner(RolloutRunner):
         return self.interruptible(work)
 
     def analyze(self, config: dict[str, Any]) -> dict[str, Any]:
-        return analyze(self, config)
+        return analyze(self, config, self.plugins.analysis_providers)
 
     # --- what the analysis step needs (``analysis.AnalysisHost``) ----------------------------
-
-    @property
-    def health_interval(self) -> float:
-        return self.fleet.health.interval
 
     def watch(self, seconds: float) -> None:
         self.gates().bake(seconds, self.slot_targets(self.s.target_slot))
 
-    def analysis_slots(self) -> tuple[SlotRef, SlotRef | None]:
+    def analysis_slots(self) -> tuple[AnalysisSlot, AnalysisSlot | None]:
         source = self.s.source_slot
-        return self.slot_ref(self.s.target_slot), self.slot_ref(source) if source else None
+        canary = self.analysis_slot("canary", self.s.target_slot, self.target)
+        if source is None:
+            return canary, None
+        return canary, self.analysis_slot("baseline", source, self.info.from_release)
 
-    def slot_ref(self, slot: str) -> SlotRef:
+    def analysis_slot(self, role: str, slot: str, release: str | None) -> AnalysisSlot:
         s = self.s
-        return SlotRef(
+        return AnalysisSlot(
+            role=role,
             slot=slot,
-            target_group=arn_suffix(s.target_groups[slot], "targetgroup/"),
-            load_balancer=arn_suffix(s.load_balancers.get(slot, ""), "loadbalancer/"),
+            fleet=self.fleet.name,
+            release=release,
+            region=self.ctx.region,
             auto_scaling_group=s.groups.group_name(self.fleet.name, slot),
+            target_group_arn=s.target_groups[slot],
+            load_balancer_arn=s.load_balancers.get(slot, ""),
         )
 
     def retire_slot(self, slot: str) -> dict[str, Any]:
