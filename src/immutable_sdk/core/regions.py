@@ -25,6 +25,7 @@ from ..plugin import Artifact
 from ..results import FleetResult
 from ..state.base import StateStore
 from ..state.regional import RegionalState
+from .analysis.report import last_analysis
 from .context import Context, EventSink
 from .planner import (
     Plan,
@@ -248,6 +249,7 @@ class Regional:
                 }
             if fleet.traffic:
                 entry["traffic"] = self.slots.traffic_status(fleet)
+                entry["analysis"] = last_analysis(self.state, name)
             out.append(entry)
         return out
 
