@@ -46,7 +46,7 @@ class Exporter:
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 with exporter.lock:
                     body = ("\n".join(exporter.lines) + "\n").encode()
                 self.send_response(200 if self.path == "/metrics" else 404)

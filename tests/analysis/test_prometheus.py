@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from immutable_sdk.clock import Clock, RealClock, VirtualClock
 from immutable_sdk.errors import GateFailed
 from immutable_sdk.plugin import AnalysisSlot, MetricQuery
 
-from .prometheus_server import Exporter, Prometheus, prometheus_scraping, slot_metrics
+from .prometheus_server import Prometheus
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-example"}
 
@@ -41,15 +41,6 @@ def slot(name: str, role: str) -> AnalysisSlot:
     return AnalysisSlot(
         role, name, "checkout", f"r-{name}", "us-east-1", f"shop-checkout-{name}", ""
     )
-
-
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    exporter = Exporter()
-    exporter.set(slot_metrics({"blue": 0.01, "green": 0.25}, {"blue": 4000, "green": 1000}))
-    with prometheus_scraping(exporter, tmp_path_factory.mktemp("prometheus")) as server:
-        server.wait_for_points('app_error_ratio{slot="green"}', 3)
-        yield server
 
 
 def test_samples_of_each_slot_over_the_window(prometheus: Prometheus) -> None:
@@ -115,7 +106,7 @@ def test_sigv4_signs_each_request_with_botocore_signer() -> None:
     seen: list[tuple[str, dict[str, str]]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             seen.append((self.path, dict(self.headers)))
             body = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
             self.send_response(200)
