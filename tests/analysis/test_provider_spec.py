@@ -125,3 +125,32 @@ def test_the_editor_schema_lists_the_providers_in_the_canary_step() -> None:
     ref = analysis["allOf"][2]["then"]["$ref"]
     assert ref.endswith("#/$defs/analysis.constant") and ref.startswith("https://")
     assert "analysis.constant" in schema["$defs"]
+
+
+def test_the_documented_third_party_provider_is_under_60_lines() -> None:
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    blocks = re.findall(r"<!-- test -->\s*\n```python\n(.*?)\n```", page, re.DOTALL)
+    (provider,) = [b for b in blocks if "def immutable_sdk_add_analysis_providers" in b]
+    assert len(provider.splitlines()) < 60, len(provider.splitlines())
+
+
+def test_the_iam_policy_allows_querying_amp_only_for_signed_prometheus(tmp_path: Path) -> None:
+    from immutable_sdk.core.iam.policy import allowed_actions, policy_document
+
+    def actions(analysis: str) -> set[str]:
+        path = tmp_path / "spec.yaml"
+        path.write_text(SPEC.format(analysis=analysis))
+        spec = load_spec([path], plugins=load_plugins(autoload=False), environ={})
+        return set(allowed_actions(policy_document(spec, account="123456789012")))
+
+    block = (
+        "{type: prometheus, url: 'https://aps.example', window: 1m, %s "
+        "metrics: [{name: e, query: up, max: 1}]}"
+    )
+    assert "aps:QueryMetrics" in actions(block % "sigv4: {},")
+    assert not any(a.startswith("aps:") for a in actions(block % ""))
+    assert "cloudwatch:GetMetricData" in actions(
+        "{type: cloudwatch-metrics, window: 1m, metrics: [{name: e, preset: 5xx-rate, max: 1}]}"
+    )
