@@ -1,6 +1,7 @@
 """Plugins use only the public plugin API: what a third-party distribution could import.
 
-Every module of the built-in plugin packages (builders, strategies, health checks) and of the
+Every module of the built-in plugin packages (builders, strategies, health checks, analysis
+providers) and of the
 distributions under ``plugins/`` may import from the SDK only ``immutable_sdk.plugin``, plus
 sibling modules of its own package (a relative import that stays inside the package). Nothing
 imports boto3 or botocore: plugins get AWS clients from ``ctx.client(...)``.
@@ -18,7 +19,7 @@ import immutable_sdk
 
 SDK = Path(immutable_sdk.__file__).parent
 ROOT = Path(__file__).resolve().parents[1]
-BUILTIN_PACKAGES = ("builders", "strategies", "health")
+BUILTIN_PACKAGES = ("builders", "strategies", "health", "analysis")
 ALLOWED_SDK_MODULES = {"immutable_sdk.plugin"}
 FORBIDDEN_ROOTS = {"boto3", "botocore"}
 
@@ -64,6 +65,7 @@ def test_the_walk_finds_every_kind_of_plugin() -> None:
     assert "immutable_sdk.strategies.rolling" in names
     assert "immutable_sdk.health.http" in names
     assert "immutable_sdk.builders.packer" in names
+    assert "immutable_sdk.analysis.cloudwatch" in names
     assert any(n.startswith("immutable_sdk_linear.") for n in names), sorted(names)
     assert any(n.startswith("immutable_sdk_webhook.") for n in names), sorted(names)
 

@@ -19,6 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     from .lifecycle import Step
     from .plugin import (
+        AnalysisProviderFactory,
         BuilderFactory,
         HealthCheckFactory,
         NotifierFactory,
@@ -69,6 +70,16 @@ def immutable_sdk_add_notifiers(registry: Registry[NotifierFactory]) -> None:
     an object whose ``@hookimpl`` methods (the notify hooks below) the engine registers for as
     long as it runs, and whose ``close()`` it calls when it closes; ``schema`` validates the
     entry's block.
+    """
+
+
+@hookspec
+def immutable_sdk_add_analysis_providers(registry: Registry[AnalysisProviderFactory]) -> None:
+    """Register canary analysis providers.
+
+    Called once when the plugin manager starts. ``name`` is what a canary step's
+    ``analysis.type`` selects; ``factory(config)`` returns an AnalysisProvider for that block
+    (one per step run); ``schema`` validates the block (``analysis_schema`` writes one).
     """
 
 

@@ -40,6 +40,7 @@ from .lifecycle import (
     Step,
 )
 from .redaction import redact_text, register_secret
+from .spec.analysis_schema import analysis_schema
 from .spec.model import FleetSpec, ImageSpec, PluginConfig
 from .units import Size, parse_duration, parse_size
 
@@ -95,6 +96,32 @@ class PluginContext(Protocol):
 
     def credentials(self) -> Mapping[str, str]:
         """Environment variables carrying the session's AWS credentials, for subprocesses."""
+
+    def metric_data(
+        self, queries: Sequence[Mapping[str, Any]], start: float, end: float
+    ) -> dict[str, list[tuple[float, float]]]:
+        """CloudWatch ``GetMetricData`` for all ``queries`` (dicts with unique ``Id``s) between
+        ``start`` and ``end`` (epoch seconds), batched and paged: query Id -> [(time, value)]."""
+
+    def alarm_states(self, names: Sequence[str]) -> dict[str, str]:
+        """CloudWatch alarm name -> OK, ALARM, INSUFFICIENT_DATA, or MISSING when it does not
+        exist (one batched DescribeAlarms)."""
+
+    def sign_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        service: str,
+        region: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> dict[str, str]:
+        """The headers of a request signed with AWS Signature Version 4 by botocore's signer,
+        with the session's credentials (the sandbox's when there is one), for ``service``
+        (``aps`` for Amazon Managed Service for Prometheus) in ``region`` (default the
+        context's). Send exactly these headers, with the same body. The signature's time is
+        the wall clock's, never a virtual clock's: AWS checks it."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +220,99 @@ class Builder(Protocol):
 
     def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:
         """Build the image (raise BuildError on failure) and return the artifact."""
+
+
+@dataclass(frozen=True)
+class AnalysisSlot:
+    """A traffic slot judged by an analysis: the new release's (canary) or the previous one's.
+
+    ``fill`` puts the slot's names into a provider's template: ``{slot}``, ``{role}``,
+    ``{fleet}``, ``{release}``, ``{region}``, ``{auto_scaling_group}``, and ``{target_group}``
+    / ``{load_balancer}`` as CloudWatch names them (``targetgroup/web/0123``, ``app/web/4567``).
+    Only these exact tokens are replaced, so PromQL's own braces are left alone.
+    """
+
+    role: str  # "canary" or "baseline"
+    slot: str  # "blue" or "green"
+    fleet: str
+    release: str | None
+    region: str
+    auto_scaling_group: str
+    target_group_arn: str
+    load_balancer_arn: str = ""  # "" when unknown
+
+    @property
+    def target_group(self) -> str:
+        return _arn_resource(self.target_group_arn, "")
+
+    @property
+    def load_balancer(self) -> str:
+        return _arn_resource(self.load_balancer_arn, "loadbalancer/")
+
+    def fill(self, template: str) -> str:
+        names = {
+            "slot": self.slot,
+            "role": self.role,
+            "fleet": self.fleet,
+            "release": self.release or "",
+            "region": self.region,
+            "auto_scaling_group": self.auto_scaling_group,
+            "target_group": self.target_group,
+            "load_balancer": self.load_balancer,
+        }
+        for key, value in names.items():
+            template = template.replace("{" + key + "}", value)
+        return template
+
+
+def _arn_resource(arn: str, strip: str) -> str:
+    resource = arn.split(":", 5)[-1] if arn else ""
+    return resource[len(strip) :] if strip and resource.startswith(strip) else resource
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One question to an analysis provider: this metric, for this slot, over this window."""
+
+    metric: Mapping[str, Any]  # the metric's block as written in the spec (validated)
+    slot: AnalysisSlot
+    start: float  # epoch seconds
+    end: float
+
+    @property
+    def name(self) -> str:
+        return str(self.metric.get("name", ""))
+
+
+@dataclass(frozen=True)
+class MetricSamples:
+    """A provider's answer: what the metric measured for one slot over the window.
+
+    ``value`` is the metric over the whole window (None: no data), judged against ``max`` and
+    ``max_ratio``; ``count`` is how many samples it stands on (requests, data points), checked
+    against ``min_samples``; ``points`` are the window's individual data points, for the
+    statistical comparison (``compare``); ``detail`` is shown with the verdict.
+    """
+
+    value: float | None
+    count: float
+    points: Sequence[float] = ()
+    detail: str = ""
+
+
+class AnalysisProvider(Protocol):
+    """Reads metrics for the canary analysis; the SDK's judge decides (the same for all).
+
+    ``samples`` gets every query of one judgement (each metric for the canary slot, and for the
+    baseline slot when the metric compares with it) and returns one ``MetricSamples`` per query,
+    in order. It may batch them into one call. A provider may also define ``metrics`` (the
+    metric blocks to judge, when its block does not list them under ``metrics``) and
+    ``interval`` (seconds between judgements, when its block has no ``interval``).
+    """
+
+    def samples(
+        self, queries: Sequence[MetricQuery], ctx: PluginContext
+    ) -> Sequence[MetricSamples]: ...
 
 
 @dataclass(frozen=True)
@@ -356,6 +476,7 @@ BuilderFactory = Callable[[Mapping[str, Any]], Builder]
 StrategyFactory = Callable[[Mapping[str, Any]], Strategy]
 HealthCheckFactory = Callable[[Mapping[str, Any]], HealthCheck]
 NotifierFactory = Callable[[Mapping[str, Any]], Notifier]
+AnalysisProviderFactory = Callable[[Mapping[str, Any]], AnalysisProvider]
 
 
 __all__ = [
@@ -370,6 +491,9 @@ __all__ = [
     "TAG_ROLLOUT",
     "TAG_SLOT",
     "TAG_SOURCE_AMI",
+    "AnalysisProvider",
+    "AnalysisProviderFactory",
+    "AnalysisSlot",
     "Analyze",
     "Artifact",
     "AwsError",
@@ -391,6 +515,8 @@ __all__ = [
     "ImageSpec",
     "ImmutableSdkError",
     "Launch",
+    "MetricQuery",
+    "MetricSamples",
     "Notifier",
     "NotifierFactory",
     "Pause",
@@ -412,6 +538,7 @@ __all__ = [
     "Strategy",
     "StrategyFactory",
     "Target",
+    "analysis_schema",
     "aws_error_code",
     "get_logger",
     "hookimpl",

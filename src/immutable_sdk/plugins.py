@@ -19,6 +19,7 @@ from . import hookspecs
 from .errors import PluginError
 from .plugin import (
     PROJECT,
+    AnalysisProviderFactory,
     BuilderFactory,
     HealthCheckFactory,
     NotifierFactory,
@@ -39,6 +40,8 @@ BUILTIN_PLUGINS = (
     "immutable_sdk.health.elb",
     "immutable_sdk.health.http",
     "immutable_sdk.health.alarm",
+    "immutable_sdk.analysis.cloudwatch",
+    "immutable_sdk.analysis.prometheus",
 )
 AUTOLOAD_ENV = "IMMUTABLE_SDK_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -53,6 +56,9 @@ class Plugins:
     health_checks: Registry[HealthCheckFactory]
     distributions: Distributions
     notifiers: Registry[NotifierFactory] = field(default_factory=lambda: Registry("notifier"))
+    analysis_providers: Registry[AnalysisProviderFactory] = field(
+        default_factory=lambda: Registry("analysis provider")
+    )
 
     @property
     def hook(self) -> Any:
@@ -60,7 +66,13 @@ class Plugins:
         return NotifyRelay(self.manager.hook)
 
     def entries(self) -> list[PluginEntry[Any]]:
-        return [*self.builders, *self.strategies, *self.health_checks, *self.notifiers]
+        return [
+            *self.builders,
+            *self.strategies,
+            *self.health_checks,
+            *self.notifiers,
+            *self.analysis_providers,
+        ]
 
 
 class NotifyRelay:
@@ -171,4 +183,10 @@ def load_plugins(extra: Iterable[object] = (), *, autoload: bool | None = None) 
         ),
         distributions=dists,
         notifiers=_fill(manager, dists, "immutable_sdk_add_notifiers", Registry("notifier")),
+        analysis_providers=_fill(
+            manager,
+            dists,
+            "immutable_sdk_add_analysis_providers",
+            Registry("analysis provider"),
+        ),
     )

@@ -152,6 +152,7 @@ class FleetStatus(_FleetStatus, total=False):
     (``immutable-sdk status -o json`` prints a list of these)."""
 
     traffic: dict[str, Any]  # fleets with traffic slots: weights and each slot's group
+    analysis: dict[str, Any] | None  # and their last canary analysis (verdict, metrics)
 
 
 class FleetHistory(TypedDict):

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
 import pytest
 
-from immutable_sdk.core.analysis.judge import MetricsAnalysis, SlotRef, combine
-from immutable_sdk.plugin import RolloutInfo, Step, hookimpl
+from immutable_sdk import load_plugins
+from immutable_sdk.analysis.cloudwatch import combine
+from immutable_sdk.aws import metrics
+from immutable_sdk.core.traffic.analysis import Analysis
+from immutable_sdk.plugin import AnalysisSlot, RolloutInfo, Step, hookimpl
 
 from .conftest import AMI_V1, AMI_V2, SlotWorld, slot_spec
 from .test_operator import PacedClock, until
@@ -187,14 +191,39 @@ def test_any_metric_with_dimensions_and_averages_weighted_by_samples(aws: str) -
             },
         ],
     }
-    ref = {s: SlotRef(s, "", "", f"shop-web-{s}") for s in ("blue", "green")}
-    judgement = MetricsAnalysis(config).judge(cloudwatch, ref["green"], ref["blue"], end)
-    latency, worst = judgement.metrics
-    assert latency.canary == pytest.approx(2.5) and latency.baseline == pytest.approx(1.0)
-    assert latency.samples == {"canary": 40, "baseline": 40}
-    assert latency.verdict == "fail" and "canary 2.5 > 2 x baseline 1" in latency.reason
-    assert worst.verdict == "fail" and worst.canary == 3.0
+    ref = {
+        s: AnalysisSlot(role, s, "web", None, "us-east-1", f"shop-web-{s}", "")
+        for s, role in (("blue", "baseline"), ("green", "canary"))
+    }
+    analysis = Analysis(config, load_plugins(autoload=False).analysis_providers)
+    judgement = analysis.judge(Context(cloudwatch), ref["green"], ref["blue"], end)
+    latency, worst = (m.to_dict() for m in judgement.metrics)
+    assert latency["canary"] == pytest.approx(2.5) and latency["baseline"] == pytest.approx(1.0)
+    assert latency["samples"] == {"canary": 40, "baseline": 40}
+    assert latency["verdict"] == "fail" and "canary 2.5 > 2 x baseline 1" in latency["reason"]
+    assert worst["verdict"] == "fail" and worst["canary"] == 3.0
+    assert worst["baseline"] is None  # max alone does not read the baseline
     assert judgement.verdict == "fail"
+
+
+class Context:
+    """The part of a plugin context the provider uses: a client."""
+
+    def __init__(self, cloudwatch: Any) -> None:
+        self.cloudwatch = cloudwatch
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        assert service == "cloudwatch"
+        return self.cloudwatch
+
+    # what the engine's context does (core.context.Context)
+    def metric_data(
+        self, queries: Sequence[Mapping[str, Any]], start: float, end: float
+    ) -> dict[str, list[tuple[float, float]]]:
+        return metrics.metric_data(self.cloudwatch, queries, start, end)
+
+    def alarm_states(self, names: Sequence[str]) -> dict[str, str]:
+        return metrics.alarm_states(self.cloudwatch, names)
 
 
 def test_combining_data_points() -> None:
@@ -205,3 +234,52 @@ def test_combining_data_points() -> None:
     assert combine("Minimum", points, counts) == 2.0
     assert combine("p99", points, counts) == 4.0  # the conservative choice
     assert combine("Average", [], []) is None
+
+
+def test_mann_whitney_on_cloudwatch_per_minute_points_fails_a_worse_canary(
+    slots: SlotWorld,
+) -> None:
+    compare = (
+        "{type: canary, steps: [{weight: 20, bake: 1m}, {analysis: {type: cloudwatch-metrics, "
+        "window: 5m, min_samples: 100, inconclusive: fail, metrics: [{name: errors, "
+        "preset: 5xx-rate, compare: {test: mann-whitney, min_points: 5}}]}}, {weight: 100}]}"
+    )
+    traffic = Traffic(slots, {"blue": 4000, "green": 1000}, {"blue": 40, "green": 50})
+    checkout, journal = second_release(slots, compare, traffic)
+    assert checkout.outcome == "rolled_back"
+    assert "errors: canary higher than baseline: Mann-Whitney p=" in (checkout.error or "")
+    (errors,) = judged(journal)["metrics"]
+    test = errors["test"]
+    assert test["points"] == {"canary": 5, "baseline": 5}  # one a minute, from GetMetricData
+    assert test["u"] == 25 and test["effect"] == 1.0 and test["p_value"] < 0.05
+    assert errors["summary"]["canary"]["median"] == pytest.approx(0.05)
+    assert errors["summary"]["baseline"]["median"] == pytest.approx(0.01)
+
+
+def test_an_alarm_analysis_fails_on_a_firing_alarm_and_a_dry_run_one_does_not(
+    slots: SlotWorld,
+) -> None:
+    def alarms(dry_run: bool) -> str:
+        return (
+            "{type: canary, steps: [{weight: 20}, {analysis: {type: cloudwatch-alarm, "
+            f"alarms: [checkout-5xx], duration: 2m, dry_run: {str(dry_run).lower()}}}}}, "
+            "{weight: 100}]}"
+        )
+
+    checks = "        - {type: ec2}"
+    slots.write(slot_spec(alarms(False), checks=checks))
+    with slots.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    slots.set_alarm("ALARM")
+    with slots.engine(AMI_V2) as engine:
+        failed = engine.apply().fleet("checkout")
+    assert failed.outcome == "rolled_back"
+    assert "analysis failed: checkout-5xx: alarm ALARM: canary 1 > max 0" in (failed.error or "")
+
+    slots.write(slot_spec(alarms(True), checks=checks), ami=AMI_V2)
+    with slots.engine(AMI_V2) as engine:
+        result = engine.apply()
+        journal = engine.state.journal(result.fleet("checkout").rollout)
+    assert result.fleet("checkout").outcome == "promoted"
+    (alarm,) = judged(journal)["metrics"]
+    assert (alarm["verdict"], alarm["dry_run"]) == ("fail", True)

@@ -91,6 +91,7 @@ def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
             for check in fleet.health.checks:
                 if check.type == "cloudwatch-alarm":
                     result.add(result.alarms, check.config.get("alarms") or ())
+            result.add(result.alarms, analysis_alarms(fleet.strategy.config))
         return result
     home = str(spec.get("region") or "us-east-1")
     result = Needs(region or home)
@@ -107,7 +108,19 @@ def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
         for check in (fleet.get("health") or {}).get("checks") or ():
             if isinstance(check, Mapping) and check.get("type") == "cloudwatch-alarm":
                 result.add(result.alarms, check.get("alarms") or ())
+        result.add(result.alarms, analysis_alarms(fleet.get("strategy")))
     return result
+
+
+def analysis_alarms(strategy: Any) -> list[str]:
+    """The alarms of a strategy's ``cloudwatch-alarm`` analysis steps (a canary's)."""
+    steps = strategy.get("steps") if isinstance(strategy, Mapping) else None
+    found: list[str] = []
+    for step in steps if isinstance(steps, list) else ():
+        analysis = step.get("analysis") if isinstance(step, Mapping) else None
+        if isinstance(analysis, Mapping) and analysis.get("type") == "cloudwatch-alarm":
+            found += [str(a) for a in analysis.get("alarms") or ()]
+    return found
 
 
 def _traffic(result: Needs, traffic: Any) -> None:

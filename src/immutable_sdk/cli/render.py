@@ -152,6 +152,8 @@ def describe(e: Event) -> Text | None:
             f"({by or 'none'})",
             style="dim",
         )
+    if k == "analysis.result":
+        return _analysis_text(who, d)
     if k == "gate.poll":
         checks = " ".join(f"{n}={s}" for n, s in dict(d.get("checks", {})).items())
         return Text(f"{who}gate on {d.get('instances')} instance(s): {checks}", style="dim")
@@ -191,6 +193,19 @@ def describe(e: Event) -> Text | None:
     if k in ("fleet.scaling", "fleet.destroying"):
         return Text(f"{who}{k.split('.', 1)[1]} {dict(d)}")
     return None
+
+
+def _analysis_text(who: str, d: Mapping[str, Any]) -> Text:
+    """An analysis's verdict and, per metric, the numbers and the reason (final judgements)."""
+    verdict = str(d.get("verdict"))
+    head = f"{who}analysis {d.get('provider')}: {verdict}"
+    if not d.get("final"):
+        return Text(f"{head} so far", style="dim")
+    style = {"pass": "green", "fail": "bold red"}.get(verdict, "yellow")
+    text = Text(head, style=style)
+    for line in analysis_lines(d):
+        text.append(f"\n{who}  {line}", style="" if verdict == "pass" else style)
+    return text
 
 
 class _RedactedTable(Table):
@@ -305,7 +320,7 @@ def status_table(entries: Sequence[Mapping[str, Any]]) -> Table:
     table = _table("status", ("fleet", "release", "capacity", "instances", "rollout"))
     for e in entries:
         if not e["exists"]:
-            table.add_row(e["fleet"], "-", "-", "not created", _rollout_cell(e))
+            table.add_row(e["fleet"], "-", "-", "not created", _rollout_and_analysis(e))
             continue
         cap = e["capacity"]
         inst = ", ".join(
@@ -319,9 +334,35 @@ def status_table(entries: Sequence[Mapping[str, Any]]) -> Table:
             e["release"] or "-",
             f"{cap['min']}/{cap['desired']}/{cap['max']}",
             inst or "none",
-            _rollout_cell(e),
+            _rollout_and_analysis(e),
         )
     return table
+
+
+def analysis_lines(judgement: Mapping[str, Any]) -> list[str]:
+    """One line per metric: its verdict and the sentence with the numbers behind it."""
+    lines = []
+    for m in judgement.get("metrics", []):
+        dry = " (dry run)" if m.get("dry_run") else ""
+        lines.append(f"{m.get('name')}{dry}: {m.get('verdict')}: {m.get('reason')}")
+    return lines
+
+
+def _analysis_cell(entry: Mapping[str, Any]) -> str:
+    """The fleet's last canary analysis: its verdict and each metric's reason."""
+    last = entry.get("analysis")
+    if not last:
+        return ""
+    lines = "; ".join(analysis_lines(last))
+    return f"last analysis ({last.get('rollout')}): {last.get('verdict')}: {lines}"
+
+
+def _rollout_and_analysis(entry: Mapping[str, Any]) -> Text:
+    cell = _rollout_cell(entry)
+    analysis = _analysis_cell(entry)
+    if analysis:
+        cell.append(("\n" if cell.plain else "") + analysis)
+    return cell
 
 
 def _rollout_cell(entry: Mapping[str, Any]) -> Text:

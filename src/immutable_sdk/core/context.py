@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..aws import metrics
 from ..aws.session import AwsSession
 from ..clock import Clock, RealClock
 from ..lifecycle import Event
@@ -55,6 +56,36 @@ class Context:
 
     def credentials(self) -> Mapping[str, str]:
         return self.session.credentials_env()
+
+    def metric_data(
+        self, queries: Sequence[Mapping[str, Any]], start: float, end: float
+    ) -> dict[str, list[tuple[float, float]]]:
+        return metrics.metric_data(self.client("cloudwatch"), queries, start, end)
+
+    def alarm_states(self, names: Sequence[str]) -> dict[str, str]:
+        return metrics.alarm_states(self.client("cloudwatch"), names)
+
+    def sign_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        service: str,
+        region: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> dict[str, str]:
+        from ..aws.sigv4 import signed_headers  # botocore's signer, loaded when first used
+
+        return signed_headers(
+            self.credentials(),
+            method,
+            url,
+            service=service,
+            region=region or self.region,
+            headers=headers or {},
+            body=body,
+        )
 
     def scoped(self, *, fleet: str | None = None, rollout: str | None = None) -> Context:
         """The same context, with events attributed to ``fleet`` / ``rollout``."""

@@ -248,6 +248,8 @@ class Regional:
             extra = self.deployer_for(fleet).status(fleet)
             if "traffic" in extra:
                 entry["traffic"] = extra["traffic"]
+            if "analysis" in extra:
+                entry["analysis"] = extra["analysis"]
             out.append(entry)
         return out
 

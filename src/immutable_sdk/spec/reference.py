@@ -39,6 +39,7 @@ PLUGIN_SECTIONS = (
     ("strategy", "Strategies", "fleets.NAME.strategy", "type"),
     ("health", "Health checks", "fleets.NAME.health.checks[]", "type"),
     ("notifier", "Notifiers", "notifiers[]", "type"),
+    ("analysis", "Analysis providers", "fleets.NAME.strategy.steps[].analysis", "type"),
 )
 
 

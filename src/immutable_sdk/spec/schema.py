@@ -17,6 +17,8 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .analysis_schema import with_shared_keys
+
 if TYPE_CHECKING:
     from ..plugins import Plugins
 
@@ -219,7 +221,7 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
 
 
 def _plugin_block(
-    key: str, kind: str, entries: list[Any], description: str, *, editor: bool
+    key: str, kind: str, entries: list[Any], description: str, *, editor: bool, base: str = ""
 ) -> dict[str, Any]:
     """A block validated by the schema of the plugin that ``key`` names.
 
@@ -232,7 +234,7 @@ def _plugin_block(
         "required": [key],
         "properties": {key: discriminator},
     }
-    refs = {e.name: f"#/$defs/{_def_name(kind, e.name)}" for e in entries}
+    refs = {e.name: f"{base}#/$defs/{_def_name(kind, e.name)}" for e in entries}
     if editor:
         if refs:  # empty lists are not valid schemas (no notifier may be installed)
             discriminator["enum"] = list(refs)
@@ -265,6 +267,20 @@ def _plugin_schema(
     return out
 
 
+def _embed_blocks(schema: Any, blocks: Mapping[str, Mapping[str, Any]]) -> Any:
+    """Replace each ``{"x-plugin-block": KIND, ...}`` in a plugin's schema with the block that
+    the registry of KIND validates (a canary strategy's ``analysis`` steps)."""
+    if isinstance(schema, dict):
+        kind = schema.get("x-plugin-block")
+        if isinstance(kind, str) and kind in blocks:
+            rest = {k: v for k, v in schema.items() if k != "x-plugin-block"}
+            return {**copy.deepcopy(dict(blocks[kind])), **rest}
+        return {k: _embed_blocks(v, blocks) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_embed_blocks(v, blocks) for v in schema]
+    return schema
+
+
 def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
     """The whole spec's schema. ``editor=True`` also lists the known plugin names as enums."""
     builders = list(plugins.builders)
@@ -276,15 +292,25 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
     check = _plugin_block("type", "health", checks, "The health check.", editor=editor)
     notifiers = list(plugins.notifiers)
     notifier = _plugin_block("type", "notifier", notifiers, "The notifier.", editor=editor)
+    providers = list(plugins.analysis_providers)
+    # Embedded in other plugins' schemas (with ids of their own): refs name the root's id.
+    blocks = {
+        "analysis": _plugin_block(
+            "type", "analysis", providers, "The analysis provider.", editor=editor, base=SCHEMA_ID
+        )
+    }
     defs: dict[str, Any] = {}
     for kind, key, entries, core in (
         ("builder", "builder", builders, IMAGE_CORE_KEYS),
         ("strategy", "type", strategies, {}),
         ("health", "type", checks, {}),
         ("notifier", "type", notifiers, {}),
+        ("analysis", "type", providers, {}),
     ):
         for e in entries:
-            defs[_def_name(kind, e.name)] = _plugin_schema(kind, e.name, e.schema, key, core)
+            own = with_shared_keys(e.schema) if kind == "analysis" else e.schema
+            out = _plugin_schema(kind, e.name, own, key, core)
+            defs[_def_name(kind, e.name)] = _embed_blocks(out, blocks)
     fleet = {
         "type": "object",
         "required": ["image", "instance_type", "capacity"],

@@ -176,25 +176,37 @@ def _check_shifting(c: _Checker, path: Path_, strategy: LDict) -> None:
             _duration(c, (*here, "pause"), pause, allowed="'manual' or ")
         analysis = step.get("analysis")
         if isinstance(analysis, LDict):
-            if analysis.get("type") == "cloudwatch-metrics" and (
-                last is None or not 0 < last[0] < 100
-            ):
-                c.add(
-                    (*here, "analysis"),
-                    "an analysis compares the new slot with the previous one: it needs a "
-                    "weight step between 0 and 100 before it, so that both slots get traffic",
-                )
-            _check_metrics(c, (*here, "analysis", "metrics"), analysis.get("metrics"))
+            _check_analysis(c, (*here, "analysis"), analysis, last)
 
 
-def _check_metrics(c: _Checker, path: Path_, metrics: Any) -> None:
+def _check_analysis(
+    c: _Checker, path: Path_, analysis: LDict, last: tuple[float, int] | None
+) -> None:
+    """An analysis block: a known provider; metrics with unique names and a threshold."""
+    kind = analysis.get("type")
+    c.plugin((*path, "type"), c.plugins.analysis_providers, kind)
+    metrics = analysis.get("metrics")
     if not isinstance(metrics, LList):
         return
+    compares = any(isinstance(m, LDict) and ("max_ratio" in m or "compare" in m) for m in metrics)
+    if last is None or last[0] <= 0:
+        c.add(
+            path,
+            "an analysis judges the new slot on its traffic: it needs a weight step between "
+            "0 and 100 before it",
+        )
+    elif compares and last[0] >= 100:
+        c.add(
+            path,
+            "an analysis that compares the new slot with the previous one (max_ratio, "
+            "compare) needs a weight step between 0 and 100 before it, so that both slots "
+            "get traffic",
+        )
     seen: dict[str, int] = {}
     for i, metric in enumerate(metrics):
         if not isinstance(metric, LDict):
             continue
-        here = (*path, i)
+        here = (*path, "metrics", i)
         name = metric.get("name")
         if isinstance(name, str):
             if name in seen:
@@ -202,12 +214,13 @@ def _check_metrics(c: _Checker, path: Path_, metrics: Any) -> None:
                     (*here, "name"), f"metric name {name!r} is already used by metric {seen[name]}"
                 )
             seen.setdefault(name, i)
-        if ("preset" in metric) == ("metric" in metric):
-            c.add(here, "a metric names either a 'preset' or a 'metric' (with its namespace)")
-        elif "preset" in metric and ("statistic" in metric or "namespace" in metric):
-            c.add(here, "a preset sets its own namespace and statistic", key=False)
-        if "max" not in metric and "max_ratio" not in metric:
-            c.add(here, "a metric needs a threshold: 'max', 'max_ratio' or both")
+        if kind == "cloudwatch-metrics":  # the built-in provider's either-or, worded
+            if ("preset" in metric) == ("metric" in metric):
+                c.add(here, "a metric names either a 'preset' or a 'metric' (with its namespace)")
+            elif "preset" in metric and ("statistic" in metric or "namespace" in metric):
+                c.add(here, "a preset sets its own namespace and statistic", key=False)
+        if not any(k in metric for k in ("max", "max_ratio", "compare")):
+            c.add(here, "a metric needs a threshold: 'max', 'max_ratio' or 'compare'")
 
 
 def _check_traffic(c: _Checker, path: Path_, fleet: LDict, fleets: LDict) -> None:

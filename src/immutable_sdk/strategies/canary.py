@@ -7,8 +7,9 @@ For a fleet with ``traffic:`` slots. ``steps`` is a list of:
   the record's TTL. Weights must increase.
 * ``{pause: manual}``: wait until ``immutable-sdk promote`` (continue) or ``abort`` (roll
   back); ``{pause: DURATION}`` waits that long (``promote`` ends it early).
-* ``{analysis: {type: cloudwatch-metrics, ...}}``: compare the new slot with the previous one
-  on target group metrics over a window; a failure rolls back, too few samples is
+* ``{analysis: {type: PROVIDER, window: DURATION, metrics: [...]}}``: compare the new slot
+  with the previous one on metrics an analysis provider reads (``cloudwatch-metrics``,
+  ``prometheus``, or a plugin's) over a window; a failure rolls back, too few samples is
   inconclusive (pauses for an operator, or fails with ``inconclusive: fail``).
   ``{analysis: {type: cloudwatch-alarm, alarms: [...], duration: DURATION}}`` watches alarms.
 
@@ -51,100 +52,11 @@ from .bluegreen import (
     weights,
 )
 
-STATISTIC = {
-    "type": "string",
-    "pattern": r"^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?)$",
-    "x-expect": "a statistic: Average, Sum, Minimum, Maximum, SampleCount or a percentile like p99",
-    "description": "The CloudWatch statistic judged (Average, Maximum, p99...).",
-}
-METRIC: dict[str, Any] = {
-    "type": "object",
-    "description": "One metric compared between the new (canary) slot and the previous "
-    "(baseline) slot. Either a preset, or namespace, metric and statistic.",
-    "properties": {
-        "name": {"type": "string", "minLength": 1, "description": "A label for reports."},
-        "preset": {
-            "enum": ["5xx-rate", "p99-latency"],
-            "description": "5xx-rate: HTTPCode_Target_5XX_Count / RequestCount of the slot's "
-            "target group (samples: requests); p99-latency: TargetResponseTime p99 (samples: "
-            "its sample count).",
-        },
-        "namespace": {
-            "type": "string",
-            "description": "CloudWatch namespace (AWS/ApplicationELB).",
-        },
-        "metric": {"type": "string", "description": "CloudWatch metric name."},
-        "statistic": STATISTIC,
-        "dimensions": {
-            "type": "object",
-            "additionalProperties": {"type": "string"},
-            "description": "Dimensions; values may use {target_group}, {load_balancer} (the "
-            "slot's, as CloudWatch names them), {auto_scaling_group} and {slot}. Default: "
-            "TargetGroup and LoadBalancer of the slot.",
-        },
-        "max": {"type": "number", "description": "The canary's value must not exceed this."},
-        "max_ratio": {
-            "type": "number",
-            "minimum": 0,
-            "description": "The canary's value must not exceed the baseline's times this.",
-        },
-        "min_samples": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "Samples each judged slot needs in the window (default: the "
-            "analysis's min_samples).",
-        },
-    },
-    "required": ["name"],
-    "additionalProperties": False,
-}
+# The analysis providers' registry validates each analysis block (see docs/plugins.md).
 ANALYSIS: dict[str, Any] = {
-    "type": "object",
-    "description": "Judge the new slot: cloudwatch-metrics compares it with the previous slot, "
-    "cloudwatch-alarm watches alarms.",
-    "properties": {
-        "type": {"enum": ["cloudwatch-metrics", "cloudwatch-alarm"], "description": "Provider."},
-        "window": {
-            **DURATION,
-            "description": "cloudwatch-metrics: the period judged, ending when the step ends; "
-            "the step watches the health checks meanwhile.",
-        },
-        "interval": {
-            **DURATION,
-            "description": "cloudwatch-metrics: also judge every interval during the window, "
-            "to fail early (default: only at the end).",
-        },
-        "min_samples": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "cloudwatch-metrics: default minimum samples per metric (default 1).",
-        },
-        "inconclusive": {
-            "enum": ["pause", "fail"],
-            "description": "cloudwatch-metrics: what too few samples does: pause for "
-            "`immutable-sdk promote`/`abort` (default) or fail (roll back). Never a pass.",
-        },
-        "metrics": {"type": "array", "items": METRIC, "minItems": 1, "description": "Metrics."},
-        "alarms": {
-            "type": "array",
-            "items": {"type": "string", "minLength": 1},
-            "minItems": 1,
-            "description": "cloudwatch-alarm: alarm names; any in ALARM fails the step.",
-        },
-        "duration": {**DURATION, "description": "cloudwatch-alarm: how long to watch."},
-    },
-    "required": ["type"],
-    "additionalProperties": False,
-    "allOf": [
-        {
-            "if": {"properties": {"type": {"const": "cloudwatch-metrics"}}},
-            "then": {"required": ["window", "metrics"]},
-        },
-        {
-            "if": {"properties": {"type": {"const": "cloudwatch-alarm"}}},
-            "then": {"required": ["alarms", "duration"]},
-        },
-    ],
+    "x-plugin-block": "analysis",
+    "description": "Judge the new slot with an analysis provider: cloudwatch-metrics and "
+    "prometheus compare it with the previous slot, cloudwatch-alarm watches alarms.",
 }
 STEP: dict[str, Any] = {
     "type": "object",

@@ -1,317 +1,285 @@
-"""Canary analysis: judge the new slot against the previous one on CloudWatch metrics.
+"""The canary judge: one verdict per metric from the samples a provider read, with its reasons.
 
-``cloudwatch-metrics`` compares the canary slot (the new release) with the baseline slot (the
-previous release, which serves the rest of the traffic) over a window that ends when it
-judges. Each metric is read for both slots in ONE ``GetMetricData`` call per judgement (all
-metrics, both slots), with a single period covering the window:
+Every analysis provider is judged the same way. A metric passes when every threshold it names
+holds:
 
-* preset ``5xx-rate``: HTTPCode_Target_5XX_Count / RequestCount of the slot's target group
-  (missing 5xx data points count as 0, as the load balancer publishes none when there are
-  none); its samples are the requests;
-* preset ``p99-latency``: TargetResponseTime, statistic p99; samples: its SampleCount;
-* any metric: ``namespace``, ``metric``, ``statistic`` and ``dimensions`` (default TargetGroup
-  and LoadBalancer of the slot); samples: the metric's SampleCount.
+* ``max``: the canary's value is at most this;
+* ``max_ratio``: at most the baseline's value times this (a baseline of 0 fails any positive
+  canary value);
+* ``compare`` (Mann-Whitney, see ``mann_whitney``): the canary's data points are not worse
+  than the baseline's with a p-value below ``alpha`` and an effect size of at least
+  ``min_effect``.
 
-A metric passes when every threshold it names holds: ``max`` (the canary's value is at most
-this) and ``max_ratio`` (at most the baseline's value times this; with a baseline of 0, any
-positive canary value fails it). A slot with fewer samples than ``min_samples`` (the canary
-always; the baseline when ``max_ratio`` compares with it) makes the metric *inconclusive*: too
-little traffic to tell is never a pass. The analysis fails when any metric fails, is
-inconclusive when none fails and any is inconclusive, and passes otherwise. Every result lists
-the numbers it was judged on.
+A slot with fewer samples than ``min_samples`` (the canary always; the baseline when a
+threshold compares with it), or fewer data points than ``compare.min_points``, makes the metric
+*inconclusive*: too little traffic to tell is never a pass. A ``dry_run`` metric is judged and
+reported like the others but never decides: the analysis fails when a deciding metric fails,
+is inconclusive when none fails and one is inconclusive, and passes otherwise.
 
-Values over several data points combine as the statistic does: sums add up, averages are
-weighted by sample counts, minimum and maximum take the extreme; a percentile takes the
-highest (the conservative choice, exact when the window is one period).
+Each result carries the numbers it was judged on (samples, both slots' summaries, thresholds,
+the test's statistics) and one sentence that says why.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...aws.session import aws_errors
-from ...units import parse_duration
+from ...plugin import MetricSamples
+from .mann_whitney import mann_whitney
 
-ELB_NAMESPACE = "AWS/ApplicationELB"
-DEFAULT_DIMENSIONS = {"TargetGroup": "{target_group}", "LoadBalancer": "{load_balancer}"}
-MAX_QUERIES = 500  # GetMetricData's limit per call
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
 @dataclass(frozen=True)
-class SlotRef:
-    """A slot as CloudWatch names it: dimension values of its target group and group."""
+class Comparison:
+    """A metric's ``compare`` block."""
 
-    slot: str
-    target_group: str  # targetgroup/name/id
-    load_balancer: str  # app/name/id ("" when unknown)
-    auto_scaling_group: str
+    alpha: float = 0.05
+    direction: str = "increase"  # what is worse for the canary: increase or decrease
+    min_effect: float = 0.64
+    min_points: int = 5
 
-    def fill(self, template: str) -> str:
-        return template.format(
-            target_group=self.target_group,
-            load_balancer=self.load_balancer,
-            auto_scaling_group=self.auto_scaling_group,
-            slot=self.slot,
+    @classmethod
+    def parse(cls, block: Mapping[str, Any]) -> Comparison:
+        return cls(
+            alpha=float(block.get("alpha", 0.05)),
+            direction=str(block.get("direction", "increase")),
+            min_effect=float(block.get("min_effect", 0.64)),
+            min_points=int(block.get("min_points", 5)),
         )
 
 
-def arn_suffix(arn: str, marker: str) -> str:
-    """``arn:...:targetgroup/web/0123`` -> ``targetgroup/web/0123`` (CloudWatch's dimension)."""
-    resource = arn.split(":", 5)[-1]
-    if marker == "loadbalancer/" and resource.startswith(marker):
-        return resource[len(marker) :]
-    return resource
-
-
 @dataclass(frozen=True)
-class Query:
-    """One series: a metric of one slot with one statistic."""
+class MetricRule:
+    """What the judge reads of a metric's block (the provider reads the rest)."""
 
-    namespace: str
-    metric: str
-    statistic: str
-    dimensions: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class MetricSpec:
     name: str
-    value: tuple[Query, ...]  # the series that make the value (errors, requests) per slot
-    kind: str  # "ratio" (value[0] / value[1]) or "stat"
-    max: float | None
-    max_ratio: float | None
-    min_samples: int
+    block: Mapping[str, Any]
+    max: float | None = None
+    max_ratio: float | None = None
+    min_samples: int = 1
+    compare: Comparison | None = None
+    dry_run: bool = False
 
     @classmethod
-    def parse(cls, block: Mapping[str, Any], default_samples: int) -> MetricSpec:
-        preset = block.get("preset")
-        dims = dict(block.get("dimensions") or DEFAULT_DIMENSIONS)
-        if preset == "5xx-rate":
-            kind = "ratio"
-            value: tuple[Query, ...] = (
-                Query(ELB_NAMESPACE, "HTTPCode_Target_5XX_Count", "Sum", dims),
-                Query(ELB_NAMESPACE, "RequestCount", "Sum", dims),
-            )
-        else:
-            if preset == "p99-latency":
-                namespace, metric, stat = ELB_NAMESPACE, "TargetResponseTime", "p99"
-            else:
-                namespace = str(block.get("namespace", ELB_NAMESPACE))
-                metric, stat = str(block["metric"]), str(block.get("statistic", "Average"))
-            kind = "stat"
-            value = (
-                Query(namespace, metric, stat, dims),
-                Query(namespace, metric, "SampleCount", dims),
-            )
+    def parse(cls, block: Mapping[str, Any], default_samples: int) -> MetricRule:
+        compare = block.get("compare")
         return cls(
             name=str(block["name"]),
-            value=value,
-            kind=kind,
+            block=block,
             max=float(block["max"]) if block.get("max") is not None else None,
             max_ratio=float(block["max_ratio"]) if block.get("max_ratio") is not None else None,
             min_samples=int(block.get("min_samples", default_samples)),
+            compare=Comparison.parse(compare) if isinstance(compare, Mapping) else None,
+            dry_run=bool(block.get("dry_run", False)),
         )
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.max_ratio is not None or self.compare is not None
+
+    def thresholds(self) -> dict[str, Any]:
+        return {"max": self.max, "max_ratio": self.max_ratio, "min_samples": self.min_samples}
+
+
+def summarize(samples: MetricSamples | None) -> dict[str, Any] | None:
+    """The numbers of one slot: its value, samples and its data points' summary."""
+    if samples is None:
+        return None
+    points = [float(p) for p in samples.points]
+    return {
+        "value": samples.value,
+        "samples": samples.count,
+        "points": len(points),
+        "median": statistics.median(points) if points else None,
+        "mean": statistics.fmean(points) if points else None,
+        "min": min(points) if points else None,
+        "max": max(points) if points else None,
+    }
 
 
 @dataclass
 class MetricResult:
     name: str
     verdict: str  # pass | fail | inconclusive
-    canary: float | None
-    baseline: float | None
-    samples: dict[str, float]
     reason: str
+    canary: dict[str, Any] | None
+    baseline: dict[str, Any] | None
+    thresholds: dict[str, Any]
+    test: dict[str, Any] | None = None
+    dry_run: bool = False
+    detail: str = ""
+
+    @property
+    def sentence(self) -> str:
+        """``name: why`` (with ``(dry run)`` after the name of a metric that does not decide)."""
+        return f"{self.name}{' (dry run)' if self.dry_run else ''}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
+        c, b = self.canary or {}, self.baseline or {}
         return {
             "name": self.name,
             "verdict": self.verdict,
-            "canary": self.canary,
-            "baseline": self.baseline,
-            "samples": dict(self.samples),
+            "dry_run": self.dry_run,
+            "canary": c.get("value"),
+            "baseline": b.get("value"),
+            "samples": {"canary": c.get("samples"), "baseline": b.get("samples")},
+            "summary": {"canary": self.canary, "baseline": self.baseline},
+            "thresholds": dict(self.thresholds),
+            "test": self.test,
+            "detail": self.detail,
             "reason": self.reason,
         }
 
 
 @dataclass
 class Judgement:
-    verdict: str  # pass | fail | inconclusive
+    verdict: str  # pass | fail | inconclusive (of the deciding metrics)
+    provider: str
     start: float
     end: float
     metrics: list[MetricResult] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        shown = [m for m in self.metrics if m.verdict == self.verdict] or self.metrics
-        return "; ".join(f"{m.name}: {m.reason}" for m in shown)
+        """Why: the deciding metrics with the verdict (all of them when none has it)."""
+        deciding = [m for m in self.metrics if not m.dry_run]
+        shown = [m for m in deciding if m.verdict == self.verdict] or deciding or self.metrics
+        return "; ".join(m.sentence for m in shown)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "provider": self.provider,
             "verdict": self.verdict,
             "window": {"start": self.start, "end": self.end},
+            "summary": self.summary,
             "metrics": [m.to_dict() for m in self.metrics],
         }
 
 
-class MetricsAnalysis:
-    """The ``cloudwatch-metrics`` analysis of one canary step (config validated by the spec)."""
+def judge(
+    provider: str,
+    rules: Sequence[MetricRule],
+    answers: Sequence[tuple[MetricSamples, MetricSamples | None]],
+    start: float,
+    end: float,
+) -> Judgement:
+    """The verdict of every metric (``answers``: (canary, baseline) per rule) and of them all."""
+    judgement = Judgement(PASS, provider, start, end)
+    for rule, (canary, baseline) in zip(rules, answers, strict=True):
+        judgement.metrics.append(judge_metric(rule, canary, baseline))
+    verdicts = {m.verdict for m in judgement.metrics if not m.dry_run}
+    judgement.verdict = FAIL if FAIL in verdicts else INCONCLUSIVE if verdicts - {PASS} else PASS
+    return judgement
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.window = parse_duration(config["window"])
-        interval = config.get("interval")
-        self.interval = parse_duration(interval) if interval is not None else self.window
-        self.on_inconclusive = str(config.get("inconclusive", "pause"))
-        samples = int(config.get("min_samples", 1))
-        self.metrics = [MetricSpec.parse(m, samples) for m in config["metrics"]]
 
-    def judge(self, cloudwatch: Any, canary: SlotRef, baseline: SlotRef, end: float) -> Judgement:
-        """Read every series of both slots over ``window`` seconds ending at ``end``; judge."""
-        period = max(60, math.ceil(self.window / 60) * 60)
-        start = end - self.window
-        series = self._read(cloudwatch, canary, baseline, start, end, period)
-        judgement = Judgement("pass", start, end)
-        for i, metric in enumerate(self.metrics):
-            c = self._value(metric, series, f"m{i}c")
-            b = self._value(metric, series, f"m{i}b")
-            judgement.metrics.append(self._verdict(metric, c, b))
-        verdicts = {m.verdict for m in judgement.metrics}
-        judgement.verdict = (
-            "fail"
-            if "fail" in verdicts
-            else "inconclusive"
-            if "inconclusive" in verdicts
-            else "pass"
+def judge_metric(
+    rule: MetricRule, canary: MetricSamples, baseline: MetricSamples | None
+) -> MetricResult:
+    result = MetricResult(
+        name=rule.name,
+        verdict=PASS,
+        reason="",
+        canary=summarize(canary),
+        baseline=summarize(baseline) if rule.needs_baseline else None,
+        thresholds=rule.thresholds(),
+        dry_run=rule.dry_run,
+        detail=canary.detail,
+    )
+    missing = _missing_samples(rule, canary, baseline)
+    if missing:
+        return _finish(result, INCONCLUSIVE, missing)
+    c = float(canary.value)  # type: ignore[arg-type]  # checked by _missing_samples
+    b = baseline.value if baseline is not None else None
+    failures: list[str] = []
+    passes: list[str] = []
+    if rule.max is not None:
+        (failures if c > rule.max else passes).append(
+            f"canary {c:.6g} {'>' if c > rule.max else '<='} max {rule.max:g}"
         )
-        return judgement
-
-    def _read(
-        self,
-        cloudwatch: Any,
-        canary: SlotRef,
-        baseline: SlotRef,
-        start: float,
-        end: float,
-        period: int,
-    ) -> dict[str, list[tuple[float, float]]]:
-        queries: list[dict[str, Any]] = []
-        for i, metric in enumerate(self.metrics):
-            for tag, slot in (("c", canary), ("b", baseline)):
-                for j, q in enumerate(metric.value):
-                    dims = [{"Name": k, "Value": slot.fill(v)} for k, v in q.dimensions.items()]
-                    queries.append(
-                        {
-                            "Id": f"m{i}{tag}q{j}",
-                            "MetricStat": {
-                                "Metric": {
-                                    "Namespace": q.namespace,
-                                    "MetricName": q.metric,
-                                    "Dimensions": dims,
-                                },
-                                "Period": period,
-                                "Stat": q.statistic,
-                            },
-                        }
-                    )
-        out: dict[str, list[tuple[float, float]]] = {q["Id"]: [] for q in queries}
-        begin = dt.datetime.fromtimestamp(start, tz=dt.timezone.utc)
-        finish = dt.datetime.fromtimestamp(end, tz=dt.timezone.utc)
-        with aws_errors("reading canary metrics from CloudWatch"):
-            for k in range(0, len(queries), MAX_QUERIES):
-                args: dict[str, Any] = {
-                    "MetricDataQueries": queries[k : k + MAX_QUERIES],
-                    "StartTime": begin,
-                    "EndTime": finish,
-                }
-                while True:
-                    page = cloudwatch.get_metric_data(**args)
-                    for r in page.get("MetricDataResults", []):
-                        stamps = [t.timestamp() for t in r.get("Timestamps", [])]
-                        values = [float(v) for v in r.get("Values", [])]
-                        out[r["Id"]].extend(zip(stamps, values, strict=False))
-                    token = page.get("NextToken")
-                    if not token:
-                        break
-                    args["NextToken"] = token
-        return out
-
-    @staticmethod
-    def _value(
-        metric: MetricSpec, series: Mapping[str, Sequence[tuple[float, float]]], prefix: str
-    ) -> tuple[float | None, float]:
-        """(value, samples) of one slot."""
-        first = series.get(f"{prefix}q0", [])
-        second = series.get(f"{prefix}q1", [])
-        if metric.kind == "ratio":
-            errors = sum(v for _, v in first)
-            requests = sum(v for _, v in second)
-            return (errors / requests if requests > 0 else None), requests
-        samples = sum(v for _, v in second)
-        return combine(metric.value[0].statistic, first, second), samples
-
-    @staticmethod
-    def _verdict(
-        metric: MetricSpec, canary: tuple[float | None, float], baseline: tuple[float | None, float]
-    ) -> MetricResult:
-        (c, cn), (b, bn) = canary, baseline
-        result = MetricResult(metric.name, "pass", c, b, {"canary": cn, "baseline": bn}, "")
-        need = metric.min_samples
-        compared = metric.max_ratio is not None
-        if cn < need or c is None:
-            result.verdict = "inconclusive"
-            result.reason = f"canary has {cn:g} of {need} samples needed"
-            return result
-        if compared and (bn < need or b is None):
-            result.verdict = "inconclusive"
-            result.reason = f"baseline has {bn:g} of {need} samples needed"
-            return result
-        failures = []
-        if metric.max is not None and c > metric.max:
-            failures.append(f"canary {c:.6g} > max {metric.max:g}")
-        if metric.max_ratio is not None and b is not None and c > b * metric.max_ratio:
-            failures.append(f"canary {c:.6g} > {metric.max_ratio:g} x baseline {b:.6g}")
-        if failures:
-            result.verdict = "fail"
-            result.reason = "; ".join(failures) + f" ({cn:g} canary samples)"
-        else:
-            base = f", baseline {b:.6g}" if b is not None else ""
-            result.reason = f"canary {c:.6g}{base} within thresholds ({cn:g} samples)"
-        return result
+    if rule.max_ratio is not None and b is not None:
+        limit = b * rule.max_ratio
+        worse = c > limit
+        (failures if worse else passes).append(
+            f"canary {c:.6g} {'>' if worse else '<='} {rule.max_ratio:g} x baseline {b:.6g}"
+        )
+    if rule.compare is not None and baseline is not None:
+        verdict, words, result.test = _compare(rule.compare, canary, baseline)
+        if verdict == INCONCLUSIVE:
+            return _finish(result, INCONCLUSIVE, words)
+        (failures if verdict == FAIL else passes).append(words)
+    samples = f"{canary.count:g} canary samples" + (
+        f", {baseline.count:g} baseline" if baseline is not None and rule.needs_baseline else ""
+    )
+    if failures:
+        return _finish(result, FAIL, "; ".join(failures) + f" ({samples})")
+    return _finish(result, PASS, "; ".join(passes) + f" ({samples})")
 
 
-def combine(
-    statistic: str,
-    values: Sequence[tuple[float, float]],
-    counts: Sequence[tuple[float, float]],
-) -> float | None:
-    """One value from several data points of ``statistic`` (see the module docstring)."""
-    if not values:
-        return None
-    numbers = [v for _, v in values]
-    if statistic in ("Sum", "SampleCount"):
-        return sum(numbers)
-    if statistic == "Minimum":
-        return min(numbers)
-    if statistic == "Average":
-        weight = dict(counts)
-        total = sum(weight.get(t, 0.0) for t, _ in values)
-        if total <= 0:
-            return sum(numbers) / len(numbers)
-        return sum(v * weight.get(t, 0.0) for t, v in values) / total
-    return max(numbers)  # Maximum and percentiles
+def _finish(result: MetricResult, verdict: str, reason: str) -> MetricResult:
+    result.verdict = verdict
+    detail = f"{result.detail}: " if result.detail else ""
+    would = f"would {'fail' if verdict == FAIL else 'be inconclusive'}, ignored: "
+    dry = would if result.dry_run and verdict != PASS else ""
+    result.reason = f"{dry}{detail}{reason}"
+    return result
 
 
-def alarm_states(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
-    """Alarm -> state (OK, ALARM, INSUFFICIENT_DATA; MISSING when it does not exist)."""
-    states = dict.fromkeys(names, "MISSING")
-    with aws_errors("describing CloudWatch alarms"):
-        for k in range(0, len(names), 100):
-            out = cloudwatch.describe_alarms(
-                AlarmNames=list(names[k : k + 100]), AlarmTypes=["MetricAlarm", "CompositeAlarm"]
-            )
-            for alarm in [*out.get("MetricAlarms", []), *out.get("CompositeAlarms", [])]:
-                states[str(alarm["AlarmName"])] = str(alarm.get("StateValue", "INSUFFICIENT_DATA"))
-    return states
+def _missing_samples(
+    rule: MetricRule, canary: MetricSamples, baseline: MetricSamples | None
+) -> str | None:
+    need = rule.min_samples
+    if canary.count < need:
+        return f"canary has {canary.count:g} of {need} samples needed"
+    if canary.value is None:
+        return "canary has no data in the window"
+    if rule.needs_baseline:
+        if baseline is None:
+            return "no baseline slot to compare with"
+        if baseline.count < need or (rule.max_ratio is not None and baseline.value is None):
+            return f"baseline has {baseline.count:g} of {need} samples needed"
+    return None
+
+
+def _compare(
+    compare: Comparison, canary: MetricSamples, baseline: MetricSamples
+) -> tuple[str, str, dict[str, Any]]:
+    """(verdict, sentence, numbers) of the Mann-Whitney comparison."""
+    c, b = [float(p) for p in canary.points], [float(p) for p in baseline.points]
+    numbers: dict[str, Any] = {
+        "name": "mann-whitney",
+        "alpha": compare.alpha,
+        "direction": compare.direction,
+        "min_effect": compare.min_effect,
+        "points": {"canary": len(c), "baseline": len(b)},
+    }
+    if len(c) < compare.min_points or len(b) < compare.min_points:
+        return (
+            INCONCLUSIVE,
+            f"Mann-Whitney needs {compare.min_points} data points per slot, got {len(c)} "
+            f"canary and {len(b)} baseline",
+            numbers,
+        )
+    test = mann_whitney(c, b)
+    higher = compare.direction == "increase"
+    p = test.p_greater if higher else test.p_less
+    effect = test.effect if higher else 1 - test.effect
+    numbers.update(u=test.u, p_value=p, effect=effect, method=test.method)
+    worse = "higher" if higher else "lower"
+    medians = f"medians {statistics.median(c):.6g} vs {statistics.median(b):.6g}"
+    if p < compare.alpha and effect >= compare.min_effect:
+        return (
+            FAIL,
+            f"canary {worse} than baseline: Mann-Whitney p={p:.3g} < {compare.alpha:g} and "
+            f"effect A={effect:.2f} >= {compare.min_effect:g} ({medians})",
+            numbers,
+        )
+    why = (
+        f"p={p:.3g} >= {compare.alpha:g}"
+        if p >= compare.alpha
+        else f"effect A={effect:.2f} < {compare.min_effect:g}"
+    )
+    return PASS, f"canary not significantly {worse} than baseline: {why} ({medians})", numbers

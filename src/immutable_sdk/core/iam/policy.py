@@ -76,10 +76,12 @@ HEALTH_CHECK_ACTIONS = {
     "elb": ("elasticloadbalancing:DescribeTargetHealth",),
     "http": (),
     "cloudwatch-alarm": ("cloudwatch:DescribeAlarms",),
+    "prometheus+sigv4": ("aps:QueryMetrics",),  # Amazon Managed Service for Prometheus
 }
 ANALYSIS_ACTIONS = {
     "cloudwatch-metrics": ("cloudwatch:GetMetricData",),
     "cloudwatch-alarm": ("cloudwatch:DescribeAlarms",),
+    "prometheus+sigv4": ("aps:QueryMetrics",),  # Amazon Managed Service for Prometheus
 }
 DYNAMODB_STATE = (
     "dynamodb:DescribeTable",  # the table's key schema, checked when the store opens
@@ -264,11 +266,13 @@ def _slots(traffic: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
 
 
 def _analysis_types(config: Any) -> Iterator[str]:
-    """The ``type`` of every ``analysis`` block in a strategy's config, at any depth."""
+    """The ``type`` of every ``analysis`` block in a strategy's config, at any depth
+    (``prometheus+sigv4`` for a Prometheus queried with AWS signatures)."""
     if isinstance(config, Mapping):
         for key, value in config.items():
             if key == "analysis" and isinstance(value, Mapping) and "type" in value:
-                yield str(value["type"])
+                signed = value["type"] == "prometheus" and value.get("sigv4") is not None
+                yield "prometheus+sigv4" if signed else str(value["type"])
             yield from _analysis_types(value)
     elif isinstance(config, list):
         for item in config:

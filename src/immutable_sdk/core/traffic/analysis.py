@@ -1,126 +1,176 @@
-"""The ``analysis`` step of a slot rollout: metrics compared between slots, or alarms watched.
+"""The ``analysis`` step of a slot rollout: an analysis provider reads, the judge decides.
 
-``cloudwatch-metrics`` (see ``analysis``): for ``window`` seconds (plus what is left of the
-record's TTL after a shift) the fleet's health checks keep watching the new slot, as in a bake;
-every ``interval`` and at the end of the window the metrics of the new (canary) slot and of the
-previous (baseline) slot are read in one call and judged:
+For ``window`` seconds (plus what is left of the record's TTL after a shift) the fleet's health
+checks keep watching the new slot, as in a bake; every ``interval`` (default: the window) and
+at the end of the window the provider the block names (``type``) is asked for the samples of
+each metric for the new (canary) slot, and for the previous (baseline) slot when the metric
+compares with it; ``judge`` decides:
 
 * fail: the step fails at once and the rollout rolls back;
 * pass (at the end of the window): the rollout goes on;
 * inconclusive (at the end): the rollout pauses until ``immutable-sdk promote`` (go on) or
   ``immutable-sdk abort`` (roll back), or fails with ``inconclusive: fail``.
 
-Every judgement is emitted as an ``analysis.result`` event; the last one is journaled as the
-step's result (or as a ``note`` before the step fails), with the window and, per metric, the
-canary's and the baseline's values and sample counts.
+Metrics marked ``dry_run`` are judged and reported but never decide. Every judgement is emitted
+as an ``analysis.result`` event and journaled as a ``note`` entry ``{"note": "analysis", ...}``
+(see ``Judgement.to_dict``); the last one is also the step's result. A provider that cannot
+read (an unreachable Prometheus, a refused CloudWatch call) fails the step: a canary that
+cannot be judged does not go on.
 
-``cloudwatch-alarm``: the named alarms are read every health check interval for ``duration``
-(plus the TTL left); one in ALARM, or missing, fails the step.
-
-``immutable-sdk promote`` ends either early (a promoted analysis counts as passed).
+``immutable-sdk promote`` ends the step early (a promoted analysis counts as passed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
-from ...errors import GateFailed, UsageError
-from ...units import parse_duration
-from ..analysis.judge import (
-    MetricsAnalysis,
-    SlotRef,
-    alarm_states,
-    arn_suffix,
+from ...errors import GateFailed, ImmutableSdkError, PluginError, UsageError
+from ...plugin import (
+    AnalysisProvider,
+    AnalysisProviderFactory,
+    AnalysisSlot,
+    MetricQuery,
+    MetricSamples,
+    PluginEntry,
+    Registry,
 )
+from ...units import parse_duration
+from ..analysis.judge import FAIL, PASS, Judgement, MetricRule, judge
+from ..context import Context
 from ..rollout.runner import SIGNAL_POLL
 
-if TYPE_CHECKING:
-    from .runner import SlotRunner
+
+class AnalysisHost(Protocol):
+    """What the analysis step needs from the rollout that runs it (a ``SlotRunner``)."""
+
+    @property
+    def ctx(self) -> Context: ...
+
+    def interruptible(self, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``work``; an operator's promote ends it early with ``{"ended_by": "promote"}``."""
+
+    def ttl_left(self) -> float:
+        """Seconds until DNS caches may still hold the weights before the last shift."""
+
+    def watch(self, seconds: float) -> None:
+        """Watch the new slot with the fleet's health checks for ``seconds`` (a bake)."""
+
+    def wait(self, seconds: float) -> None:
+        """Wait through the clock, reading operator signals."""
+
+    def note(self, **data: Any) -> None:
+        """Journal ``data`` under the current step."""
+
+    def analysis_slots(self) -> tuple[AnalysisSlot, AnalysisSlot | None]:
+        """The new slot (canary) and the previous one (baseline; None for a new fleet)."""
 
 
-def analyze(runner: SlotRunner, config: dict[str, Any]) -> dict[str, Any]:
-    kind = config.get("type")
-    if kind == "cloudwatch-alarm":
-        return runner.interruptible(lambda: _watch_alarms(runner, config))
-    if kind != "cloudwatch-metrics":
-        raise UsageError(f"unknown analysis type {kind!r}")
-    analysis = MetricsAnalysis(config)
+class Analysis:
+    """One analysis block: its provider, its metrics and its timing."""
+
+    def __init__(self, config: Mapping[str, Any], providers: Registry[AnalysisProviderFactory]):
+        self.kind = str(config.get("type"))
+        if self.kind not in providers:
+            raise UsageError(f"unknown analysis provider {self.kind!r}")
+        self.entry = providers.get(self.kind)
+        self.provider: AnalysisProvider = self._call(lambda: self.entry.factory(config), "start")
+        window = config.get("window", config.get("duration"))
+        if window is None:
+            raise UsageError(f"analysis {self.kind!r} has no window")
+        self.window = parse_duration(window)
+        interval = config.get("interval", getattr(self.provider, "interval", None))
+        self.interval = parse_duration(interval) if interval is not None else 0.0
+        if self.interval <= 0:  # judged only at the end of the window
+            self.interval = self.window
+        self.on_inconclusive = str(config.get("inconclusive", "pause"))
+        samples = int(config.get("min_samples", 1))
+        blocks = getattr(self.provider, "metrics", None) or config.get("metrics") or ()
+        self.rules = [MetricRule.parse(m, samples) for m in blocks]
+
+    def _call(self, work: Callable[[], Any], doing: str) -> Any:
+        try:
+            return work()
+        except ImmutableSdkError:
+            raise
+        except Exception as exc:  # someone else's code: name it
+            raise PluginError(
+                self.entry.plugin,
+                f"analysis provider {self.kind!r} failed to {doing}: {exc!r}",
+                distribution=self.entry.distribution,
+            ) from exc
+
+    def judge(
+        self, ctx: Context, canary: AnalysisSlot, baseline: AnalysisSlot | None, end: float
+    ) -> Judgement:
+        """Ask the provider for every metric's samples over the window ending at ``end``."""
+        start = end - self.window
+        queries: list[MetricQuery] = []
+        for rule in self.rules:
+            queries.append(MetricQuery(rule.block, canary, start, end))
+            if rule.needs_baseline and baseline is not None:
+                queries.append(MetricQuery(rule.block, baseline, start, end))
+        answers = self._call(lambda: list(self.provider.samples(queries, ctx)), "read metrics")
+        _check_answers(self.entry, queries, answers)
+        pairs: list[tuple[MetricSamples, MetricSamples | None]] = []
+        it = iter(answers)
+        for rule in self.rules:
+            c = next(it)
+            pairs.append((c, next(it) if rule.needs_baseline and baseline is not None else None))
+        return judge(self.kind, self.rules, pairs, start, end)
+
+
+def _check_answers(
+    entry: PluginEntry[Any], queries: Sequence[MetricQuery], answers: Sequence[Any]
+) -> None:
+    if len(answers) != len(queries) or not all(isinstance(a, MetricSamples) for a in answers):
+        raise PluginError(
+            entry.plugin,
+            f"analysis provider {entry.name!r} answered {len(answers)} value(s) to "
+            f"{len(queries)} queries; it must return one MetricSamples per query, in order",
+            distribution=entry.distribution,
+        )
+
+
+def analyze(
+    host: AnalysisHost, config: Mapping[str, Any], providers: Registry[AnalysisProviderFactory]
+) -> dict[str, Any]:
+    analysis = Analysis(config, providers)
     judged: dict[str, Any] = {}
-    out = runner.interruptible(lambda: _judge(runner, analysis, judged))
+    out = host.interruptible(lambda: _run(host, analysis, judged))
     return {**judged, **out}
 
 
-def _judge(runner: SlotRunner, analysis: MetricsAnalysis, judged: dict[str, Any]) -> dict[str, Any]:
-    clock = runner.ctx.clock
-    slots = runner.s
-    baseline = slots.source_slot
-    if baseline is None:
-        raise UsageError("an analysis needs a previous slot to compare with")
-    total = analysis.window + runner.ttl_left()
+def _run(host: AnalysisHost, analysis: Analysis, judged: dict[str, Any]) -> dict[str, Any]:
+    clock = host.ctx.clock
+    canary, baseline = host.analysis_slots()
+    if baseline is None and any(r.needs_baseline for r in analysis.rules):
+        raise UsageError("an analysis that compares needs a previous slot to compare with")
+    total = analysis.window + host.ttl_left()
     start = clock.monotonic()
-    targets = runner.slot_targets(slots.target_slot)
     while True:
         left = total - (clock.monotonic() - start)
         if left > 0:
-            runner.gates().bake(min(analysis.interval, left), targets)
+            host.watch(min(analysis.interval, left))
             left = total - (clock.monotonic() - start)
-        judgement = analysis.judge(
-            runner.ctx.client("cloudwatch"),
-            slot_ref(runner, slots.target_slot),
-            slot_ref(runner, baseline),
-            clock.now(),
-        )
+        judgement = analysis.judge(host.ctx, canary, baseline, clock.now())
         judged.clear()
         judged.update(judgement.to_dict())
-        runner.ctx.emit("analysis.result", **judgement.to_dict())
-        if judgement.verdict == "fail":
-            _note(runner, judged)
-            raise GateFailed(f"analysis failed: {judgement.summary}")
+        host.ctx.emit("analysis.result", final=left <= 0 or judgement.verdict == FAIL, **judged)
+        host.note(note="analysis", **judged)
+        if judgement.verdict == FAIL:
+            raise GateFailed(f"analysis failed: {judgement.summary}", details=_reasons(judgement))
         if left <= 0:
             break
-    if judgement.verdict == "pass":
+    if judgement.verdict == PASS:
         return judged
-    _note(runner, judged)
     if analysis.on_inconclusive == "fail":
         raise GateFailed(f"analysis inconclusive: {judgement.summary}")
-    runner.ctx.emit("analysis.inconclusive", summary=judgement.summary)
-    runner.ctx.emit("rollout.paused", manual=True, seconds=0)
+    host.ctx.emit("analysis.inconclusive", summary=judgement.summary)
+    host.ctx.emit("rollout.paused", manual=True, seconds=0)
     while True:  # an operator decides: promote goes on, abort rolls back
-        runner.wait(SIGNAL_POLL)
+        host.wait(SIGNAL_POLL)
 
 
-def _watch_alarms(runner: SlotRunner, config: Mapping[str, Any]) -> dict[str, Any]:
-    clock = runner.ctx.clock
-    names = [str(a) for a in config["alarms"]]
-    duration = parse_duration(config["duration"]) + runner.ttl_left()
-    start = clock.monotonic()
-    cloudwatch = runner.ctx.client("cloudwatch")
-    while True:
-        states = alarm_states(cloudwatch, names)
-        runner.ctx.emit("analysis.result", alarms=states)
-        firing = [n for n, st in states.items() if st in ("ALARM", "MISSING")]
-        if firing:
-            what = ", ".join(f"{n} {states[n].lower()}" for n in firing)
-            raise GateFailed(f"analysis failed: alarm {what}", details=states)
-        left = duration - (clock.monotonic() - start)
-        if left <= 0:
-            return {"alarms": states}
-        runner.wait(min(runner.fleet.health.interval, left))
-
-
-def _note(runner: SlotRunner, data: Mapping[str, Any]) -> None:
-    """Journal what the step judged on before it fails or pauses."""
-    runner.state.append_journal(
-        runner.info.id, runner.index - 1, "note", runner.ctx.clock.now(), dict(data)
-    )
-
-
-def slot_ref(runner: SlotRunner, slot: str) -> SlotRef:
-    slots = runner.s
-    return SlotRef(
-        slot=slot,
-        target_group=arn_suffix(slots.target_groups[slot], "targetgroup/"),
-        load_balancer=arn_suffix(slots.load_balancers.get(slot, ""), "loadbalancer/"),
-        auto_scaling_group=slots.groups.group_name(runner.fleet.name, slot),
-    )
+def _reasons(judgement: Judgement) -> dict[str, str]:
+    return {m.name: f"{m.verdict}: {m.reason}" for m in judgement.metrics}

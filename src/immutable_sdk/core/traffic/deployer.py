@@ -61,6 +61,7 @@ from ...release import Release
 from ...results import FleetResult, PlanItem
 from ...spec.model import FleetSpec
 from ...state.base import RolloutRecord
+from ..analysis.report import last_analysis
 from ..rollout.base import FAILURES, BaseDeployer, start_rollout
 from ..rollout.locks import LockKeeper
 from ..rollout.runner import new_rollout_id
@@ -82,7 +83,10 @@ class SlotDeployer(BaseDeployer):
         return self.live_groups([fleet])[fleet.name]
 
     def status(self, fleet: FleetSpec) -> dict[str, Any]:
-        return {"traffic": self.traffic_status(fleet)}
+        return {
+            "traffic": self.traffic_status(fleet),
+            "analysis": last_analysis(self.state, fleet.name),
+        }
 
     # --- reading -----------------------------------------------------------------------------
 

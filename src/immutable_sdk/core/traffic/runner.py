@@ -44,9 +44,10 @@ from ...lifecycle import (
     ShiftTraffic,
     Step,
 )
-from ...plugin import GateTargets
+from ...plugin import AnalysisSlot, GateTargets
 from ...release import Release
 from ..rollout.runner import POLL_FLOOR, SIGNAL_POLL, RolloutRunner
+from .analysis import analyze
 
 PROMOTE, PROMOTE_FULL, ABORT = "promote", "promote-full", "abort"
 SIGNALS = (PROMOTE, PROMOTE_FULL, ABORT)
@@ -388,9 +389,32 @@ class SlotRunner(RolloutRunner):
         return self.interruptible(work)
 
     def analyze(self, config: dict[str, Any]) -> dict[str, Any]:
-        from .analysis import analyze
+        return analyze(self, config, self.plugins.analysis_providers)
 
-        return analyze(self, config)
+    # --- what the analysis step needs (``analysis.AnalysisHost``) ----------------------------
+
+    def watch(self, seconds: float) -> None:
+        self.gates().bake(seconds, self.slot_targets(self.s.target_slot))
+
+    def analysis_slots(self) -> tuple[AnalysisSlot, AnalysisSlot | None]:
+        source = self.s.source_slot
+        canary = self.analysis_slot("canary", self.s.target_slot, self.target)
+        if source is None:
+            return canary, None
+        return canary, self.analysis_slot("baseline", source, self.info.from_release)
+
+    def analysis_slot(self, role: str, slot: str, release: str | None) -> AnalysisSlot:
+        s = self.s
+        return AnalysisSlot(
+            role=role,
+            slot=slot,
+            fleet=self.fleet.name,
+            release=release,
+            region=self.ctx.region,
+            auto_scaling_group=s.groups.group_name(self.fleet.name, slot),
+            target_group_arn=s.target_groups[slot],
+            load_balancer_arn=s.load_balancers.get(slot, ""),
+        )
 
     def retire_slot(self, slot: str) -> dict[str, Any]:
         weight = self.current_weights().get(slot, 0)
