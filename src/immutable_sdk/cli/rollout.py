@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -223,11 +224,52 @@ def status(
 @output_option
 @click.option("--fleet", default=None, help="Only this fleet (fleet@region: in that region).")
 @click.option("--limit", default=20, show_default=True, help="Newest entries per fleet.")
+@click.option(
+    "--rollout",
+    default=None,
+    metavar="ID",
+    help="One rollout of --fleet: its steps, gate results and canary numbers.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report of the rollout (--rollout, default the fleet's newest) to this "
+    "file: .html (self-contained, charts) or .md (Markdown with Mermaid).",
+)
 @pass_options
 def history(
-    opts: Options, files: tuple[str, ...], output: str | None, fleet: str | None, limit: int
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    fleet: str | None,
+    limit: int,
+    rollout: str | None,
+    report: Path | None,
 ) -> None:
-    """Releases and rollouts with their outcomes, newest first."""
+    """Releases and rollouts with their outcomes, newest first.
+
+    With --rollout (or --report) one rollout of --fleet: its steps with their gate results,
+    the traffic weights, capacity and canary analyses its journal recorded.
+    """
+    if rollout or report:
+        from . import reports
+
+        if report is not None:
+            from ..report import format_of
+
+            format_of(report)  # a wrong file name fails before anything is opened
+        with open_engine(opts, files) as (engine, _):
+            the_report = reports.rollout_report(engine, fleet, rollout)
+        if report is not None:
+            reports.write(the_report, report)
+        elif _fmt(opts, output) == "json":
+            from .render import print_json
+
+            print_json(the_report.to_dict())
+        else:
+            _show(reports.steps_table(the_report))
+        return
     with open_engine(opts, files) as (engine, _):
         data = engine.history(fleet, limit=limit)
     if _fmt(opts, output) == "json":

@@ -74,6 +74,7 @@ def _judge(runner: SlotRunner, analysis: MetricsAnalysis, judged: dict[str, Any]
         judged.clear()
         judged.update(judgement.to_dict())
         runner.ctx.emit("analysis.result", **judgement.to_dict())
+        runner.samples.always(runner, "analysis", {**judgement.to_dict(), **thresholds(analysis)})
         if judgement.verdict == "fail":
             _note(runner, judged)
             raise GateFailed(f"analysis failed: {judgement.summary}")
@@ -99,6 +100,7 @@ def _watch_alarms(runner: SlotRunner, config: Mapping[str, Any]) -> dict[str, An
     while True:
         states = alarm_states(cloudwatch, names)
         runner.ctx.emit("analysis.result", alarms=states)
+        runner.samples.changed(runner, "alarms", {"alarms": states})
         firing = [n for n, st in states.items() if st in ("ALARM", "MISSING")]
         if firing:
             what = ", ".join(f"{n} {states[n].lower()}" for n in firing)
@@ -107,6 +109,18 @@ def _watch_alarms(runner: SlotRunner, config: Mapping[str, Any]) -> dict[str, An
         if left <= 0:
             return {"alarms": states}
         runner.wait(min(runner.fleet.health.interval, left))
+
+
+def thresholds(analysis: MetricsAnalysis) -> dict[str, Any]:
+    """What each metric is judged against, for the report (journaled with every judgement)."""
+    return {
+        "thresholds": {
+            m.name: {"max": m.max, "max_ratio": m.max_ratio, "min_samples": m.min_samples}
+            for m in analysis.metrics
+        },
+        "interval": analysis.interval,
+        "window_seconds": analysis.window,
+    }
 
 
 def _note(runner: SlotRunner, data: Mapping[str, Any]) -> None:
