@@ -83,13 +83,14 @@ def capacity(report: RolloutReport) -> str | None:
     if report.min_healthy is not None:
         frame.hline(report.min_healthy, "#dc2626")
         legend.append((f"min_healthy {report.min_healthy}", "#dc2626", "6 4"))
+    # in service drawn wide and pale under healthy, so both show where they are equal
     series = (
-        ("desired", [(p.at, float(p.desired)) for p in points], "#6b7280", "3 3"),
-        ("in service", [(p.at, float(p.in_service)) for p in points], "#2563eb", None),
-        ("healthy", [(p.at, float(p.healthy)) for p in points], "#16a34a", None),
+        ("in service", [(p.at, float(p.in_service)) for p in points], "#93c5fd", None, 6.0),
+        ("healthy", [(p.at, float(p.healthy)) for p in points], "#16a34a", None, 2.0),
+        ("desired", [(p.at, float(p.desired)) for p in points], "#374151", "3 3", 1.5),
     )
-    for label, values, color, dash in series:
-        frame.step_line(values, end, color, dash=dash, width=2.5 if dash is None else 1.5)
+    for label, values, color, dash, width in series:
+        frame.step_line(values, end, color, dash=dash, width=width)
         legend.append((label, color, dash))
     frame.legend(legend)
     return frame.render(f"capacity of rollout {report.rollout}")

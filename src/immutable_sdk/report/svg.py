@@ -86,7 +86,7 @@ class Frame:
     y0: float
     y1: float
     left: int = 64
-    right: int = 150  # room for the legend
+    right: int = 170  # room for the legend
     top: int = 16
     bottom: int = 36
     parts: list[str] = field(default_factory=list)
@@ -293,4 +293,8 @@ def gantt(
                 frame.text(x_end + 6, y + 16, _clip(bar.note, right), color=AXIS, size=11)
             elif inside >= 8:
                 frame.text(x_start + 4, y + 16, _clip(bar.note, inside), color="#fff", size=11)
+            else:  # at the right edge: before the bar (a row holds one bar only)
+                left = int((x_start - 12 - label_width) / CHAR)
+                note = _clip(bar.note, left)
+                frame.text(x_start - 12, y + 16, note, anchor="end", color=AXIS, size=11)
     return frame.render(title)
