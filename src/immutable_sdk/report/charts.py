@@ -117,7 +117,10 @@ def metric(series: MetricSeries, report: RolloutReport) -> str:
     if series.max is not None:
         frame.hline(series.max, "#dc2626")
         legend.append((f"max {series.max:g}", "#dc2626", "6 4"))
-    if ratio:
+    if len(ratio) == 1:  # one judgement: the limit it was judged against, across
+        frame.hline(ratio[0][1], "#f97316")
+        legend.append((f"{series.max_ratio:g} x baseline", "#f97316", "6 4"))
+    elif ratio:
         frame.line(ratio, "#f97316", dash="6 4", markers=False)
         legend.append((f"{series.max_ratio:g} x baseline", "#f97316", "6 4"))
     canary = [(p.at, p.canary) for p in series.points if p.canary is not None]
