@@ -91,6 +91,7 @@ def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
             for check in fleet.health.checks:
                 if check.type == "cloudwatch-alarm":
                     result.add(result.alarms, check.config.get("alarms") or ())
+            result.add(result.alarms, analysis_alarms(fleet.strategy.config))
         return result
     home = str(spec.get("region") or "us-east-1")
     result = Needs(region or home)
@@ -107,7 +108,25 @@ def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
         for check in (fleet.get("health") or {}).get("checks") or ():
             if isinstance(check, Mapping) and check.get("type") == "cloudwatch-alarm":
                 result.add(result.alarms, check.get("alarms") or ())
+        result.add(result.alarms, analysis_alarms(fleet.get("strategy")))
     return result
+
+
+def analysis_alarms(config: Any) -> list[str]:
+    """Alarms a strategy's analyses watch (``analysis: {alarms: [...]}``, at any depth: a
+    linear strategy's ``analysis``, a canary's ``steps[].analysis``)."""
+    found: list[str] = []
+    if isinstance(config, Mapping):
+        analysis = config.get("analysis")
+        if isinstance(analysis, Mapping):
+            found += [str(a) for a in analysis.get("alarms") or () if isinstance(a, str)]
+        for key, value in config.items():
+            if key != "analysis":
+                found += analysis_alarms(value)
+    elif isinstance(config, (list, tuple)):
+        for item in config:
+            found += analysis_alarms(item)
+    return found
 
 
 def _traffic(result: Needs, traffic: Any) -> None:
