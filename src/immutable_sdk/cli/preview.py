@@ -69,6 +69,14 @@ def _rate(option: str, value: float) -> float:
     help="Fraction of the new release's requests that fail (default: --error-rate).",
 )
 @click.option(
+    "--poll",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="Poll health checks at least this far apart (each poll is real work for the "
+    "emulator; gates may end up to this much later); 0s: each fleet's own interval.",
+)
+@click.option(
     "--timeout",
     default="5m",
     show_default=True,
@@ -92,6 +100,7 @@ def rehearse(
     requests_per_second: float,
     error_rate: float,
     canary_error_rate: float | None,
+    poll: str,
     timeout: str,
     report: Path | None,
 ) -> None:
@@ -129,6 +138,7 @@ def rehearse(
             ),
         ),
         timeout=_seconds("--timeout", timeout),
+        poll=_seconds("--poll", poll),
     )
     warm = WarmUp(options.boot, options.warmup)
     plugins = load_plugins([warm])
@@ -194,7 +204,7 @@ def _print(rehearsal: Rehearsal) -> None:
                 )
                 text = ("rollback: " if s.rollback else "") + s.text
                 detail = f"  {s.detail}" if s.detail else ""
-                echo(f"  {s.index + 1:>3}  {at:>7}  {took:>7}  {text}  [{s.status}]{detail}")
+                echo(f"  {s.label:>3}  {at:>7}  {took:>7}  {text}  [{s.status}]{detail}")
     finally:
         state.close()
     echo(

@@ -75,7 +75,7 @@ def steps_table(report: RolloutReport) -> Any:
     for s in report.steps:
         took = short_duration(s.end - s.start) if s.end is not None and s.start is not None else ""
         table.add_row(
-            str(s.index + 1),
+            s.label,
             ("rollback: " if s.rollback else "") + s.text,
             short_duration(s.start) if s.start is not None else "-",
             took,

@@ -103,6 +103,18 @@ def plan(
     help="Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
     "another apply may take over an unfinished rollout (also IMMUTABLE_SDK_LOCK_LEASE).",
 )
+@click.option(
+    "--virtual-clock",
+    is_flag=True,
+    help="Sandbox only: bakes, pauses, TTL and keep-previous waits pass in virtual time, so "
+    "an example with hours of waits applies in seconds (a manual pause still waits for "
+    "promote, unless --auto-promote).",
+)
+@click.option(
+    "--auto-promote",
+    is_flag=True,
+    help="Sandbox only: promote every manual pause at once, as an operator would.",
+)
 @pass_options
 def apply(
     opts: Options,
@@ -116,6 +128,8 @@ def apply(
     abort_unfinished: bool,
     wait_for_lock: str,
     lease: str,
+    virtual_clock: bool,
+    auto_promote: bool,
 ) -> None:
     """Build images and roll fleets out to the spec, with health gates and rollback.
 
@@ -133,7 +147,22 @@ def apply(
         "lease": _duration("--lease", lease, minimum=3.0),
         "lock_wait": _duration("--wait-for-lock", wait_for_lock),
     }
-    with open_engine(opts, files, **lock_options) as (engine, printer):
+    engine_options: dict[str, Any] = dict(lock_options)
+    for flag, given in (("--virtual-clock", virtual_clock), ("--auto-promote", auto_promote)):
+        if given and not opts.sandbox:
+            raise UsageError(
+                f"{flag} is for the embedded sandbox only (--sandbox): on AWS, waits are real "
+                "and pauses are an operator's"
+            )
+    if virtual_clock:
+        from ..clock import PacedVirtualClock
+
+        engine_options["clock"] = PacedVirtualClock()
+    engines: list[Any] = []
+    if auto_promote:
+        engine_options["observe"] = _operator_stand_in(engines)
+    with open_engine(opts, files, **engine_options) as (engine, printer):
+        engines.append(engine)
         the_plan = engine.plan()
         if not as_json:
             _show(plan_table(the_plan))
@@ -160,6 +189,17 @@ def apply(
     code = exit_code(result.fleets)
     if code:
         sys.exit(code)
+
+
+def _operator_stand_in(engines: list[Any]) -> Any:
+    """An event observer that promotes every manual pause at once (``--auto-promote``)."""
+
+    def observe(event: Any) -> None:
+        if event.kind == "rollout.paused" and event.data.get("manual") and event.rollout:
+            engine = engines[0]
+            engine.state.send_signal(event.rollout, "promote", engine.clock.now())
+
+    return observe
 
 
 LOCK_OUTCOMES = ("locked", "lock_lost")

@@ -30,7 +30,7 @@ def timeline(report: RolloutReport) -> str:
         prefix = "rollback: " if step.rollback else ""
         bars.append(
             Bar(
-                label=f"{step.index + 1}. {prefix}{step.text}",
+                label=f"{step.label}. {prefix}{step.text}",
                 start=step.start,
                 end=step.end,
                 color=STATUS_COLORS.get(step.status, STATUS_COLORS["ok"]),

@@ -109,7 +109,7 @@ def _timeline(report: RolloutReport) -> list[str]:
         took = short_duration(s.end - s.start) if s.end is not None and s.start is not None else ""
         color = STATUS_COLORS.get(s.status, "#6b7280")
         rows.append(
-            f"<tr><td>{s.index + 1}</td><td>{'rollback: ' if s.rollback else ''}"
+            f"<tr><td>{s.label}</td><td>{'rollback: ' if s.rollback else ''}"
             f"{escape(s.text)}</td><td>{start}</td><td>{took}</td>"
             f'<td style="color:{color};font-weight:600">{escape(s.status)}</td>'
             f"<td>{escape(s.detail)}</td></tr>"

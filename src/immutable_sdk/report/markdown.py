@@ -62,14 +62,14 @@ def _gantt(report: RolloutReport) -> list[str]:
         "    section steps",
     ]
     end = report.end
-    for s in report.steps:
+    for i, s in enumerate(report.steps):
         if s.start is None:
             continue
         tag = {"failed": "crit, ", "running": "active, "}.get(s.status, "done, ")
         start = t0 + int(s.start)
         stop = t0 + int(end if s.end is None else s.end)
-        name = _name(f"{s.index + 1}. {'rollback ' if s.rollback else ''}{s.text}")
-        out.append(f"    {name} :{tag}s{s.index}, {start}, {max(stop, start + 1)}")
+        name = _name(f"{s.label}. {'rollback ' if s.rollback else ''}{s.text}")
+        out.append(f"    {name} :{tag}s{i}, {start}, {max(stop, start + 1)}")
     out += ["```", ""]
     return out
 
@@ -81,7 +81,7 @@ def _steps_table(report: RolloutReport) -> list[str]:
         took = short_duration(s.end - s.start) if s.end is not None and s.start is not None else ""
         text = ("rollback: " if s.rollback else "") + s.text
         out.append(
-            f"| {s.index + 1} | {_cell(text)} | {at} | {took} | {s.status} | {_cell(s.detail)} |"
+            f"| {s.label} | {_cell(text)} | {at} | {took} | {s.status} | {_cell(s.detail)} |"
         )
     return [*out, ""]
 

@@ -29,6 +29,7 @@ class StepRow:
     detail: str  # the step's result in words (gate checks, analysis verdict, error)
     rollback: bool = False  # a step of the rollback, after the planned ones
     checks: Mapping[str, str] = field(default_factory=dict)  # gate: check -> status
+    label: str = ""  # how people number it: 1, 2, ... for the plan; r1, r2, ... for a rollback
 
 
 @dataclass(frozen=True)
@@ -190,37 +191,59 @@ def describe(step: Mapping[str, Any]) -> str:
 def _steps(
     record: RolloutRecord, journal: Sequence[JournalEntry], t0: float
 ) -> tuple[StepRow, ...]:
-    planned = {i: dict(s) for i, s in enumerate(record.steps)}
-    started: dict[int, JournalEntry] = {}
-    ended: dict[int, JournalEntry] = {}
+    """The planned steps, then the rollback's. A rollback goes on with the journal's step
+    indexes after the failed step, so a step started after a failure is the rollback's (and a
+    planned step at that index never ran)."""
+    forward: dict[int, list[JournalEntry]] = {}
+    back: dict[int, list[JournalEntry]] = {}
+    failed = False
     for entry in journal:
         if entry.step_index < 0:
             continue
         if entry.status == "started":
-            started[entry.step_index] = entry
-            ended.pop(entry.step_index, None)  # a step run again (resumed) counts once, last
+            (back if failed else forward)[entry.step_index] = [entry]  # run again: the last
         elif entry.status in ("finished", "failed"):
-            ended[entry.step_index] = entry
+            runs = back if entry.step_index in back else forward
+            if entry.step_index in runs:
+                runs[entry.step_index].append(entry)
+            if entry.status == "failed":
+                failed = True
     rows = []
-    for index in sorted(set(planned) | set(started)):
-        begin = started.get(index)
-        step = dict(begin.data) if begin else planned.get(index, {"kind": "step"})
-        end = ended.get(index)
-        status, detail, checks = _outcome(step, begin, end)
-        rows.append(
-            StepRow(
-                index=index,
-                kind=str(step.get("kind", "step")),
-                text=describe(step),
-                start=begin.at - t0 if begin else None,
-                end=end.at - t0 if end else None,
-                status=status,
-                detail=detail,
-                rollback=index >= len(record.steps),
-                checks=checks,
-            )
-        )
+    planned = [dict(s) for s in record.steps]
+    for index in sorted(set(range(len(planned))) | set(forward)):
+        run = forward.get(index)
+        step = dict(run[0].data) if run else planned[index]
+        rows.append(_row(index, step, run, t0, rollback=False))
+    for number, index in enumerate(sorted(back), start=1):
+        run = back[index]
+        rows.append(_row(index, dict(run[0].data), run, t0, rollback=True, label=f"r{number}"))
     return tuple(rows)
+
+
+def _row(
+    index: int,
+    step: Mapping[str, Any],
+    run: Sequence[JournalEntry] | None,
+    t0: float,
+    *,
+    rollback: bool,
+    label: str = "",
+) -> StepRow:
+    begin = run[0] if run else None
+    end = run[-1] if run and len(run) > 1 else None
+    status, detail, checks = _outcome(step, begin, end)
+    return StepRow(
+        index=index,
+        kind=str(step.get("kind", "step")),
+        text=describe(step),
+        start=begin.at - t0 if begin else None,
+        end=end.at - t0 if end else None,
+        status=status,
+        detail=detail,
+        rollback=rollback,
+        checks=checks,
+        label=label or str(index + 1),
+    )
 
 
 def _outcome(

@@ -3,9 +3,10 @@
 * ``min_healthy`` unreachable within ``capacity.max``: keeping that many healthy while the
   strategy replaces instances needs more instances at once than the fleet's maximum (or the
   strategy refuses the change outright, as rolling does for 100% with no surge);
-* an ``analysis`` that can never reach ``min_samples``: the canary (or, for ``max_ratio``,
-  the baseline) has no traffic when it is judged, or, at the expected request rate, its share
-  of the requests over the window stays below ``min_samples``;
+* an ``analysis`` that can never reach ``min_samples``: at the expected request rate, the
+  canary's (or, for ``max_ratio``, the baseline's) share of the requests over the window stays
+  below ``min_samples``; or a slot has no traffic at all when it is judged (the canary
+  strategy's validation refuses that already; this catches other strategies' steps);
 * waves and ``depends_on`` that deadlock (a cycle, a fleet in an earlier wave than what it
   depends on, a fleet in no wave) are refused by the spec's validation before this runs
   (``spec/semantic.py``, ``spec/placement.py``): ``rehearse`` reports those errors as

@@ -1,15 +1,18 @@
 """``immutable-sdk rehearse``: the planned rollout, run on the embedded emulator in seconds.
 
-A rehearsal starts an emulator of its own on 127.0.0.1 (never a served one, never AWS) with a
-scratch state store, and a ``VirtualClock``: every bake, pause, TTL and keep-previous wait
-costs no wall time. It runs two applies through the ordinary engine:
+A rehearsal starts an emulator of its own on 127.0.0.1 (never a served one, never AWS) from an
+empty account (moto keeps its accounts per process: an emulator this process runs for another
+purpose is emptied too), with a scratch state store, and a ``VirtualClock``: every bake,
+pause, TTL and keep-previous wait costs no wall time. It runs two applies through the
+ordinary engine:
 
 1. *setup*: each fleet is created at a stand-in previous release (the spec's fleets with
    another instance type), so that
 2. *the rollout*: the spec's release replaces it through the fleet's strategy, as the next
    ``apply`` on AWS would: batches, canary steps, analyses, keep-previous, waves, regions.
 
-Instances take ``boot + warmup`` virtual seconds to pass a gate (``warmup.WarmUp``); canary
+Instances take ``boot + warmup`` virtual seconds to pass a gate (``warmup.WarmUp``; health
+checks poll at least ``Options.poll`` apart, as each poll costs real time); canary
 analyses judge simulated traffic (``traffic.publish``); an operator's ``promote`` ends each
 manual pause at once (its time is a person's, not the spec's), except after an inconclusive
 analysis, which the rehearsal aborts: a rollout that needs a person's judgement to pass is a
@@ -50,6 +53,10 @@ class Options:
     warmup: float = 30.0  # seconds more until it passes its health checks
     load: Load = field(default_factory=Load)
     timeout: float = 300.0  # wall-clock seconds a rehearsal may take
+    # Health checks poll at least this far apart: each poll is a few calls the emulator answers
+    # in real time, and an hour's bake at a 10s interval is hundreds of them. Gates may end up
+    # to this much later than at the fleet's own interval. 0: the fleets' own intervals.
+    poll: float = 30.0
 
 
 @dataclass
@@ -98,19 +105,29 @@ class Rehearsal:
 
 
 def previous(spec: Spec) -> Spec:
-    """The spec with every fleet on a stand-in previous release (another instance type)."""
+    """The spec with every fleet on a stand-in previous release (another instance type), and
+    no wave bakes: the setup only has to leave every fleet running."""
     fleets = {
         name: replace(f, instance_type="t3.nano" if f.instance_type != "t3.nano" else "t3.micro")
         for name, f in spec.fleets.items()
     }
-    return replace(spec, fleets=fleets)
+    waves = tuple(replace(w, bake=0.0) for w in spec.waves)
+    return replace(spec, fleets=fleets, waves=waves)
 
 
-def warmed(spec: Spec) -> Spec:
-    """The spec with the simulated boot and warm-up check first in every fleet's checks."""
+def warmed(spec: Spec, poll: float = 0.0) -> Spec:
+    """The spec with the simulated boot and warm-up check first in every fleet's checks, and
+    health checks polled at least ``poll`` seconds apart."""
     check = PluginConfig(CHECK, {"type": CHECK})
     fleets = {
-        name: replace(f, health=replace(f.health, checks=(check, *f.health.checks)))
+        name: replace(
+            f,
+            health=replace(
+                f.health,
+                checks=(check, *f.health.checks),
+                interval=max(f.health.interval, poll),
+            ),
+        )
         for name, f in spec.fleets.items()
     }
     return replace(spec, fleets=fleets)
@@ -193,6 +210,7 @@ def rehearse(spec: Spec, plugins: Plugins, warm: WarmUp, options: Options) -> Re
     rehearsal = Rehearsal(spec.name, findings, state_path=state_path, _scratch=scratch)
     clock = VirtualClock()
     with Sandbox() as box:
+        box.reset()  # moto's accounts are the process's: start from an empty one
         session = AwsSession(spec.region, endpoint_url=box.url, sandboxed=True)
         box.seed(spec)
         stage = Stagehand(spec, session, clock, options.load)
@@ -234,7 +252,7 @@ def rehearse(spec: Spec, plugins: Plugins, warm: WarmUp, options: Options) -> Re
                 raise failure[0]
             return out[0]
 
-        setup = run(warmed(previous(spec)))
+        setup = run(previous(spec))
         if setup is not None:
             rehearsal.setup_duration = setup.duration
             bad = [r for r in setup.fleets if r.outcome not in OK_OUTCOMES]
@@ -243,7 +261,7 @@ def rehearse(spec: Spec, plugins: Plugins, warm: WarmUp, options: Options) -> Re
                     Finding(r.fleet, "run", f"setup (create): {r.outcome}: {r.error}", False)
                 )
             if not bad:
-                result = run(warmed(spec))
+                result = run(warmed(spec, options.poll))
                 if result is not None:
                     rehearsal.duration = result.duration
                     rehearsal.units = [unit_run(r) for r in result.fleets]
