@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,7 @@ from . import Options, output_option, pass_options, spec_files_option
 
 if TYPE_CHECKING:
     from ..core.preview.rehearse import Rehearsal
+    from ..core.preview.schedule import PlanSchedule
 
 
 def _seconds(option: str, value: str) -> float:
@@ -217,6 +218,57 @@ def _print(rehearsal: Rehearsal) -> None:
         echo(f"findings: {len(rehearsal.findings)}")
         for finding in rehearsal.findings:
             echo(f"  - {finding}")
+
+
+def schedule_view(schedule: PlanSchedule) -> Any:
+    """``plan --steps``: each changed fleet's steps and waits, its peak and minimum duration."""
+    from rich.console import Group
+    from rich.table import Table
+
+    from ..report.svg import short_duration
+
+    parts: list[Any] = []
+    for fleet in schedule.fleets:
+        table = Table(title=f"{fleet.unit}: {fleet.action} ({fleet.strategy})")
+        for column in ("#", "step", "waits at least", "for"):
+            table.add_column(column)
+        for step in fleet.steps:
+            wait = short_duration(step.wait) if step.wait else ""
+            if step.operator:
+                wait = "an operator"
+            elif step.launches and not step.wait:
+                wait = "launch-to-healthy"
+            table.add_row(str(step.index + 1), step.text, wait, step.why)
+        parts.append(table)
+        if fleet.error:
+            parts.append(f"  cannot plan its steps: {fleet.error}")
+            continue
+        slots = any(s.kind == "provision" for s in fleet.steps)
+        kind = "" if not fleet.peak_extra else " (a second slot)" if slots else " (surge)"
+        known = (
+            f"median launch-to-healthy {short_duration(fleet.launch_to_healthy)} "
+            f"over {fleet.samples} past launch(es)"
+            if fleet.launch_to_healthy is not None
+            else "launch-to-healthy unknown"
+        )
+        parts.append(
+            f"  peak: {fleet.peak_instances} instance(s) at once, {fleet.peak_extra} above "
+            f"desired {fleet.desired}{kind}\n"
+            f"  minimum duration: {short_duration(fleet.minimum)} (spec waits "
+            f"{short_duration(fleet.spec_waits)}; {known})"
+        )
+        parts += [f"  note: {note}" for note in fleet.notes]
+    if schedule.fleets:
+        waves = ", ".join(
+            f"{w['name']} {short_duration(float(w['minimum']))}" for w in schedule.waves
+        )
+        parts.append(
+            f"apply: at least {short_duration(schedule.minimum)}"
+            + (f" (waves: {waves})" if len(schedule.waves) > 1 else "")
+        )
+    else:
+        parts.append("no fleet to roll out: nothing to schedule")
+    return Group(*parts)
 
 
 def register(group: click.Group) -> None:

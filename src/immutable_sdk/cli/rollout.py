@@ -34,14 +34,29 @@ def _show(obj: Any) -> None:
     is_flag=True,
     help="Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.",
 )
+@click.option(
+    "--steps",
+    is_flag=True,
+    help="Also each changed fleet's steps with their waits, the peak extra instances and a "
+    "minimum duration (spec waits plus the median launch-to-healthy of past rollouts).",
+)
 @pass_options
 def plan(
-    opts: Options, files: tuple[str, ...], output: str | None, detailed_exitcode: bool
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    detailed_exitcode: bool,
+    steps: bool,
 ) -> None:
     """Show what apply would change, fleet by fleet, and why."""
+    schedule = None
     try:
         with open_engine(opts, files) as (engine, _):
             the_plan = engine.plan()
+            if steps:
+                from ..core.preview.schedule import plan_schedule
+
+                schedule = plan_schedule(engine, the_plan)
     except ImmutableSdkError as exc:
         if not detailed_exitcode or opts.debug:
             raise
@@ -50,11 +65,18 @@ def plan(
     if _fmt(opts, output) == "json":
         from .render import print_json
 
-        print_json(the_plan.to_dict())
+        data = the_plan.to_dict()
+        if schedule is not None:
+            data["schedule"] = schedule.to_dict()
+        print_json(data)
     else:
         from .render import plan_table
 
         _show(plan_table(the_plan))
+        if schedule is not None:
+            from .preview import schedule_view
+
+            _show(schedule_view(schedule))
     if detailed_exitcode and the_plan.changes:
         sys.exit(2)
 

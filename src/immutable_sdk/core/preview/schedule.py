@@ -15,9 +15,9 @@ AWS holds, not the spec: they are listed, not added.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ImmutableSdkError
 from ...lifecycle import Analyze, Bake, Gate, Launch, Pause, Provision, Retire, ShiftTraffic, Step
@@ -26,6 +26,11 @@ from ...plugins import Plugins
 from ...spec.model import FleetSpec
 from ...state.base import StateStore
 from ...units import parse_duration
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..orchestrate import Unit
+    from ..planner import Plan
 
 HISTORY = 20  # past rollouts of a fleet looked at for its launch-to-healthy time
 NEW, OLD = "r-new", "r-current"
@@ -228,3 +233,69 @@ def schedule(
         operator_pauses=pauses,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class PlanSchedule:
+    """Every changed unit's schedule, and the apply's minimum duration through its waves."""
+
+    fleets: tuple[FleetSchedule, ...]
+    minimum: float  # seconds: waves one after another, their bakes, regions in flight
+    waves: tuple[Mapping[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fleets": [f.to_dict() for f in self.fleets],
+            "minimum": self.minimum,
+            "waves": [dict(w) for w in self.waves],
+        }
+
+
+ROLLING_ACTIONS = ("create", "replace")
+
+
+def plan_schedule(engine: Engine, plan: Plan) -> PlanSchedule:
+    """The schedule of each create and replace of ``plan``, and of the whole apply."""
+    from ..waves import assign_waves
+
+    out: dict[str, FleetSchedule] = {}
+    for item in plan.items:
+        if item.action not in ROLLING_ACTIONS:
+            continue
+        stack = engine.regional.get(item.region or engine.spec.region)
+        fleet = stack.spec.fleets.get(item.fleet) if stack is not None else None
+        if fleet is None:
+            continue
+        out[item.key] = schedule(
+            engine.plugins, fleet, item.key, item.action, item.instances, engine.state
+        )
+    region = engine.spec.region
+    waves = assign_waves(engine.spec, [(i.fleet, i.region or region) for i in plan.items])
+    total = 0.0
+    summary = []
+    for wave in waves:
+        by_region: dict[str, float] = {}
+        finish: dict[str, float] = {}
+        for unit in wave.units:
+            end = _finish(unit.key, {u.key: u for u in wave.units}, out, finish)
+            by_region[unit.region] = max(by_region.get(unit.region, 0.0), end)
+        lanes = wave.max_regions_in_flight or len(by_region) or 1
+        spans = list(by_region.values())
+        length = sum(max(spans[k : k + lanes]) for k in range(0, len(spans), lanes))
+        changed = any(u.key in out for u in wave.units)
+        length += wave.bake if changed else 0.0
+        summary.append({"name": wave.name, "minimum": length, "bake": wave.bake})
+        total += length
+    return PlanSchedule(tuple(out.values()), total, tuple(summary))
+
+
+def _finish(
+    key: str, units: Mapping[str, Unit], own: Mapping[str, FleetSchedule], memo: dict[str, float]
+) -> float:
+    """When unit ``key`` ends at the earliest in its wave: after its dependencies there (the
+    spec's validation refuses cycles)."""
+    if key not in memo:
+        deps = [d for d in units[key].depends_on if d in units]
+        after = max((_finish(d, units, own, memo) for d in deps), default=0.0)
+        memo[key] = after + (own[key].minimum if key in own else 0.0)
+    return memo[key]
