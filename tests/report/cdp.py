@@ -249,3 +249,24 @@ def open_page(path: Path, *, width: int = 1100, scale: float = 0.5) -> Page:
         if proc.stderr:
             proc.stderr.close()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.report.cdp REPORT.html OUT.png [SCALE]``: a screenshot of a report, as
+    the docs show one (docs/images/report-canary.png)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print("usage: python -m tests.report.cdp REPORT.html OUT.png [SCALE]", file=sys.stderr)
+        return 2
+    page = open_page(Path(args[0]), scale=float(args[2]) if len(args) == 3 else 0.75)
+    if page.console_errors or page.requests:
+        print(f"console errors {page.console_errors}, requests {page.requests}", file=sys.stderr)
+        return 1
+    Path(args[1]).write_bytes(page.png)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

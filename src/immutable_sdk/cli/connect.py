@@ -38,10 +38,12 @@ def open_engine(
     files: Sequence[str],
     *,
     observe: Callable[[Event], None] | None = None,
+    adjust: Callable[[Spec], Spec] | None = None,
     **engine_options: Any,
 ) -> Iterator[tuple[Engine, EventPrinter]]:
     """An engine for the spec files with the global options, and its event printer;
-    ``observe`` also sees every event (after the printer)."""
+    ``observe`` also sees every event (after the printer); ``adjust`` changes the loaded
+    spec before the engine gets it."""
     from ..core.engine import Engine
     from .render import EventPrinter
 
@@ -54,7 +56,17 @@ def open_engine(
             printer(event)
             seen(event)
 
-    engine = Engine.from_files(files, sink=sink, **connection_options(opts), **engine_options)
+    if adjust is None:
+        engine = Engine.from_files(files, sink=sink, **connection_options(opts), **engine_options)
+    else:
+        from ..plugins import load_plugins
+        from ..spec.load import load_spec
+
+        plugins = load_plugins()
+        spec = adjust(load_spec(files, plugins=plugins))
+        engine = Engine(
+            spec, plugins=plugins, sink=sink, **connection_options(opts), **engine_options
+        )
     try:
         yield engine, printer
     finally:

@@ -129,8 +129,8 @@ def plan(
     "--virtual-clock",
     is_flag=True,
     help="Sandbox only: bakes, pauses, TTL and keep-previous waits pass in virtual time, so "
-    "an example with hours of waits applies in seconds (a manual pause still waits for "
-    "promote, unless --auto-promote).",
+    "an example with hours of waits applies in seconds; health checks poll at least 30s "
+    "apart (a manual pause still waits for promote, unless --auto-promote).",
 )
 @click.option(
     "--auto-promote",
@@ -178,8 +178,10 @@ def apply(
             )
     if virtual_clock:
         from ..clock import PacedVirtualClock
+        from ..core.preview.rehearse import polled
 
         engine_options["clock"] = PacedVirtualClock()
+        engine_options["adjust"] = lambda spec: polled(spec, VIRTUAL_POLL)
     engines: list[Any] = []
     if auto_promote:
         engine_options["observe"] = _operator_stand_in(engines)
@@ -211,6 +213,9 @@ def apply(
     code = exit_code(result.fleets)
     if code:
         sys.exit(code)
+
+
+VIRTUAL_POLL = 30.0  # --virtual-clock: health checks poll at least this far apart
 
 
 def _operator_stand_in(engines: list[Any]) -> Any:

@@ -111,7 +111,7 @@ def _timeline(report: RolloutReport) -> list[str]:
         rows.append(
             f"<tr><td>{s.label}</td><td>{'rollback: ' if s.rollback else ''}"
             f"{escape(s.text)}</td><td>{start}</td><td>{took}</td>"
-            f'<td style="color:{color};font-weight:600">{escape(s.status)}</td>'
+            f'<td style="color:{color};font-weight:600;white-space:nowrap">{escape(s.status)}</td>'
             f"<td>{escape(s.detail)}</td></tr>"
         )
     return [

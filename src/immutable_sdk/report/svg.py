@@ -22,7 +22,7 @@ STATUS_COLORS = {
     "failed": "#dc2626",
     "running": "#2563eb",
     "skipped": "#9ca3af",
-    "not run": "#d1d5db",
+    "not run": "#9ca3af",
 }
 TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
