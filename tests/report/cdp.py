@@ -121,6 +121,7 @@ class Page:
     requests: list[str] = field(default_factory=list)  # every URL requested but the file's
     width: int = 0
     height: int = 0
+    value: Any = None  # what ``evaluate`` returned
 
 
 class DevTools:
@@ -159,9 +160,12 @@ class DevTools:
             raise TimeoutError(f"chromium: no answer to {what} within {TIMEOUT:g}s")
 
 
-def open_page(path: Path, *, width: int = 1100, scale: float = 0.5) -> Page:
+def open_page(
+    path: Path, *, width: int = 1100, scale: float = 0.5, evaluate: str | None = None
+) -> Page:
     """Load ``path`` in headless Chromium; ``scale`` shrinks the screenshot (decoding a PNG in
-    Python costs time per pixel)."""
+    Python costs time per pixel); ``evaluate``: a JavaScript expression run after the load
+    (a promise is awaited), its value in ``Page.value``."""
     binary = chromium()
     if binary is None:
         raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
@@ -213,6 +217,18 @@ def open_page(path: Path, *, width: int = 1100, scale: float = 0.5) -> Page:
         url = path.resolve().as_uri()
         tools.call("Page.navigate", session, url=url)
         tools.wait_for("Page.loadEventFired")
+        value = None
+        if evaluate is not None:
+            answer = tools.call(
+                "Runtime.evaluate",
+                session,
+                expression=evaluate,
+                awaitPromise=True,
+                returnByValue=True,
+            )
+            if "exceptionDetails" in answer:
+                raise RuntimeError(f"evaluate failed: {answer['exceptionDetails']}")
+            value = answer.get("result", {}).get("value")
         metrics = tools.call("Page.getLayoutMetrics", session)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         w, h = int(size["width"]), int(size["height"])
@@ -223,7 +239,7 @@ def open_page(path: Path, *, width: int = 1100, scale: float = 0.5) -> Page:
             captureBeyondViewport=True,
             clip={"x": 0, "y": 0, "width": w, "height": h, "scale": scale},
         )
-        page = Page(url=url, png=base64.b64decode(shot["data"]), width=w, height=h)
+        page = Page(url=url, png=base64.b64decode(shot["data"]), width=w, height=h, value=value)
         for event in tools.events:
             method, params = event.get("method"), event.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):

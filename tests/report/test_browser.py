@@ -120,3 +120,43 @@ def test_the_browser_check_sees_requests_and_console_errors(tmp_path: Path) -> N
     seen = open_page(page)
     assert "https://example.com/pixel.png" in seen.requests
     assert any("broken chart" in e for e in seen.console_errors)
+
+
+def test_the_markdown_reports_mermaid_renders_without_errors(tmp_path: Path) -> None:
+    """Every Mermaid block of the Markdown report is drawn by the Mermaid the docs ship
+    (docs/js/mermaid.min.js, loaded from disk): a syntax error would show as an error."""
+    import re
+    from html import escape
+
+    from immutable_sdk.report import render
+
+    state = write_canary_journal(tmp_path / "state.db")
+    report = load_report(
+        state,
+        "checkout",
+        "ro-canary",
+        home_region="us-east-1",
+        waves=lambda keys: {k: "rest" for k in keys},
+    )
+    state.close()
+    blocks = re.findall(r"```mermaid\n(.*?)```", render(report, "markdown"), re.S)
+    assert len(blocks) == 4
+    mermaid = Path(__file__).resolve().parents[2] / "docs" / "js" / "mermaid.min.js"
+    page = tmp_path / "mermaid.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body>"
+        + "".join(f'<pre class="mermaid">{escape(b)}</pre>' for b in blocks)
+        + f'<script src="{mermaid.as_uri()}"></script></body></html>'
+    )
+    seen = open_page(
+        page,
+        evaluate=(
+            "mermaid.initialize({startOnLoad: false, securityLevel: 'strict'})"
+            " || mermaid.run({querySelector: 'pre.mermaid'}).then(() =>"
+            " [...document.querySelectorAll('pre.mermaid')].map(p =>"
+            " [p.querySelectorAll('svg').length, p.textContent.includes('Syntax error')]))"
+        ),
+    )
+    assert seen.console_errors == []
+    assert seen.requests == [mermaid.as_uri()]  # the one script, from disk
+    assert seen.value == [[1, False]] * 4
