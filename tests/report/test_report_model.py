@@ -104,3 +104,16 @@ def test_an_unknown_rollout_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="fleet 'db' has no rollout yet"):
         load_report(state, "db")
     state.close()
+
+
+def test_history_refuses_a_report_without_a_fleet_or_with_another_format(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from immutable_sdk.cli import main
+
+    spec = str(tmp_path / "spec.yaml")  # never opened: the options are checked first
+    runner = CliRunner()
+    out = runner.invoke(main, ["history", "-f", spec, "--report", "r.html"])
+    assert out.exit_code == 2 and "need --fleet" in out.stderr
+    out = runner.invoke(main, ["history", "-f", spec, "--fleet", "web", "--report", "r.pdf"])
+    assert out.exit_code == 2 and "must end in .html or .md" in out.stderr

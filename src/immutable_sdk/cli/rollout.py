@@ -322,6 +322,8 @@ def history(
     if rollout or report:
         from . import reports
 
+        if not fleet:
+            raise UsageError("history --rollout and --report need --fleet (the rollout's fleet)")
         if report is not None:
             from ..report import format_of
 
