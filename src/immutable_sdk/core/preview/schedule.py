@@ -3,9 +3,10 @@ minimum duration (``plan --steps``).
 
 The steps are the strategy's own (``Strategy.plan``) for the plan item's change: a create
 (first release) or a replacement of the instances running now (slot fleets: traffic moves from
-the first slot by name to the other; the plan does not read the weights). Each step's *wait* is what the spec
-makes it last at least: a bake or pause, an analysis window or an alarm watch, the DNS TTL a
-bake or a retirement waits out after a traffic shift, the health check grace after a launch.
+the first slot by name to the other; the plan does not read the weights). Each step's *wait*
+is what the spec makes it last at least: a bake or pause, an analysis window or an alarm
+watch, the DNS TTL a bake or a retirement waits out after a traffic shift, the health check
+grace after a launch.
 Launches and gates last as long as instances take from launch to healthy: the median of the
 fleet's past rollouts (from the journal: a launch step's start to its gate's end), or unknown
 before the first. Deregistration waits (draining) last up to the target groups' delay, which
