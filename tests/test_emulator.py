@@ -71,3 +71,47 @@ def test_a_launch_template_version_sent_again_with_its_token_is_made_once(aws: s
     assert [create("a"), create("a"), create("b"), create("a")] == [2, 2, 3, 2]
     versions = ec2.describe_launch_template_versions(LaunchTemplateName="tpl")
     assert sorted(int(v["VersionNumber"]) for v in versions["LaunchTemplateVersions"]) == [1, 2, 3]
+
+
+def test_a_percentile_statistic_answers_instead_of_failing(aws: str) -> None:
+    """moto failed GetMetricData with p99 (HTTP 500) once data existed; the emulator's fix
+    answers the nearest-rank percentile of the values (a statistic set: its maximum)."""
+    import datetime as dt
+
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws, region_name="us-east-1")
+    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    dims = [{"Name": "TargetGroup", "Value": "targetgroup/web/1"}]
+    values = [
+        {"MetricName": "Latency", "Dimensions": dims, "Timestamp": now, "Value": v / 100}
+        for v in range(1, 101)
+    ]
+    cloudwatch.put_metric_data(Namespace="Test", MetricData=values)
+    sets = [
+        {
+            "MetricName": "Sets",
+            "Dimensions": dims,
+            "Timestamp": now,
+            "StatisticValues": {"SampleCount": 10, "Sum": 2, "Minimum": 0.1, "Maximum": 0.7},
+        }
+    ]
+    cloudwatch.put_metric_data(Namespace="Test", MetricData=sets)
+
+    def p99(metric: str) -> list[float]:
+        out = cloudwatch.get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "q",
+                    "MetricStat": {
+                        "Metric": {"Namespace": "Test", "MetricName": metric, "Dimensions": dims},
+                        "Period": 60,
+                        "Stat": "p99",
+                    },
+                }
+            ],
+            StartTime=now - dt.timedelta(minutes=1),
+            EndTime=now + dt.timedelta(minutes=1),
+        )
+        return [float(v) for v in out["MetricDataResults"][0]["Values"]]
+
+    assert p99("Latency") == [0.99]
+    assert p99("Sets") == [0.7]

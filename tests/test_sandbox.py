@@ -331,3 +331,24 @@ def test_a_stopped_sandbox_refuses_connections() -> None:
     box.stop()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=5)
+
+
+def test_alarms_a_strategy_analysis_watches_are_seeded_too() -> None:
+    """A linear strategy's ``analysis`` and a canary step's ``analysis`` name alarms that no
+    health check names: the sandbox must create them, or the analysis fails as missing."""
+    from immutable_sdk.aws.seed import needs
+
+    document = {
+        "region": "us-east-1",
+        "fleets": {
+            "web": {"strategy": {"type": "linear", "analysis": {"alarms": ["web-5xx"]}}},
+            "api": {
+                "strategy": {
+                    "type": "canary",
+                    "steps": [{"weight": 10}, {"analysis": {"alarms": ["api-5xx", "api-p99"]}}],
+                },
+                "health": {"checks": [{"type": "cloudwatch-alarm", "alarms": ["api-5xx"]}]},
+            },
+        },
+    }
+    assert needs(document).alarms == ["web-5xx", "api-5xx", "api-p99"]

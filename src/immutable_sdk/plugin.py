@@ -243,11 +243,11 @@ class AnalysisSlot:
 
     @property
     def target_group(self) -> str:
-        return _arn_resource(self.target_group_arn, "")
+        return arn_resource(self.target_group_arn, "")
 
     @property
     def load_balancer(self) -> str:
-        return _arn_resource(self.load_balancer_arn, "loadbalancer/")
+        return arn_resource(self.load_balancer_arn, "loadbalancer/")
 
     def fill(self, template: str) -> str:
         names = {
@@ -265,7 +265,10 @@ class AnalysisSlot:
         return template
 
 
-def _arn_resource(arn: str, strip: str) -> str:
+def arn_resource(arn: str, strip: str = "") -> str:
+    """The resource part of an ARN as CloudWatch's dimensions name it, ``strip`` removed from
+    its front: ``arn:...:targetgroup/web/0123`` -> ``targetgroup/web/0123``; with
+    ``strip="loadbalancer/"``, ``arn:...:loadbalancer/app/web/4567`` -> ``app/web/4567``."""
     resource = arn.split(":", 5)[-1] if arn else ""
     return resource[len(strip) :] if strip and resource.startswith(strip) else resource
 
@@ -539,6 +542,7 @@ __all__ = [
     "StrategyFactory",
     "Target",
     "analysis_schema",
+    "arn_resource",
     "aws_error_code",
     "get_logger",
     "hookimpl",

@@ -112,14 +112,20 @@ def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
     return result
 
 
-def analysis_alarms(strategy: Any) -> list[str]:
-    """The alarms of a strategy's ``cloudwatch-alarm`` analysis steps (a canary's)."""
-    steps = strategy.get("steps") if isinstance(strategy, Mapping) else None
+def analysis_alarms(config: Any) -> list[str]:
+    """Alarms a strategy's analyses watch (``analysis: {alarms: [...]}``, at any depth: a
+    linear strategy's ``analysis``, a canary's ``steps[].analysis``)."""
     found: list[str] = []
-    for step in steps if isinstance(steps, list) else ():
-        analysis = step.get("analysis") if isinstance(step, Mapping) else None
-        if isinstance(analysis, Mapping) and analysis.get("type") == "cloudwatch-alarm":
-            found += [str(a) for a in analysis.get("alarms") or ()]
+    if isinstance(config, Mapping):
+        analysis = config.get("analysis")
+        if isinstance(analysis, Mapping):
+            found += [str(a) for a in analysis.get("alarms") or () if isinstance(a, str)]
+        for key, value in config.items():
+            if key != "analysis":
+                found += analysis_alarms(value)
+    elif isinstance(config, (list, tuple)):
+        for item in config:
+            found += analysis_alarms(item)
     return found
 
 

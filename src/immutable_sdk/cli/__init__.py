@@ -16,7 +16,16 @@ import click
 from .._version import __version__
 from ..errors import ExitCode, ImmutableSdkError
 
-COMMAND_MODULES = ("spec", "rollout", "images", "sandbox", "state", "drift", "operator")
+COMMAND_MODULES = (
+    "spec",
+    "rollout",
+    "images",
+    "sandbox",
+    "state",
+    "drift",
+    "operator",
+    "preview",
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

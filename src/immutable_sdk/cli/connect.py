@@ -8,7 +8,7 @@ the same options (``--sandbox``, ``--endpoint-url``, ``--profile``, ``--max-atte
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from . import Options
 if TYPE_CHECKING:
     from ..core.connection import Connection
     from ..core.engine import Engine
+    from ..lifecycle import Event
     from ..spec.model import Spec
     from .render import EventPrinter
 
@@ -33,14 +34,39 @@ def connection_options(opts: Options) -> dict[str, Any]:
 
 @contextmanager
 def open_engine(
-    opts: Options, files: Sequence[str], **engine_options: Any
+    opts: Options,
+    files: Sequence[str],
+    *,
+    observe: Callable[[Event], None] | None = None,
+    adjust: Callable[[Spec], Spec] | None = None,
+    **engine_options: Any,
 ) -> Iterator[tuple[Engine, EventPrinter]]:
-    """An engine for the spec files with the global options, and its event printer."""
+    """An engine for the spec files with the global options, and its event printer;
+    ``observe`` also sees every event (after the printer); ``adjust`` changes the loaded
+    spec before the engine gets it."""
     from ..core.engine import Engine
     from .render import EventPrinter
 
     printer = EventPrinter(fmt=opts.log_format)
-    engine = Engine.from_files(files, sink=printer, **connection_options(opts), **engine_options)
+    sink: Callable[[Event], None] = printer
+    if observe is not None:
+        seen = observe
+
+        def sink(event: Event) -> None:
+            printer(event)
+            seen(event)
+
+    if adjust is None:
+        engine = Engine.from_files(files, sink=sink, **connection_options(opts), **engine_options)
+    else:
+        from ..plugins import load_plugins
+        from ..spec.load import load_spec
+
+        plugins = load_plugins()
+        spec = adjust(load_spec(files, plugins=plugins))
+        engine = Engine(
+            spec, plugins=plugins, sink=sink, **connection_options(opts), **engine_options
+        )
     try:
         yield engine, printer
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,14 +34,29 @@ def _show(obj: Any) -> None:
     is_flag=True,
     help="Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.",
 )
+@click.option(
+    "--steps",
+    is_flag=True,
+    help="Also each changed fleet's steps with their waits, the peak extra instances and a "
+    "minimum duration (spec waits plus the median launch-to-healthy of past rollouts).",
+)
 @pass_options
 def plan(
-    opts: Options, files: tuple[str, ...], output: str | None, detailed_exitcode: bool
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    detailed_exitcode: bool,
+    steps: bool,
 ) -> None:
     """Show what apply would change, fleet by fleet, and why."""
+    schedule = None
     try:
         with open_engine(opts, files) as (engine, _):
             the_plan = engine.plan()
+            if steps:
+                from ..core.preview.schedule import plan_schedule
+
+                schedule = plan_schedule(engine, the_plan)
     except ImmutableSdkError as exc:
         if not detailed_exitcode or opts.debug:
             raise
@@ -49,11 +65,18 @@ def plan(
     if _fmt(opts, output) == "json":
         from .render import print_json
 
-        print_json(the_plan.to_dict())
+        data = the_plan.to_dict()
+        if schedule is not None:
+            data["schedule"] = schedule.to_dict()
+        print_json(data)
     else:
         from .render import plan_table
 
         _show(plan_table(the_plan))
+        if schedule is not None:
+            from .preview import schedule_view
+
+            _show(schedule_view(schedule))
     if detailed_exitcode and the_plan.changes:
         sys.exit(2)
 
@@ -102,6 +125,18 @@ def plan(
     help="Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
     "another apply may take over an unfinished rollout (also IMMUTABLE_SDK_LOCK_LEASE).",
 )
+@click.option(
+    "--virtual-clock",
+    is_flag=True,
+    help="Sandbox only: bakes, pauses, TTL and keep-previous waits pass in virtual time, so "
+    "an example with hours of waits applies in seconds; health checks poll at least 30s "
+    "apart (a manual pause still waits for promote, unless --auto-promote).",
+)
+@click.option(
+    "--auto-promote",
+    is_flag=True,
+    help="Sandbox only: promote every manual pause at once, as an operator would.",
+)
 @pass_options
 def apply(
     opts: Options,
@@ -115,6 +150,8 @@ def apply(
     abort_unfinished: bool,
     wait_for_lock: str,
     lease: str,
+    virtual_clock: bool,
+    auto_promote: bool,
 ) -> None:
     """Build images and roll fleets out to the spec, with health gates and rollback.
 
@@ -132,7 +169,24 @@ def apply(
         "lease": _duration("--lease", lease, minimum=3.0),
         "lock_wait": _duration("--wait-for-lock", wait_for_lock),
     }
-    with open_engine(opts, files, **lock_options) as (engine, printer):
+    engine_options: dict[str, Any] = dict(lock_options)
+    for flag, given in (("--virtual-clock", virtual_clock), ("--auto-promote", auto_promote)):
+        if given and not opts.sandbox:
+            raise UsageError(
+                f"{flag} is for the embedded sandbox only (--sandbox): on AWS, waits are real "
+                "and pauses are an operator's"
+            )
+    if virtual_clock:
+        from ..clock import PacedVirtualClock
+        from ..core.preview.rehearse import polled
+
+        engine_options["clock"] = PacedVirtualClock()
+        engine_options["adjust"] = lambda spec: polled(spec, VIRTUAL_POLL)
+    engines: list[Any] = []
+    if auto_promote:
+        engine_options["observe"] = _operator_stand_in(engines)
+    with open_engine(opts, files, **engine_options) as (engine, printer):
+        engines.append(engine)
         the_plan = engine.plan()
         if not as_json:
             _show(plan_table(the_plan))
@@ -159,6 +213,20 @@ def apply(
     code = exit_code(result.fleets)
     if code:
         sys.exit(code)
+
+
+VIRTUAL_POLL = 30.0  # --virtual-clock: health checks poll at least this far apart
+
+
+def _operator_stand_in(engines: list[Any]) -> Any:
+    """An event observer that promotes every manual pause at once (``--auto-promote``)."""
+
+    def observe(event: Any) -> None:
+        if event.kind == "rollout.paused" and event.data.get("manual") and event.rollout:
+            engine = engines[0]
+            engine.state.send_signal(event.rollout, "promote", engine.clock.now())
+
+    return observe
 
 
 LOCK_OUTCOMES = ("locked", "lock_lost")
@@ -223,11 +291,54 @@ def status(
 @output_option
 @click.option("--fleet", default=None, help="Only this fleet (fleet@region: in that region).")
 @click.option("--limit", default=20, show_default=True, help="Newest entries per fleet.")
+@click.option(
+    "--rollout",
+    default=None,
+    metavar="ID",
+    help="One rollout of --fleet: its steps, gate results and canary numbers.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report of the rollout (--rollout, default the fleet's newest) to this "
+    "file: .html (self-contained, charts) or .md (Markdown with Mermaid).",
+)
 @pass_options
 def history(
-    opts: Options, files: tuple[str, ...], output: str | None, fleet: str | None, limit: int
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    fleet: str | None,
+    limit: int,
+    rollout: str | None,
+    report: Path | None,
 ) -> None:
-    """Releases and rollouts with their outcomes, newest first."""
+    """Releases and rollouts with their outcomes, newest first.
+
+    With --rollout (or --report) one rollout of --fleet: its steps with their gate results,
+    the traffic weights, capacity and canary analyses its journal recorded.
+    """
+    if rollout or report:
+        from . import reports
+
+        if not fleet:
+            raise UsageError("history --rollout and --report need --fleet (the rollout's fleet)")
+        if report is not None:
+            from ..report import format_of
+
+            format_of(report)  # a wrong file name fails before anything is opened
+        with open_engine(opts, files) as (engine, _):
+            the_report = reports.rollout_report(engine, fleet, rollout)
+        if report is not None:
+            reports.write(the_report, report)
+        elif _fmt(opts, output) == "json":
+            from .render import print_json
+
+            print_json(the_report.to_dict())
+        else:
+            _show(reports.steps_table(the_report))
+        return
     with open_engine(opts, files) as (engine, _):
         data = engine.history(fleet, limit=limit)
     if _fmt(opts, output) == "json":

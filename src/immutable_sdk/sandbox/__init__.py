@@ -33,6 +33,13 @@ class Sandbox:
         self._url = self._emulator.url
         return self
 
+    def reset(self) -> None:
+        """Forget every resource of this process's emulator. moto keeps its accounts per
+        process, shared by every emulator the process starts: a rehearsal starts clean."""
+        if self._emulator is None:
+            raise UsageError("only a sandbox this process started can be reset")
+        self._emulator.reset()
+
     @classmethod
     def attach(cls, url: str) -> Sandbox:
         """A sandbox served elsewhere (``immutable-sdk sandbox serve``); ``stop`` leaves it."""

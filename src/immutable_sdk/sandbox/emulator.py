@@ -51,7 +51,9 @@ class Emulator:
     def reset(self) -> None:
         """Forget every resource (moto's reset API): a clean account, in milliseconds."""
         req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        # straight to loopback: never through a proxy the environment names (urlopen would)
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with direct.open(req, timeout=30) as resp:
             resp.read()
 
     def stop(self) -> None:

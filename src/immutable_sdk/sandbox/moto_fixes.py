@@ -18,6 +18,11 @@
   the other. DynamoDB makes each write, and each transaction, atomic; here the backend's writes
   run one at a time, so the state store's conditional writes mean on the emulator what they
   mean on AWS.
+* moto answers ``GetMetricData`` with a percentile statistic (``p99``) by failing with HTTP 500
+  once data exist (it has no value for the statistic and cannot serialize None). Here a
+  percentile is the nearest-rank percentile of the single values published in the period; a
+  period with statistic sets only gives their maximum (AWS derives percentiles only from
+  values; the maximum is the conservative stand-in, as the canary judge combines them).
 
 Production code is unchanged: it calls the same APIs on AWS.
 """
@@ -157,7 +162,31 @@ def install() -> None:
         create_launch_template_version
     )
     _serialize_dynamodb_writes()
+    _percentile_statistics()
     _installed = True
+
+
+def _percentile_statistics() -> None:
+    import math
+    import re
+
+    from moto.cloudwatch.models import MetricAggregatedDatum, Statistics
+
+    percentile = re.compile(r"^p(\d+(?:\.\d+)?)$")
+    original = Statistics.get_statistics_for_type
+
+    def get_statistics_for_type(self: Any, stat: str) -> Any:
+        match = percentile.match(stat)
+        if match is None:
+            return original(self, stat)
+        values = sorted(float(v) for v in self.metric_single_values_list)
+        if values:
+            rank = max(1, math.ceil(float(match.group(1)) / 100 * len(values)))
+            return values[min(rank, len(values)) - 1]
+        sets = [m for m in self.metric_data or [] if isinstance(m, MetricAggregatedDatum)]
+        return max((float(m.max) for m in sets), default=0.0)
+
+    Statistics.get_statistics_for_type = get_statistics_for_type  # type: ignore[method-assign]
 
 
 def _serialize_dynamodb_writes() -> None:

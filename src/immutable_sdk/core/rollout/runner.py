@@ -38,6 +38,7 @@ from ...state.base import StateStore
 from ..context import Context
 from .gate import GateRunner, restoring
 from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
+from .samples import Samples
 
 POLL_FLOOR = 1.0  # seconds: the first wait of a backoff
 SIGNAL_POLL = 5.0  # seconds between looks at operator signals during a pause
@@ -103,6 +104,7 @@ class RolloutRunner:
     # The last read of the group while nothing has changed it since (no wait, no mutating
     # call whose effect was not applied to it): steps start from it instead of reading again.
     _group: GroupState | None = None
+    samples: Samples = field(default_factory=Samples)  # what the report draws (samples.py)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -161,13 +163,14 @@ class RolloutRunner:
         by_release: dict[str, int] = {}
         for m in live:
             by_release[m.release or "?"] = by_release.get(m.release or "?", 0) + 1
-        self.ctx.emit(
-            "capacity",
-            desired=group.desired,
-            in_service=len(live),
-            healthy=len(healthy),
-            by_release=by_release,
-        )
+        sample = {
+            "desired": group.desired,
+            "in_service": len(live),
+            "healthy": len(healthy),
+            "by_release": by_release,
+        }
+        self.ctx.emit("capacity", **sample)
+        self.samples.capacity(self, sample)
 
     def targets(self) -> GateTargets:
         """Every in-service instance of the release (what a bake watches), read afresh."""
@@ -244,6 +247,7 @@ class RolloutRunner:
 
     def run(self, steps: Sequence[Step]) -> None:
         hook = self.plugins.hook
+        self.samples.context(self)
         for step in steps:
             index = self.index
             try:

@@ -166,16 +166,17 @@ class SlotRunner(RolloutRunner):
                 "healthy": len(healthy),
                 "weight": self.weights.get(slot, 0),
             }
-        self.ctx.emit(
-            "capacity",
-            desired=sum(int(r["desired"]) for r in report.values()),
-            in_service=sum(int(r["in_service"]) for r in report.values()),
-            healthy=sum(int(r["healthy"]) for r in report.values()),
-            by_release={
+        sample = {
+            "desired": sum(int(r["desired"]) for r in report.values()),
+            "in_service": sum(int(r["in_service"]) for r in report.values()),
+            "healthy": sum(int(r["healthy"]) for r in report.values()),
+            "by_release": {
                 str(r["release"]): r["in_service"] for r in report.values() if r["release"]
             },
-            slots=report,
-        )
+            "slots": report,
+        }
+        self.ctx.emit("capacity", **sample)
+        self.samples.capacity(self, sample)
         return groups
 
     def slot_targets(self, slot: str) -> Callable[[], GateTargets]:
