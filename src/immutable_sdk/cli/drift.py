@@ -14,21 +14,14 @@ import click
 
 from ..errors import ExitCode
 from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_engine
+from .common import open_engine, output_format
+from .common import show as _show
 
 if TYPE_CHECKING:
     from ..core.drift.detect import Drift
     from ..core.drift.remediate import DriftReport, FleetFix
 
 DRIFT_FOUND = 2
-
-
-def _show(*parts: Any) -> None:
-    from .render import console
-
-    out = console(sys.stdout)
-    for part in parts:
-        out.print(part)
 
 
 def drift_table(drifts: Sequence[Drift], title: str) -> Any:
@@ -108,7 +101,7 @@ def drift(
     """
     with open_engine(opts, files) as (engine, printer), printer:
         report = engine.drift(fleets or None, fix=fix or dry_run, dry_run=dry_run)
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         from .render import print_json
 
         print_json(report.to_dict())
@@ -146,7 +139,7 @@ def recycle(
     """
     with open_engine(opts, files) as (engine, printer), printer:
         fixes = engine.recycle(fleets or None, dry_run=dry_run)
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         from .render import print_json
 
         print_json({"dry_run": dry_run, "fleets": [f.to_dict() for f in fixes]})

@@ -11,7 +11,7 @@ import click
 
 from ..errors import UsageError
 from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_engine
+from .common import open_engine, output_format
 
 if TYPE_CHECKING:
     from ..core.images.retention import StoredArtifact
@@ -82,7 +82,7 @@ def _list(opts: Options, files: Sequence[str], output: str | None) -> None:
         spec = engine.spec
         found = inventory(spec, engine.session, engine.state)
     names = list(dict.fromkeys([*spec.images, *(a.image for a in found.artifacts)]))
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         _json(
             {
                 "project": spec.name,
@@ -175,7 +175,7 @@ def gc(
         plans = plan_collection(spec, found, engine.clock.now(), min_age_s)
         deleted = collect(spec, engine.session, plans, dry_run=dry_run)
     resources = {_key(a): list(r) for a, r in deleted}
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         _json(
             {
                 "dry_run": dry_run,

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import Any
 
 import click
 
-from ..errors import ExitCode, ImmutableSdkError, UsageError
+from ..errors import ImmutableSdkError, UsageError
 from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_engine
+from .common import exit_code, open_engine, output_format
+from .common import show as _show
 
-__all__ = ["exit_code", "open_engine", "register"]
-
-
-def _fmt(opts: Options, output: str | None) -> str:
-    return output or opts.output
-
-
-def _show(obj: Any) -> None:
-    from .render import console
-
-    console(sys.stdout).print(obj)
+__all__ = ["register"]
 
 
 @click.command()
@@ -46,7 +35,7 @@ def plan(
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    if _fmt(opts, output) == "json":
+    if output_format(opts, output) == "json":
         from .render import print_json
 
         print_json(the_plan.to_dict())
@@ -127,7 +116,7 @@ def apply(
     from .interrupts import stop_on_signals
     from .render import plan_table, print_json, result_table
 
-    as_json = _fmt(opts, output) == "json"
+    as_json = output_format(opts, output) == "json"
     lock_options = {
         "lease": _duration("--lease", lease, minimum=3.0),
         "lock_wait": _duration("--wait-for-lock", wait_for_lock),
@@ -161,20 +150,6 @@ def apply(
         sys.exit(code)
 
 
-LOCK_OUTCOMES = ("locked", "lock_lost")
-
-
-def exit_code(results: Sequence[Any]) -> int:
-    """0 when every fleet is ok; 3 when the only trouble is a lock (another rollout holds
-    the fleet, or took it over); 1 when anything failed."""
-    bad = [r for r in results if not r.ok]
-    if not bad:
-        return int(ExitCode.OK)
-    if all(r.outcome in LOCK_OUTCOMES for r in bad):
-        return int(ExitCode.LOCKED)
-    return int(ExitCode.FAILED)
-
-
 def _duration(option: str, value: str, *, minimum: float = 0.0) -> float:
     from ..units import format_duration, parse_duration
 
@@ -202,13 +177,13 @@ def status(
 ) -> None:
     """Per fleet: release, instances by release and health, rollout in progress."""
     if watch:
-        from .operator import watch_status
+        from .watch import watch_status
 
-        watch_status(opts, files, _fmt(opts, output), interval)
+        watch_status(opts, files, output_format(opts, output), interval)
         return
     with open_engine(opts, files) as (engine, _):
         entries = engine.status()
-    if _fmt(opts, output) == "json":
+    if output_format(opts, output) == "json":
         from .render import print_json
 
         print_json(entries)
@@ -230,7 +205,7 @@ def history(
     """Releases and rollouts with their outcomes, newest first."""
     with open_engine(opts, files) as (engine, _):
         data = engine.history(fleet, limit=limit)
-    if _fmt(opts, output) == "json":
+    if output_format(opts, output) == "json":
         from .render import print_json
 
         print_json(data)
@@ -256,7 +231,7 @@ def rollback(
 
     with open_engine(opts, files) as (engine, printer), printer:
         result = engine.rollback(fleet, to)
-    if _fmt(opts, output) == "json":
+    if output_format(opts, output) == "json":
         print_json(result.to_dict())
     else:
         click.echo(

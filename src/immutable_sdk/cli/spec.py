@@ -11,6 +11,7 @@ import click
 from .._version import __version__
 from ..errors import ExitCode, SpecError, SpecProblem
 from . import Options, output_option, pass_options, spec_files_option
+from .common import output_format
 
 if TYPE_CHECKING:
     from ..plugins import Plugins
@@ -51,7 +52,7 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
     from ..spec.load import load_spec
     from ..spec.secret_scan import scan_spec
 
-    as_json = (output or opts.output) == "json"
+    as_json = output_format(opts, output) == "json"
     try:
         spec = load_spec(files)
         warnings = scan_spec(files)
@@ -127,7 +128,7 @@ def plugins(opts: Options, output: str | None) -> None:
     from ..plugins import load_plugins
 
     rows = plugin_rows(load_plugins())
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         click.echo(_as_json(rows))
         return
     columns = ["name", "kind", "plugin", "distribution", "version"]

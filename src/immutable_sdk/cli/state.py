@@ -12,7 +12,7 @@ import click
 from ..errors import UsageError
 from ..state.records import iso
 from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_connection
+from .common import open_connection, output_format
 
 if TYPE_CHECKING:
     from ..spec.model import Spec
@@ -31,7 +31,7 @@ def _load(files: Sequence[str]) -> Spec:
 
 
 def _emit(opts: Options, output: str | None, data: dict[str, Any], text: str) -> None:
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=True))
     else:
         click.echo(text)
