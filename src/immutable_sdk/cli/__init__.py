@@ -7,7 +7,7 @@ Commands live in modules of this package named after what they act on; each modu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -63,10 +63,45 @@ def spec_files_option(f: F) -> F:
     )(f)
 
 
+def detailed_exitcode(argv: Sequence[str]) -> bool:
+    """Whether this command line is ``plan --detailed-exitcode`` (or its environment variable):
+    then every error exits 1, as with Terraform, never 2, which means "changes"."""
+    import os
+
+    if "plan" not in argv:
+        return False
+    after = argv[list(argv).index("plan") + 1 :]
+    flag = os.environ.get("IMMUTABLE_SDK_PLAN_DETAILED_EXITCODE", "").lower()
+    return "--detailed-exitcode" in after or flag in ("1", "true", "yes", "on")
+
+
 class SdkGroup(click.Group):
     """Runs commands with the SDK's error policy: ImmutableSdkError -> message and exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["immutable_sdk.argv"] = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:
+            if detailed_exitcode(args):
+                exc.exit_code = int(ExitCode.FAILED)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return self._invoke(ctx)
+        except click.ClickException as exc:  # click's usage errors exit 2: not "changes"
+            if detailed_exitcode(ctx.meta.get("immutable_sdk.argv", ())):
+                exc.exit_code = int(ExitCode.FAILED)
+            raise
+        except click.exceptions.Exit as exc:
+            if exc.exit_code == ExitCode.INVALID and detailed_exitcode(
+                ctx.meta.get("immutable_sdk.argv", ())
+            ):
+                raise click.exceptions.Exit(int(ExitCode.FAILED)) from None
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ImmutableSdkError as exc:
@@ -140,7 +175,8 @@ def main(
     """Immutable infrastructure on AWS: golden images, gated rollouts, automatic rollback.
 
     Exit codes: 0 ok, 1 operation failed, 2 invalid input or usage, 3 locked or conflict,
-    130 interrupted.
+    4 drift found, 130 interrupted (plan --detailed-exitcode: 0 no changes, 1 error,
+    2 changes).
     """
     from ..logs import configure_logging
     from ..redaction import redact_std_streams

@@ -1,7 +1,7 @@
 """Commands that keep fleets honest: drift (and --fix), recycle, iam-policy.
 
 ``drift`` exits 0 when every fleet runs exactly its current release with the spec's settings,
-2 when drift is found (or is left after ``--fix``), 1 when a fix failed.
+4 when drift is found (or is left after ``--fix``), 1 when a fix failed, 2 on invalid input.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from .common import show as _show
 if TYPE_CHECKING:
     from ..core.drift.detect import Drift
     from ..core.drift.remediate import DriftReport, FleetFix
-
-DRIFT_FOUND = 2
 
 
 def drift_table(drifts: Sequence[Drift], title: str) -> Any:
@@ -97,7 +95,8 @@ def drift(
     deregistered or deprecated AMI. --fix replaces drifted instances through the fleet's
     strategy (never patching them), restores group settings and scales capacity back.
 
-    Exit codes: 0 no drift, 2 drift found (or left after --fix), 1 a fix failed.
+    Exit codes: 0 no drift, 4 drift found (or left after --fix), 1 a fix failed, 2 invalid
+    input (a spec error, an unknown fleet).
     """
     with open_engine(opts, files) as (engine, printer), printer:
         report = engine.drift(fleets or None, fix=fix or dry_run, dry_run=dry_run)
@@ -111,7 +110,7 @@ def drift(
         sys.exit(int(ExitCode.FAILED))
     left = report.drifts if report.remaining is None else report.remaining
     if left:
-        sys.exit(DRIFT_FOUND)
+        sys.exit(int(ExitCode.DRIFT))
 
 
 @click.command()

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import ImmutableSdkError, UsageError
+from ..errors import DETAILED_CHANGES, UsageError
 from . import Options, output_option, pass_options, spec_files_option
 from .common import exit_code, open_engine, output_format
 from .common import show as _show
@@ -20,21 +20,16 @@ __all__ = ["register"]
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.",
+    help="Exit as Terraform does: 0 when there is nothing to change, 2 when there are "
+    "changes, 1 on any error (usage errors included).",
 )
 @pass_options
 def plan(
     opts: Options, files: tuple[str, ...], output: str | None, detailed_exitcode: bool
 ) -> None:
     """Show what apply would change, fleet by fleet, and why."""
-    try:
-        with open_engine(opts, files) as (engine, _):
-            the_plan = engine.plan()
-    except ImmutableSdkError as exc:
-        if not detailed_exitcode or opts.debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    with open_engine(opts, files) as (engine, _):
+        the_plan = engine.plan()
     if output_format(opts, output) == "json":
         from .render import print_json
 
@@ -44,7 +39,7 @@ def plan(
 
         _show(plan_table(the_plan))
     if detailed_exitcode and the_plan.changes:
-        sys.exit(2)
+        sys.exit(DETAILED_CHANGES)
 
 
 @click.command()
