@@ -27,7 +27,7 @@ def _stderr_logger(*args: Any) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
-def configure_logging(fmt: str = "console", *, debug: bool = False) -> None:
+def configure_logging(fmt: str = "console", *, debug: bool = False, level: str = "") -> None:
     """Configure structlog for the process; calling it again with the same settings is a no-op.
 
     ``fmt`` is ``console`` (human lines) or ``json`` (one JSON object a line); both go to

@@ -56,7 +56,7 @@ MUST_SUCCEED = {
     "plugins",
     "schema",
 }
-DOCUMENTED_EXIT_CODES = {0, 1, 2, 3}
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4}
 
 SPEC = """apiVersion: immutable-sdk/v1
 name: shop

@@ -7,6 +7,7 @@ lines (``--log-format json``). Everything printed passes through the secret reda
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -22,10 +23,36 @@ from ..lifecycle import Event
 from ..redaction import redact, redact_text, redacting
 from ..units import format_duration
 
+_color = True
+PIPE_WIDTH = 4096  # piped output is not cut to 80 columns: a table is as wide as its rows
+
+
+def set_color(enabled: bool) -> None:
+    """``--no-color``: no colours or styles on any console made from now on."""
+    global _color
+    _color = enabled
+
 
 def console(file: IO[str] | None = None) -> Console:
-    """A rich console on ``file`` (stderr by default); everything it prints is redacted."""
-    return Console(file=redacting(file or sys.stderr), highlight=False, soft_wrap=True)
+    """A rich console on ``file`` (stderr by default); everything it prints is redacted.
+
+    On a terminal it is as wide as the terminal; piped or redirected it does not wrap or cut
+    (``COLUMNS`` still sets a width), so ids and reasons reach scripts whole.
+    """
+    stream = redacting(file or sys.stderr)
+    try:
+        terminal = stream.isatty()
+    except (ValueError, OSError):
+        terminal = False
+    width = None if terminal else int(os.environ.get("COLUMNS") or 0) or PIPE_WIDTH
+    return Console(
+        file=stream,
+        highlight=False,
+        soft_wrap=True,
+        width=width,
+        no_color=not _color,
+        color_system="auto" if _color else None,
+    )
 
 
 def print_json(data: Any, file: IO[str] | None = None) -> None:

@@ -98,7 +98,7 @@ def schema() -> None:
 
 
 def plugin_rows(plugins: Plugins) -> list[dict[str, str]]:
-    """One row per registered builder, strategy and health check."""
+    """One row per registered builder, strategy, health check and notifier."""
     rows = []
     for entry in plugins.entries():
         if entry.distribution:
@@ -124,7 +124,11 @@ def plugin_rows(plugins: Plugins) -> list[dict[str, str]]:
 @output_option
 @pass_options
 def plugins(opts: Options, output: str | None) -> None:
-    """List the builders, strategies and health checks that specs may name."""
+    """List the builders, strategies, health checks and notifiers that specs may name.
+
+    Built-in ones and those of installed plugin distributions, with the distribution and its
+    version; IMMUTABLE_SDK_DISABLE_PLUGIN_AUTOLOAD=1 lists only the built-in ones.
+    """
     from ..plugins import load_plugins
 
     rows = plugin_rows(load_plugins())
