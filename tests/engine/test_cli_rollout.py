@@ -74,3 +74,11 @@ def test_status_history_and_rollback_commands(world: World) -> None:
     unknown = cli(world, "rollback", "-f", spec, "--fleet", "db")
     assert unknown.exit_code == 2
     assert "no fleet 'db'" in unknown.stderr
+
+
+def test_history_of_an_unknown_fleet_is_an_error_listing_the_fleets(world: World) -> None:
+    spec = seeded(world)
+    out = cli(world, "history", "-f", spec, "--fleet", "nope")
+    assert out.exit_code == 2
+    assert "the spec has no fleet 'nope' (fleets: web)" in out.stderr
+    assert cli(world, "history", "-f", spec, "--fleet", "web").exit_code == 0

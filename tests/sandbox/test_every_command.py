@@ -32,7 +32,8 @@ DEEPER = {
     "apply": ["--yes"],
     "images": ["-f", "spec.yaml"],  # -f is optional on the group (a subcommand may follow)
     "unlock": ["--force"],
-    "images gc": ["--min-age", "0s"],
+    "images gc": ["-f", "spec.yaml", "--min-age", "0s"],  # -f: here or on the group
+    "images list": ["-f", "spec.yaml"],
     "drift": ["--fix"],
 }
 # The order a person would run them in (so that the served sandbox has a fleet to act on);

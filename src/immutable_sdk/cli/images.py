@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import UsageError
-from . import Options, output_option, pass_options, spec_files_option
+from . import Options, output_option, pass_options
 from .common import open_engine, output_format
 
 if TYPE_CHECKING:
@@ -132,17 +132,41 @@ def _list(opts: Options, files: Sequence[str], output: str | None) -> None:
             click.echo(line)
 
 
+def _files(ctx: click.Context, files: tuple[str, ...]) -> tuple[str, ...]:
+    """A subcommand's -f, else the group's (``images -f SPEC gc`` and ``images gc -f SPEC``)."""
+    parent = ctx.parent.params.get("files", ()) if ctx.parent is not None else ()
+    chosen = tuple(files) or tuple(parent)
+    if not chosen:
+        raise UsageError(f"images {ctx.info_name}: give the spec with -f SPEC")
+    return chosen
+
+
+def _subcommand_files(f: Any) -> Any:
+    return click.option(
+        "-f",
+        "--file",
+        "files",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Spec file; repeat to overlay (later files win). May stand before the "
+        "subcommand: images -f SPEC gc.",
+    )(f)
+
+
 @images.command("list")
-@spec_files_option
+@_subcommand_files
 @output_option
 @pass_options
-def list_command(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+@click.pass_context
+def list_command(
+    ctx: click.Context, opts: Options, files: tuple[str, ...], output: str | None
+) -> None:
     """List the artifacts of each image (the same as ``images -f SPEC``)."""
-    _list(opts, files, output)
+    _list(opts, _files(ctx, files), output)
 
 
 @images.command("gc")
-@spec_files_option
+@_subcommand_files
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option(
     "--min-age",
@@ -152,8 +176,14 @@ def list_command(opts: Options, files: tuple[str, ...], output: str | None) -> N
 )
 @output_option
 @pass_options
+@click.pass_context
 def gc(
-    opts: Options, files: tuple[str, ...], dry_run: bool, min_age: str, output: str | None
+    ctx: click.Context,
+    opts: Options,
+    files: tuple[str, ...],
+    dry_run: bool,
+    min_age: str,
+    output: str | None,
 ) -> None:
     """Deregister artifacts beyond each image's ``retain`` and delete their snapshots.
 
@@ -169,6 +199,7 @@ def gc(
         min_age_s = parse_duration(min_age)
     except ValueError as exc:
         raise UsageError(f"--min-age: {exc}") from None
+    files = _files(ctx, files)
     with open_engine(opts, files) as (engine, _):
         spec = engine.spec
         found = inventory(spec, engine.session, engine.state)

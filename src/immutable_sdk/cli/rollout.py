@@ -3,15 +3,47 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import DETAILED_CHANGES, UsageError
-from . import Options, output_option, pass_options, spec_files_option
+from . import F, Options, output_option, pass_options, spec_files_option
 from .common import exit_code, open_engine, output_format
 from .common import show as _show
 
+if TYPE_CHECKING:
+    from ..core.engine import Engine
+    from ..core.planner import Plan
+    from ..core.selection import Selection
+
 __all__ = ["register"]
+
+
+def fleets_option(f: F) -> F:
+    """``--fleet PATTERN`` (repeatable, globs) on plan and apply: Terraform's ``-target``."""
+    return click.option(
+        "--fleet",
+        "fleets",
+        multiple=True,
+        metavar="PATTERN",
+        help="Only fleets matching this glob (repeatable; web, api-*, web@* for every region), "
+        "with the fleets they depend on; dependants left out are named.",
+    )(f)
+
+
+def planned(engine: Engine, patterns: Sequence[str]) -> tuple[Plan, Selection | None]:
+    """The engine's plan, narrowed to ``patterns`` (notes on stderr say what that did)."""
+    the_plan = engine.plan()
+    if not patterns:
+        return the_plan, None
+    from ..core.selection import select
+
+    selection = select(engine.spec, the_plan, patterns)
+    for note in selection.notes():
+        click.echo(f"note: {note}", err=True)
+    return selection.plan, selection
 
 
 @click.command()
@@ -23,17 +55,24 @@ __all__ = ["register"]
     help="Exit as Terraform does: 0 when there is nothing to change, 2 when there are "
     "changes, 1 on any error (usage errors included).",
 )
+@fleets_option
 @pass_options
 def plan(
-    opts: Options, files: tuple[str, ...], output: str | None, detailed_exitcode: bool
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    detailed_exitcode: bool,
+    fleets: tuple[str, ...],
 ) -> None:
     """Show what apply would change, fleet by fleet, and why."""
     with open_engine(opts, files) as (engine, _):
-        the_plan = engine.plan()
+        the_plan, selection = planned(engine, fleets)
     if output_format(opts, output) == "json":
         from .render import print_json
 
-        print_json(the_plan.to_dict())
+        print_json(
+            {**the_plan.to_dict(), **({"selection": selection.to_dict()} if selection else {})}
+        )
     else:
         from .render import plan_table
 
@@ -86,6 +125,7 @@ def plan(
     help="Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
     "another apply may take over an unfinished rollout (also IMMUTABLE_SDK_LOCK_LEASE).",
 )
+@fleets_option
 @pass_options
 def apply(
     opts: Options,
@@ -99,6 +139,7 @@ def apply(
     abort_unfinished: bool,
     wait_for_lock: str,
     lease: str,
+    fleets: tuple[str, ...],
 ) -> None:
     """Build images and roll fleets out to the spec, with health gates and rollback.
 
@@ -117,7 +158,7 @@ def apply(
         "lock_wait": _duration("--wait-for-lock", wait_for_lock),
     }
     with open_engine(opts, files, **lock_options) as (engine, printer):
-        the_plan = engine.plan()
+        the_plan, selection = planned(engine, fleets)
         if not as_json:
             _show(plan_table(the_plan))
         if the_plan.changes and not yes:
@@ -131,11 +172,16 @@ def apply(
             result = engine.apply(
                 the_plan,
                 prune=prune,
-                recycle=recycle,
+                recycle=recycle and selection is None,
                 parallelism=parallelism,
                 fail_fast=fail_fast,
                 abort_unfinished=abort_unfinished,
             )
+            if recycle and selection is not None:  # only the selected fleets' instances
+                from ..core.drift.remediate import fix_results
+
+                keys = [i.key for i in the_plan.items if i.action != "destroy"]
+                result.fleets += fix_results(engine.recycle(keys))
     if as_json:
         print_json(result.to_dict())
     else:
@@ -200,6 +246,10 @@ def history(
     """Releases and rollouts with their outcomes, newest first."""
     with open_engine(opts, files) as (engine, _):
         data = engine.history(fleet, limit=limit)
+        known = engine.unit_keys()
+    if fleet and fleet not in known and not any(data[fleet].values()):
+        # a fleet the spec no longer names still has its history; a typo has none
+        raise UsageError(f"the spec has no fleet {fleet!r} (fleets: {', '.join(sorted(known))})")
     if output_format(opts, output) == "json":
         from .render import print_json
 

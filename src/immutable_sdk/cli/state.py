@@ -159,11 +159,14 @@ def unlock(
             finally:
                 store.close()
     if removed is None:
-        text = f"fleet {fleet!r} was not locked; nothing removed"
         keys = [key for key, _, _ in spec.units()]  # web, web@eu-west-1 (other regions)
         if fleet not in keys:  # a typo, most likely (a removed fleet may still be locked)
             known = ", ".join(sorted(keys)) or "none"
-            text += f" (the spec has no fleet {fleet!r}; its fleets: {known})"
+            raise UsageError(
+                f"the spec has no fleet {fleet!r} (fleets: {known}) and no lock of that name "
+                "was found; nothing removed"
+            )
+        text = f"fleet {fleet!r} was not locked; nothing removed"
         data: dict[str, Any] = {"fleet": fleet, "removed": None}
     else:
         text = (
