@@ -60,6 +60,7 @@ def test_state_init_creates_the_sqlite_file_once(local_spec: Path) -> None:
     again = run("state", "init", "-f", str(local_spec), "-o", "json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.output) == {
+        "format_version": "1.0",
         "backend": "local",
         "created": False,
         "location": str(db),
@@ -110,6 +111,7 @@ def test_unlock_json_output(local_spec: Path) -> None:
         store.acquire_lock("web", "host:1:a", 600, T0)
     result = run("unlock", "--fleet", "web", "--force", "-y", "-f", str(local_spec), "-o", "json")
     assert json.loads(result.output) == {
+        "format_version": "1.0",
         "fleet": "web",
         "removed": {"owner": "host:1:a", "acquired_at": T0, "lease_until": T0 + 600, "epoch": 1},
     }

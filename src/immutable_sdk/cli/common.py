@@ -87,3 +87,17 @@ def exit_code(results: Sequence[Any]) -> int:
     if all(r.outcome in LOCK_OUTCOMES for r in bad):
         return int(ExitCode.LOCKED)
     return int(ExitCode.FAILED)
+
+
+FORMAT_VERSION = "1.0"  # of every ``-o json`` output; schemas/output.schema.json describes it
+
+
+def emit_json(data: dict[str, Any]) -> None:
+    """Print one command's data as JSON: ``format_version`` first, secrets redacted.
+
+    The shapes are published in ``schemas/output.schema.json`` (a test validates every
+    command's output against it); a change that breaks a reader bumps the major version.
+    """
+    from .render import print_json
+
+    print_json({"format_version": FORMAT_VERSION, **data})

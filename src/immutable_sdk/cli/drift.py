@@ -14,7 +14,7 @@ import click
 
 from ..errors import ExitCode
 from . import Options, output_option, pass_options, spec_files_option
-from .common import open_engine, output_format
+from .common import emit_json, open_engine, output_format
 from .common import show as _show
 
 if TYPE_CHECKING:
@@ -101,9 +101,7 @@ def drift(
     with open_engine(opts, files) as (engine, printer), printer:
         report = engine.drift(fleets or None, fix=fix or dry_run, dry_run=dry_run)
     if output_format(opts, output) == "json":
-        from .render import print_json
-
-        print_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
         _render_report(report)
     if any(not f.ok for f in report.fixes):
@@ -139,9 +137,7 @@ def recycle(
     with open_engine(opts, files) as (engine, printer), printer:
         fixes = engine.recycle(fleets or None, dry_run=dry_run)
     if output_format(opts, output) == "json":
-        from .render import print_json
-
-        print_json({"dry_run": dry_run, "fleets": [f.to_dict() for f in fixes]})
+        emit_json({"dry_run": dry_run, "fleets": [f.to_dict() for f in fixes]})
     elif fixes:
         _show(fixes_table(fixes, "recycle (dry run)" if dry_run else "recycle"))
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ import click
 
 from ..errors import UsageError
 from . import Options, output_option, pass_options
-from .common import open_engine, output_format
+from .common import emit_json, open_engine, output_format
 
 if TYPE_CHECKING:
     from ..core.images.retention import StoredArtifact
@@ -47,8 +46,8 @@ def _key(artifact: StoredArtifact) -> tuple[str, str, tuple[tuple[str, str], ...
     return artifact.image, artifact.digest, tuple(sorted(artifact.amis.items()))
 
 
-def _json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+def _json(data: dict[str, Any]) -> None:
+    emit_json(data)
 
 
 @click.group("images", invoke_without_command=True)

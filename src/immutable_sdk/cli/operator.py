@@ -8,14 +8,13 @@ rollout reads the signal at its next wait, within seconds.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING
 
 import click
 
 from . import Options, output_option, pass_options, spec_files_option
-from .common import exit_code, open_engine, output_format
+from .common import emit_json, exit_code, open_engine, output_format
 
 if TYPE_CHECKING:
     from ..state.base import RolloutRecord
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
 def _sent(record: RolloutRecord, what: str, output: str) -> None:
     if output == "json":
-        print(json.dumps({"fleet": record.fleet, "rollout": record.id, "signal": what}))
+        emit_json({"fleet": record.fleet, "rollout": record.id, "signal": what})
     else:
         click.echo(f"{record.fleet}: {what} sent to rollout {record.id} ({record.phase})")
 
@@ -88,7 +87,7 @@ def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str)
         _sent(record, "abort", output_format(opts, output))
         return
     if (output_format(opts, output)) == "json":
-        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        emit_json(result.to_dict())
     else:
         if result.outcome == "rollback_unfinished":
             click.echo(f"{result.fleet}: rollout {result.rollout}: the rollback did not finish")

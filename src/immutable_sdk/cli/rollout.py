@@ -10,7 +10,7 @@ import click
 
 from ..errors import DETAILED_CHANGES, UsageError
 from . import F, Options, output_option, pass_options, spec_files_option
-from .common import exit_code, open_engine, output_format
+from .common import emit_json, exit_code, open_engine, output_format
 from .common import show as _show
 
 if TYPE_CHECKING:
@@ -68,9 +68,7 @@ def plan(
     with open_engine(opts, files) as (engine, _):
         the_plan, selection = planned(engine, fleets)
     if output_format(opts, output) == "json":
-        from .render import print_json
-
-        print_json(
+        emit_json(
             {**the_plan.to_dict(), **({"selection": selection.to_dict()} if selection else {})}
         )
     else:
@@ -150,7 +148,7 @@ def apply(
     exits at once.
     """
     from .interrupts import stop_on_signals
-    from .render import plan_table, print_json, result_table
+    from .render import plan_table, result_table
 
     as_json = output_format(opts, output) == "json"
     lock_options = {
@@ -183,7 +181,7 @@ def apply(
                 keys = [i.key for i in the_plan.items if i.action != "destroy"]
                 result.fleets += fix_results(engine.recycle(keys))
     if as_json:
-        print_json(result.to_dict())
+        emit_json(result.to_dict())
     else:
         _show(result_table(result))
     code = exit_code(result.fleets)
@@ -225,9 +223,7 @@ def status(
     with open_engine(opts, files) as (engine, _):
         entries = engine.status()
     if output_format(opts, output) == "json":
-        from .render import print_json
-
-        print_json(entries)
+        emit_json({"fleets": entries})
     else:
         from .render import status_table
 
@@ -251,9 +247,7 @@ def history(
         # a fleet the spec no longer names still has its history; a typo has none
         raise UsageError(f"the spec has no fleet {fleet!r} (fleets: {', '.join(sorted(known))})")
     if output_format(opts, output) == "json":
-        from .render import print_json
-
-        print_json(data)
+        emit_json({"fleets": data})
     else:
         from .render import history_table
 
@@ -272,12 +266,10 @@ def rollback(
     opts: Options, files: tuple[str, ...], output: str | None, fleet: str, to: str | None
 ) -> None:
     """Replace a fleet's instances with an earlier release, through its strategy."""
-    from .render import print_json
-
     with open_engine(opts, files) as (engine, printer), printer:
         result = engine.rollback(fleet, to)
     if output_format(opts, output) == "json":
-        print_json(result.to_dict())
+        emit_json(result.to_dict())
     else:
         click.echo(
             f"{result.fleet}: {result.outcome} ({result.from_release} -> {result.to_release})"

@@ -11,7 +11,7 @@ import click
 from .._version import __version__
 from ..errors import ExitCode, SpecError, SpecProblem
 from . import Options, output_option, pass_options, spec_files_option
-from .common import output_format
+from .common import emit_json, output_format
 
 if TYPE_CHECKING:
     from ..plugins import Plugins
@@ -61,21 +61,19 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
     except SpecError as exc:
         if not as_json:
             raise
-        click.echo(_as_json({"valid": False, "problems": _problem_dicts(exc.problems)}))
+        emit_json({"valid": False, "problems": _problem_dicts(exc.problems)})
         raise click.exceptions.Exit(int(ExitCode.INVALID)) from None
     if as_json:
-        click.echo(
-            _as_json(
-                {
-                    "valid": True,
-                    "name": spec.name,
-                    "region": spec.region,
-                    **({"regions": list(spec.regions)} if spec.multi_region else {}),
-                    "images": sorted(spec.images),
-                    "fleets": sorted(spec.fleets),
-                    "warnings": _problem_dicts(warnings),
-                }
-            )
+        emit_json(
+            {
+                "valid": True,
+                "name": spec.name,
+                "region": spec.region,
+                **({"regions": list(spec.regions)} if spec.multi_region else {}),
+                "images": sorted(spec.images),
+                "fleets": sorted(spec.fleets),
+                "warnings": _problem_dicts(warnings),
+            }
         )
         return
     for warning in warnings:
@@ -133,7 +131,7 @@ def plugins(opts: Options, output: str | None) -> None:
 
     rows = plugin_rows(load_plugins())
     if output_format(opts, output) == "json":
-        click.echo(_as_json(rows))
+        emit_json({"plugins": rows})
         return
     columns = ["name", "kind", "plugin", "distribution", "version"]
     widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}

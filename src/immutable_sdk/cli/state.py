@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import click
 from ..errors import UsageError
 from ..state.records import iso
 from . import Options, output_option, pass_options, spec_files_option
-from .common import open_connection, output_format
+from .common import emit_json, open_connection, output_format
 
 if TYPE_CHECKING:
     from ..spec.model import Spec
@@ -32,7 +31,7 @@ def _load(files: Sequence[str]) -> Spec:
 
 def _emit(opts: Options, output: str | None, data: dict[str, Any], text: str) -> None:
     if output_format(opts, output) == "json":
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        emit_json(data)
     else:
         click.echo(text)
 

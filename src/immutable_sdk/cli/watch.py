@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..redaction import redact
 from . import Options
-from .common import open_engine
+from .common import FORMAT_VERSION, open_engine
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -44,7 +45,13 @@ def _watch(opts: Options, files: Sequence[str], output: str, interval: float) ->
             while True:
                 entries = engine.status()
                 if output == "json":
-                    print(json.dumps(entries, default=str), flush=True)
+                    print(
+                        json.dumps(
+                            redact({"format_version": FORMAT_VERSION, "fleets": entries}),
+                            default=str,
+                        ),
+                        flush=True,
+                    )
                 elif live is not None:
                     live.update(watch_view(entries), refresh=True)
                 else:
