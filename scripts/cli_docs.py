@@ -21,6 +21,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 CLI_PAGE = ROOT / "docs" / "reference" / "cli.md"
 ENV_PAGE = ROOT / "docs" / "reference" / "environment.md"
+EDITOR_SCHEMA = ROOT / "docs" / "schema" / "spec-v1.json"  # draft-07, built-in plugins
 PREFIX = "IMMUTABLE_SDK"
 
 # Variables read outside click's options: by the engine, the sandbox, the plugin loader.
@@ -106,6 +107,20 @@ def cli_page(main: click.Group) -> str:
         "",
         "**Exit codes** are in [errors and exit codes](../errors.md).",
         "",
+        "**Editors.** `immutable-sdk schema` prints the spec's JSON Schema with the installed",
+        "plugins (draft 2020-12); `schema --draft 07` prints the draft-07 form that",
+        "yaml-language-server (VS Code's YAML extension, Neovim, Helix, ...) validates with, and",
+        "the built-in plugins' one is published as `docs/schema/spec-v1.json`. Name it on a",
+        "spec's first line for completion, hover text and errors as you type:",
+        "",
+        "```yaml",
+        "# yaml-language-server: $schema=../../docs/schema/spec-v1.json",
+        "apiVersion: immutable-sdk/v1",
+        "```",
+        "",
+        "(a path relative to the spec, or a URL). `${VAR}` values are accepted where a duration",
+        "goes; keys that `defaults:` supplies are not reported missing.",
+        "",
         "**Shell completion** is click's: add one line to your shell's start-up file.",
         "",
         "```bash",
@@ -177,10 +192,21 @@ def env_page(main: click.Group) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def editor_schema() -> str:
+    """The spec schema editors load (yaml-language-server: draft-07), built-in plugins only."""
+    import json
+
+    from immutable_sdk.plugins import load_plugins
+    from immutable_sdk.spec.schema import composed_schema
+    from immutable_sdk.spec.schema_draft07 import draft07
+
+    return json.dumps(draft07(composed_schema(load_plugins(autoload=False))), indent=2) + "\n"
+
+
 def pages() -> dict[Path, str]:
     from immutable_sdk.cli import main
 
-    return {CLI_PAGE: cli_page(main), ENV_PAGE: env_page(main)}
+    return {CLI_PAGE: cli_page(main), ENV_PAGE: env_page(main), EDITOR_SCHEMA: editor_schema()}
 
 
 def stale() -> list[Path]:
@@ -194,6 +220,7 @@ def main() -> int:
             print(f"stale: {path.relative_to(ROOT)}; run scripts/cli_docs.py", file=sys.stderr)
         return 1 if old else 0
     for path, text in pages().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return 0
 

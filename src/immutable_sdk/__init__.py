@@ -22,6 +22,7 @@ from .errors import (
     PluginError,
     RolloutFailed,
     SpecError,
+    StalePlan,
     StateError,
     UsageError,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "Plugins",
     "RolloutFailed",
     "SpecError",
+    "StalePlan",
     "StateError",
     "UsageError",
     "__version__",

@@ -90,6 +90,10 @@ class UsageError(ImmutableSdkError):
     exit_code = ExitCode.INVALID
 
 
+class StalePlan(UsageError):
+    """``apply PLANFILE``: a fleet's spec or what AWS runs changed since the plan was saved."""
+
+
 class PluginError(ImmutableSdkError):
     """A plugin failed to load, registered a duplicate, or raised while running."""
 

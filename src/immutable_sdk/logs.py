@@ -89,8 +89,9 @@ def configure_logging(fmt: str = "console", *, debug: bool = False, level: str =
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(threshold)
-    for name in CHATTY:
-        logging.getLogger(name).setLevel(max(threshold, logging.INFO))
+    for name in CHATTY:  # raised, never lowered (the sandbox quiets werkzeug to ERROR)
+        chatty = logging.getLogger(name)
+        chatty.setLevel(max(chatty.level, threshold, logging.INFO))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

@@ -270,7 +270,7 @@ def test_the_images_commands(aws: str, spec: Spec, state: StateStore, bake: Bake
     )
 
     bad = CliRunner().invoke(main, ["images", "gc", "-f", spec_file, "--min-age", "soon"])
-    assert bad.exit_code == 2 and "--min-age: expected a duration" in bad.output
+    assert bad.exit_code == 2 and "'--min-age': expected a duration" in bad.output
     missing = CliRunner().invoke(main, ["images"])
     assert missing.exit_code == 2 and "give the spec with -f SPEC" in missing.output
     missing = CliRunner().invoke(main, ["images", "gc"])

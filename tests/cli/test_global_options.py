@@ -99,3 +99,33 @@ def test_help_texts_show_no_rst_backticks() -> None:
 
 def test_plugins_help_mentions_notifiers() -> None:
     assert "notifiers" in run("plugins", "--help").stdout
+
+
+def test_every_duration_option_takes_compound_durations_and_says_duration() -> None:
+    from immutable_sdk.cli import Duration
+
+    durations = [
+        (command.name, p)
+        for command in leaves()
+        for p in command.params
+        if isinstance(p.type, Duration)
+    ]
+    names = {(c, p.name) for c, p in durations}
+    assert {("apply", "lease"), ("apply", "wait_for_lock"), ("status", "interval")} <= names
+    assert ("gc", "min_age") in names
+    for command, param in durations:
+        assert param.type.convert("1h30m", param, None) == 5400.0
+        record = param.get_help_record(click.Context(click.Command(command)))
+        assert record is not None and "DURATION" in record[0], (command, param.name)
+    # an option whose help says it takes a time is a Duration too
+    for command in leaves():
+        for p in command.params:
+            if isinstance(p, click.Option) and p.help and not p.hidden:
+                timed = any(w in p.help.lower() for w in ("how long", "seconds", "time between"))
+                assert not timed or isinstance(p.type, Duration), (command.name, p.name)
+
+
+def test_status_interval_refuses_what_is_not_a_duration(spec: str) -> None:
+    result = run("status", "-f", spec, "--interval", "soon")
+    assert result.exit_code == 2
+    assert "'--interval': expected a duration" in result.stderr

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +30,9 @@ def test_every_command_and_option_is_on_the_pages() -> None:
     for path, command in GENERATOR["walk"](main):
         assert f"## `{' '.join(('immutable-sdk', *path))}`" in cli or not path
         for param in command.params:
-            for var in GENERATOR["envvars"](param, path) if not param.hidden else []:
+            if not isinstance(param, click.Option) or param.hidden:
+                continue
+            for var in GENERATOR["envvars"](param, path):
                 assert f"`{var}`" in env
     assert "`IMMUTABLE_SDK_APPLY_PARALLELISM` | `--parallelism` | apply |" in env
     assert "`IMMUTABLE_SDK_SANDBOX` | `--sandbox` | (global) |" in env

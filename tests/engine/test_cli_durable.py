@@ -85,9 +85,10 @@ def test_apply_on_a_locked_fleet_exits_3_naming_the_holder(world: World) -> None
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--lease", "1s", "--lease: at least 3s"),
-        ("--lease", "soon", "--lease: expected a duration"),
-        ("--wait-for-lock", "forever", "--wait-for-lock: expected a duration"),
+        ("--lease", "1s", "'--lease': at least 3s"),
+        ("--lease", "soon", "'--lease': expected a duration"),
+        ("--wait-for-lock", "forever", "'--wait-for-lock': expected a duration"),
+        ("--wait-for-lock", "1h30", "'--wait-for-lock': expected a duration"),
     ],
 )
 def test_lock_options_are_durations(world: World, option: str, value: str, message: str) -> None:

@@ -29,7 +29,7 @@ PACKER = shutil.which("packer")
 # Values for required parameters, by parameter name; richer runs by command path.
 REQUIRED = {"files": ["-f", "spec.yaml"], "fleet": ["--fleet", "web"]}
 DEEPER = {
-    "apply": ["--yes"],
+    "apply": ["-f", "spec.yaml", "--yes"],  # -f optional: `apply PLANFILE` needs none
     "images": ["-f", "spec.yaml"],  # -f is optional on the group (a subcommand may follow)
     "unlock": ["--force"],
     "images gc": ["-f", "spec.yaml", "--min-age", "0s"],  # -f: here or on the group

@@ -41,6 +41,31 @@ class Options:
 pass_options = click.make_pass_decorator(Options, ensure=True)
 
 
+class Duration(click.ParamType[float]):
+    """A duration option: ``30s``, ``5m``, ``1.5h``, ``1h30m`` (the spec's forms), in seconds."""
+
+    name = "duration"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..units import format_duration, parse_duration
+
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(f"{exc} (or a compound one like '1h30m')", param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"at least {format_duration(self.minimum)}, got {value!r}", param, ctx)
+        return seconds
+
+
 def output_option(f: F) -> F:
     """``--output text|json`` on a command that prints data."""
     return click.option(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import UsageError
-from . import Options, output_option, pass_options
+from . import Duration, Options, output_option, pass_options
 from .common import emit_json, open_engine, output_format
 
 if TYPE_CHECKING:
@@ -169,6 +169,7 @@ def list_command(
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option(
     "--min-age",
+    type=Duration(),
     default="24h",
     show_default=True,
     help="Never delete an artifact built more recently than this.",
@@ -181,7 +182,7 @@ def gc(
     opts: Options,
     files: tuple[str, ...],
     dry_run: bool,
-    min_age: str,
+    min_age: float,
     output: str | None,
 ) -> None:
     """Deregister artifacts beyond each image's ``retain`` and delete their snapshots.
@@ -192,12 +193,8 @@ def gc(
     ``--min-age`` ago. An image without ``retain`` is never collected.
     """
     from ..aws.images import collect, inventory, plan_collection
-    from ..units import parse_duration
 
-    try:
-        min_age_s = parse_duration(min_age)
-    except ValueError as exc:
-        raise UsageError(f"--min-age: {exc}") from None
+    min_age_s = min_age
     files = _files(ctx, files)
     with open_engine(opts, files) as (engine, _):
         spec = engine.spec

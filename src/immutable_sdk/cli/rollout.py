@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import DETAILED_CHANGES, UsageError
-from . import F, Options, output_option, pass_options, spec_files_option
+from . import Duration, F, Options, output_option, pass_options, spec_files_option
 from .common import emit_json, exit_code, open_engine, output_format
 from .common import show as _show
 
@@ -56,6 +56,15 @@ def planned(engine: Engine, patterns: Sequence[str]) -> tuple[Plan, Selection | 
     "changes, 1 on any error (usage errors included).",
 )
 @fleets_option
+@click.option(
+    "--out",
+    "-out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Save the plan to this file; `apply FILE` applies it, or refuses when the spec or "
+    "AWS changed since.",
+)
 @pass_options
 def plan(
     opts: Options,
@@ -63,14 +72,27 @@ def plan(
     output: str | None,
     detailed_exitcode: bool,
     fleets: tuple[str, ...],
+    out: str | None,
 ) -> None:
-    """Show what apply would change, fleet by fleet, and why."""
+    """Show what apply would change, fleet by fleet, and why.
+
+    With --out FILE the plan is saved: `apply FILE` then applies exactly it, without asking,
+    and refuses (exit 2, saying what changed) when a fleet's spec or what AWS runs changed
+    since.
+    """
     with open_engine(opts, files) as (engine, _):
         the_plan, selection = planned(engine, fleets)
+        if out:
+            from ..core.planfile import save
+
+            save(out, engine.spec, the_plan, files, fleets)
+    if out and output_format(opts, output) != "json":
+        click.echo(f"saved the plan to {out}; apply it with: immutable-sdk apply {out}", err=True)
     if output_format(opts, output) == "json":
-        emit_json(
-            {**the_plan.to_dict(), **({"selection": selection.to_dict()} if selection else {})}
-        )
+        extra: dict[str, Any] = {"selection": selection.to_dict()} if selection else {}
+        if out:
+            extra["saved_to"] = out
+        emit_json({**the_plan.to_dict(), **extra})
     else:
         from .render import plan_table
 
@@ -80,7 +102,16 @@ def plan(
 
 
 @click.command()
-@spec_files_option
+@click.argument("plan_file", metavar="[PLANFILE]", required=False, default=None)
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Spec file; repeat to overlay (later files win). Not with PLANFILE: a saved plan "
+    "names its spec files.",
+)
 @output_option
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--prune", is_flag=True, help="Also destroy fleets that the spec no longer names.")
@@ -109,17 +140,17 @@ def plan(
 )
 @click.option(
     "--wait-for-lock",
+    type=Duration(),
     default="0s",
-    metavar="DURATION",
     help="Wait this long (e.g. 10m) for a fleet that another rollout has locked, instead of "
     "exiting with code 3.",
 )
 @click.option(
     "--lease",
+    type=Duration(minimum=3.0),
     default="60s",
     show_default=True,
     envvar="IMMUTABLE_SDK_LOCK_LEASE",
-    metavar="DURATION",
     help="Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
     "another apply may take over an unfinished rollout (also IMMUTABLE_SDK_LOCK_LEASE).",
 )
@@ -127,6 +158,7 @@ def plan(
 @pass_options
 def apply(
     opts: Options,
+    plan_file: str | None,
     files: tuple[str, ...],
     output: str | None,
     yes: bool,
@@ -135,11 +167,14 @@ def apply(
     parallelism: int,
     fail_fast: bool,
     abort_unfinished: bool,
-    wait_for_lock: str,
-    lease: str,
+    wait_for_lock: float,
+    lease: float,
     fleets: tuple[str, ...],
 ) -> None:
     """Build images and roll fleets out to the spec, with health gates and rollback.
+
+    `apply PLANFILE` applies a plan saved by `plan --out PLANFILE` (its spec files and
+    fleets), without asking; it refuses when a fleet's spec or what AWS runs changed since.
 
     A fleet whose last rollout did not finish (its process died, was interrupted, or lost its
     lock) is resumed from what AWS runs, or rolled back with --abort-unfinished. A fleet that
@@ -150,13 +185,33 @@ def apply(
     from .interrupts import stop_on_signals
     from .render import plan_table, result_table
 
+    saved = None
+    if plan_file is not None:
+        from ..core.planfile import load
+
+        if files or fleets:
+            raise UsageError(
+                f"apply {plan_file}: a saved plan names its spec files and fleets; "
+                "drop -f and --fleet"
+            )
+        saved = load(plan_file)
+        files, fleets, yes = saved.files, saved.fleets, True  # reviewed when it was made
+    elif not files:
+        raise UsageError("apply: give the spec with -f SPEC, or a saved plan: apply PLANFILE")
     as_json = output_format(opts, output) == "json"
-    lock_options = {
-        "lease": _duration("--lease", lease, minimum=3.0),
-        "lock_wait": _duration("--wait-for-lock", wait_for_lock),
-    }
+    lock_options = {"lease": lease, "lock_wait": wait_for_lock}
     with open_engine(opts, files, **lock_options) as (engine, printer):
         the_plan, selection = planned(engine, fleets)
+        if saved is not None:
+            from ..core.planfile import StalePlan
+
+            changed = saved.changes(engine.spec, the_plan)
+            if changed:
+                raise StalePlan(
+                    f"the saved plan {plan_file} is stale, nothing applied: "
+                    + "; ".join(changed)
+                    + "; make a new plan"
+                )
         if not as_json:
             _show(plan_table(the_plan))
         if the_plan.changes and not yes:
@@ -189,18 +244,6 @@ def apply(
         sys.exit(code)
 
 
-def _duration(option: str, value: str, *, minimum: float = 0.0) -> float:
-    from ..units import format_duration, parse_duration
-
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if seconds < minimum:
-        raise UsageError(f"{option}: at least {format_duration(minimum)}, got {value!r}")
-    return seconds
-
-
 @click.command()
 @spec_files_option
 @output_option
@@ -209,7 +252,13 @@ def _duration(option: str, value: str, *, minimum: float = 0.0) -> float:
     is_flag=True,
     help="Refresh until interrupted: rollout step, weights and healthy instances per slot.",
 )
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
+@click.option(
+    "--interval",
+    type=Duration(minimum=0.1),
+    default="2s",
+    show_default=True,
+    help="Time between refreshes (2s, 1m, 1m30s).",
+)
 @pass_options
 def status(
     opts: Options, files: tuple[str, ...], output: str | None, watch: bool, interval: float

@@ -87,12 +87,30 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
 
 
 @click.command()
-def schema() -> None:
-    """Print the JSON Schema of a spec with the installed plugins (for editors)."""
+@click.option(
+    "--draft",
+    type=click.Choice(["2020-12", "07"]),
+    default="2020-12",
+    show_default=True,
+    help="JSON Schema draft: 07 for yaml-language-server (VS Code's YAML extension, Neovim, "
+    "Helix), which validates with draft-07.",
+)
+def schema(draft: str) -> None:
+    """Print the JSON Schema of a spec with the installed plugins (for editors).
+
+    In a spec, a first line `# yaml-language-server: $schema=PATH-OR-URL` points an editor at
+    it (`immutable-sdk schema --draft 07 > spec.schema.json`); the built-in plugins' schema is
+    published as docs/schema/spec-v1.json.
+    """
     from ..plugins import load_plugins
     from ..spec.schema import composed_schema
 
-    click.echo(_as_json(composed_schema(load_plugins())))
+    composed = composed_schema(load_plugins())
+    if draft == "07":
+        from ..spec.schema_draft07 import draft07
+
+        composed = draft07(composed)
+    click.echo(_as_json(composed))
 
 
 def plugin_rows(plugins: Plugins) -> list[dict[str, str]]:
