@@ -25,7 +25,7 @@ DURATION_PATTERN = (
 
 def draft07(schema: dict[str, Any]) -> dict[str, Any]:
     """The draft-07 form of a 2020-12 spec schema (see the module's docstring)."""
-    out = _convert(schema, top=True)
+    out: dict[str, Any] = _convert(schema, top=True)
     out["$schema"] = DRAFT_07
     fleet = out.get("properties", {}).get("fleets", {}).get("additionalProperties")
     if isinstance(fleet, dict) and "defaults" in out.get("properties", {}):
