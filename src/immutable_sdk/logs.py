@@ -21,8 +21,8 @@ from .redaction import redact
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 LEVELS["error"] = logging.ERROR
-# Libraries that narrate every HTTP request at DEBUG: shown from INFO up even at --log-level
-# debug, which is for the SDK's and plugins' own records.
+# Libraries that narrate every request: from WARNING up (INFO at --log-level debug, which is
+# for the SDK's and plugins' own records).
 CHATTY = ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "moto")
 
 _configured: tuple[str, int] | None = None
@@ -89,9 +89,12 @@ def configure_logging(fmt: str = "console", *, debug: bool = False, level: str =
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(threshold)
-    for name in CHATTY:  # raised, never lowered (the sandbox quiets werkzeug to ERROR)
+    # Libraries' own INFO chatter ("Found credentials in environment variables") only at
+    # --log-level debug; raised, never lowered (the sandbox quiets werkzeug to ERROR).
+    floor = logging.INFO if threshold <= logging.DEBUG else logging.WARNING
+    for name in CHATTY:
         chatty = logging.getLogger(name)
-        chatty.setLevel(max(chatty.level, threshold, logging.INFO))
+        chatty.setLevel(max(chatty.level, threshold, floor))
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

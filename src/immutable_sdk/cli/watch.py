@@ -79,6 +79,10 @@ def watch_view(entries: list[dict[str, Any]]) -> Group:
             head += f"; rollout {ro['id']} ({ro['phase']}) step {at}/{len(steps)}"
             if ro.get("step"):
                 head += f": {ro['step']}"
+            if ro.get("analysis"):
+                from .render import analysis_verdict
+
+                head += f"; analysis {analysis_verdict(ro['analysis'])}"
         parts.append(Text(head, style="bold"))
         traffic = e.get("traffic")
         if traffic:

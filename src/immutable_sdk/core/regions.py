@@ -35,7 +35,7 @@ from .planner import (
 from .rollout import resume
 from .rollout.deployer import FleetDeployer
 from .rollout.locks import LockKeeper
-from .traffic.deployer import SlotDeployer, rollout_progress
+from .traffic.deployer import SlotDeployer, count_other_slots, rollout_progress
 
 if TYPE_CHECKING:
     from ..spec.model import FleetSpec, Spec
@@ -248,6 +248,7 @@ class Regional:
                 }
             if fleet.traffic:
                 entry["traffic"] = self.slots.traffic_status(fleet)
+                count_other_slots(entry["instances"], entry["traffic"])
             out.append(entry)
         return out
 

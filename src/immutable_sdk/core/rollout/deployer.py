@@ -270,7 +270,7 @@ class FleetDeployer:
                     min_size=min(fleet.capacity.min, low),
                     max_size=max(high, fleet.capacity.max, start),
                 )
-            self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
+            self.state.update_rollout(rollout_id, phase=Phase.REPLACING.value)  # no traffic moves
             runner.run(steps)
             self.finish(fleet, release.id)
             resume.drop_unused_versions(runner, superseded, keep={release.id, previous})

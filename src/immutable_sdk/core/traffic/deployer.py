@@ -112,6 +112,7 @@ class SlotDeployer:
                 "release": g.release if g else None,
                 "desired": g.desired if g else 0,
                 "in_service": len(live),
+                "other": len(g.live()) - len(live) if g else 0,
                 "healthy": sum(1 for s in states.values() if s == "healthy"),
             }
         return {
@@ -457,15 +458,30 @@ def signal_rollout(state: StateStore, clock: Clock, fleet: str, name: str) -> Ro
     return record
 
 
+def count_other_slots(instances: dict[str, dict[str, int]], traffic: Mapping[str, Any]) -> None:
+    """Add the instances of the slots other than the live one to ``status``'s per-release
+    counts (which come from the live slot's group): a paused blue/green runs both."""
+    for name, slot in traffic["slots"].items():
+        if name == traffic.get("live") or not slot.get("exists"):
+            continue
+        counts = instances.setdefault(slot["release"] or "unknown", {"in_service": 0, "other": 0})
+        counts["in_service"] += int(slot["in_service"])
+        counts["other"] += int(slot.get("other", 0))
+
+
 def rollout_progress(record: RolloutRecord, journal: Sequence[JournalEntry]) -> dict[str, Any]:
     """Where a rollout is: its steps in words, the current one, and whether it waits."""
     steps = [step_from_dict(s).describe() for s in record.steps]
     started = [e for e in journal if e.status == "started" and e.step_index >= 0]
     current = max((e.step_index for e in started), default=-1)
     last = journal[-1] if journal else None
+    # A note after the current step started: what an analysis judged before it paused (an
+    # inconclusive analysis waits for promote) or failed; the step still waits after a note.
+    notes = [e for e in journal if e.status == "note" and e.step_index == current]
     return {
         "steps": steps,
         "current": current,
         "step": steps[current] if 0 <= current < len(steps) else None,
-        "waiting": bool(last and last.status == "started"),
+        "waiting": bool(last and last.status in ("started", "note")),
+        "analysis": dict(notes[-1].data) if notes and "verdict" in notes[-1].data else None,
     }
