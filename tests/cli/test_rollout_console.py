@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from rich.console import Console
 
 from immutable_sdk.cli.render import EventPrinter, analysis_verdict, describe
@@ -162,3 +163,24 @@ def test_a_first_blue_green_release_does_not_bake() -> None:
     assert "bake" not in kinds and "pause" not in kinds
     second = RolloutChange(fleet, "r-2", "r-1", 2, 2, target_slot="green", source_slot="blue")
     assert {"bake", "pause"} <= {s.kind for s in strategy.plan(second)}
+
+
+def test_piped_tables_are_not_cut_and_no_color_means_no_styles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rich.table import Table
+
+    from immutable_sdk.cli import render
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()
+    table = Table("rollout", "reason")
+    ids = ["ro-17964091aa11bb22cc33", "ro-17964091dd44ee55ff66"]
+    for ro in ids:
+        table.add_row(ro, "the reason, " * 12)
+    render.console(out).print(table)
+    assert all(ro in out.getvalue() for ro in ids) and "…" not in out.getvalue()
+    monkeypatch.setattr(render, "_color", True)
+    render.set_color(False)
+    assert render.console(io.StringIO()).color_system is None
+    render.set_color(True)
