@@ -75,7 +75,7 @@ def option_rows(command: click.Command, path: tuple[str, ...]) -> list[str]:
     ctx = click.Context(command, info_name=path[-1] if path else "immutable-sdk")
     rows = []
     for param in command.get_params(ctx):
-        if not isinstance(param, click.Option) or param.hidden or param.name == "help":
+        if not isinstance(param, click.Option) or param.hidden or "--help" in param.opts:
             continue
         record = param.get_help_record(ctx)
         if record is None:
