@@ -49,6 +49,7 @@ def test_validate_json(tmp_path: Path) -> None:
     result = run("validate", "-f", str(spec), "--output", "json")
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {
+        "format_version": "1.0",
         "valid": True,
         "name": "shop",
         "region": "us-east-1",
@@ -192,7 +193,7 @@ def test_plugins_lists_every_registered_plugin() -> None:
     plugins = load_plugins(autoload=False)
     result = run("plugins", "--output", "json")
     assert result.exit_code == 0
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["plugins"]
     assert [(r["name"], r["kind"]) for r in rows] == [(e.name, e.kind) for e in plugins.entries()]
     for row in rows:
         assert row["distribution"] == "immutable-sdk" and row["plugin"].startswith("immutable_sdk.")

@@ -125,3 +125,64 @@ def test_configure_is_idempotent_and_debug_filters(capsys: pytest.CaptureFixture
     get_logger().debug("hidden")
     get_logger().info("shown")
     assert [json.loads(line)["event"] for line in _log_lines(capsys)] == ["shown"]
+
+
+def test_stdlib_logging_goes_through_the_same_pipeline(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    configure_logging("json", level="info")
+    plugin_log = logging.getLogger("some_plugin.notifier")  # a plugin that uses stdlib logging
+    plugin_log.info("posting with key %s", ACCESS_KEY_ID)
+    plugin_log.debug("below the level")
+    get_logger(fleet="web").info("sdk record")
+    first, second = (json.loads(line) for line in _log_lines(capsys))
+    assert first["event"] == f"posting with key {REDACTED}" and first["level"] == "info"
+    assert first["logger"] == "some_plugin.notifier"
+    assert second["event"] == "sdk record" and second["fleet"] == "web"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("warning", ["w"]), ("debug", ["d", "i", "w"])])
+def test_the_level_filters_both_kinds(
+    level: str, shown: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    configure_logging("json", level=level)
+    logging.getLogger("plugin").debug("d")
+    get_logger().info("i")
+    logging.getLogger("plugin").warning("w")
+    assert [json.loads(line)["event"] for line in _log_lines(capsys)] == shown
+
+
+def test_cli_log_level_option_and_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, sys\n"
+        "from immutable_sdk.cli import _give_global_options, main\n"
+        "@main.command('emit-logs')\n"
+        "def emit():\n"
+        "    logging.getLogger('third.party').info('token=%s', 'ghp_' + 'a' * 36)\n"
+        "    logging.getLogger('third.party').debug('quiet')\n"
+        "_give_global_options(main.commands['emit-logs'])  # as for every registered command\n"
+        "main(sys.argv[1:])\n"
+    )
+    import os
+
+    def run(*args: str, **env: str) -> list[dict[str, object]]:
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **env},
+        )
+        assert out.returncode == 0, out.stderr
+        return [json.loads(line) for line in out.stderr.splitlines()]
+
+    (info,) = run("--log-format", "json", "emit-logs")
+    assert info["logger"] == "third.party" and "a" * 36 not in str(info["event"])
+    env = {"IMMUTABLE_SDK_LOG_FORMAT": "json", "IMMUTABLE_SDK_LOG_LEVEL": "debug"}
+    assert [r["event"] for r in run("emit-logs", **env)][1] == "quiet"
+    assert run("emit-logs", "--log-format", "json", "--log-level", "error") == []

@@ -127,7 +127,7 @@ def test_a_third_party_distribution_is_loaded(site: Path) -> None:
     entry = plugins.strategies.get("all-at-once")
     assert (entry.plugin, entry.distribution) == ("isdk-good", "isdk-good 0.1")
     result = CliRunner().invoke(main, ["plugins", "-o", "json"], catch_exceptions=False)
-    row = next(r for r in json.loads(result.stdout) if r["name"] == "all-at-once")
+    row = next(r for r in json.loads(result.stdout)["plugins"] if r["name"] == "all-at-once")
     assert (row["distribution"], row["version"], row["plugin"]) == ("isdk-good", "0.1", "isdk-good")
 
 

@@ -123,3 +123,21 @@ def test_percentage_examples(percent: int, total: int, up: int, down: int) -> No
     size = Size(percent, percent=True)
     assert (size.of(total), size.of(total, round_up=False)) == (up, down)
     assert size.of(total, round_up=False, minimum=1) == max(1, down)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1h30m", 5400.0), ("90m30s", 5430.0), ("1d12h", 129600.0), ("2m500ms", 120.5)],
+)
+def test_compound_durations(text: str, seconds: float) -> None:
+    from immutable_sdk.units import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1m1m", "30s1h", "1h 30m", "h", "1h30"])
+def test_malformed_compound_durations(text: str) -> None:
+    from immutable_sdk.units import parse_duration
+
+    with pytest.raises(ValueError, match="expected a duration"):
+        parse_duration(text)

@@ -24,6 +24,7 @@ from .errors import (
     PluginError,
     RolloutFailed,
     SpecError,
+    StalePlan,
     StateError,
     UsageError,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "RolloutRecord",
     "Spec",
     "SpecError",
+    "StalePlan",
     "StateError",
     "UsageError",
     "__version__",

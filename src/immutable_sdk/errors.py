@@ -13,13 +13,21 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of the ``immutable-sdk`` command (documented in docs/errors.md)."""
+    """Exit codes of the ``immutable-sdk`` command (documented in docs/errors.md).
+
+    One meaning per code. ``plan --detailed-exitcode`` keeps Terraform's contract instead:
+    0 no changes, 1 any error (usage errors included), 2 changes (``DETAILED_CHANGES``).
+    """
 
     OK = 0
     FAILED = 1  # the operation ran and failed (rollout rolled back, build failed, AWS refused)
     INVALID = 2  # invalid input or usage: spec errors, unknown plugins, missing files
     LOCKED = 3  # the fleet is locked by another rollout, or a conflict with state
+    DRIFT = 4  # ``drift``: what runs differs from the fleets' releases (or still does after --fix)
     INTERRUPTED = 130  # SIGINT / SIGTERM
+
+
+DETAILED_CHANGES = 2  # ``plan --detailed-exitcode``: the plan has changes (Terraform's meaning)
 
 
 class ImmutableSdkError(Exception):
@@ -80,6 +88,10 @@ class UsageError(ImmutableSdkError):
     """The command was called in a way that cannot work (missing TTY for a prompt, bad flags)."""
 
     exit_code = ExitCode.INVALID
+
+
+class StalePlan(UsageError):
+    """``apply PLANFILE``: a fleet's spec or what AWS runs changed since the plan was saved."""
 
 
 class PluginError(ImmutableSdkError):

@@ -21,7 +21,8 @@ class Phase(str, Enum):
     PLANNED = "planned"
     BUILDING = "building"
     PROVISIONING = "provisioning"
-    SHIFTING = "shifting"
+    SHIFTING = "shifting"  # traffic moves between slots (blue/green, canary)
+    REPLACING = "replacing"  # instances replaced in place, batch by batch (rolling)
     VERIFYING = "verifying"
     PROMOTED = "promoted"
     ROLLING_BACK = "rolling_back"

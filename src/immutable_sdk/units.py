@@ -9,11 +9,14 @@ from decimal import Decimal
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Compound forms, largest unit first: 1h30m, 90m30s, 1d12h, 2m500ms (each unit at most once).
+_COMPOUND = re.compile(r"^\s*(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
 
 
 def parse_duration(value: object) -> float:
-    """Seconds in a duration: a number of seconds, or a string such as ``90s``, ``5m``, ``1.5h``.
+    """Seconds in a duration: a number of seconds, or a string such as ``90s``, ``5m``, ``1.5h``,
+    or a compound one, largest unit first: ``1h30m``, ``90m30s``.
 
     Raises ValueError with the accepted forms on anything else.
     """
@@ -25,6 +28,10 @@ def parse_duration(value: object) -> float:
         m = _DURATION.match(value)
         if m:
             return float(m.group(1)) * _FACTORS[m.group(2) or "s"]
+        c = _COMPOUND.match(value)
+        if c and any(c.groups()):
+            units = ("d", "h", "m", "s", "ms")
+            return sum(float(n) * _FACTORS[u] for n, u in zip(c.groups(), units, strict=True) if n)
     raise ValueError(f"expected a duration like '30s', '5m' or '2h', got {value!r}")
 
 

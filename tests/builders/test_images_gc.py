@@ -253,6 +253,8 @@ def test_the_images_commands(aws: str, spec: Spec, state: StateStore, bake: Bake
 
     dry = run("--endpoint-url", aws, "images", "gc", "-f", spec_file, "--dry-run")
     assert dry.exit_code == 0, dry.output
+    before = run("--endpoint-url", aws, "images", "-f", spec_file, "gc", "--dry-run")
+    assert before.exit_code == 0 and before.output == dry.output  # -f before the subcommand
     assert "web: keep 2, would delete 1" in dry.output and a["us-east-1"] in dry.output
     assert "keepall: keep 0, would delete 0" in dry.output
 
@@ -268,6 +270,8 @@ def test_the_images_commands(aws: str, spec: Spec, state: StateStore, bake: Bake
     )
 
     bad = CliRunner().invoke(main, ["images", "gc", "-f", spec_file, "--min-age", "soon"])
-    assert bad.exit_code == 2 and "--min-age: expected a duration" in bad.output
+    assert bad.exit_code == 2 and "'--min-age': expected a duration" in bad.output
     missing = CliRunner().invoke(main, ["images"])
     assert missing.exit_code == 2 and "give the spec with -f SPEC" in missing.output
+    missing = CliRunner().invoke(main, ["images", "gc"])
+    assert missing.exit_code == 2 and "images gc: give the spec with -f SPEC" in missing.output

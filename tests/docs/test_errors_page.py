@@ -23,3 +23,11 @@ def test_every_error_class_and_exit_code_is_documented() -> None:
         assert f"| `{name}`" in PAGE, name
     for code in errors.ExitCode:
         assert f"| {code.value} | `{code.name}` |" in PAGE, code
+
+
+def test_detailed_exitcode_table_keeps_terraforms_meaning() -> None:
+    assert errors.DETAILED_CHANGES == 2
+    section = PAGE.split("**`plan --detailed-exitcode`**", 1)[1]
+    assert "| 0 | the plan has no changes |" in section
+    assert "| 1 | any error" in section and "usage error" in section
+    assert "| 2 | the plan has changes |" in section

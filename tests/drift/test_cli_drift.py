@@ -29,11 +29,11 @@ def test_drift_exit_codes_table_json_dry_run_and_fix(world: World) -> None:
         AutoScalingGroupName="shop-web", DesiredCapacity=3
     )
     found = run(world, "drift", "-f", spec)
-    assert found.exit_code == 2, found.output
+    assert found.exit_code == 4, found.output  # ExitCode.DRIFT: not 2, invalid input
     assert "capacity" in found.stdout and "desired=3" in found.stdout and "scale" in found.stdout
 
     as_json = run(world, "drift", "-f", spec, "--output", "json")
-    assert as_json.exit_code == 2
+    assert as_json.exit_code == 4
     data = json.loads(as_json.stdout)
     assert data["clean"] is False and data["remaining"] is None
     assert [(d["kind"], d["fleet"], d["remedy"]) for d in data["drift"]] == [
@@ -41,7 +41,7 @@ def test_drift_exit_codes_table_json_dry_run_and_fix(world: World) -> None:
     ]
 
     dry = run(world, "drift", "-f", spec, "--fix", "--dry-run", "-o", "json")
-    assert dry.exit_code == 2
+    assert dry.exit_code == 4
     (planned,) = json.loads(dry.stdout)["fixes"]
     assert planned["outcome"] == "planned" and planned["scale"] is True
     assert world.group()["DesiredCapacity"] == 3  # a dry run changes nothing
@@ -53,14 +53,14 @@ def test_drift_exit_codes_table_json_dry_run_and_fix(world: World) -> None:
     assert run(world, "drift", "-f", spec).exit_code == 0
 
 
-def test_drift_left_after_fix_exits_2_and_unknown_fleet_is_a_usage_error(world: World) -> None:
+def test_drift_left_after_fix_exits_4_and_unknown_fleet_is_a_usage_error(world: World) -> None:
     real_now_clock(world)
     spec = str(world.write(drift_spec(desired=1)))
     with world.engine(AMI_V1) as engine:
         assert engine.apply().ok
     world.client("ec2").deregister_image(ImageId=AMI_V1)
     left = run(world, "drift", "-f", spec, "--fix")
-    assert left.exit_code == 2
+    assert left.exit_code == 4
     assert "ami-deregistered" in left.stdout and "drift left after the fix" in left.stdout
     unknown = run(world, "drift", "-f", spec, "--fleet", "nope")
     assert unknown.exit_code == 2

@@ -54,7 +54,7 @@ def test_status_shows_an_unfinished_rollout_and_abort_rolls_it_back(world: World
     text = cli(world, "status", "-f", spec)
     assert text.exit_code == 0, text.output
     assert record.id in text.stdout and "unfinished: apply resumes it" in text.stdout
-    entry = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)[0]
+    entry = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)["fleets"][0]
     ro = entry["rollout_in_progress"]
     assert (ro["id"], ro["resumable"], ro["last_step"]["kind"]) == (record.id, True, "gate")
     plan = json.loads(cli(world, "plan", "-f", spec, "-o", "json").stdout)
@@ -85,9 +85,10 @@ def test_apply_on_a_locked_fleet_exits_3_naming_the_holder(world: World) -> None
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--lease", "1s", "--lease: at least 3s"),
-        ("--lease", "soon", "--lease: expected a duration"),
-        ("--wait-for-lock", "forever", "--wait-for-lock: expected a duration"),
+        ("--lease", "1s", "'--lease': at least 3s"),
+        ("--lease", "soon", "'--lease': expected a duration"),
+        ("--wait-for-lock", "forever", "'--wait-for-lock': expected a duration"),
+        ("--wait-for-lock", "1h30", "'--wait-for-lock': expected a duration"),
     ],
 )
 def test_lock_options_are_durations(world: World, option: str, value: str, message: str) -> None:

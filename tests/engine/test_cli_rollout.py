@@ -56,12 +56,12 @@ def test_status_history_and_rollback_commands(world: World) -> None:
     world.monkeypatch.setenv("WEB_AMI", AMI_V2)
     assert cli(world, "apply", "-f", spec, "--yes").exit_code == 0
 
-    status = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)
+    status = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)["fleets"]
     assert status[0]["fleet"] == "web"
     (release,) = status[0]["instances"]
     assert status[0]["instances"][release]["in_service"] == 2
 
-    history = json.loads(cli(world, "history", "-f", spec, "-o", "json").stdout)
+    history = json.loads(cli(world, "history", "-f", spec, "-o", "json").stdout)["fleets"]
     rollouts = history["web"]["rollouts"]
     assert [r["outcome"] for r in rollouts] == ["promoted", "promoted"]
     first_release = rollouts[1]["to_release"]
@@ -74,3 +74,11 @@ def test_status_history_and_rollback_commands(world: World) -> None:
     unknown = cli(world, "rollback", "-f", spec, "--fleet", "db")
     assert unknown.exit_code == 2
     assert "no fleet 'db'" in unknown.stderr
+
+
+def test_history_of_an_unknown_fleet_is_an_error_listing_the_fleets(world: World) -> None:
+    spec = seeded(world)
+    out = cli(world, "history", "-f", spec, "--fleet", "nope")
+    assert out.exit_code == 2
+    assert "the spec has no fleet 'nope' (fleets: web)" in out.stderr
+    assert cli(world, "history", "-f", spec, "--fleet", "web").exit_code == 0

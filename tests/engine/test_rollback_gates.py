@@ -213,7 +213,7 @@ def test_the_command_line_shows_an_unfinished_rollback_and_apply_finishes_it(
     assert "the rollback stopped: health gate failed: ec2" in line
     assert "unfinished: apply finishes the rollback" in line
     assert "suspended: AZRebalance, ScheduledActions" in line
-    entry = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)[0]
+    entry = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)["fleets"][0]
     assert entry["rollout_in_progress"]["phase"] == "rolling_back"
     plan = json.loads(cli(world, "plan", "-f", spec, "-o", "json").stdout)
     assert plan["items"][0]["reasons"][0].startswith(
@@ -230,7 +230,7 @@ def test_the_command_line_shows_an_unfinished_rollback_and_apply_finishes_it(
     )
     assert_converged(world, v1, AMI_V1, desired=DESIRED, releases=[v1])
     again = cli(world, "status", "-f", spec, "-o", "json")
-    assert json.loads(again.stdout)[0]["rollout_in_progress"] is None
+    assert json.loads(again.stdout)["fleets"][0]["rollout_in_progress"] is None
 
 
 def test_rolling_back_by_hand_is_not_blocked_by_the_alarm_of_the_bad_release(

@@ -29,10 +29,11 @@ PACKER = shutil.which("packer")
 # Values for required parameters, by parameter name; richer runs by command path.
 REQUIRED = {"files": ["-f", "spec.yaml"], "fleet": ["--fleet", "web"]}
 DEEPER = {
-    "apply": ["--yes"],
+    "apply": ["-f", "spec.yaml", "--yes"],  # -f optional: `apply PLANFILE` needs none
     "images": ["-f", "spec.yaml"],  # -f is optional on the group (a subcommand may follow)
     "unlock": ["--force"],
-    "images gc": ["--min-age", "0s"],
+    "images gc": ["-f", "spec.yaml", "--min-age", "0s"],  # -f: here or on the group
+    "images list": ["-f", "spec.yaml"],
     "drift": ["--fix"],
 }
 # The order a person would run them in (so that the served sandbox has a fleet to act on);
@@ -56,7 +57,7 @@ MUST_SUCCEED = {
     "plugins",
     "schema",
 }
-DOCUMENTED_EXIT_CODES = {0, 1, 2, 3}
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4}
 
 SPEC = """apiVersion: immutable-sdk/v1
 name: shop

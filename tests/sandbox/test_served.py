@@ -96,7 +96,7 @@ class Served:
     def status(self) -> dict[str, Any]:
         result = self.run("status", "-o", "json")
         assert result.returncode == 0, result.stderr
-        (entry,) = json.loads(result.stdout)
+        (entry,) = json.loads(result.stdout)["fleets"]
         return dict(entry)
 
     def client(self, service: str) -> Any:

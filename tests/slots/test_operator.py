@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.cli.output_schema import check_output
+
 from immutable_sdk.clock import VirtualClock
 from immutable_sdk.results import ApplyResult
 
@@ -117,7 +119,7 @@ def test_abort_from_another_process_rolls_back(slots: SlotWorld) -> None:
     )
     try:
         assert watch.stdout is not None
-        view = json.loads(watch.stdout.readline())
+        view = check_output("status --watch", watch.stdout.readline())["fleets"]
         assert json.loads(watch.stdout.readline())  # it refreshes
     finally:
         watch.send_signal(signal.SIGINT)
@@ -131,8 +133,10 @@ def test_abort_from_another_process_rolls_back(slots: SlotWorld) -> None:
     assert entry["traffic"]["slots"]["blue"]["healthy"] == 4
     assert entry["rollout_in_progress"]["step"] == "pause until promoted"
 
-    aborted = cli(slots, "abort", "-f", str(slots.spec_path), "--fleet", "checkout")
+    aborted = cli(slots, "abort", "-f", str(slots.spec_path), "--fleet", "checkout", "-o", "json")
     assert aborted.returncode == 0, aborted.stderr
+    sent = check_output("abort", aborted.stdout)
+    assert sent["signal"] == "abort" and sent["fleet"] == "checkout"
     thread.join(timeout=120)
     checkout = out["result"].fleet("checkout")
     assert checkout.outcome == "rolled_back"

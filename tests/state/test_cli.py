@@ -60,6 +60,7 @@ def test_state_init_creates_the_sqlite_file_once(local_spec: Path) -> None:
     again = run("state", "init", "-f", str(local_spec), "-o", "json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.output) == {
+        "format_version": "1.0",
         "backend": "local",
         "created": False,
         "location": str(db),
@@ -93,15 +94,14 @@ def test_unlock_force_removes_the_lock_and_says_whose_it_was(local_spec: Path) -
     with SqliteStateStore(db, "shop") as store:
         assert store.get_lock("web") is None
     again = run("unlock", "--fleet", "web", "--force", "-f", str(local_spec))
-    assert again.exit_code == 0
-    assert "fleet 'web' was not locked; nothing removed" in again.output
-    assert "the spec has no fleet 'web'; its fleets: none" in again.output
+    assert again.exit_code == 2  # a removed fleet's lock goes; an unknown name is an error
+    assert "the spec has no fleet 'web' (fleets: none) and no lock of that name" in again.output
 
 
 def test_unlock_without_a_state_file_creates_nothing(local_spec: Path) -> None:
     result = run("unlock", "--fleet", "web", "--force", "-f", str(local_spec))
-    assert result.exit_code == 0, result.output
-    assert "fleet 'web' was not locked; nothing removed" in result.output
+    assert result.exit_code == 2, result.output  # the spec has no fleet web
+    assert "nothing removed" in result.output
     assert not (local_spec.parent / "state").exists()
 
 
@@ -111,6 +111,7 @@ def test_unlock_json_output(local_spec: Path) -> None:
         store.acquire_lock("web", "host:1:a", 600, T0)
     result = run("unlock", "--fleet", "web", "--force", "-y", "-f", str(local_spec), "-o", "json")
     assert json.loads(result.output) == {
+        "format_version": "1.0",
         "fleet": "web",
         "removed": {"owner": "host:1:a", "acquired_at": T0, "lease_until": T0 + 600, "epoch": 1},
     }

@@ -1,7 +1,7 @@
 """Commands that keep fleets honest: drift (and --fix), recycle, iam-policy.
 
 ``drift`` exits 0 when every fleet runs exactly its current release with the spec's settings,
-2 when drift is found (or is left after ``--fix``), 1 when a fix failed.
+4 when drift is found (or is left after ``--fix``), 1 when a fix failed, 2 on invalid input.
 """
 
 from __future__ import annotations
@@ -14,21 +14,12 @@ import click
 
 from ..errors import ExitCode
 from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_engine
+from .common import emit_json, open_engine, output_format
+from .common import show as _show
 
 if TYPE_CHECKING:
     from ..core.drift.detect import Drift
     from ..core.drift.remediate import DriftReport, FleetFix
-
-DRIFT_FOUND = 2
-
-
-def _show(*parts: Any) -> None:
-    from .render import console
-
-    out = console(sys.stdout)
-    for part in parts:
-        out.print(part)
 
 
 def drift_table(drifts: Sequence[Drift], title: str) -> Any:
@@ -104,21 +95,20 @@ def drift(
     deregistered or deprecated AMI. --fix replaces drifted instances through the fleet's
     strategy (never patching them), restores group settings and scales capacity back.
 
-    Exit codes: 0 no drift, 2 drift found (or left after --fix), 1 a fix failed.
+    Exit codes: 0 no drift, 4 drift found (or left after --fix), 1 a fix failed, 2 invalid
+    input (a spec error, an unknown fleet).
     """
     with open_engine(opts, files) as (engine, printer), printer:
         report = engine.drift(fleets or None, fix=fix or dry_run, dry_run=dry_run)
-    if (output or opts.output) == "json":
-        from .render import print_json
-
-        print_json(report.to_dict())
+    if output_format(opts, output) == "json":
+        emit_json(report.to_dict())
     else:
         _render_report(report)
     if any(not f.ok for f in report.fixes):
         sys.exit(int(ExitCode.FAILED))
     left = report.drifts if report.remaining is None else report.remaining
     if left:
-        sys.exit(DRIFT_FOUND)
+        sys.exit(int(ExitCode.DRIFT))
 
 
 @click.command()
@@ -146,10 +136,8 @@ def recycle(
     """
     with open_engine(opts, files) as (engine, printer), printer:
         fixes = engine.recycle(fleets or None, dry_run=dry_run)
-    if (output or opts.output) == "json":
-        from .render import print_json
-
-        print_json({"dry_run": dry_run, "fleets": [f.to_dict() for f in fixes]})
+    if output_format(opts, output) == "json":
+        emit_json({"dry_run": dry_run, "fleets": [f.to_dict() for f in fixes]})
     elif fixes:
         _show(fixes_table(fixes, "recycle (dry run)" if dry_run else "recycle"))
     else:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import UsageError
-from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_engine
+from . import Duration, Options, output_option, pass_options
+from .common import emit_json, open_engine, output_format
 
 if TYPE_CHECKING:
     from ..aws.images import StoredArtifact
@@ -47,8 +46,8 @@ def _key(artifact: StoredArtifact) -> tuple[str, str, tuple[tuple[str, str], ...
     return artifact.image, artifact.digest, tuple(sorted(artifact.amis.items()))
 
 
-def _json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+def _json(data: dict[str, Any]) -> None:
+    emit_json(data)
 
 
 @click.group("images", invoke_without_command=True)
@@ -82,7 +81,7 @@ def _list(opts: Options, files: Sequence[str], output: str | None) -> None:
         spec = engine.spec
         found = inventory(spec, engine.session, engine.state)
     names = list(dict.fromkeys([*spec.images, *(a.image for a in found.artifacts)]))
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         _json(
             {
                 "project": spec.name,
@@ -132,28 +131,59 @@ def _list(opts: Options, files: Sequence[str], output: str | None) -> None:
             click.echo(line)
 
 
+def _files(ctx: click.Context, files: tuple[str, ...]) -> tuple[str, ...]:
+    """A subcommand's -f, else the group's (``images -f SPEC gc`` and ``images gc -f SPEC``)."""
+    parent = ctx.parent.params.get("files", ()) if ctx.parent is not None else ()
+    chosen = tuple(files) or tuple(parent)
+    if not chosen:
+        raise UsageError(f"images {ctx.info_name}: give the spec with -f SPEC")
+    return chosen
+
+
+def _subcommand_files(f: Any) -> Any:
+    return click.option(
+        "-f",
+        "--file",
+        "files",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Spec file; repeat to overlay (later files win). May stand before the "
+        "subcommand: images -f SPEC gc.",
+    )(f)
+
+
 @images.command("list")
-@spec_files_option
+@_subcommand_files
 @output_option
 @pass_options
-def list_command(opts: Options, files: tuple[str, ...], output: str | None) -> None:
+@click.pass_context
+def list_command(
+    ctx: click.Context, opts: Options, files: tuple[str, ...], output: str | None
+) -> None:
     """List the artifacts of each image (the same as ``images -f SPEC``)."""
-    _list(opts, files, output)
+    _list(opts, _files(ctx, files), output)
 
 
 @images.command("gc")
-@spec_files_option
+@_subcommand_files
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option(
     "--min-age",
+    type=Duration(),
     default="24h",
     show_default=True,
     help="Never delete an artifact built more recently than this.",
 )
 @output_option
 @pass_options
+@click.pass_context
 def gc(
-    opts: Options, files: tuple[str, ...], dry_run: bool, min_age: str, output: str | None
+    ctx: click.Context,
+    opts: Options,
+    files: tuple[str, ...],
+    dry_run: bool,
+    min_age: float,
+    output: str | None,
 ) -> None:
     """Deregister artifacts beyond each image's ``retain`` and delete their snapshots.
 
@@ -163,19 +193,16 @@ def gc(
     ``--min-age`` ago. An image without ``retain`` is never collected.
     """
     from ..core.images.gc import collect, inventory, plan_collection
-    from ..units import parse_duration
 
-    try:
-        min_age_s = parse_duration(min_age)
-    except ValueError as exc:
-        raise UsageError(f"--min-age: {exc}") from None
+    min_age_s = min_age
+    files = _files(ctx, files)
     with open_engine(opts, files) as (engine, _):
         spec = engine.spec
         found = inventory(spec, engine.session, engine.state)
         plans = plan_collection(spec, found, engine.clock.now(), min_age_s)
         deleted = collect(spec, engine.session, plans, dry_run=dry_run)
     resources = {_key(a): list(r) for a, r in deleted}
-    if (output or opts.output) == "json":
+    if output_format(opts, output) == "json":
         _json(
             {
                 "dry_run": dry_run,

@@ -1,4 +1,4 @@
-"""Commands for a person steering a running rollout from anywhere: promote, abort, status --watch.
+"""Commands for a person steering a running rollout from anywhere: promote, abort.
 
 They talk to the rollout through the state store named by the spec (``state:``), never to the
 process that runs ``apply``: an operator on another machine, with the same spec and access to
@@ -8,26 +8,21 @@ rollout reads the signal at its next wait, within seconds.
 
 from __future__ import annotations
 
-import json
-import signal
 import sys
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_engine
+from .common import emit_json, exit_code, open_engine, output_format
 
 if TYPE_CHECKING:
-    from rich.console import Group
-
     from ..state.base import RolloutRecord
 
 
 def _sent(record: RolloutRecord, what: str, output: str) -> None:
     if output == "json":
-        print(json.dumps({"fleet": record.fleet, "rollout": record.id, "signal": what}))
+        emit_json({"fleet": record.fleet, "rollout": record.id, "signal": what})
     else:
         click.echo(f"{record.fleet}: {what} sent to rollout {record.id} ({record.phase})")
 
@@ -59,7 +54,7 @@ def promote(
     """
     with open_engine(opts, files) as (engine, _):
         record = engine.promote(fleet, full=full)
-    _sent(record, "promote --full" if full else "promote", output or opts.output)
+    _sent(record, "promote --full" if full else "promote", output_format(opts, output))
 
 
 @click.command()
@@ -89,12 +84,10 @@ def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str)
         if result is None:
             record = engine.abort(fleet)
     if result is None:
-        _sent(record, "abort", output or opts.output)
+        _sent(record, "abort", output_format(opts, output))
         return
-    from .rollout import exit_code
-
-    if (output or opts.output) == "json":
-        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    if (output_format(opts, output)) == "json":
+        emit_json(result.to_dict())
     else:
         if result.outcome == "rollback_unfinished":
             click.echo(f"{result.fleet}: rollout {result.rollout}: the rollback did not finish")
@@ -105,83 +98,6 @@ def abort(opts: Options, files: tuple[str, ...], output: str | None, fleet: str)
             click.echo(f"error: {result.error}", err=True)
     if exit_code([result]):
         sys.exit(exit_code([result]))
-
-
-def watch_status(opts: Options, files: Sequence[str], output: str, interval: float) -> None:
-    """``status --watch``: the status again every ``interval`` seconds until interrupted."""
-    # Ctrl-C (SIGINT) ends the watch, even when the process was started with SIGINT ignored
-    # (a background job of a script): Python then installs no KeyboardInterrupt handler.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        _watch(opts, files, output, interval)
-    except KeyboardInterrupt:
-        return
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _watch(opts: Options, files: Sequence[str], output: str, interval: float) -> None:
-    from rich.live import Live
-
-    from .render import console
-
-    with open_engine(opts, files) as (engine, _):
-        out = console(sys.stdout)
-        live = (
-            Live(console=out, auto_refresh=False) if out.is_terminal and output != "json" else None
-        )
-        try:
-            if live is not None:
-                live.start()
-            while True:
-                entries = engine.status()
-                if output == "json":
-                    print(json.dumps(entries, default=str), flush=True)
-                elif live is not None:
-                    live.update(watch_view(entries), refresh=True)
-                else:
-                    out.print(watch_view(entries))
-                    sys.stdout.flush()
-                engine.clock.sleep(interval)
-        finally:
-            if live is not None:
-                live.stop()
-
-
-def watch_view(entries: Sequence[Mapping[str, Any]]) -> Group:
-    """Per fleet: release, rollout step, and for traffic slots their weights and health."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    parts: list[Any] = []
-    for e in entries:
-        ro = e.get("rollout_in_progress")
-        head = f"{e['fleet']}: release {e.get('release') or '-'}"
-        if ro:
-            steps = ro.get("steps") or []
-            at = int(ro.get("current", -1)) + 1
-            head += f"; rollout {ro['id']} ({ro['phase']}) step {at}/{len(steps)}"
-            if ro.get("step"):
-                head += f": {ro['step']}"
-        parts.append(Text(head, style="bold"))
-        traffic = e.get("traffic")
-        if traffic:
-            table = Table(box=None, header_style="bold")
-            for col in ("slot", "weight", "release", "desired", "in service", "healthy"):
-                table.add_column(col)
-            for slot, s in traffic["slots"].items():
-                weight = "-" if s["weight"] is None else f"{s['weight']}%"
-                table.add_row(
-                    slot + (" (live)" if slot == traffic.get("live") else ""),
-                    weight,
-                    s["release"] or "-",
-                    str(s["desired"]),
-                    str(s["in_service"]),
-                    str(s["healthy"]),
-                )
-            parts.append(table)
-    return Group(*parts)
 
 
 def register(group: click.Group) -> None:

@@ -7,8 +7,10 @@ lines (``--log-format json``). Everything printed passes through the secret reda
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -22,10 +24,36 @@ from ..lifecycle import Event
 from ..redaction import redact, redact_text, redacting
 from ..units import format_duration
 
+_color = True
+PIPE_WIDTH = 4096  # piped output is not cut to 80 columns: a table is as wide as its rows
+
+
+def set_color(enabled: bool) -> None:
+    """``--no-color``: no colours or styles on any console made from now on."""
+    global _color
+    _color = enabled
+
 
 def console(file: IO[str] | None = None) -> Console:
-    """A rich console on ``file`` (stderr by default); everything it prints is redacted."""
-    return Console(file=redacting(file or sys.stderr), highlight=False, soft_wrap=True)
+    """A rich console on ``file`` (stderr by default); everything it prints is redacted.
+
+    On a terminal it is as wide as the terminal; piped or redirected it does not wrap or cut
+    (``COLUMNS`` still sets a width), so ids and reasons reach scripts whole.
+    """
+    stream = redacting(file or sys.stderr)
+    try:
+        terminal = stream.isatty()
+    except (ValueError, OSError):
+        terminal = False
+    width = None if terminal else int(os.environ.get("COLUMNS") or 0) or PIPE_WIDTH
+    return Console(
+        file=stream,
+        highlight=False,
+        soft_wrap=True,
+        width=width,
+        no_color=not _color,
+        color_system="auto" if _color else None,
+    )
 
 
 def print_json(data: Any, file: IO[str] | None = None) -> None:
@@ -40,6 +68,7 @@ class _FleetView:
     total: int = 0
     capacity: str = ""
     gate: str = ""
+    deadline: float | None = None  # time.monotonic() when the gate times out (live view)
 
 
 @dataclass
@@ -51,6 +80,7 @@ class EventPrinter:
     live: bool | None = None  # None: live when the output is a terminal
     fleets: dict[str, _FleetView] = field(default_factory=dict)
     _live: Live | None = None
+    _last_poll: dict[str, str] = field(default_factory=dict, repr=False)
     # Fleets roll out on several threads: one event at a time reaches the output.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -60,7 +90,12 @@ class EventPrinter:
 
     def __enter__(self) -> EventPrinter:
         if self.live:
-            self._live = Live(self._view(), console=self.out, refresh_per_second=8, transient=True)
+            self._live = Live(
+                console=self.out,
+                refresh_per_second=4,
+                transient=True,
+                get_renderable=self._view,  # redrawn each refresh: the countdown moves
+            )
             self._live.__enter__()
         return self
 
@@ -80,10 +115,21 @@ class EventPrinter:
             return
         self._track(event)
         line = describe(event)
-        if line is not None:
+        if line is not None and self._changed(event, line.plain):
             self.out.print(line)
         if self._live is not None:
-            self._live.update(self._view())
+            self._live.refresh()
+
+    def _changed(self, e: Event, text: str) -> bool:
+        """A gate polls every few seconds: print its line when what it says changes."""
+        if e.kind != "gate.poll":
+            if e.kind in ("step.started", "step.finished", "rollback.started"):
+                self._last_poll.pop(e.fleet or "", None)
+            return True
+        if self._last_poll.get(e.fleet or "") == text:
+            return False
+        self._last_poll[e.fleet or ""] = text
+        return True
 
     def _track(self, e: Event) -> None:
         if not e.fleet:
@@ -98,6 +144,12 @@ class EventPrinter:
             v.capacity = f"{d.get('healthy')} healthy / {d.get('in_service')} in service"
         elif e.kind == "gate.poll":
             v.gate = " ".join(f"{k}={s}" for k, s in dict(d.get("checks", {})).items())
+            left = d.get("seconds_left")
+            v.deadline = time.monotonic() + float(left) if left is not None else None
+        elif e.kind == "step.finished":
+            v.deadline = None
+        elif e.kind == "analysis.result":
+            v.gate = "analysis " + analysis_verdict(d)
         elif e.kind == "rollback.started":
             v.phase = "rolling back"
         elif e.kind == "rollout.finished":
@@ -109,7 +161,10 @@ class EventPrinter:
             table.add_column(col)
         for name, v in sorted(self.fleets.items()):
             step = f"{v.index}/{v.total} {v.step}" if v.total else v.step
-            table.add_row(name, v.phase, step, v.capacity, v.gate)
+            gate = v.gate
+            if v.deadline is not None and gate:  # a countdown: the live view redraws it
+                gate += f" ({format_duration(max(0, round(v.deadline - time.monotonic())))} left)"
+            table.add_row(name, v.phase, step, v.capacity, gate)
         return table
 
 
@@ -128,10 +183,10 @@ def describe(e: Event) -> Text | None:
     if k == "rollout.started":
         frm = d.get("from_release") or "nothing"
         steps = list(d.get("steps", []))
-        return Text(
-            f"{who}{d.get('action')}: {frm} -> {d.get('to_release')} in {len(steps)} steps",
-            style="bold",
-        )
+        change = f"{frm} -> {d.get('to_release')}"
+        if d.get("from_release") == d.get("to_release"):  # recycle, a drift fix
+            change = f"replacing instances of {d.get('to_release')}"
+        return Text(f"{who}{d.get('action')}: {change} in {len(steps)} steps", style="bold")
     if k == "step.started":
         return Text(f"{who}step {int(d['index']) + 1}: {d.get('text')}")
     if k == "step.finished":
@@ -157,6 +212,12 @@ def describe(e: Event) -> Text | None:
     if k == "gate.poll":
         checks = " ".join(f"{n}={s}" for n, s in dict(d.get("checks", {})).items())
         return Text(f"{who}gate on {d.get('instances')} instance(s): {checks}", style="dim")
+    if k == "analysis.inconclusive":
+        return Text(
+            f"{who}analysis inconclusive ({d.get('summary')}): waiting for "
+            "`immutable-sdk promote` (go on) or `abort` (roll back)",
+            style="yellow",
+        )
     if k == "rollout.failed":
         return Text(f"{who}rollout failed: {d.get('error')}", style="bold red")
     if k == "rollback.started":
@@ -206,6 +267,33 @@ def _analysis_text(who: str, d: Mapping[str, Any]) -> Text:
     for line in analysis_lines(d):
         text.append(f"\n{who}  {line}", style="" if verdict == "pass" else style)
     return text
+
+
+def analysis_verdict(d: Mapping[str, Any]) -> str:
+    """``pass: 5xx_rate canary 0.2 vs baseline 0.1 (12/12 samples); ...`` or alarm states."""
+    if "alarms" in d and "verdict" not in d:
+        return "alarms " + ", ".join(f"{n}={s}" for n, s in dict(d["alarms"]).items())
+    parts = []
+    for m in d.get("metrics", []):
+        samples = dict(m.get("samples") or {})
+        counts = "/".join(str(samples[k]) for k in ("canary", "baseline") if k in samples)
+        parts.append(
+            f"{m.get('name')} {m.get('verdict')}: canary {_num(m.get('canary'))} vs baseline "
+            f"{_num(m.get('baseline'))}" + (f" ({counts} samples)" if counts else "")
+        )
+    return f"{d.get('verdict')}: " + ("; ".join(parts) or "no metrics")
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def analysis_line(who: str, d: Mapping[str, Any]) -> Text:
+    verdict = str(d.get("verdict", ""))
+    style = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}.get(verdict, "")
+    return Text(f"{who}analysis {analysis_verdict(d)}", style=style)
 
 
 class _RedactedTable(Table):
@@ -287,6 +375,8 @@ def result_table(result: Any) -> Group:
     )
     for f in result.fleets:
         release = f"{f.from_release or '-'} -> {f.to_release or '-'}"
+        if f.from_release and f.from_release == f.to_release:
+            release = f"{f.to_release} (instances replaced)"
         if f.outcome in ("noop", "scaled", "skipped", "destroyed"):
             release = f.from_release or "-"
         elif f.outcome == "rolled_back":
@@ -376,6 +466,8 @@ def _rollout_cell(entry: Mapping[str, Any]) -> Text:
         text += (
             f", step {last['index'] + 1} {last.get('text') or last.get('kind')}: {last['status']}"
         )
+    if ro.get("analysis"):
+        text += f"; analysis {analysis_verdict(ro['analysis'])}"
     rolling_back = ro["phase"] == "rolling_back"
     if rolling_back:
         back = ro.get("from_release") or "nothing (undoing the fleet's creation)"

@@ -5,25 +5,46 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ExitCode, ImmutableSdkError, UsageError
-from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_engine
+from ..errors import DETAILED_CHANGES, UsageError
+from . import Duration, F, Options, output_option, pass_options, spec_files_option
+from .common import emit_json, exit_code, open_engine, output_format
+from .common import show as _show
 
-__all__ = ["exit_code", "open_engine", "register"]
+if TYPE_CHECKING:
+    from ..core.engine import Engine
+    from ..core.selection import Selection
+    from ..results import Plan
+
+__all__ = ["register"]
 
 
-def _fmt(opts: Options, output: str | None) -> str:
-    return output or opts.output
+def fleets_option(f: F) -> F:
+    """``--fleet PATTERN`` (repeatable, globs) on plan and apply: Terraform's ``-target``."""
+    return click.option(
+        "--fleet",
+        "fleets",
+        multiple=True,
+        metavar="PATTERN",
+        help="Only fleets matching this glob (repeatable; web, api-*, web@* for every region), "
+        "with the fleets they depend on; dependants left out are named.",
+    )(f)
 
 
-def _show(obj: Any) -> None:
-    from .render import console
+def planned(engine: Engine, patterns: Sequence[str]) -> tuple[Plan, Selection | None]:
+    """The engine's plan, narrowed to ``patterns`` (notes on stderr say what that did)."""
+    the_plan = engine.plan()
+    if not patterns:
+        return the_plan, None
+    from ..core.selection import select
 
-    console(sys.stdout).print(obj)
+    selection = select(engine.spec, the_plan, patterns)
+    for note in selection.notes():
+        click.echo(f"note: {note}", err=True)
+    return selection.plan, selection
 
 
 @click.command()
@@ -32,7 +53,18 @@ def _show(obj: Any) -> None:
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there is nothing to change, 2 when there are changes, 1 on error.",
+    help="Exit as Terraform does: 0 when there is nothing to change, 2 when there are "
+    "changes, 1 on any error (usage errors included).",
+)
+@fleets_option
+@click.option(
+    "--out",
+    "-out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Save the plan to this file; `apply FILE` applies it, or refuses when the spec or "
+    "AWS changed since.",
 )
 @click.option(
     "--steps",
@@ -47,28 +79,35 @@ def plan(
     output: str | None,
     detailed_exitcode: bool,
     steps: bool,
+    fleets: tuple[str, ...],
+    out: str | None,
 ) -> None:
-    """Show what apply would change, fleet by fleet, and why."""
+    """Show what apply would change, fleet by fleet, and why.
+
+    With --out FILE the plan is saved: `apply FILE` then applies exactly it, without asking,
+    and refuses (exit 2, saying what changed) when a fleet's spec or what AWS runs changed
+    since. With --steps, each changed fleet's steps, waits and minimum duration too.
+    """
     schedule = None
-    try:
-        with open_engine(opts, files) as (engine, _):
-            the_plan = engine.plan()
-            if steps:
-                from ..core.preview.schedule import plan_schedule
+    with open_engine(opts, files) as (engine, _):
+        the_plan, selection = planned(engine, fleets)
+        if out:
+            from ..core.planfile import save
 
-                schedule = plan_schedule(engine, the_plan)
-    except ImmutableSdkError as exc:
-        if not detailed_exitcode or opts.debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if _fmt(opts, output) == "json":
-        from .render import print_json
+            save(out, engine.spec, the_plan, files, fleets)
+        if steps:
+            from ..core.preview.schedule import plan_schedule
 
-        data = the_plan.to_dict()
+            schedule = plan_schedule(engine, the_plan)
+    if out and output_format(opts, output) != "json":
+        click.echo(f"saved the plan to {out}; apply it with: immutable-sdk apply {out}", err=True)
+    if output_format(opts, output) == "json":
+        extra: dict[str, Any] = {"selection": selection.to_dict()} if selection else {}
+        if out:
+            extra["saved_to"] = out
         if schedule is not None:
-            data["schedule"] = schedule.to_dict()
-        print_json(data)
+            extra["schedule"] = schedule.to_dict()
+        emit_json({**the_plan.to_dict(), **extra})
     else:
         from .render import plan_table
 
@@ -78,11 +117,20 @@ def plan(
 
             _show(schedule_view(schedule))
     if detailed_exitcode and the_plan.changes:
-        sys.exit(2)
+        sys.exit(DETAILED_CHANGES)
 
 
 @click.command()
-@spec_files_option
+@click.argument("plan_file", metavar="[PLANFILE]", required=False, default=None)
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Spec file; repeat to overlay (later files win). Not with PLANFILE: a saved plan "
+    "names its spec files.",
+)
 @output_option
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--prune", is_flag=True, help="Also destroy fleets that the spec no longer names.")
@@ -111,17 +159,17 @@ def plan(
 )
 @click.option(
     "--wait-for-lock",
+    type=Duration(),
     default="0s",
-    metavar="DURATION",
     help="Wait this long (e.g. 10m) for a fleet that another rollout has locked, instead of "
     "exiting with code 3.",
 )
 @click.option(
     "--lease",
+    type=Duration(minimum=3.0),
     default="60s",
     show_default=True,
     envvar="IMMUTABLE_SDK_LOCK_LEASE",
-    metavar="DURATION",
     help="Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
     "another apply may take over an unfinished rollout (also IMMUTABLE_SDK_LOCK_LEASE).",
 )
@@ -137,9 +185,11 @@ def plan(
     is_flag=True,
     help="Sandbox only: promote every manual pause at once, as an operator would.",
 )
+@fleets_option
 @pass_options
 def apply(
     opts: Options,
+    plan_file: str | None,
     files: tuple[str, ...],
     output: str | None,
     yes: bool,
@@ -148,12 +198,16 @@ def apply(
     parallelism: int,
     fail_fast: bool,
     abort_unfinished: bool,
-    wait_for_lock: str,
-    lease: str,
+    wait_for_lock: float,
+    lease: float,
     virtual_clock: bool,
     auto_promote: bool,
+    fleets: tuple[str, ...],
 ) -> None:
     """Build images and roll fleets out to the spec, with health gates and rollback.
+
+    `apply PLANFILE` applies a plan saved by `plan --out PLANFILE` (its spec files and
+    fleets), without asking; it refuses when a fleet's spec or what AWS runs changed since.
 
     A fleet whose last rollout did not finish (its process died, was interrupted, or lost its
     lock) is resumed from what AWS runs, or rolled back with --abort-unfinished. A fleet that
@@ -162,14 +216,23 @@ def apply(
     exits at once.
     """
     from .interrupts import stop_on_signals
-    from .render import plan_table, print_json, result_table
+    from .render import plan_table, result_table
 
-    as_json = _fmt(opts, output) == "json"
-    lock_options = {
-        "lease": _duration("--lease", lease, minimum=3.0),
-        "lock_wait": _duration("--wait-for-lock", wait_for_lock),
-    }
-    engine_options: dict[str, Any] = dict(lock_options)
+    saved = None
+    if plan_file is not None:
+        from ..core.planfile import load
+
+        if files or fleets:
+            raise UsageError(
+                f"apply {plan_file}: a saved plan names its spec files and fleets; "
+                "drop -f and --fleet"
+            )
+        saved = load(plan_file)
+        files, fleets, yes = saved.files, saved.fleets, True  # reviewed when it was made
+    elif not files:
+        raise UsageError("apply: give the spec with -f SPEC, or a saved plan: apply PLANFILE")
+    as_json = output_format(opts, output) == "json"
+    engine_options: dict[str, Any] = {"lease": lease, "lock_wait": wait_for_lock}
     for flag, given in (("--virtual-clock", virtual_clock), ("--auto-promote", auto_promote)):
         if given and not opts.sandbox:
             raise UsageError(
@@ -187,7 +250,17 @@ def apply(
         engine_options["observe"] = _operator_stand_in(engines)
     with open_engine(opts, files, **engine_options) as (engine, printer):
         engines.append(engine)
-        the_plan = engine.plan()
+        the_plan, selection = planned(engine, fleets)
+        if saved is not None:
+            from ..core.planfile import StalePlan
+
+            changed = saved.changes(engine.spec, the_plan)
+            if changed:
+                raise StalePlan(
+                    f"the saved plan {plan_file} is stale, nothing applied: "
+                    + "; ".join(changed)
+                    + "; make a new plan"
+                )
         if not as_json:
             _show(plan_table(the_plan))
         if the_plan.changes and not yes:
@@ -201,13 +274,18 @@ def apply(
             result = engine.apply(
                 the_plan,
                 prune=prune,
-                recycle=recycle,
+                recycle=recycle and selection is None,
                 parallelism=parallelism,
                 fail_fast=fail_fast,
                 abort_unfinished=abort_unfinished,
             )
+            if recycle and selection is not None:  # only the selected fleets' instances
+                from ..core.drift.remediate import fix_results
+
+                keys = [i.key for i in the_plan.items if i.action != "destroy"]
+                result.fleets += fix_results(engine.recycle(keys))
     if as_json:
-        print_json(result.to_dict())
+        emit_json(result.to_dict())
     else:
         _show(result_table(result))
     code = exit_code(result.fleets)
@@ -229,32 +307,6 @@ def _operator_stand_in(engines: list[Any]) -> Any:
     return observe
 
 
-LOCK_OUTCOMES = ("locked", "lock_lost")
-
-
-def exit_code(results: Sequence[Any]) -> int:
-    """0 when every fleet is ok; 3 when the only trouble is a lock (another rollout holds
-    the fleet, or took it over); 1 when anything failed."""
-    bad = [r for r in results if not r.ok]
-    if not bad:
-        return int(ExitCode.OK)
-    if all(r.outcome in LOCK_OUTCOMES for r in bad):
-        return int(ExitCode.LOCKED)
-    return int(ExitCode.FAILED)
-
-
-def _duration(option: str, value: str, *, minimum: float = 0.0) -> float:
-    from ..units import format_duration, parse_duration
-
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if seconds < minimum:
-        raise UsageError(f"{option}: at least {format_duration(minimum)}, got {value!r}")
-    return seconds
-
-
 @click.command()
 @spec_files_option
 @output_option
@@ -263,23 +315,27 @@ def _duration(option: str, value: str, *, minimum: float = 0.0) -> float:
     is_flag=True,
     help="Refresh until interrupted: rollout step, weights and healthy instances per slot.",
 )
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
+@click.option(
+    "--interval",
+    type=Duration(minimum=0.1),
+    default="2s",
+    show_default=True,
+    help="Time between refreshes (2s, 1m, 1m30s).",
+)
 @pass_options
 def status(
     opts: Options, files: tuple[str, ...], output: str | None, watch: bool, interval: float
 ) -> None:
     """Per fleet: release, instances by release and health, rollout in progress."""
     if watch:
-        from .operator import watch_status
+        from .watch import watch_status
 
-        watch_status(opts, files, _fmt(opts, output), interval)
+        watch_status(opts, files, output_format(opts, output), interval)
         return
     with open_engine(opts, files) as (engine, _):
         entries = engine.status()
-    if _fmt(opts, output) == "json":
-        from .render import print_json
-
-        print_json(entries)
+    if output_format(opts, output) == "json":
+        emit_json({"fleets": entries})
     else:
         from .render import status_table
 
@@ -332,19 +388,19 @@ def history(
             the_report = reports.rollout_report(engine, fleet, rollout)
         if report is not None:
             reports.write(the_report, report)
-        elif _fmt(opts, output) == "json":
-            from .render import print_json
-
-            print_json(the_report.to_dict())
+        elif output_format(opts, output) == "json":
+            emit_json(the_report.to_dict())
         else:
             _show(reports.steps_table(the_report))
         return
     with open_engine(opts, files) as (engine, _):
         data = engine.history(fleet, limit=limit)
-    if _fmt(opts, output) == "json":
-        from .render import print_json
-
-        print_json(data)
+        known = engine.unit_keys()
+    if fleet and fleet not in known and not any(data[fleet].values()):
+        # a fleet the spec no longer names still has its history; a typo has none
+        raise UsageError(f"the spec has no fleet {fleet!r} (fleets: {', '.join(sorted(known))})")
+    if output_format(opts, output) == "json":
+        emit_json({"fleets": data})
     else:
         from .render import history_table
 
@@ -363,12 +419,10 @@ def rollback(
     opts: Options, files: tuple[str, ...], output: str | None, fleet: str, to: str | None
 ) -> None:
     """Replace a fleet's instances with an earlier release, through its strategy."""
-    from .render import print_json
-
     with open_engine(opts, files) as (engine, printer), printer:
         result = engine.rollback(fleet, to)
-    if _fmt(opts, output) == "json":
-        print_json(result.to_dict())
+    if output_format(opts, output) == "json":
+        emit_json(result.to_dict())
     else:
         click.echo(
             f"{result.fleet}: {result.outcome} ({result.from_release} -> {result.to_release})"

@@ -11,6 +11,7 @@ import click
 from .._version import __version__
 from ..errors import ExitCode, SpecError, SpecProblem
 from . import Options, output_option, pass_options, spec_files_option
+from .common import emit_json, output_format
 
 if TYPE_CHECKING:
     from ..plugins import Plugins
@@ -50,7 +51,7 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
     """
     from ..spec.load import load_spec, scan_spec
 
-    as_json = (output or opts.output) == "json"
+    as_json = output_format(opts, output) == "json"
     try:
         spec = load_spec(files)
         warnings = scan_spec(files)
@@ -59,21 +60,19 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
     except SpecError as exc:
         if not as_json:
             raise
-        click.echo(_as_json({"valid": False, "problems": _problem_dicts(exc.problems)}))
+        emit_json({"valid": False, "problems": _problem_dicts(exc.problems)})
         raise click.exceptions.Exit(int(ExitCode.INVALID)) from None
     if as_json:
-        click.echo(
-            _as_json(
-                {
-                    "valid": True,
-                    "name": spec.name,
-                    "region": spec.region,
-                    **({"regions": list(spec.regions)} if spec.multi_region else {}),
-                    "images": sorted(spec.images),
-                    "fleets": sorted(spec.fleets),
-                    "warnings": _problem_dicts(warnings),
-                }
-            )
+        emit_json(
+            {
+                "valid": True,
+                "name": spec.name,
+                "region": spec.region,
+                **({"regions": list(spec.regions)} if spec.multi_region else {}),
+                "images": sorted(spec.images),
+                "fleets": sorted(spec.fleets),
+                "warnings": _problem_dicts(warnings),
+            }
         )
         return
     for warning in warnings:
@@ -87,16 +86,34 @@ def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: 
 
 
 @click.command()
-def schema() -> None:
-    """Print the JSON Schema of a spec with the installed plugins (for editors)."""
+@click.option(
+    "--draft",
+    type=click.Choice(["2020-12", "07"]),
+    default="2020-12",
+    show_default=True,
+    help="JSON Schema draft: 07 for yaml-language-server (VS Code's YAML extension, Neovim, "
+    "Helix), which validates with draft-07.",
+)
+def schema(draft: str) -> None:
+    """Print the JSON Schema of a spec with the installed plugins (for editors).
+
+    In a spec, a first line `# yaml-language-server: $schema=PATH-OR-URL` points an editor at
+    it (`immutable-sdk schema --draft 07 > spec.schema.json`); the built-in plugins' schema is
+    published as docs/schema/spec-v1.json.
+    """
     from ..plugins import load_plugins
     from ..spec.schema import composed_schema
 
-    click.echo(_as_json(composed_schema(load_plugins())))
+    composed = composed_schema(load_plugins())
+    if draft == "07":
+        from ..spec.schema_draft07 import draft07
+
+        composed = draft07(composed)
+    click.echo(_as_json(composed))
 
 
 def plugin_rows(plugins: Plugins) -> list[dict[str, str]]:
-    """One row per registered builder, strategy and health check."""
+    """One row per registered builder, strategy, health check and notifier."""
     rows = []
     for entry in plugins.entries():
         if entry.distribution:
@@ -122,12 +139,16 @@ def plugin_rows(plugins: Plugins) -> list[dict[str, str]]:
 @output_option
 @pass_options
 def plugins(opts: Options, output: str | None) -> None:
-    """List the builders, strategies and health checks that specs may name."""
+    """List the builders, strategies, health checks and notifiers that specs may name.
+
+    Built-in ones and those of installed plugin distributions, with the distribution and its
+    version; IMMUTABLE_SDK_DISABLE_PLUGIN_AUTOLOAD=1 lists only the built-in ones.
+    """
     from ..plugins import load_plugins
 
     rows = plugin_rows(load_plugins())
-    if (output or opts.output) == "json":
-        click.echo(_as_json(rows))
+    if output_format(opts, output) == "json":
+        emit_json({"plugins": rows})
         return
     columns = ["name", "kind", "plugin", "distribution", "version"]
     widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in columns}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import click
 from ..errors import UsageError
 from ..state.records import iso
 from . import Options, output_option, pass_options, spec_files_option
-from .connect import open_connection
+from .common import emit_json, open_connection, output_format
 
 if TYPE_CHECKING:
     from ..spec.model import Spec
@@ -31,8 +30,8 @@ def _load(files: Sequence[str]) -> Spec:
 
 
 def _emit(opts: Options, output: str | None, data: dict[str, Any], text: str) -> None:
-    if (output or opts.output) == "json":
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    if output_format(opts, output) == "json":
+        emit_json(data)
     else:
         click.echo(text)
 
@@ -159,11 +158,14 @@ def unlock(
             finally:
                 store.close()
     if removed is None:
-        text = f"fleet {fleet!r} was not locked; nothing removed"
         keys = [key for key, _, _ in spec.units()]  # web, web@eu-west-1 (other regions)
         if fleet not in keys:  # a typo, most likely (a removed fleet may still be locked)
             known = ", ".join(sorted(keys)) or "none"
-            text += f" (the spec has no fleet {fleet!r}; its fleets: {known})"
+            raise UsageError(
+                f"the spec has no fleet {fleet!r} (fleets: {known}) and no lock of that name "
+                "was found; nothing removed"
+            )
+        text = f"fleet {fleet!r} was not locked; nothing removed"
         data: dict[str, Any] = {"fleet": fleet, "removed": None}
     else:
         text = (

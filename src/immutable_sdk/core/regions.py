@@ -44,7 +44,7 @@ from .rollout.contract import Deployer, deployer_for
 from .rollout.deployer import FleetDeployer
 from .rollout.signals import rollout_progress
 from .stopping import StopRequest
-from .traffic.deployer import SlotDeployer
+from .traffic.deployer import SlotDeployer, count_other_slots
 
 if TYPE_CHECKING:
     from .drift.remediate import DriftReport, FleetFix, Remediator
@@ -248,6 +248,7 @@ class Regional:
             extra = self.deployer_for(fleet).status(fleet)
             if "traffic" in extra:
                 entry["traffic"] = extra["traffic"]
+                count_other_slots(entry["instances"], entry["traffic"])
             if "analysis" in extra:
                 entry["analysis"] = extra["analysis"]
             out.append(entry)

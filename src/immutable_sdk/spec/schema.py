@@ -179,12 +179,14 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "type": "object",
             "additionalProperties": False,
             "properties": {"target_groups": _strings("Target group ARNs or names.")},
+            "description": "Target groups the fleet's Auto Scaling group registers with.",
         },
         "traffic": _TRAFFIC,
         "strategy": strategy,
         "health": {
             "type": "object",
             "additionalProperties": False,
+            "description": "The health gate every rollout step must pass.",
             "properties": {
                 "timeout": _duration("How long a gate may take (default 10m)."),
                 "interval": _duration("Time between polls of a gate (default 10s)."),
@@ -195,6 +197,7 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
         "rollback": {
             "type": "object",
             "additionalProperties": False,
+            "description": "What a failed rollout does.",
             "properties": {
                 "automatic": {"type": "boolean", "description": "Roll back on failure."}
             },
@@ -204,6 +207,7 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
         "security": {
             "type": "object",
             "additionalProperties": False,
+            "description": "Instance hardening: IMDSv2, volume encryption, public IPs.",
             "properties": {
                 "imdsv2": {"enum": ["required", "optional"], "description": "IMDSv2 tokens."},
                 "encrypt_volumes": {"type": "boolean", "description": "Encrypt EBS volumes."},
@@ -233,6 +237,7 @@ def _plugin_block(
         "type": "object",
         "required": [key],
         "properties": {key: discriminator},
+        "description": description,
     }
     refs = {e.name: f"{base}#/$defs/{_def_name(kind, e.name)}" for e in entries}
     if editor:

@@ -15,9 +15,10 @@ For a fleet with ``traffic:`` slots. A release goes to the idle slot (the one wi
 7. retire the previous slot's group (never before the TTL has passed since the shift).
 
 A fleet's first release has no previous slot: it is provisioned, gated and given 100% of the
-traffic. Rolling back puts 100% back on the previous slot (after checking that its targets are
-healthy) and then retires the new slot's group; when there was no previous slot, the records
-are removed and the new group retired.
+traffic, without a bake (as with canary): a bake watches for a reason to go back, and there is
+nothing to go back to. Rolling back puts 100% back on the previous slot (after checking that
+its targets are healthy) and then retires the new slot's group; when there was no previous
+slot, the records are removed and the new group retired.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class BlueGreen:
         if self.promote_after is not None and source is not None:
             steps.append(self.promote_after)
         steps.append(ShiftTraffic(weights(target, source, 100)))
-        if self.bake:
+        if self.bake and source is not None:  # a first release has nothing to roll back to
             steps.append(Bake(self.bake))
         return steps + finish_steps(change, self.keep_previous)
 

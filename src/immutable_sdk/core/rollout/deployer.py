@@ -158,7 +158,7 @@ class FleetDeployer(BaseDeployer):
                 self.state.update_rollout(rollout_id, steps=planned)
                 self.announce(info, action, steps)
             self.provision(fleet, release, version, group, steps)
-            self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
+            self.state.update_rollout(rollout_id, phase=Phase.REPLACING.value)  # no traffic moves
             runner.run(steps)
             self.finish(fleet, release.id)
             resume.drop_unused_versions(runner, superseded, keep={release.id, previous})

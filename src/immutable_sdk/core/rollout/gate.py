@@ -139,6 +139,7 @@ class GateRunner:
             instances=len(targets.instances),
             checks={n: r.status.value for n, r in reports.items()},
             details={n: dict(r.details) for n, r in reports.items() if r.details},
+            seconds_left=max(left, 0.0),  # a terminal's live view counts it down
         )
         return reports
 

@@ -39,6 +39,7 @@ from ..context import Context
 from .gate import GateRunner, restoring
 from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
 from .samples import Samples
+from .wording import step_text
 
 POLL_FLOOR = 1.0  # seconds: the first wait of a backoff
 SIGNAL_POLL = 5.0  # seconds between looks at operator signals during a pause
@@ -260,7 +261,8 @@ class RolloutRunner:
             self.state.append_journal(
                 self.info.id, index, "started", self.ctx.clock.now(), step.to_dict()
             )
-            self.ctx.emit("step.started", index=index, step=step.to_dict(), text=step.describe())
+            text = step_text(step, self.info, rolling_back=self.rolling_back)
+            self.ctx.emit("step.started", index=index, step=step.to_dict(), text=text)
             hook.immutable_sdk_step_started(rollout=self.info, step=step)
             try:
                 data = self.execute(step)

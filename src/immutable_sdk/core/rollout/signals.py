@@ -34,10 +34,16 @@ def rollout_progress(record: RolloutRecord, journal: Sequence[JournalEntry]) -> 
     steps = [step_from_dict(s).describe() for s in record.steps]
     started = [e for e in journal if e.status == "started" and e.step_index >= 0]
     current = max((e.step_index for e in started), default=-1)
-    last = journal[-1] if journal else None
+    # Notes (samples, an analysis's judgement) do not end a step: it still waits after one.
+    last = next((e for e in reversed(journal) if e.status != "note"), None)
+    # What an analysis judged before it paused (an inconclusive analysis waits for promote).
+    judged = [
+        e for e in journal if e.status == "note" and e.step_index == current and "verdict" in e.data
+    ]
     return {
         "steps": steps,
         "current": current,
         "step": steps[current] if 0 <= current < len(steps) else None,
         "waiting": bool(last and last.status == "started"),
+        "analysis": dict(judged[-1].data) if judged else None,
     }

@@ -58,7 +58,7 @@ from ...plugin import (
     Strategy,
 )
 from ...release import Release
-from ...results import FleetResult, PlanItem
+from ...results import FleetResult, InstanceCounts, PlanItem
 from ...spec.model import FleetSpec
 from ...state.base import RolloutRecord
 from ..analysis.report import last_analysis
@@ -114,6 +114,7 @@ class SlotDeployer(BaseDeployer):
                 "release": g.release if g else None,
                 "desired": g.desired if g else 0,
                 "in_service": len(live),
+                "other": len(g.live()) - len(live) if g else 0,
                 "healthy": sum(1 for s in states.values() if s == "healthy"),
             }
         return {
@@ -429,3 +430,15 @@ class SlotDeployer(BaseDeployer):
             self.settle_rollback(info, result, reason, previous, exc)
             return
         self.settle_rollback(info, result, reason, previous, None)
+
+
+def count_other_slots(instances: dict[str, InstanceCounts], traffic: Mapping[str, Any]) -> None:
+    """Add the instances of the slots other than the live one to ``status``'s per-release
+    counts (which come from the live slot's group): a paused blue/green runs both."""
+    for name, slot in traffic["slots"].items():
+        if name == traffic.get("live") or not slot.get("exists"):
+            continue
+        fresh = InstanceCounts(in_service=0, other=0)
+        counts = instances.setdefault(slot["release"] or "unknown", fresh)
+        counts["in_service"] += int(slot["in_service"])
+        counts["other"] += int(slot.get("other", 0))

@@ -1,4 +1,4 @@
-"""The one way commands open AWS and the state store: the global options, applied once.
+"""What the commands share: opening AWS and the state store, output format, exit codes.
 
 ``open_engine`` (every command that plans, applies or inspects) and ``open_connection``
 (commands that need only the session and the state store: ``state init``, ``unlock``) both pass
@@ -8,10 +8,12 @@ the same options (``--sandbox``, ``--endpoint-url``, ``--profile``, ``--max-atte
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ExitCode
 from . import Options
 
 if TYPE_CHECKING:
@@ -83,3 +85,45 @@ def open_connection(opts: Options, spec: Spec) -> Iterator[Connection]:
         yield connection
     finally:
         connection.close()
+
+
+def output_format(opts: Options, output: str | None) -> str:
+    """The format a command prints data in: its own ``--output``, else the global one."""
+    return output or opts.output
+
+
+def show(*parts: Any) -> None:
+    """Print rich renderables (tables, text) on stdout."""
+    from .render import console
+
+    out = console(sys.stdout)
+    for part in parts:
+        out.print(part)
+
+
+LOCK_OUTCOMES = ("locked", "lock_lost")
+
+
+def exit_code(results: Sequence[Any]) -> int:
+    """0 when every fleet is ok; 3 when the only trouble is a lock (another rollout holds
+    the fleet, or took it over); 1 when anything failed."""
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        return int(ExitCode.OK)
+    if all(r.outcome in LOCK_OUTCOMES for r in bad):
+        return int(ExitCode.LOCKED)
+    return int(ExitCode.FAILED)
+
+
+FORMAT_VERSION = "1.0"  # of every ``-o json`` output; schemas/output.schema.json describes it
+
+
+def emit_json(data: dict[str, Any]) -> None:
+    """Print one command's data as JSON: ``format_version`` first, secrets redacted.
+
+    The shapes are published in ``schemas/output.schema.json`` (a test validates every
+    command's output against it); a change that breaks a reader bumps the major version.
+    """
+    from .render import print_json
+
+    print_json({"format_version": FORMAT_VERSION, **data})
