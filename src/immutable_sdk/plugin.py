@@ -7,7 +7,7 @@ factories receive the plugin's (already validated) config block and return the p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
@@ -251,6 +251,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
+class ConfigProblem:
+    """A value of a plugin's config block that the plugin refuses, found by its ``check``.
+
+    ``path`` leads from the block to the value (``("batch_size",)``, ``("steps", 2, "weight")``;
+    empty for the block itself); ``message`` says what is expected and what was found, like
+    "expected a regular expression, got '((': missing ), unterminated subpattern". The SDK adds
+    the file, line, column and dotted path.
+    """
+
+    path: tuple[str | int, ...]
+    message: str
+
+
+ConfigCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[ConfigProblem]]
+"""``check(config, fleet)``: the problems of a block that passed its schema, beyond what a schema
+says (a regular expression that does not compile, sizes that together cannot work). ``fleet`` is
+the fleet block the strategy or health check belongs to (``defaults`` merged in), ``{}`` for
+builders and notifiers. Called by ``validate`` (and so before every apply), never with AWS."""
+
+
+@dataclass(frozen=True)
 class PluginEntry(Generic[F]):
     """A named factory in a registry, with the JSON Schema of its config block."""
 
@@ -261,6 +282,7 @@ class PluginEntry(Generic[F]):
     plugin: str  # the registering plugin's name
     distribution: str | None = None  # "name version" of the installing distribution
     description: str = ""
+    check: ConfigCheck | None = None  # problems a schema cannot express (see ConfigCheck)
 
 
 class Registry(Generic[F]):
@@ -278,11 +300,14 @@ class Registry(Generic[F]):
         *,
         schema: Mapping[str, Any] | None = None,
         description: str = "",
+        check: ConfigCheck | None = None,
     ) -> None:
         """Register ``factory`` under ``name``; ``schema`` validates the config block.
 
         The schema describes the whole block, discriminator key (``type`` or ``builder``)
         included; the SDK closes it with ``additionalProperties: false`` if it says nothing.
+        ``check(config, fleet)`` finds what a schema cannot (see ``ConfigCheck``): its
+        problems are reported with the spec's other problems, located at their keys.
         """
         plugin, dist = self._current
         if name in self._entries:
@@ -301,6 +326,7 @@ class Registry(Generic[F]):
             plugin=plugin,
             distribution=dist,
             description=description,
+            check=check,
         )
 
     def get(self, name: str) -> PluginEntry[F]:
@@ -358,6 +384,8 @@ __all__ = [
     "Builder",
     "BuilderFactory",
     "Coalescer",
+    "ConfigCheck",
+    "ConfigProblem",
     "Event",
     "FleetSpec",
     "Gate",

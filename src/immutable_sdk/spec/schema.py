@@ -5,9 +5,12 @@ schema of the plugin its discriminator (``builder:`` or ``type:``) names, throug
 on the discriminator's value. Each plugin schema sits under ``$defs`` with its own ``$id``, so its
 internal ``$ref``s keep working.
 
-Conventions plugin schemas may use (the SDK checks them and words the messages):
-``"format": "duration"`` (``30s``, ``5m``, ``2h``), ``"format": "size"`` (``3``, ``25%``),
-``"format": "file"`` (a path relative to the spec file that names it; it must exist), and
+Conventions plugin schemas may use (the SDK checks them and words the messages, see
+``formats``): ``"format": "duration"`` (``30s``, ``5m``, ``2h``, ``1h30m``; up to a year),
+``"positive-duration"`` (the same, more than 0), ``"size"`` (``3``, ``25%``; at most 100%),
+``"positive-size"`` (at least 1 or above 0%), ``"region"`` (an AWS region of any partition),
+``"regex"`` (a regular expression that compiles), ``"file"`` (a path relative to the spec file
+that names it; it must exist, and leaving the spec's folder is warned about), and
 ``"x-expect"``: the words that complete "expected ..." when a value does not match.
 """
 
@@ -23,18 +26,21 @@ if TYPE_CHECKING:
 SCHEMA_ID = "https://immutable-sdk.dev/schema/spec-v1.json"
 API_VERSION = "immutable-sdk/v1"
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+REGION_PATTERN = r"^[a-z]{2,}(-[a-z]+)+-[0-9]+$"
 
 DURATION: dict[str, Any] = {
     "type": ["string", "number"],
     "format": "duration",
-    "x-expect": "a duration like '30s', '5m' or '2h'",
+    "x-expect": "a duration like '30s', '5m', '2h' or '1h30m'",
 }
+POSITIVE_DURATION: dict[str, Any] = {**DURATION, "format": "positive-duration"}
 REGION: dict[str, Any] = {
     "type": "string",
     "pattern": REGION_PATTERN,
+    "format": "region",
     "x-expect": "an AWS region like 'us-east-1'",
 }
+DYNAMODB_TABLE_PATTERN = r"^[A-Za-z0-9_.-]{3,255}$"
 
 # Keys of an image block that the SDK itself reads, whatever the builder.
 IMAGE_CORE_KEYS: dict[str, Any] = {
@@ -56,8 +62,8 @@ def _strings(description: str) -> dict[str, Any]:
     return {"type": "array", "items": {"type": "string"}, "description": description}
 
 
-def _duration(description: str) -> dict[str, Any]:
-    return {**DURATION, "description": description}
+def _duration(description: str, *, positive: bool = False) -> dict[str, Any]:
+    return {**(POSITIVE_DURATION if positive else DURATION), "description": description}
 
 
 _SLOT = {
@@ -93,6 +99,7 @@ _TRAFFIC = {
                 "ttl": {
                     "type": "integer",
                     "minimum": 0,
+                    "maximum": 2147483647,
                     "description": "Record TTL in seconds (default 60). Every bake after a "
                     "traffic shift waits it out first, and a slot is retired only once it has "
                     "passed: clients move as their DNS caches expire.",
@@ -184,8 +191,10 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "timeout": _duration("How long a gate may take (default 10m)."),
-                "interval": _duration("Time between polls of a gate (default 10s)."),
+                "timeout": _duration("How long a gate may take (default 10m).", positive=True),
+                "interval": _duration(
+                    "Time between polls of a gate (default 10s).", positive=True
+                ),
                 "grace": _duration("Time after launch before checks count (default 0)."),
                 "checks": {"type": "array", "items": check, "description": "Health checks."},
             },
@@ -208,7 +217,7 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
                 "public_ip": {"type": "boolean", "description": "Give instances public IPs."},
             },
         },
-        "max_lifetime": _duration("Instances older than this count as drift."),
+        "max_lifetime": _duration("Instances older than this count as drift.", positive=True),
         "depends_on": {**_strings("Fleets to roll out before this one."), "uniqueItems": True},
         "tags": {
             "type": "object",
@@ -324,7 +333,13 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
                 "properties": {
                     "backend": {"enum": ["local", "dynamodb"], "description": "State backend."},
                     "path": {"type": "string", "description": "local: the SQLite file."},
-                    "table": {"type": "string", "description": "dynamodb: the table."},
+                    "table": {
+                        "type": "string",
+                        "pattern": DYNAMODB_TABLE_PATTERN,
+                        "x-expect": "a DynamoDB table name: 3 to 255 letters, digits, '_', "
+                        "'-' or '.'",
+                        "description": "dynamodb: the table.",
+                    },
                     "region": {**REGION, "description": "dynamodb: region."},
                 },
                 "if": {"properties": {"backend": {"const": "dynamodb"}}, "required": ["backend"]},

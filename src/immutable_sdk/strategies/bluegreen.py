@@ -45,13 +45,13 @@ DURATION: dict[str, Any] = {
     "type": ["string", "number"],
     "format": "duration",
     "minimum": 0,
-    "x-expect": "a duration like '30s', '5m' or '2h'",
+    "x-expect": "a duration like '30s', '5m', '2h' or '1h30m'",
 }
 MANUAL_OR_DURATION: dict[str, Any] = {
     "type": ["string", "number"],
     "pattern": r"^\s*(manual|\d+(\.\d+)?\s*(ms|s|m|h|d)?)\s*$",
     "minimum": 0,
-    "x-expect": "'manual' or a duration like '30s', '5m' or '2h'",
+    "x-expect": "'manual' or a duration like '30s', '5m', '2h' or '1h30m'",
 }
 KEEP_PREVIOUS = {
     **DURATION,
