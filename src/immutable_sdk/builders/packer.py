@@ -93,7 +93,7 @@ SCHEMA: dict[str, Any] = {
         },
         "timeout": {
             "type": ["string", "number"],
-            "format": "duration",
+            "format": "positive-duration",
             "description": "How long Packer may run before it is interrupted (default 1h).",
         },
         "binary": {

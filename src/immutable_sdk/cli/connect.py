@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from . import Options
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ def open_engine(
 
     printer = EventPrinter(fmt=opts.log_format)
     engine = Engine.from_files(files, sink=printer, **connection_options(opts), **engine_options)
+    for warning in engine.spec.warnings:  # as validate words them; validate --strict refuses
+        click.echo(f"warning: {warning}", err=True)
     try:
         yield engine, printer
     finally:

@@ -57,8 +57,7 @@ def duration_problem(value: Any, *, positive: bool = False) -> str | None:
         return f"expected a duration longer than 0s, got {describe(value)}"
     if seconds > MAX_DURATION:
         return (
-            f"expected a duration of at most {format_duration(MAX_DURATION)}, "
-            f"got {describe(value)}"
+            f"expected a duration of at most {format_duration(MAX_DURATION)}, got {describe(value)}"
         )
     return None
 

@@ -192,9 +192,7 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "additionalProperties": False,
             "properties": {
                 "timeout": _duration("How long a gate may take (default 10m).", positive=True),
-                "interval": _duration(
-                    "Time between polls of a gate (default 10s).", positive=True
-                ),
+                "interval": _duration("Time between polls of a gate (default 10s).", positive=True),
                 "grace": _duration("Time after launch before checks count (default 0)."),
                 "checks": {"type": "array", "items": check, "description": "Health checks."},
             },

@@ -44,6 +44,7 @@ from .bluegreen import (
     DURATION,
     KEEP_PREVIOUS,
     MANUAL_OR_DURATION,
+    POSITIVE_DURATION,
     finish_steps,
     pause_of,
     rollback_steps,
@@ -105,12 +106,12 @@ ANALYSIS: dict[str, Any] = {
     "properties": {
         "type": {"enum": ["cloudwatch-metrics", "cloudwatch-alarm"], "description": "Provider."},
         "window": {
-            **DURATION,
+            **POSITIVE_DURATION,
             "description": "cloudwatch-metrics: the period judged, ending when the step ends; "
             "the step watches the health checks meanwhile.",
         },
         "interval": {
-            **DURATION,
+            **POSITIVE_DURATION,
             "description": "cloudwatch-metrics: also judge every interval during the window, "
             "to fail early (default: only at the end).",
         },
@@ -127,11 +128,11 @@ ANALYSIS: dict[str, Any] = {
         "metrics": {"type": "array", "items": METRIC, "minItems": 1, "description": "Metrics."},
         "alarms": {
             "type": "array",
-            "items": {"type": "string", "minLength": 1},
+            "items": {"type": "string", "minLength": 1, "maxLength": 255},
             "minItems": 1,
             "description": "cloudwatch-alarm: alarm names; any in ALARM fails the step.",
         },
-        "duration": {**DURATION, "description": "cloudwatch-alarm: how long to watch."},
+        "duration": {**POSITIVE_DURATION, "description": "cloudwatch-alarm: how long to watch."},
     },
     "required": ["type"],
     "additionalProperties": False,
