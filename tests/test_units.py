@@ -38,7 +38,9 @@ def test_parse_duration(text: object, seconds: float) -> None:
     "bad", ["", "soon", "5x", "-5s", "5 minutes", "1e3s", True, None, -1, math.inf, math.nan, [5]]
 )
 def test_parse_duration_rejects_anything_else_naming_the_forms(bad: object) -> None:
-    with pytest.raises(ValueError, match=r"expected a duration like '30s', '5m', '2h' or '1h30m', got"):
+    with pytest.raises(
+        ValueError, match=r"expected a duration like '30s', '5m', '2h' or '1h30m', got"
+    ):
         parse_duration(bad)
 
 
