@@ -41,8 +41,8 @@ def test_many_mistakes_are_reported_at_once_sorted_by_position(
         f"{f}:13:33: fleets.web.capacity.desired: desired (2) must be at least min (3)",
         f"{f}:14:42: fleets.web.strategy.batch_size: expected a count or a percentage like "
         "'25%', got 'quarter'",
-        f"{f}:16:16: fleets.web.health.timeout: expected a duration like '30s', '5m', '2h' or '1h30m', "
-        "got 'soon'",
+        f"{f}:16:16: fleets.web.health.timeout: expected a duration like '30s', '5m', '2h' or "
+        "'1h30m', got 'soon'",
         f"{f}:18:18: fleets.web.health.checks[0].type: unknown health check 'prob' (known: "
         + ", ".join(sorted(["probe", *_builtin_checks()]))
         + "); did you mean 'probe'?",

@@ -24,7 +24,7 @@ def conforming(files: Sequence[str]) -> Callable[[object], bool]:
     @functools.lru_cache(maxsize=1024)
     def good(value: str) -> bool:
         return all(
-            os.path.isfile(os.path.join(d, os.path.expanduser(value))) and not _leaves(d, value)
+            os.path.isfile(os.path.join(d, os.path.expanduser(value))) and _leaves(d, value) is None
             for d in folders
         )
 
@@ -48,23 +48,23 @@ def file_problems(
     return None, SpecProblem(
         location,
         dotted(shown),
-        f"file {value!r} {how}, outside the folder of this spec file ({base}); keep the "
+        f"file {value!r}{how} is outside the folder of this spec file ({base}); keep the "
         "files a spec reads next to it (validate --strict refuses this)",
     )
 
 
 def _leaves(base: str, value: str) -> str | None:
-    """How ``value`` leaves ``base`` (None: it stays inside)."""
+    """How ``value`` leaves ``base``, as words to put after it (None: it stays inside)."""
     if value.startswith("~"):
-        return f"is in a home folder ({os.path.expanduser(value)})"
+        return f" (in a home folder: {os.path.expanduser(value)})"
     if os.path.isabs(value):
-        return "is an absolute path"
+        return " (an absolute path)"
     full = os.path.normpath(os.path.join(base, value))
     if not _inside(full, base):
-        return f"leads to {full}"
+        return ""
     real = os.path.realpath(full)
     if not _inside(real, os.path.realpath(base)):
-        return f"is a symbolic link to {real}"
+        return f" (a symbolic link to {real})"
     return None
 
 

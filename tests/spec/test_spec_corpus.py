@@ -1,0 +1,86 @@
+"""The corpus of bad specs (tests/spec/corpus, see its README) through the real ``validate``.
+
+Each case says the exit code and every located line the command must print: exactly those,
+nothing else, and never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from immutable_sdk.cli import main
+
+CORPUS = Path(__file__).parent / "corpus"
+CASES = sorted(CORPUS.glob("*.yaml"))
+DIRECTIVE = re.compile(r"^# (exit|expect|warn|args|env): ?(.*)$")
+
+
+def _directives(path: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {"exit": [], "expect": [], "warn": [], "args": [], "env": []}
+    for line in path.read_text().splitlines():
+        m = DIRECTIVE.match(line)
+        if m:
+            found[m[1]].append(m[2])
+    return found
+
+
+def run_case(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[str], list[str]]:
+    """(exit code, error lines, warning lines) of ``validate`` on one case, run from the
+    corpus folder so that the printed locations are the case's own name."""
+    d = _directives(path)
+    for pair in d["env"]:
+        name, _, value = pair.partition("=")
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(CORPUS)
+    args = [a for line in d["args"] for a in line.split()]
+    result = CliRunner().invoke(main, ["validate", *args, "-f", path.name])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    errors, warnings = [], []
+    for line in result.stderr.splitlines():
+        if line.startswith("warning: "):
+            warnings.append(line.removeprefix("warning: "))
+        elif re.match(r"^(?:error: )?[^\s:]+\.yaml:\d+:\d+: ", line):
+            errors.append(line.removeprefix("error: "))
+        else:
+            assert re.match(r"^error: \d+ problem\(s\) found$", line), line
+    return result.exit_code, errors, warnings
+
+
+def test_there_are_cases() -> None:
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_case(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = _directives(path)
+    assert d["exit"], f"{path.name}: no '# exit:' line"
+    code, errors, warnings = run_case(path, monkeypatch)
+    prefix = f"{path.name}:"
+    assert code == int(d["exit"][0]), "\n".join(errors + warnings)
+    folder = str(CORPUS)  # messages may name absolute paths: written {corpus} in a case
+    assert errors == [prefix + e.replace("{corpus}", folder) for e in d["expect"]]
+    assert warnings == [prefix + w.replace("{corpus}", folder) for w in d["warn"]]
+
+
+def regenerate() -> None:  # pragma: no cover - a helper to write a new case's expectations
+    """Print each case's output in the directive format (review it before pasting)."""
+    mp = pytest.MonkeyPatch()
+    for path in CASES:
+        code, errors, warnings = run_case(path, mp)
+        print(f"== {path.name}\n# exit: {code}")
+        for e in errors:
+            print("# expect: " + e.removeprefix(path.name + ":").replace(str(CORPUS), "{corpus}"))
+        for w in warnings:
+            print("# warn: " + w.removeprefix(path.name + ":").replace(str(CORPUS), "{corpus}"))
+    mp.undo()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("IMMUTABLE_SDK_DISABLE_PLUGIN_AUTOLOAD", "1")
+    regenerate()
