@@ -84,3 +84,30 @@ def regenerate() -> None:  # pragma: no cover - a helper to write a new case's e
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("IMMUTABLE_SDK_DISABLE_PLUGIN_AUTOLOAD", "1")
     regenerate()
+
+
+def test_a_symbolic_link_pointing_out_of_the_folder_is_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "spec"
+    (folder / "files").mkdir(parents=True)
+    (tmp_path / "secret.txt").write_text("not for instances\n")
+    (folder / "files" / "boot.sh").symlink_to(tmp_path / "secret.txt")
+    (folder / "files" / "web.pkr.hcl").write_text("# template\n")
+    text = (CORPUS / "good-compound-durations.yaml").read_text()
+    (folder / "spec.yaml").write_text(text.replace("files/user-data.sh", "files/boot.sh"))
+    monkeypatch.chdir(folder)
+    result = CliRunner().invoke(main, ["validate", "-f", "spec.yaml"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"warning: spec.yaml:12:16: fleets.web.user_data: file 'files/boot.sh' (a symbolic link "
+        f"to {tmp_path / 'secret.txt'}) is outside the folder of this spec file ({folder}); keep "
+        "the files a spec reads next to it (validate --strict refuses this)"
+    ]
+    assert "(1 warning)" in result.stdout
+    strict = CliRunner().invoke(main, ["validate", "--strict", "-f", "spec.yaml"])
+    assert strict.exit_code == 2
+    # a link that stays inside the folder is fine
+    (folder / "files" / "boot.sh").unlink()
+    (folder / "files" / "boot.sh").symlink_to(folder / "files" / "web.pkr.hcl")
+    assert CliRunner().invoke(main, ["validate", "--strict", "-f", "spec.yaml"]).exit_code == 0
