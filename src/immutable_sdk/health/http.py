@@ -62,7 +62,8 @@ SCHEMA: Mapping[str, Any] = {
             "type": "string",
             "pattern": "^https?://",
             "description": "URL template, e.g. 'http://{private_ip}:8080/healthz'; placeholders: "
-            "{private_ip}, {public_ip}, {instance_id}.",
+            "{private_ip}, {public_ip}, {instance_id}, as they are ('{{' and '}}' write braces). "
+            "No credentials (user:password@): they would not be sent, and would be shown.",
         },
         "expect_status": {
             "oneOf": [

@@ -183,7 +183,11 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
         "load_balancer": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"target_groups": _strings("Target group ARNs or names.")},
+            "properties": {
+                "target_groups": _strings(
+                    "Target group ARNs or names (a name: at most 32 letters, digits and '-')."
+                )
+            },
         },
         "traffic": _TRAFFIC,
         "strategy": strategy,
@@ -220,7 +224,10 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
         "tags": {
             "type": "object",
             "additionalProperties": {"type": "string"},
-            "description": "Extra tags on every resource of the fleet.",
+            "description": "Extra tags on every resource of the fleet: at most 46 (AWS allows "
+            "50 per resource, the SDK adds up to 4 of its own); keys of 1 to 128 characters, "
+            "not starting with `aws:` or `immutable-sdk:`, values of at most 256; letters, "
+            "digits, spaces and `_ . : / = + - @` only.",
         },
     }
 
@@ -316,7 +323,10 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
             "apiVersion": {"const": API_VERSION, "description": "The spec format's version."},
             "name": {
                 "type": "string",
-                "description": "The project: used in tags, resource names and state keys.",
+                "description": "The project: used in tags, resource names and state keys. "
+                "Lowercase letters, digits and '-'; at most 39 characters, and at most 40 "
+                "together with any fleet's name (the Auto Scaling group and launch template "
+                "names are `{project}-{fleet}`).",
             },
             "region": {
                 **REGION,
