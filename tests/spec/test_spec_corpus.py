@@ -33,6 +33,8 @@ def run_case(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[str
     """(exit code, error lines, warning lines) of ``validate`` on one case, run from the
     corpus folder so that the printed locations are the case's own name."""
     d = _directives(path)
+    for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", path.read_text()):
+        monkeypatch.delenv(name, raising=False)  # only what the case sets is set
     for pair in d["env"]:
         name, _, value = pair.partition("=")
         monkeypatch.setenv(name, value)

@@ -2,8 +2,10 @@
 
 1. Each file is read (``reader``): safe YAML with positions, ``${VAR}`` from the environment.
    The values the spec holds as secrets are registered with the redactor (``secret_scan``).
-   Problems that make a file unreadable or ambiguous (syntax, duplicate keys, unset variables)
-   are reported for all files together, and validation does not start.
+   Problems that make a file unreadable (syntax, size) are reported for all files together,
+   and validation does not start; those that leave a document (duplicate keys, unset
+   variables, ``${VAR}`` in keys) are reported with validation's, which says nothing more
+   about the values they are about.
 2. Files are merged in order, later files winning: maps merge key by key, lists are replaced.
 3. ``defaults:`` is merged under every fleet (the fleet's own values win); problems in a
    defaulted value are reported once, at the ``defaults`` block.
@@ -56,13 +58,18 @@ def load_spec(
 
         plugins = load_plugins()
     with _no_gc_pauses():
-        root = read_documents(names, os.environ if environ is None else environ)
+        root, read = _read_documents(names, os.environ if environ is None else environ)
+        if root is None:
+            raise SpecError(read)
         register_secrets(spec_secret_values(root))  # before any message may quote one
         problems, warnings = check_document(root, plugins, names)
         if strict:
-            problems = sorted(set(problems + warnings))
+            problems += warnings
+        if read:  # a value already reported as unset or duplicated needs no second message
+            seen = {p.location for p in read}
+            problems = read + [p for p in problems if p.location not in seen]
         if problems:
-            raise SpecError(problems)
+            raise SpecError(sorted(set(problems)))
         from .build import build_spec
 
         spec = build_spec(root, tuple(Path(os.path.abspath(n)) for n in names))
@@ -82,7 +89,19 @@ def _no_gc_pauses() -> Iterator[None]:
 
 
 def read_documents(files: Sequence[str], environ: Mapping[str, str]) -> LDict:
-    """The files read and merged in order, with ``defaults`` applied; SpecError if unreadable."""
+    """The files read and merged in order, with ``defaults`` applied; SpecError on any
+    problem reading them."""
+    root, problems = _read_documents(files, environ)
+    if root is None or problems:
+        raise SpecError(problems)
+    return root
+
+
+def _read_documents(
+    files: Sequence[str], environ: Mapping[str, str]
+) -> tuple[LDict | None, list[SpecProblem]]:
+    """(the merged document, with ``defaults`` applied, or None if a file is unreadable;
+    the problems found reading the files)."""
     problems: list[SpecProblem] = []
     documents: list[LDict] = []
     for file in files:
@@ -90,12 +109,13 @@ def read_documents(files: Sequence[str], environ: Mapping[str, str]) -> LDict:
         problems.extend(found)
         if document is not None:
             documents.append(document)
-    if problems:
-        raise SpecError(sorted(set(problems)))
+    problems = sorted(set(problems))
+    if len(documents) < len(files):
+        return None, problems
     root = documents[0]
     for overlay in documents[1:]:
         root = deep_merge(root, overlay)
-    return apply_defaults(root)
+    return apply_defaults(root), problems
 
 
 def apply_defaults(root: LDict) -> LDict:
