@@ -3,7 +3,8 @@
 ``duration`` (0 or more: ``0s``, ``30s``, ``1h30m``), ``positive-duration`` (more than 0, for
 timeouts and intervals), ``size`` (a count, or a percentage from 0% to 100%), ``positive-size``
 (at least 1, or above 0%), ``region`` (a region of any AWS partition, as botocore knows them),
-``regex`` (a Python regular expression that compiles) and ``file`` (a path next to the spec
+``instance-type`` (an EC2 instance type botocore knows), ``regex`` (a Python regular
+expression that compiles) and ``file`` (a path next to the spec
 file; checked on disk by ``validate``). Each check returns the words that follow the path in a
 message, or None when the value is good.
 """
@@ -85,7 +86,7 @@ def size_problem(value: Any, *, positive: bool = False) -> str | None:
 
 def region_problem(value: Any) -> str | None:
     """What is wrong with ``value`` as an AWS region (any partition's)."""
-    from ..aws.partitions import known_regions
+    from ..aws.catalog import known_regions
 
     if not isinstance(value, str):
         return None  # the type's problem
@@ -99,6 +100,23 @@ def region_problem(value: Any) -> str | None:
     return (
         f"unknown AWS region {value!r}{hint} (no partition of the installed botocore has it; "
         "a region newer than botocore needs a newer botocore)"
+    )
+
+
+def instance_type_problem(value: Any) -> str | None:
+    """What is wrong with ``value`` as an EC2 instance type."""
+    from ..aws.catalog import known_instance_types
+
+    if not isinstance(value, str):
+        return None  # the type's problem
+    known = known_instance_types()
+    if not known or value in known:
+        return None
+    close = get_close_matches(value, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (
+        f"unknown EC2 instance type {value!r}{hint} (the installed botocore does not know it; "
+        "a type newer than botocore needs a newer botocore)"
     )
 
 
@@ -124,6 +142,7 @@ PROBLEMS: dict[str, Callable[[Any], str | None]] = {
     "size": size_problem,
     "positive-size": functools.partial(size_problem, positive=True),
     "region": region_problem,
+    "instance-type": instance_type_problem,
     "regex": _regex,
 }
 """Format name -> the message of a value that does not conform (``file`` is checked apart)."""

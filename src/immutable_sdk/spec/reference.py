@@ -44,6 +44,7 @@ FORMAT_WORDS = {
     "positive-size": "size (> 0)",
     "file": "file",
     "region": "region",
+    "instance-type": "instance type",
     "regex": "regular expression",
 }
 

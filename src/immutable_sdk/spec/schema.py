@@ -9,6 +9,7 @@ Conventions plugin schemas may use (the SDK checks them and words the messages, 
 ``formats``): ``"format": "duration"`` (``30s``, ``5m``, ``2h``, ``1h30m``; up to a year),
 ``"positive-duration"`` (the same, more than 0), ``"size"`` (``3``, ``25%``; at most 100%),
 ``"positive-size"`` (at least 1 or above 0%), ``"region"`` (an AWS region of any partition),
+``"instance-type"`` (an EC2 instance type),
 ``"regex"`` (a regular expression that compiles), ``"file"`` (a path relative to the spec file
 that names it; it must exist, and leaving the spec's folder is warned about), and
 ``"x-expect"``: the words that complete "expected ..." when a value does not match.
@@ -165,7 +166,11 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "in each it has its own group, release and state, named `fleet@region` outside "
             "the spec's region. Its image is made available in every one of them.",
         },
-        "instance_type": {"type": "string", "description": "EC2 instance type (t3.small)."},
+        "instance_type": {
+            "type": "string",
+            "format": "instance-type",
+            "description": "EC2 instance type (t3.small), one the installed botocore knows.",
+        },
         "capacity": {
             "type": "object",
             "required": ["min", "max"],
