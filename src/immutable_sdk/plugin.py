@@ -41,6 +41,7 @@ from .lifecycle import (
 )
 from .redaction import redact_text, register_secret
 from .spec.model import FleetSpec, ImageSpec, PluginConfig
+from .templates import placeholder_problems
 from .units import Size, parse_duration, parse_size
 
 
@@ -426,6 +427,7 @@ __all__ = [
     "http_request",
     "parse_duration",
     "parse_size",
+    "placeholder_problems",
     "proxy_from_environment",
     "redact_text",
     "register_secret",

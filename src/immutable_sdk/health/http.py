@@ -42,6 +42,7 @@ from immutable_sdk.plugin import (
     hookimpl,
     http_request,
     parse_duration,
+    placeholder_problems,
 )
 
 PLACEHOLDERS = ("private_ip", "public_ip", "instance_id")
@@ -252,31 +253,7 @@ def _placeholders(template: str) -> list[str]:
 
 def url_problems(url: str) -> list[str]:
     """What makes ``url`` unusable as a URL template (empty: nothing)."""
-    known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-    try:
-        parts = list(string.Formatter().parse(url))
-    except ValueError as exc:
-        return [f"{exc} in {url!r}; placeholders are {known}, and '{{{{' and '}}}}' write braces"]
-    problems = []
-    for _, field, spec, conversion in parts:
-        if field is None:
-            continue
-        written = (
-            "{"
-            + field
-            + (f"!{conversion}" if conversion else "")
-            + (f":{spec}" if spec else "")
-            + "}"
-        )
-        if field in PLACEHOLDERS and not spec and not conversion:
-            continue
-        if field.split(".")[0].split("[")[0] in PLACEHOLDERS:
-            problems.append(
-                f"placeholder {written} may not have attributes, indexes, "
-                f"conversions or formats; use {known} as they are"
-            )
-        else:
-            problems.append(f"unknown placeholder {written}; use {known}")
+    problems = placeholder_problems(url, PLACEHOLDERS)
     if problems:
         return problems
     try:
