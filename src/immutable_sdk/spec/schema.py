@@ -42,6 +42,10 @@ REGION: dict[str, Any] = {
     "x-expect": "an AWS region like 'us-east-1'",
 }
 DYNAMODB_TABLE_PATTERN = r"^[A-Za-z0-9_.-]{3,255}$"
+INSTANCE_PROFILE_PATTERN = (
+    r"^(arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[\w+=,.@/-]{1,128}|[\w+=,.@-]{1,128})$"
+)
+MAX_CAPACITY = 2_147_483_647  # the Auto Scaling API's integers
 
 # Keys of an image block that the SDK itself reads, whatever the builder.
 IMAGE_CORE_KEYS: dict[str, Any] = {
@@ -176,7 +180,10 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "required": ["min", "max"],
             "additionalProperties": False,
             "description": "Auto Scaling group sizes; desired defaults to min.",
-            "properties": {k: {"type": "integer", "minimum": 0} for k in ("min", "desired", "max")},
+            "properties": {
+                k: {"type": "integer", "minimum": 0, "maximum": MAX_CAPACITY}
+                for k in ("min", "desired", "max")
+            },
         },
         "subnets": _strings("Subnet ids or Name tags."),
         "security_groups": _strings("Security group ids, names or Name tags."),
@@ -213,8 +220,19 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
                 "automatic": {"type": "boolean", "description": "Roll back on failure."}
             },
         },
-        "key_name": {"type": "string", "description": "EC2 key pair name."},
-        "iam_instance_profile": {"type": "string", "description": "Instance profile name/ARN."},
+        "key_name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "description": "EC2 key pair name.",
+        },
+        "iam_instance_profile": {
+            "type": "string",
+            "pattern": INSTANCE_PROFILE_PATTERN,
+            "x-expect": "an instance profile name (1 to 128 letters, digits and '+=,.@_-') or "
+            "ARN (arn:aws:iam::ACCOUNT:instance-profile/NAME)",
+            "description": "Instance profile name/ARN.",
+        },
         "security": {
             "type": "object",
             "additionalProperties": False,

@@ -251,7 +251,9 @@ def _explain(error: ValidationError) -> Iterator[tuple[int, tuple[PathPart, ...]
         yield rank, path, False, f"expected {side} {n} item{'s' if n != 1 else ''}"
     elif kind in ("minLength", "maxLength"):
         side = "at least" if kind == "minLength" else "at most"
-        yield rank, path, False, f"expected {side} {error.validator_value} characters, got {got}"
+        n = error.validator_value
+        chars = f"{n} character{'s' if n != 1 else ''}"
+        yield rank, path, False, f"expected {side} {chars}, got {got}"
     elif kind == "uniqueItems":
         yield rank, path, False, "items must be unique"
     elif kind == "not":
