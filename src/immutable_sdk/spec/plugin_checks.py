@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 def plugin_problems(root: LDict, plugins: Plugins, invalid: Collection[str]) -> list[SpecProblem]:
     """What the plugins' checks find; ``invalid`` holds the dotted paths with schema problems."""
     c = Checker(root, plugins)
+    invalid = _with_ancestors(invalid)
     for path, registry, key, block, fleet in _blocks(root, plugins):
         name = block.get(key)
         if not isinstance(name, str) or name not in registry:
@@ -77,6 +78,18 @@ def _blocks(
             yield ("notifiers", i), plugins.notifiers, "type", notifier, none
 
 
+def _with_ancestors(paths: Collection[str]) -> set[str]:
+    """The dotted paths and every path above them (``a.b[0].c`` -> ``a``, ``a.b``, ``a.b[0]``)."""
+    out: set[str] = set()
+    for path in paths:
+        out.add(path)
+        for i, ch in enumerate(path):
+            if ch in ".[" and i:
+                out.add(path[:i])
+    return out
+
+
 def _has_problems(root: LDict, path: Path_, invalid: Collection[str]) -> bool:
-    shown = dotted(where(root, path)[1])
-    return any(p == shown or p.startswith((shown + ".", shown + "[")) for p in invalid)
+    """Whether the node at ``path`` or anything under it has a problem (``invalid`` holds the
+    problems' paths and their ancestors)."""
+    return dotted(where(root, path)[1]) in invalid
