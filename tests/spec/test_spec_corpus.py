@@ -113,3 +113,25 @@ def test_a_symbolic_link_pointing_out_of_the_folder_is_warned_about(
     (folder / "files" / "boot.sh").unlink()
     (folder / "files" / "boot.sh").symlink_to(folder / "files" / "web.pkr.hcl")
     assert CliRunner().invoke(main, ["validate", "--strict", "-f", "spec.yaml"]).exit_code == 0
+
+
+def test_json_output_carries_the_warnings_and_strict_makes_them_problems(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    monkeypatch.chdir(CORPUS)
+    name = "files-outside-warned.yaml"
+    result = CliRunner().invoke(main, ["validate", "-f", name, "-o", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["valid"] is True
+    assert [(w["line"], w["column"], w["path"]) for w in report["warnings"]] == [
+        (12, 16, "fleets.web.user_data")
+    ]
+    result = CliRunner().invoke(main, ["validate", "--strict", "-f", name, "-o", "json"])
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert report["valid"] is False
+    assert [p["path"] for p in report["problems"]] == ["fleets.web.user_data"]
+    assert "outside the folder of this spec file" in report["problems"][0]["message"]
