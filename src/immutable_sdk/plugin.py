@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import pluggy
@@ -265,11 +266,24 @@ class ConfigProblem:
     message: str
 
 
-ConfigCheck = Callable[[Mapping[str, Any], Mapping[str, Any]], Iterable[ConfigProblem]]
-"""``check(config, fleet)``: the problems of a block that passed its schema, beyond what a schema
-says (a regular expression that does not compile, sizes that together cannot work). ``fleet`` is
-the fleet block the strategy or health check belongs to (``defaults`` merged in), ``{}`` for
-builders and notifiers. Called by ``validate`` (and so before every apply), never with AWS."""
+@dataclass(frozen=True)
+class CheckContext:
+    """What a plugin's ``check`` sees besides its block.
+
+    ``fleet``: the fleet block a strategy or health check belongs to (``defaults`` merged in),
+    ``{}`` for builders and notifiers; ``base_dir``: the folder of the spec file that wrote the
+    block, where its relative paths start (as ``PluginConfig.base_dir`` at run time).
+    """
+
+    fleet: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+
+
+ConfigCheck = Callable[[Mapping[str, Any], CheckContext], Iterable[ConfigProblem]]
+"""``check(config, context)``: the problems of a block beyond what a schema says (a regular
+expression that does not compile, sizes that together cannot work, a template variable the
+template does not declare). Called by ``validate`` (and so before every plan and apply), never
+with AWS."""
 
 
 @dataclass(frozen=True)
@@ -384,6 +398,7 @@ __all__ = [
     "BuildError",
     "Builder",
     "BuilderFactory",
+    "CheckContext",
     "Coalescer",
     "ConfigCheck",
     "ConfigProblem",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from immutable_sdk.errors import PluginError, SpecError
-from immutable_sdk.plugin import ConfigProblem, hookimpl
+from immutable_sdk.plugin import CheckContext, ConfigProblem, hookimpl
 from immutable_sdk.plugins import load_plugins
 from immutable_sdk.spec.load import load_spec
 
@@ -17,8 +17,9 @@ from .conftest import LOCATED, VALID, SpecTestPlugin, Writer
 SEEN: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
 
-def check(config: Mapping[str, Any], fleet: Mapping[str, Any]) -> Iterator[ConfigProblem]:
-    SEEN.append((dict(config), dict(fleet)))
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
+    fleet = context.fleet
+    SEEN.append((dict(config), {**fleet, "base_dir": context.base_dir}))
     if config.get("explode"):
         raise KeyError("explode")
     if config["size"] > fleet["capacity"]["max"]:
@@ -74,6 +75,7 @@ def test_problems_are_located_at_their_keys_with_the_rest(
     assert all(LOCATED.match(line) for line in lines)
     config, fleet = SEEN[-1]
     assert config["size"] == 5 and fleet["capacity"] == {"min": 1, "desired": 2, "max": 3}
+    assert fleet["base_dir"] == write.root  # where the block's relative paths start
 
 
 def test_a_block_with_schema_problems_is_still_checked_where_valid(

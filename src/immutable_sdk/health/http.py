@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from immutable_sdk.plugin import (
+    CheckContext,
     ConfigProblem,
     GateTargets,
     HealthCheckFactory,
@@ -271,7 +272,7 @@ def url_problems(url: str) -> list[str]:
     return []
 
 
-def check(config: Mapping[str, Any], fleet: Mapping[str, Any]) -> Iterator[ConfigProblem]:
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
     """The URL template (the schema checked its scheme; body_regex is ``format: regex``)."""
     for problem in url_problems(str(config["url"])):
         yield ConfigProblem(("url",), problem)

@@ -8,10 +8,13 @@ what it says about a value the schema already refused, or an exception, is dropp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginError, SpecProblem
+from ..plugin import CheckContext
 from .checker import Checker, Path_
 from .nodes import LDict, LList, dotted, plain, where
 
@@ -32,8 +35,9 @@ def plugin_problems(root: LDict, plugins: Plugins, invalid: Collection[str]) -> 
         if entry.check is None:
             continue
         doubtful = _has_problems(root, path, invalid)
+        context = CheckContext(plain(fleet), _folder(root, (*path, key)))
         try:
-            found = list(entry.check(plain(block), plain(fleet)))
+            found = list(entry.check(plain(block), context))
         except Exception as exc:
             if doubtful:
                 continue  # it read a value the schema refused
@@ -76,6 +80,11 @@ def _blocks(
     for i, notifier in enumerate(notifiers if isinstance(notifiers, LList) else ()):
         if isinstance(notifier, LDict):
             yield ("notifiers", i), plugins.notifiers, "type", notifier, none
+
+
+def _folder(root: LDict, path: Path_) -> Path:
+    """The folder of the file that wrote the node at ``path`` (as ``build`` resolves it)."""
+    return Path(os.path.abspath(where(root, path)[0].file)).parent
 
 
 def _with_ancestors(paths: Collection[str]) -> set[str]:

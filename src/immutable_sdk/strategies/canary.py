@@ -29,6 +29,7 @@ from typing import Any
 from immutable_sdk.plugin import (
     Analyze,
     Bake,
+    CheckContext,
     ConfigProblem,
     Gate,
     Provision,
@@ -234,7 +235,7 @@ class Canary:
 DIMENSION_PLACEHOLDERS = ("target_group", "load_balancer", "auto_scaling_group", "slot")
 
 
-def check(config: Mapping[str, Any], fleet: Mapping[str, Any]) -> Iterator[ConfigProblem]:
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
     """The placeholders of metric dimension values (steps, weights and durations are checked
     by the spec's own checks of traffic-shifting strategies)."""
     for i, step in enumerate(config.get("steps") or ()):

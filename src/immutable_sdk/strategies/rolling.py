@@ -13,6 +13,7 @@ from typing import Any
 
 from immutable_sdk.plugin import (
     Bake,
+    CheckContext,
     ConfigProblem,
     Gate,
     Launch,
@@ -153,9 +154,9 @@ class Rolling:
         return steps
 
 
-def check(config: Mapping[str, Any], fleet: Mapping[str, Any]) -> Iterator[ConfigProblem]:
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
     """Sizes that cannot work with the fleet's capacity (the schema checked each alone)."""
-    capacity = fleet.get("capacity")
+    capacity = context.fleet.get("capacity")
     if not isinstance(capacity, Mapping):
         return
     high = capacity.get("max")
