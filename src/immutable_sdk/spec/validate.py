@@ -80,7 +80,8 @@ class _Run(threading.local):
 _run = _Run()
 
 
-def _format_checker() -> Any:
+def format_checker() -> Any:
+    """The SDK's formats (``formats``) for jsonschema, as validation checks them."""
     checker = FormatChecker(formats=())
     for name, check in FORMATS.items():
         checker.checks(name)(check)
@@ -131,7 +132,7 @@ def validator_for(plugins: Plugins) -> Any:
                 yield error
 
     cls = extend(Draft202012Validator, {"x-plugin": plugin_keyword, "properties": memo_properties})
-    validator = cls(schema, format_checker=_format_checker())
+    validator = cls(schema, format_checker=format_checker())
     _cache = (weakref.ref(plugins), validator)
     return validator
 
