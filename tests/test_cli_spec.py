@@ -167,8 +167,10 @@ def test_python_m_immutable_sdk_validate(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert out.stdout == ""
-    assert out.stderr == (
-        f"error: {spec}:3:1: name: duplicate key 'name' (first at line 2, column 1)\n"
+    assert out.stderr == (  # the duplicate and the validation problems, all at once
+        f"{spec}:1:1: missing required key 'region'\n"
+        f"{spec}:3:1: name: duplicate key 'name' (first at line 2, column 1)\n"
+        "error: 2 problem(s) found\n"
     )
 
 

@@ -25,6 +25,13 @@ UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
         ("45", 45),
         (" 10 m ", 600),
         ("0s", 0),
+        ("1h30m", 5400),
+        ("90m30s", 5430),
+        ("1h30m15s", 5415),
+        ("1d12h", 129600),
+        ("2m500ms", 120.5),
+        ("1h 30m", 5400),
+        ("1.5h30m", 7200),
         (90, 90),
         (2.5, 2.5),
     ],
@@ -35,10 +42,33 @@ def test_parse_duration(text: object, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "soon", "5x", "-5s", "5 minutes", "1e3s", True, None, -1, math.inf, math.nan, [5]]
+    "bad",
+    [
+        "",
+        "soon",
+        "5x",
+        "-5s",
+        "5 minutes",
+        "1e3s",
+        True,
+        None,
+        -1,
+        math.inf,
+        math.nan,
+        [5],
+        "30m1h",
+        "1h1h",
+        "1hh",
+        "h",
+        "1h-30m",
+        "1h30",
+        "5ms1s",
+    ],
 )
 def test_parse_duration_rejects_anything_else_naming_the_forms(bad: object) -> None:
-    with pytest.raises(ValueError, match=r"expected a duration like '30s', '5m' or '2h', got"):
+    with pytest.raises(
+        ValueError, match=r"expected a duration like '30s', '5m', '2h' or '1h30m', got"
+    ):
         parse_duration(bad)
 
 

@@ -7,9 +7,10 @@ factories receive the plugin's (already validated) config block and return the p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import pluggy
@@ -42,6 +43,7 @@ from .lifecycle import (
 from .redaction import redact_text, register_secret
 from .spec.analysis_schema import analysis_schema
 from .spec.model import FleetSpec, ImageSpec, PluginConfig
+from .templates import placeholder_problems
 from .units import Size, parse_duration, parse_size
 
 
@@ -375,6 +377,40 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class ConfigProblem:
+    """A value of a plugin's config block that the plugin refuses, found by its ``check``.
+
+    ``path`` leads from the block to the value (``("batch_size",)``, ``("steps", 2, "weight")``;
+    empty for the block itself); ``message`` says what is expected and what was found, like
+    "expected a regular expression, got '((': missing ), unterminated subpattern". The SDK adds
+    the file, line, column and dotted path.
+    """
+
+    path: tuple[str | int, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a plugin's ``check`` sees besides its block.
+
+    ``fleet``: the fleet block a strategy or health check belongs to (``defaults`` merged in),
+    ``{}`` for builders and notifiers; ``base_dir``: the folder of the spec file that wrote the
+    block, where its relative paths start (as ``PluginConfig.base_dir`` at run time).
+    """
+
+    fleet: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+
+
+ConfigCheck = Callable[[Mapping[str, Any], CheckContext], Iterable[ConfigProblem]]
+"""``check(config, context)``: the problems of a block beyond what a schema says (a regular
+expression that does not compile, sizes that together cannot work, a template variable the
+template does not declare). Called by ``validate`` (and so before every plan and apply), never
+with AWS."""
+
+
+@dataclass(frozen=True)
 class PluginEntry(Generic[F]):
     """A named factory in a registry, with the JSON Schema of its config block."""
 
@@ -385,6 +421,7 @@ class PluginEntry(Generic[F]):
     plugin: str  # the registering plugin's name
     distribution: str | None = None  # "name version" of the installing distribution
     description: str = ""
+    check: ConfigCheck | None = None  # problems a schema cannot express (see ConfigCheck)
 
     def create(
         self: PluginEntry[Callable[[Mapping[str, Any]], T]],
@@ -421,11 +458,14 @@ class Registry(Generic[F]):
         *,
         schema: Mapping[str, Any] | None = None,
         description: str = "",
+        check: ConfigCheck | None = None,
     ) -> None:
         """Register ``factory`` under ``name``; ``schema`` validates the config block.
 
         The schema describes the whole block, discriminator key (``type`` or ``builder``)
         included; the SDK closes it with ``additionalProperties: false`` if it says nothing.
+        ``check(config, fleet)`` finds what a schema cannot (see ``ConfigCheck``): its
+        problems are reported with the spec's other problems, located at their keys.
         """
         plugin, dist = self._current
         if name in self._entries:
@@ -444,6 +484,7 @@ class Registry(Generic[F]):
             plugin=plugin,
             distribution=dist,
             description=description,
+            check=check,
         )
 
     def get(self, name: str) -> PluginEntry[F]:
@@ -504,7 +545,10 @@ __all__ = [
     "BuildError",
     "Builder",
     "BuilderFactory",
+    "CheckContext",
     "Coalescer",
+    "ConfigCheck",
+    "ConfigProblem",
     "Event",
     "FleetSpec",
     "Gate",
@@ -550,6 +594,7 @@ __all__ = [
     "parse_duration",
     "parse_size",
     "parse_time",
+    "placeholder_problems",
     "proxy_from_environment",
     "redact_text",
     "register_secret",

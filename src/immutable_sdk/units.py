@@ -1,38 +1,47 @@
-"""Durations (``30s``, ``5m``, ``2h``, ``7d``) and sizes (``3``, ``25%``) as specs write them."""
+"""Durations (``30s``, ``5m``, ``2h``, ``7d``, ``1h30m``) and sizes (``3``, ``25%``).
+
+``parse_duration`` is the one duration parser: the spec's schema (``format: duration``), the
+strategies, health checks and the CLI's options all read durations through it.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+_PARTS = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)\s*)+$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-# Compound forms, largest unit first: 1h30m, 90m30s, 1d12h, 2m500ms (each unit at most once).
-_COMPOUND = re.compile(r"^\s*(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?\s*$")
+_EXPECTED = "expected a duration like '30s', '5m', '2h' or '1h30m'"
 _SIZE = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
 
 
 def parse_duration(value: object) -> float:
     """Seconds in a duration: a number of seconds, or a string such as ``90s``, ``5m``, ``1.5h``,
-    or a compound one, largest unit first: ``1h30m``, ``90m30s``.
+    or several parts from the largest unit down, as Go, Terraform and Kubernetes write them:
+    ``1h30m``, ``90m30s``, ``1d12h``, ``2m500ms``. Units: d, h, m, s, ms.
 
-    Raises ValueError with the accepted forms on anything else.
+    Raises ValueError with the accepted forms on anything else (negative, infinite or NaN
+    numbers, a unit twice or out of order such as ``30m1h``).
     """
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '30s', '5m' or '2h', got {value!r}")
+        raise ValueError(f"{_EXPECTED}, got {value!r}")
     if isinstance(value, (int, float)) and value >= 0 and math.isfinite(value):
         return float(value)
     if isinstance(value, str):
-        m = _DURATION.match(value)
+        m = _SECONDS.match(value)
         if m:
-            return float(m.group(1)) * _FACTORS[m.group(2) or "s"]
-        c = _COMPOUND.match(value)
-        if c and any(c.groups()):
-            units = ("d", "h", "m", "s", "ms")
-            return sum(float(n) * _FACTORS[u] for n, u in zip(c.groups(), units, strict=True) if n)
-    raise ValueError(f"expected a duration like '30s', '5m' or '2h', got {value!r}")
+            return float(m.group(1))
+        if _PARTS.match(value):
+            parts = _PART.findall(value)
+            factors = [_FACTORS[unit] for _, unit in parts]
+            if all(a > b for a, b in itertools.pairwise(factors)):
+                return sum(float(n) * f for (n, _), f in zip(parts, factors, strict=True))
+    raise ValueError(f"{_EXPECTED}, got {value!r}")
 
 
 def format_duration(seconds: float) -> str:

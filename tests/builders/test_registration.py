@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from immutable_sdk.plugins import load_plugins
+from immutable_sdk.spec.formats import PROBLEMS, conforms
 
 ARN = "arn:aws:imagebuilder:us-east-1:123456789012:"
 
@@ -33,7 +34,7 @@ def test_each_schema_is_closed_and_described(schemas: dict[str, Any], name: str)
 
 
 def valid(schema: dict[str, Any], block: dict[str, Any]) -> bool:
-    return jsonschema.Draft202012Validator(schema).is_valid(block)
+    return jsonschema.Draft202012Validator(schema, format_checker=format_checker()).is_valid(block)
 
 
 def test_ami_blocks(schemas: dict[str, Any]) -> None:
@@ -68,3 +69,11 @@ def test_packer_blocks(schemas: dict[str, Any]) -> None:
     assert not valid(packer, {"builder": "packer"})
     assert not valid(packer, {**block, "vars": {"nested": {"no": "maps"}}})
     assert not valid(packer, {**block, "tempalte": "typo"})
+
+
+def format_checker() -> jsonschema.FormatChecker:
+    """The SDK's value formats (durations, sizes, regions...), as validation checks them."""
+    checker = jsonschema.FormatChecker(formats=())
+    for name in PROBLEMS:
+        checker.checks(name)(conforms(name))
+    return checker

@@ -82,3 +82,27 @@ def test_history_of_an_unknown_fleet_is_an_error_listing_the_fleets(world: World
     assert out.exit_code == 2
     assert "the spec has no fleet 'nope' (fleets: web)" in out.stderr
     assert cli(world, "history", "-f", spec, "--fleet", "web").exit_code == 0
+
+
+def test_plan_and_apply_warn_as_validate_does_and_refuse_what_it_refuses(world: World) -> None:
+    # a file outside the spec's folder: the same located warning; validate --strict refuses
+    outside = world.tmp.parent / f"{world.tmp.name}-boot.sh"
+    outside.write_text("#!/bin/sh\n")
+    text = fleet_spec(desired=2).replace("user_data: boot.sh", f"user_data: {outside}")
+    spec = str(world.write(text))
+    Sandbox.attach(world.url).seed(load_spec([spec]))
+    warning = [ln for ln in cli(world, "validate", "-f", spec).stderr.splitlines() if ln]
+    assert len(warning) == 1 and "(an absolute path) is outside the folder" in warning[0]
+    assert cli(world, "validate", "--strict", "-f", spec).exit_code == 2
+    planned = cli(world, "plan", "-f", spec)
+    assert planned.exit_code == 0, planned.output
+    assert warning[0] in planned.stderr.splitlines()
+    # a ${VAR} in a key: refused by apply at the same place as by validate, before any change
+    world.monkeypatch.setenv("FLEET", "web")
+    spec = str(world.write(text.replace("\n  web:\n", "\n  ${FLEET}:\n")))
+    refused = cli(world, "validate", "-f", spec)
+    applied = cli(world, "apply", "-f", spec, "--yes")
+    assert refused.exit_code == applied.exit_code == 2
+    assert "fleets: key '${FLEET}' uses ${FLEET}" in refused.stderr
+    assert refused.stderr == applied.stderr
+    assert world.group() == {}

@@ -11,6 +11,7 @@ import pytest
 
 import immutable_sdk.health
 from immutable_sdk.plugins import load_plugins
+from immutable_sdk.spec.formats import PROBLEMS, conforms
 
 BUILTIN = ("cloudwatch-alarm", "ec2", "elb", "http")
 
@@ -72,7 +73,9 @@ def test_schemas_are_closed_and_described(registry: Any, name: str) -> None:
     ],
 )
 def test_schemas_accept_and_refuse(registry: Any, config: dict[str, Any], valid: bool) -> None:
-    validator = jsonschema.Draft202012Validator(registry.get(config["type"]).schema)
+    validator = jsonschema.Draft202012Validator(
+        registry.get(config["type"]).schema, format_checker=format_checker()
+    )
     assert (not list(validator.iter_errors(config))) is valid
     if valid:
         assert registry.get(config["type"]).factory(config) is not None
@@ -93,3 +96,11 @@ def test_health_modules_import_only_the_plugin_api_from_the_sdk() -> None:
                 if module.startswith("immutable_sdk"):
                     assert module == "immutable_sdk.plugin", f"{path.name} imports {module}"
                 assert not module.startswith(("boto3", "botocore")), f"{path.name}: {module}"
+
+
+def format_checker() -> jsonschema.FormatChecker:
+    """The SDK's value formats (durations, sizes, regions...), as validation checks them."""
+    checker = jsonschema.FormatChecker(formats=())
+    for name in PROBLEMS:
+        checker.checks(name)(conforms(name))
+    return checker

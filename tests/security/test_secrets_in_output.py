@@ -284,15 +284,14 @@ def test_notifiers_events_and_the_state_store_get_no_secret(
     plugin = HeardPlugin()
     world.extra_plugins.append(plugin)
     query = f"http://127.0.0.1:{recorder.port}/h/{{instance_id}}?password=qp-s3cret-9&v=1"
-    userinfo = f"http://deploy:url-Pa55w0rd@127.0.0.1:{recorder.port}/h/{{instance_id}}"
     checks = f"        - {{type: http, url: '{query}', successes: 1, failures: 1}}\n"
     tail = "notifiers:\n  - {type: heard}\n"
     world.write(fleet_spec(desired=2, checks=checks) + tail)
     with world.engine(AMI_V1) as engine:
         assert engine.apply().ok
     recorder.is_bad = lambda ami: ami == AMI_V2
-    both = checks + f"        - {{type: http, url: '{userinfo}', successes: 1}}\n"
-    world.write(fleet_spec(desired=2, checks=both) + tail)
+    # (credentials in a check's URL are refused by validation: tests/spec/corpus)
+    world.write(fleet_spec(desired=2, checks=checks) + tail)
     with world.engine(AMI_V2) as engine:
         result = engine.apply()
         assert not result.ok
@@ -302,10 +301,7 @@ def test_notifiers_events_and_the_state_store_get_no_secret(
     heard = "\n".join(plugin.log)
     assert "rollback_started" in heard and "password=[redacted]&v=1" in heard
     events = repr(world.events)
-    assert "deploy:[redacted]@127.0.0.1" in events  # the userinfo check's pending details
     stored = repr(rollouts) + repr(journal)
     assert "password=[redacted]" in stored
     for text in (heard, events, stored, repr(result.to_dict())):
-        assert leaked(text, ("qp-s3cret-9", "url-Pa55w0rd")) == [], text[
-            text.find("qp-s3") - 300 :
-        ][:400]
+        assert leaked(text, ("qp-s3cret-9",)) == [], text[text.find("qp-s3") - 300 :][:400]

@@ -43,7 +43,10 @@ SECRETS = (ACCESS_KEY_ID, TOKEN, "hunter2", "MIIEpAIBAAKCAQEA7")
 @pytest.fixture
 def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SHOP_TOKEN", "Zx9" + TOKEN[3:])  # from the environment: fine
-    (tmp_path / "web.pkr.hcl").write_text('variable "app_version" { type = string }\n')
+    names = ("app_version", "api_key", "db_password", "deploy_key", "from_env")
+    (tmp_path / "web.pkr.hcl").write_text(  # a build refuses vars the template does not declare
+        "".join(f'variable "{name}" {{ type = string }}\n' for name in names)
+    )
     (tmp_path / "boot.sh").write_text(USER_DATA)
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC)

@@ -42,3 +42,25 @@ def test_example_spec_is_valid(path: Path) -> None:
         assert needs.group(1) in dists, f"install {needs.group(1)} (scripts/bootstrap does)"
     spec = load_spec(files, plugins=plugins, environ={})
     assert spec.fleets or spec.images
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[str(p.relative_to(ROOT)) for p in SPECS])
+def test_example_passes_validate_strict(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real command, as CI would run it: no problem and no warning."""
+    from click.testing import CliRunner
+
+    from immutable_sdk.cli import main
+    from immutable_sdk.plugins import AUTOLOAD_ENV
+
+    head = "".join(path.read_text().splitlines(keepends=True)[:5])
+    base = OVERLAY.search(head)
+    files = [path.parent / base.group(1), path] if base else [path]
+    if PLUGIN.search(head):
+        monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    for name in ("APP_VERSION", "WEB_AMI"):
+        monkeypatch.delenv(name, raising=False)
+    args = [a for f in files for a in ("-f", str(f))]
+    result = CliRunner().invoke(main, ["validate", "--strict", *args])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.startswith("ok: ")

@@ -41,8 +41,8 @@ def test_many_mistakes_are_reported_at_once_sorted_by_position(
         f"{f}:13:33: fleets.web.capacity.desired: desired (2) must be at least min (3)",
         f"{f}:14:42: fleets.web.strategy.batch_size: expected a count or a percentage like "
         "'25%', got 'quarter'",
-        f"{f}:16:16: fleets.web.health.timeout: expected a duration like '30s', '5m' or '2h', "
-        "got 'soon'",
+        f"{f}:16:16: fleets.web.health.timeout: expected a duration like '30s', '5m', '2h' or "
+        "'1h30m', got 'soon'",
         f"{f}:18:18: fleets.web.health.checks[0].type: unknown health check 'prob' (known: "
         + ", ".join(sorted(["probe", *_builtin_checks()]))
         + "); did you mean 'probe'?",
@@ -157,7 +157,7 @@ def test_canary_steps(write: Writer, problems_of: ProblemsOf) -> None:
     lines = problems_of(f)
     steps = "fleets.web.strategy.steps"
     assert only(lines, "fleets.web.strategy.keep_previous").endswith(
-        "expected a duration like '30s', '5m' or '2h', got 'an hour'"
+        "expected a duration like '30s', '5m', '2h' or '1h30m', got 'an hour'"
     )
     assert "between 0 and 100" in only(lines, f"{steps}[1].weight")
     assert only(lines, f"{steps}[3].weight").endswith(
@@ -190,7 +190,7 @@ def test_user_data_size_limit(write: Writer, problems_of: ProblemsOf) -> None:
 def test_plugin_schema_with_internal_refs(write: Writer, problems_of: ProblemsOf) -> None:
     text = VALID.replace("template: web.pkr.hcl", "template: web.pkr.hcl\n    timeout: 1 hour")
     line = only(problems_of(write("spec.yaml", text)), "images.web.timeout")
-    assert line.endswith("expected a duration like '30s', '5m' or '2h', got '1 hour'")
+    assert line.endswith("expected a duration like '30s', '5m', '2h' or '1h30m', got '1 hour'")
 
 
 def test_depends_on(write: Writer, problems_of: ProblemsOf) -> None:

@@ -126,7 +126,7 @@ def test_traffic_strategies_need_slots_and_slots_need_them(tmp_path: Path) -> No
         ),
         (
             "      type: blue-green\n      promote_after: whenever",
-            "expected 'manual' or a duration like '30s', '5m' or '2h', got 'whenever'",
+            "expected 'manual' or a duration like '30s', '5m', '2h' or '1h30m', got 'whenever'",
         ),
         ("      type: canary\n      canary_capacity: half\n      steps: [{weight: 10}]", "'full'"),
     ],

@@ -90,7 +90,7 @@ SCHEMA: dict[str, Any] = {
         "distribution": _arn("The distribution configuration (optional, with `recipe`)."),
         "timeout": {
             "type": ["string", "number"],
-            "format": "duration",
+            "format": "positive-duration",
             "description": "How long the build may take (default 4h).",
         },
         **IMAGE_PROPERTIES,

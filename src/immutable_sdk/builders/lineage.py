@@ -39,7 +39,12 @@ T = TypeVar("T")
 IMAGE_PROPERTIES: dict[str, Any] = {
     "regions": {
         "type": "array",
-        "items": {"type": "string", "pattern": r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"},
+        "items": {
+            "type": "string",
+            "pattern": r"^[a-z]{2,}(-[a-z]+)+-[0-9]+$",
+            "format": "region",
+            "x-expect": "an AWS region like 'us-east-1'",
+        },
         "description": "Regions to copy the image to; the spec's region is always included.",
     },
     "retain": {

@@ -45,7 +45,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from difflib import get_close_matches
 from typing import Any
 
 from immutable_sdk.plugin import (
@@ -53,6 +54,8 @@ from immutable_sdk.plugin import (
     Artifact,
     BuilderFactory,
     BuildError,
+    CheckContext,
+    ConfigProblem,
     ImageSpec,
     PluginContext,
     Registry,
@@ -93,7 +96,7 @@ SCHEMA: dict[str, Any] = {
         },
         "timeout": {
             "type": ["string", "number"],
-            "format": "duration",
+            "format": "positive-duration",
             "description": "How long Packer may run before it is interrupted (default 1h).",
         },
         "binary": {
@@ -237,6 +240,33 @@ def _factory(config: Mapping[str, Any]) -> PackerBuilder:
     return PackerBuilder(config)
 
 
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
+    """What a build would refuse, found without Packer: vars the SDK sets, a template that
+    cannot be read, vars the template does not declare (the same rules as ``_template``)."""
+    user_vars = config.get("vars") or {}
+    for name in sorted(user_vars):
+        if name in SDK_VARS:
+            yield ConfigProblem(("vars", name), f"{name!r} is set by immutable-sdk; remove it")
+    path = context.base_dir / os.path.expanduser(str(config["template"]))
+    if not path.is_file():
+        return  # reported as a missing file
+    try:
+        template = load_template(path)
+    except TemplateError as exc:
+        yield ConfigProblem(("template",), f"cannot read the template: {exc}")
+        return
+    declared = ", ".join(sorted(template.variables)) or "none"
+    for name in sorted(user_vars):
+        if name not in SDK_VARS and name not in template.variables:
+            close = get_close_matches(name, sorted(template.variables), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            yield ConfigProblem(
+                ("vars", name),
+                f"the template {template.path.name} declares no variable {name!r} "
+                f"(declared: {declared}){hint}",
+            )
+
+
 @hookimpl
 def immutable_sdk_add_builders(registry: Registry[BuilderFactory]) -> None:
     registry.add(
@@ -244,4 +274,5 @@ def immutable_sdk_add_builders(registry: Registry[BuilderFactory]) -> None:
         _factory,
         schema=SCHEMA,
         description="Bake an AMI with the packer binary (HCL2 or JSON template).",
+        check=check,
     )

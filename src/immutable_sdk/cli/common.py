@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from ..errors import ExitCode
 from . import Options
 
@@ -69,6 +71,8 @@ def open_engine(
         engine = Engine(
             spec, plugins=plugins, sink=sink, **connection_options(opts), **engine_options
         )
+    for warning in engine.spec.warnings:  # as validate words them; validate --strict refuses
+        click.echo(f"warning: {warning}", err=True)
     try:
         yield engine, printer
     finally:

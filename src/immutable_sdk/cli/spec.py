@@ -39,22 +39,27 @@ def _problem_dicts(problems: Sequence[SpecProblem]) -> list[dict[str, Any]]:
 @click.command()
 @spec_files_option
 @output_option
-@click.option("--strict", is_flag=True, help="Treat warnings (secrets in the spec) as errors.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat warnings (secrets in the spec, files outside its folder) as errors.",
+)
 @pass_options
 def validate(opts: Options, files: tuple[str, ...], output: str | None, strict: bool) -> None:
     """Load and validate the spec (all plugins' settings included), without touching AWS.
 
     Prints a one-line summary and exits 0, or prints every problem as FILE:LINE:COL: path:
     message and exits 2. Warns about secrets written in image vars, tags or user data (AWS keys,
-    private key blocks, long high-entropy tokens, values under secret names); --strict makes
-    those errors.
+    private key blocks, long high-entropy tokens, values under secret names) and about files
+    the spec reads from outside its folder (../, absolute paths, symlinks pointing out);
+    --strict makes those errors.
     """
     from ..spec.load import load_spec, scan_spec
 
     as_json = output_format(opts, output) == "json"
     try:
-        spec = load_spec(files)
-        warnings = scan_spec(files)
+        spec = load_spec(files, strict=strict)
+        warnings = sorted({*spec.warnings, *scan_spec(files)})
         if strict and warnings:
             raise SpecError(warnings)
     except SpecError as exc:

@@ -35,7 +35,7 @@ SCHEMA: Mapping[str, Any] = {
         "type": {"const": "cloudwatch-alarm", "description": "Selects this check."},
         "alarms": {
             "type": "array",
-            "items": {"type": "string", "minLength": 1},
+            "items": {"type": "string", "minLength": 1, "maxLength": 255},
             "minItems": 1,
             "uniqueItems": True,
             "description": "Names of the alarms (metric or composite) to watch.",

@@ -23,12 +23,14 @@ import ssl
 import string
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from immutable_sdk.plugin import (
+    CheckContext,
+    ConfigProblem,
     GateTargets,
     HealthCheckFactory,
     HealthReport,
@@ -41,19 +43,17 @@ from immutable_sdk.plugin import (
     hookimpl,
     http_request,
     parse_duration,
+    placeholder_problems,
 )
 
 PLACEHOLDERS = ("private_ip", "public_ip", "instance_id")
+_SAMPLES = {"private_ip": "10.0.0.1", "public_ip": "203.0.113.1", "instance_id": "i-0abc"}
 MAX_WORKERS = 32
 MAX_BODY = 64 * 1024  # bytes of the body read for body_regex
 MAX_REDIRECTS = 5  # same-host redirects followed within one probe
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-_DURATION = {
-    "type": ["string", "number"],
-    "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$",
-    "minimum": 0,
-}
+_DURATION = {"type": ["string", "number"], "format": "positive-duration"}
 
 SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -64,7 +64,8 @@ SCHEMA: Mapping[str, Any] = {
             "type": "string",
             "pattern": "^https?://",
             "description": "URL template, e.g. 'http://{private_ip}:8080/healthz'; placeholders: "
-            "{private_ip}, {public_ip}, {instance_id}.",
+            "{private_ip}, {public_ip}, {instance_id}, as they are ('{{' and '}}' write braces). "
+            "No credentials (user:password@): they would not be sent, and would be shown.",
         },
         "expect_status": {
             "oneOf": [
@@ -80,6 +81,7 @@ SCHEMA: Mapping[str, Any] = {
         },
         "body_regex": {
             "type": "string",
+            "format": "regex",
             "description": "A regular expression the body (its first 64 KiB) must contain.",
         },
         "successes": {
@@ -250,16 +252,37 @@ def _placeholders(template: str) -> list[str]:
     return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
 
 
+def url_problems(url: str) -> list[str]:
+    """What makes ``url`` unusable as a URL template (empty: nothing)."""
+    problems = placeholder_problems(url, PLACEHOLDERS)
+    if problems:
+        return problems
+    try:
+        parsed = urllib.parse.urlsplit(url.format_map(_SAMPLES))
+        parsed.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError as exc:
+        return [f"not a valid URL: {exc}"]
+    if parsed.username is not None or parsed.password is not None:
+        return [
+            "credentials in the URL (user:password@) are not sent, and would be shown in "
+            "every report: health endpoints must answer without them"
+        ]
+    if not parsed.hostname:
+        return ["the URL names no host; write one, such as 'http://{private_ip}:8080/'"]
+    return []
+
+
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
+    """The URL template (the schema checked its scheme; body_regex is ``format: regex``)."""
+    for problem in url_problems(str(config["url"])):
+        yield ConfigProblem(("url",), problem)
+
+
 def factory(config: Mapping[str, Any]) -> HttpCheck:
     url = str(config["url"])
-    try:
-        fields = _placeholders(url)
-    except ValueError as exc:
-        raise PluginError("http", f"url {url!r}: {exc}") from None
-    unknown = [f for f in fields if f not in PLACEHOLDERS]
-    if unknown:
-        known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-        raise PluginError("http", f"url {url!r}: unknown placeholder {{{unknown[0]}}}; use {known}")
+    problems = url_problems(url)
+    if problems:
+        raise PluginError("http", f"url {url!r}: {problems[0]}")
     expect = config.get("expect_status", 200)
     body_regex = config.get("body_regex")
     if body_regex is not None:
@@ -285,4 +308,5 @@ def immutable_sdk_add_health_checks(registry: Registry[HealthCheckFactory]) -> N
         factory,
         schema=SCHEMA,
         description="HTTP request to every instance, judged by status code and body.",
+        check=check,
     )

@@ -7,7 +7,7 @@ from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecProblem
-from ..units import parse_duration
+from .formats import duration_problem
 from .nodes import LDict, PathPart, dotted, where
 from .schema import NAME_PATTERN
 
@@ -54,10 +54,10 @@ class Checker:
 
 
 def check_duration(c: Checker, path: Path_, value: Any, allowed: str = "") -> None:
-    """A duration like '30s', '5m' or '2h' (or nothing)."""
+    """A duration like '30s', '5m', '2h' or '1h30m' (or nothing); ``allowed`` names the other
+    accepted forms (``"'manual' or "``)."""
     if value is None:
         return
-    try:
-        parse_duration(value)
-    except ValueError:
-        c.add(path, f"expected {allowed}a duration like '30s', '5m' or '2h', got {value!r}")
+    problem = duration_problem(value)
+    if problem is not None:
+        c.add(path, problem.replace("expected ", f"expected {allowed}", 1))

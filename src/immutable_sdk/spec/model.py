@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import Location
+from ..errors import Location, SpecProblem
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,8 @@ class Spec:
     files: tuple[Path, ...] = ()
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)  # merged, interpolated
     notifiers: tuple[PluginConfig, ...] = ()  # the top-level ``notifiers`` list
+    # what loading found doubtful but not invalid (a file outside the spec's folder)
+    warnings: tuple[SpecProblem, ...] = field(default=(), repr=False, compare=False)
 
     # --- regions: a fleet may deploy to several; each (fleet, region) is one unit -------------
 

@@ -115,6 +115,8 @@ def dotted(path: Iterable[PathPart]) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not part:  # an empty key (refused, but named)
+            out += "['']"
         else:
             out += f".{part}" if out else str(part)
     return out

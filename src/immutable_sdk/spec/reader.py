@@ -9,6 +9,8 @@
 * ``${VAR}`` and ``${VAR:-default}`` in values are replaced from the environment; ``$${`` writes
   a literal ``${``. An unset variable without a default is an error at that value. An unquoted
   value that is only a substitution is typed after it (``desired: ${N:-4}`` is the number 4).
+  Keys are never replaced: a key with ``${...}`` is an error at the key (keys name fleets,
+  images and tags, which state, plans and AWS resources are keyed on; they are written out).
 * Files larger than ``MAX_FILE_BYTES`` are refused before parsing; aliases may not expand to
   more than ``MAX_ALIAS_NODES`` nodes (the "billion laughs"); recursive aliases are refused.
 """
@@ -149,8 +151,8 @@ class _Constructor(yaml.constructor.SafeConstructor):
         for key_node, _ in node.value:
             if key_node.tag == _MERGE:
                 continue
-            key = self.build(key_node)
-            if isinstance(key, (dict, list)):
+            key = self.key(key_node, None)
+            if key is _REFUSED or isinstance(key, (dict, list)):
                 continue  # reported below
             if key in first:
                 _, line, column = first[key]
@@ -161,13 +163,35 @@ class _Constructor(yaml.constructor.SafeConstructor):
         if any(key_node.tag == _MERGE for key_node, _ in node.value):
             self.flatten_mapping(node)
         for key_node, value_node in node.value:
-            key = self.build(key_node)
+            key = self.key(key_node, data)
+            if key is _REFUSED:
+                continue
             if not isinstance(key, str):
                 self.found.append(
                     (data, None, self.pos(key_node), f"keys must be strings, got {key!r}")
                 )
                 continue
             data.put(key, self.build(value_node), self.pos(key_node), self.pos(value_node))
+
+    def key(self, node: Node, mapping: LDict | None) -> Any:
+        """A mapping key: built as a value, except that ``${VAR}`` is refused, not replaced
+        (reported as a problem of ``mapping`` when one is given)."""
+        if not (isinstance(node, ScalarNode) and node.tag == _STR and "${" in node.value):
+            return self.build(node)
+        refs = [m.group(0) for m in _VAR.finditer(node.value) if m.group(0) != "$${"]
+        if not refs:
+            return node.value.replace("$${", "${")
+        if mapping is not None:
+            self.found.append(
+                (
+                    mapping,
+                    None,
+                    self.pos(node),
+                    f"key {node.value!r} uses {refs[0]}: variables are replaced in values only; "
+                    "write the key itself (keys name fleets, images and tags)",
+                )
+            )
+        return _REFUSED
 
     def construct_str(self, node: ScalarNode) -> Any:
         value: str = node.value
@@ -219,6 +243,8 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
         return _VAR.sub(substitute, text)
 
+
+_REFUSED = object()  # a key that is reported and left out of its mapping
 
 SECRET_TAG = "!secret"
 """``key: !secret VALUE`` marks a value secret: it is redacted from all output."""
@@ -400,7 +426,17 @@ def _yaml_problem(file: str, text: str, exc: yaml.YAMLError) -> SpecProblem:
     mark = exc.problem_mark or exc.context_mark
     message = exc.problem or "invalid YAML"
     if exc.context and exc.problem_mark is not None:
-        message = f"{message} ({exc.context})"
+        began = exc.context_mark
+        if began is not None and (began.line, began.column) != (
+            exc.problem_mark.line,
+            exc.problem_mark.column,
+        ):
+            # where the unfinished construct (a quote, a '{', a '[') began, not only where
+            # the parser gave up, which may be many lines further down
+            at = f"line {began.line + 1}, column {began.column + 1}"
+            message = f"{message} ({exc.context} that began at {at})"
+        else:
+            message = f"{message} ({exc.context})"
     if mark is not None and _starts_with_tab(text, mark.line, mark.column):
         message += "; indent with spaces, not tabs"
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)

@@ -24,15 +24,29 @@ HEADER = """# Spec reference
      Do not edit by hand: a test fails when this file and the schema disagree. -->
 
 Every key a spec may contain, with its type and meaning, for the built-in plugins. Durations are
-numbers of seconds or strings such as `30s`, `5m`, `2h`; sizes are counts (`3`) or percentages
-(`25%`). Third-party plugins document their own blocks (`immutable-sdk schema` prints the schema
-with every installed plugin, for editors).
+numbers of seconds or strings such as `30s`, `5m`, `2h`, or several units from the largest down
+as Go and Terraform write them (`1h30m`, `90m30s`, `1d12h`; units `d`, `h`, `m`, `s`, `ms`), at
+most a year; `duration (> 0)` may not be zero. Sizes are counts (`3`) or percentages from `0%` to
+`100%`; `size (> 0)` may not be `0` or `0%`. A region is one that botocore knows in any
+partition. Third-party plugins document their own blocks (`immutable-sdk schema` prints the
+schema with every installed plugin, for editors).
 
 Any value may take `${VAR}` or `${VAR:-default}` from the environment. `!secret VALUE` (YAML
 tag) marks a value secret: it is redacted from all output; values under secret-like keys
 (`db_password`, `api_token`) and `${VAR}`s with secret-like names (`${DB_PASSWORD}`) are secret
 without it (see [Secrets](../operations.md#secrets)).
 """
+
+FORMAT_WORDS = {
+    "duration": "duration",
+    "positive-duration": "duration (> 0)",
+    "size": "size",
+    "positive-size": "size (> 0)",
+    "file": "file",
+    "region": "region",
+    "instance-type": "instance type",
+    "regex": "regular expression",
+}
 
 PLUGIN_SECTIONS = (
     ("builder", "Image builders", "images.NAME", "builder"),
@@ -57,8 +71,8 @@ def type_of(schema: Mapping[str, Any]) -> str:
     if "enum" in schema:
         return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
     fmt = schema.get("format")
-    if fmt in ("duration", "size", "file"):
-        return str(fmt)
+    if fmt in FORMAT_WORDS:
+        return FORMAT_WORDS[str(fmt)]
     if is_plugin_block(schema):
         return "mapping (a plugin block)"
     for key in ("oneOf", "anyOf"):

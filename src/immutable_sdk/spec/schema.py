@@ -5,9 +5,13 @@ schema of the plugin its discriminator (``builder:`` or ``type:``) names, throug
 on the discriminator's value. Each plugin schema sits under ``$defs`` with its own ``$id``, so its
 internal ``$ref``s keep working.
 
-Conventions plugin schemas may use (the SDK checks them and words the messages):
-``"format": "duration"`` (``30s``, ``5m``, ``2h``), ``"format": "size"`` (``3``, ``25%``),
-``"format": "file"`` (a path relative to the spec file that names it; it must exist), and
+Conventions plugin schemas may use (the SDK checks them and words the messages, see
+``formats``): ``"format": "duration"`` (``30s``, ``5m``, ``2h``, ``1h30m``; up to a year),
+``"positive-duration"`` (the same, more than 0), ``"size"`` (``3``, ``25%``; at most 100%),
+``"positive-size"`` (at least 1 or above 0%), ``"region"`` (an AWS region of any partition),
+``"instance-type"`` (an EC2 instance type),
+``"regex"`` (a regular expression that compiles), ``"file"`` (a path relative to the spec file
+that names it; it must exist, and leaving the spec's folder is warned about), and
 ``"x-expect"``: the words that complete "expected ..." when a value does not match.
 """
 
@@ -25,18 +29,25 @@ if TYPE_CHECKING:
 SCHEMA_ID = "https://immutable-sdk.dev/schema/spec-v1.json"
 API_VERSION = "immutable-sdk/v1"
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+REGION_PATTERN = r"^[a-z]{2,}(-[a-z]+)+-[0-9]+$"
 
 DURATION: dict[str, Any] = {
     "type": ["string", "number"],
     "format": "duration",
-    "x-expect": "a duration like '30s', '5m' or '2h'",
+    "x-expect": "a duration like '30s', '5m', '2h' or '1h30m'",
 }
+POSITIVE_DURATION: dict[str, Any] = {**DURATION, "format": "positive-duration"}
 REGION: dict[str, Any] = {
     "type": "string",
     "pattern": REGION_PATTERN,
+    "format": "region",
     "x-expect": "an AWS region like 'us-east-1'",
 }
+DYNAMODB_TABLE_PATTERN = r"^[A-Za-z0-9_.-]{3,255}$"
+INSTANCE_PROFILE_PATTERN = (
+    r"^(arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[\w+=,.@/-]{1,128}|[\w+=,.@-]{1,128})$"
+)
+MAX_CAPACITY = 2_147_483_647  # the Auto Scaling API's integers
 
 # Keys of an image block that the SDK itself reads, whatever the builder.
 IMAGE_CORE_KEYS: dict[str, Any] = {
@@ -58,8 +69,8 @@ def _strings(description: str) -> dict[str, Any]:
     return {"type": "array", "items": {"type": "string"}, "description": description}
 
 
-def _duration(description: str) -> dict[str, Any]:
-    return {**DURATION, "description": description}
+def _duration(description: str, *, positive: bool = False) -> dict[str, Any]:
+    return {**(POSITIVE_DURATION if positive else DURATION), "description": description}
 
 
 _SLOT = {
@@ -95,6 +106,7 @@ _TRAFFIC = {
                 "ttl": {
                     "type": "integer",
                     "minimum": 0,
+                    "maximum": 2147483647,
                     "description": "Record TTL in seconds (default 60). Every bake after a "
                     "traffic shift waits it out first, and a slot is retired only once it has "
                     "passed: clients move as their DNS caches expire.",
@@ -160,13 +172,20 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "in each it has its own group, release and state, named `fleet@region` outside "
             "the spec's region. Its image is made available in every one of them.",
         },
-        "instance_type": {"type": "string", "description": "EC2 instance type (t3.small)."},
+        "instance_type": {
+            "type": "string",
+            "format": "instance-type",
+            "description": "EC2 instance type (t3.small), one the installed botocore knows.",
+        },
         "capacity": {
             "type": "object",
             "required": ["min", "max"],
             "additionalProperties": False,
             "description": "Auto Scaling group sizes; desired defaults to min.",
-            "properties": {k: {"type": "integer", "minimum": 0} for k in ("min", "desired", "max")},
+            "properties": {
+                k: {"type": "integer", "minimum": 0, "maximum": MAX_CAPACITY}
+                for k in ("min", "desired", "max")
+            },
         },
         "subnets": _strings("Subnet ids or Name tags."),
         "security_groups": _strings("Security group ids, names or Name tags."),
@@ -178,7 +197,11 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
         "load_balancer": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"target_groups": _strings("Target group ARNs or names.")},
+            "properties": {
+                "target_groups": _strings(
+                    "Target group ARNs or names (a name: at most 32 letters, digits and '-')."
+                )
+            },
             "description": "Target groups the fleet's Auto Scaling group registers with.",
         },
         "traffic": _TRAFFIC,
@@ -188,8 +211,8 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "additionalProperties": False,
             "description": "The health gate every rollout step must pass.",
             "properties": {
-                "timeout": _duration("How long a gate may take (default 10m)."),
-                "interval": _duration("Time between polls of a gate (default 10s)."),
+                "timeout": _duration("How long a gate may take (default 10m).", positive=True),
+                "interval": _duration("Time between polls of a gate (default 10s).", positive=True),
                 "grace": _duration("Time after launch before checks count (default 0)."),
                 "checks": {"type": "array", "items": check, "description": "Health checks."},
             },
@@ -202,8 +225,19 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
                 "automatic": {"type": "boolean", "description": "Roll back on failure."}
             },
         },
-        "key_name": {"type": "string", "description": "EC2 key pair name."},
-        "iam_instance_profile": {"type": "string", "description": "Instance profile name/ARN."},
+        "key_name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "description": "EC2 key pair name.",
+        },
+        "iam_instance_profile": {
+            "type": "string",
+            "pattern": INSTANCE_PROFILE_PATTERN,
+            "x-expect": "an instance profile name (1 to 128 letters, digits and '+=,.@_-') or "
+            "ARN (arn:aws:iam::ACCOUNT:instance-profile/NAME)",
+            "description": "Instance profile name/ARN.",
+        },
         "security": {
             "type": "object",
             "additionalProperties": False,
@@ -214,12 +248,15 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
                 "public_ip": {"type": "boolean", "description": "Give instances public IPs."},
             },
         },
-        "max_lifetime": _duration("Instances older than this count as drift."),
+        "max_lifetime": _duration("Instances older than this count as drift.", positive=True),
         "depends_on": {**_strings("Fleets to roll out before this one."), "uniqueItems": True},
         "tags": {
             "type": "object",
             "additionalProperties": {"type": "string"},
-            "description": "Extra tags on every resource of the fleet.",
+            "description": "Extra tags on every resource of the fleet: at most 46 (AWS allows "
+            "50 per resource, the SDK adds up to 4 of its own); keys of 1 to 128 characters, "
+            "not starting with `aws:` or `immutable-sdk:`, values of at most 256; letters, "
+            "digits, spaces and `_ . : / = + - @` only.",
         },
     }
 
@@ -340,7 +377,10 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
             "apiVersion": {"const": API_VERSION, "description": "The spec format's version."},
             "name": {
                 "type": "string",
-                "description": "The project: used in tags, resource names and state keys.",
+                "description": "The project: used in tags, resource names and state keys. "
+                "Lowercase letters, digits and '-'; at most 39 characters, and at most 40 "
+                "together with any fleet's name (the Auto Scaling group and launch template "
+                "names are `{project}-{fleet}`).",
             },
             "region": {
                 **REGION,
@@ -355,7 +395,13 @@ def build_schema(plugins: Plugins, *, editor: bool) -> dict[str, Any]:
                 "properties": {
                     "backend": {"enum": ["local", "dynamodb"], "description": "State backend."},
                     "path": {"type": "string", "description": "local: the SQLite file."},
-                    "table": {"type": "string", "description": "dynamodb: the table."},
+                    "table": {
+                        "type": "string",
+                        "pattern": DYNAMODB_TABLE_PATTERN,
+                        "x-expect": "a DynamoDB table name: 3 to 255 letters, digits, '_', "
+                        "'-' or '.'",
+                        "description": "dynamodb: the table.",
+                    },
                     "region": {**REGION, "description": "dynamodb: region."},
                 },
                 "if": {"properties": {"backend": {"const": "dynamodb"}}, "required": ["backend"]},

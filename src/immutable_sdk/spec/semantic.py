@@ -12,6 +12,7 @@ from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecProblem
+from .aws_names import check_fleet_name, check_project_name, check_references, check_tags
 from .checker import Checker as _Checker
 from .checker import Path_
 from .checker import check_duration as _duration
@@ -21,10 +22,8 @@ from .placement import check_regions, check_waves
 if TYPE_CHECKING:
     from ..plugins import Plugins
 
-MAX_NAMES_LENGTH = 40  # len(project) + len(fleet)
 USER_DATA_LIMIT = 16 * 1024  # EC2 refuses more user data than this (before base64)
 DEFAULT_STRATEGY = "rolling"
-_RESERVED_TAG_PREFIXES = ("aws:", "immutable-sdk:")
 
 
 def semantic_problems(root: LDict, plugins: Plugins) -> list[SpecProblem]:
@@ -40,17 +39,11 @@ def semantic_problems(root: LDict, plugins: Plugins) -> list[SpecProblem]:
             c.plugin(("images", name, "builder"), plugins.builders, image.get("builder"))
     fleets = root.get("fleets")
     fleets = fleets if isinstance(fleets, LDict) else LDict(root.pos)
+    check_project_name(c, project)
     for name, fleet in fleets.items():
         path: Path_ = ("fleets", name)
         c.name(path, name, "fleet name")
-        if isinstance(project, str) and len(project) + len(name) > MAX_NAMES_LENGTH:
-            c.add(
-                path,
-                f"fleet name {name!r} is too long for project {project!r}: together they have "
-                f"{len(project) + len(name)} characters, at most {MAX_NAMES_LENGTH} fit in the "
-                "Auto Scaling group and launch template names '{project}-{fleet}-{slot}'",
-                key=True,
-            )
+        check_fleet_name(c, path, project, name)
         if isinstance(fleet, LDict):
             _check_fleet(c, path, fleet, images, fleets)
     _check_cycles(c, fleets)
@@ -105,19 +98,8 @@ def _check_fleet(c: _Checker, path: Path_, fleet: LDict, images: LDict, fleets: 
             if isinstance(dep, str) and (dep not in fleets or dep == path[-1]):
                 what = "itself" if dep == path[-1] else f"unknown fleet {dep!r}"
                 c.add((*path, "depends_on", i), f"a fleet cannot depend on {what}")
-    tags = fleet.get("tags")
-    if isinstance(tags, LDict):
-        for key, value in tags.items():
-            if key.startswith(_RESERVED_TAG_PREFIXES):
-                c.add(
-                    (*path, "tags", key),
-                    f"tag keys starting with {key.split(':')[0]}: are reserved",
-                    key=True,
-                )
-            elif len(key) > 128:
-                c.add((*path, "tags", key), "tag keys may have at most 128 characters", key=True)
-            if isinstance(value, str) and len(value) > 256:
-                c.add((*path, "tags", key), "tag values may have at most 256 characters")
+    check_tags(c, (*path, "tags"), fleet.get("tags"))
+    check_references(c, path, fleet)
 
 
 def _check_capacity(c: _Checker, path: Path_, capacity: Any) -> None:

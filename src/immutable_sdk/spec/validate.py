@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import re
 import threading
 import weakref
@@ -28,18 +27,15 @@ from jsonschema.exceptions import best_match  # type: ignore[import-untyped, unu
 from jsonschema.validators import extend  # type: ignore[import-untyped, unused-ignore]
 
 from ..errors import SpecProblem
-from ..units import parse_duration, parse_size
 from .fastcheck import surely_valid
+from .formats import DURATION_WORDS, PROBLEMS, SIZE_WORDS, conforms, describe
 from .nodes import LDict, PathPart, dotted, where
+from .paths import conforming, file_problems
 from .schema import build_schema
 
 if TYPE_CHECKING:
     from ..plugins import Plugins
 
-FORMAT_EXPECT = {
-    "duration": "a duration like '30s', '5m' or '2h'",
-    "size": "a count or a percentage like '25%'",
-}
 _TYPE_WORDS = {
     "object": "a mapping",
     "array": "a list",
@@ -58,46 +54,19 @@ _BOUNDS = {
 # When one node has several errors, keep the most telling one.
 _RANK = {"format": 0, "type": 1, "const": 2, "enum": 2, "pattern": 3}
 
+WARNING = 9  # the rank of a warning
+
 _cache: tuple[weakref.ref[Any], Any] | None = None
-
-
-def describe(value: Any) -> str:
-    """A value as messages quote it: ``'quarter'``, ``a list``, ``42``."""
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _duration(value: object) -> bool:
-    try:
-        parse_duration(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _size(value: object) -> bool:
-    if isinstance(value, float):
-        return False
-    try:
-        parse_size(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _file(value: object) -> bool:
     return not isinstance(value, str)  # every path is reported, then checked on disk
 
 
-FORMATS = {"duration": _duration, "size": _size, "file": _file}
+FORMATS: dict[str, Callable[[object], bool]] = {
+    **{name: conforms(name) for name in PROBLEMS},
+    "file": _file,
+}
 
 
 class _Run(threading.local):
@@ -111,7 +80,8 @@ class _Run(threading.local):
 _run = _Run()
 
 
-def _format_checker() -> Any:
+def format_checker() -> Any:
+    """The SDK's formats (``formats``) for jsonschema, as validation checks them."""
     checker = FormatChecker(formats=())
     for name, check in FORMATS.items():
         checker.checks(name)(check)
@@ -162,7 +132,7 @@ def validator_for(plugins: Plugins) -> Any:
                 yield error
 
     cls = extend(Draft202012Validator, {"x-plugin": plugin_keyword, "properties": memo_properties})
-    validator = cls(schema, format_checker=_format_checker())
+    validator = cls(schema, format_checker=format_checker())
     _cache = (weakref.ref(plugins), validator)
     return validator
 
@@ -173,13 +143,14 @@ def schema_problems(
     """Every schema error in the document, located and ranked: for one node, lower is better.
 
     Ranks below 5 are about a value (several may hit the same node: keep the first); 5 is about
-    a map's keys (unknown or missing), each worth its own message. ``files`` are the spec's
+    a map's keys (unknown or missing), each worth its own message; ``WARNING`` is a warning
+    (a file outside the spec's folder), not a problem. ``files`` are the spec's
     files: a path that exists next to every one of them needs no closer look.
     """
     ranked: list[tuple[int, SpecProblem]] = []
     validator = validator_for(plugins)
     _run.memo.clear()
-    _run.formats = {**FORMATS, "file": _exists_next_to(files)}
+    _run.formats = {**FORMATS, "file": conforming(files)}
     try:
         errors = list(validator.iter_errors(root))
     finally:
@@ -189,32 +160,13 @@ def schema_problems(
             location, shown = where(root, path, key=key)
             ranked.append((rank, SpecProblem(location, dotted(shown), message)))
         if error.validator == "format" and error.validator_value == "file":
-            problem = _missing_file(root, tuple(error.absolute_path), error.instance)
+            problem, warning = file_problems(root, tuple(error.absolute_path), error.instance)
             if problem is not None:
                 ranked.append((0, problem))
+            if warning is not None:
+                ranked.append((WARNING, warning))
     ranked.sort(key=lambda item: item[0])
     return ranked
-
-
-def _exists_next_to(files: Sequence[str]) -> Callable[[object], bool]:
-    folders = {os.path.dirname(os.path.abspath(f)) for f in files}
-
-    @functools.lru_cache(maxsize=1024)
-    def exists(value: str) -> bool:
-        path = os.path.expanduser(value)
-        return all(os.path.isfile(os.path.join(d, path)) for d in folders)
-
-    return lambda value: bool(folders) and isinstance(value, str) and exists(value)
-
-
-def _missing_file(root: LDict, path: tuple[PathPart, ...], value: str) -> SpecProblem | None:
-    location, shown = where(root, path)
-    base = os.path.dirname(os.path.abspath(location.file))
-    full = os.path.join(base, os.path.expanduser(value))
-    if os.path.isfile(full):
-        return None
-    what = "is a directory, not a file" if os.path.isdir(full) else "does not exist"
-    return SpecProblem(location, dotted(shown), f"file {value!r} {what} (looked at {full})")
 
 
 def _explain(error: ValidationError) -> Iterator[tuple[int, tuple[PathPart, ...], bool, str]]:
@@ -238,7 +190,21 @@ def _explain(error: ValidationError) -> Iterator[tuple[int, tuple[PathPart, ...]
         return
     if kind in ("anyOf", "oneOf") and error.context:
         direct = [e for e in error.context if not e.relative_path]
-        if (
+        # A value of the right form but out of range ('manual' or a duration: '900d') is
+        # told what is wrong with it; anything else what the alternatives are.
+        specific = [
+            message
+            for e in direct
+            if e.validator == "format"
+            and (check := PROBLEMS.get(str(e.validator_value))) is not None
+            and (message := check(instance)) is not None
+            and not message.startswith((f"expected {DURATION_WORDS}", f"expected {SIZE_WORDS}"))
+        ]
+        if specific:
+            yield 0, path, False, specific[0]
+        elif schema.get("x-expect"):
+            yield 3, path, False, f"expected {schema['x-expect']}, got {describe(instance)}"
+        elif (
             direct
             and all(e.validator == "type" for e in direct)
             and len(direct) == len(error.context)
@@ -255,8 +221,10 @@ def _explain(error: ValidationError) -> Iterator[tuple[int, tuple[PathPart, ...]
     rank = _RANK.get(kind, 4)
     got = describe(instance)
     expect = schema.get("x-expect")
-    if kind == "format" and error.validator_value in FORMAT_EXPECT:
-        expect = FORMAT_EXPECT[str(error.validator_value)]
+    problem = PROBLEMS.get(str(error.validator_value)) if kind == "format" else None
+    if problem is not None and (message := problem(instance)) is not None:
+        yield rank, path, False, message
+        return
     if kind == "pattern" and not expect:
         expect = _pattern_meaning(str(error.validator_value))
     if expect:
@@ -284,7 +252,9 @@ def _explain(error: ValidationError) -> Iterator[tuple[int, tuple[PathPart, ...]
         yield rank, path, False, f"expected {side} {n} item{'s' if n != 1 else ''}"
     elif kind in ("minLength", "maxLength"):
         side = "at least" if kind == "minLength" else "at most"
-        yield rank, path, False, f"expected {side} {error.validator_value} characters, got {got}"
+        n = error.validator_value
+        chars = f"{n} character{'s' if n != 1 else ''}"
+        yield rank, path, False, f"expected {side} {chars}, got {got}"
     elif kind == "uniqueItems":
         yield rank, path, False, "items must be unique"
     elif kind == "not":
@@ -305,9 +275,9 @@ def _pattern_meaning(pattern: str) -> str | None:
     except re.error:
         return None
     if all(regex.search(s) for s in ("30s", "5m", "2h")) and not regex.search("soon"):
-        return FORMAT_EXPECT["duration"]
+        return DURATION_WORDS
     if all(regex.search(s) for s in ("3", "25%")) and not regex.search("quarter"):
-        return FORMAT_EXPECT["size"]
+        return SIZE_WORDS
     return None
 
 

@@ -46,13 +46,12 @@ DURATION: dict[str, Any] = {
     "type": ["string", "number"],
     "format": "duration",
     "minimum": 0,
-    "x-expect": "a duration like '30s', '5m' or '2h'",
+    "x-expect": "a duration like '30s', '5m', '2h' or '1h30m'",
 }
+POSITIVE_DURATION: dict[str, Any] = {**DURATION, "format": "positive-duration"}
 MANUAL_OR_DURATION: dict[str, Any] = {
-    "type": ["string", "number"],
-    "pattern": r"^\s*(manual|\d+(\.\d+)?\s*(ms|s|m|h|d)?)\s*$",
-    "minimum": 0,
-    "x-expect": "'manual' or a duration like '30s', '5m' or '2h'",
+    "anyOf": [{"const": "manual"}, {"type": ["string", "number"], "format": "duration"}],
+    "x-expect": "'manual' or a duration like '30s', '5m', '2h' or '1h30m'",
 }
 KEEP_PREVIOUS = {
     **DURATION,

@@ -24,12 +24,14 @@ remaining steps to that end. A fleet's first release has no baseline: it goes to
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from immutable_sdk.plugin import (
     Analyze,
     Bake,
+    CheckContext,
+    ConfigProblem,
     Gate,
     Provision,
     Registry,
@@ -39,6 +41,7 @@ from immutable_sdk.plugin import (
     StrategyFactory,
     hookimpl,
     parse_duration,
+    placeholder_problems,
 )
 
 from .bluegreen import (
@@ -140,6 +143,25 @@ class Canary:
         return steps + finish_steps(change, self.keep_previous)
 
 
+DIMENSION_PLACEHOLDERS = ("target_group", "load_balancer", "auto_scaling_group", "slot")
+
+
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
+    """The placeholders of metric dimension values (steps, weights and durations are checked
+    by the spec's own checks of traffic-shifting strategies)."""
+    for i, step in enumerate(config.get("steps") or ()):
+        analysis = step.get("analysis") if isinstance(step, Mapping) else None
+        metrics = analysis.get("metrics") if isinstance(analysis, Mapping) else None
+        for j, metric in enumerate(metrics if isinstance(metrics, list) else ()):
+            dimensions = metric.get("dimensions") if isinstance(metric, Mapping) else None
+            for name, value in dimensions.items() if isinstance(dimensions, Mapping) else ():
+                if not isinstance(value, str):
+                    continue
+                path = ("steps", i, "analysis", "metrics", j, "dimensions", name)
+                for problem in placeholder_problems(value, DIMENSION_PLACEHOLDERS):
+                    yield ConfigProblem(path, problem)
+
+
 @hookimpl
 def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
     registry.add(
@@ -148,4 +170,5 @@ def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
         schema=SCHEMA,
         description="Shift traffic to the idle slot in weighted steps with bakes, pauses and "
         "metric analysis; keep the previous slot warm.",
+        check=check,
     )

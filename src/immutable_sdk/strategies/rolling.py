@@ -8,11 +8,13 @@ launches before it terminates; below 100% and with no surge, batches retire firs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from immutable_sdk.plugin import (
     Bake,
+    CheckContext,
+    ConfigProblem,
     Gate,
     Launch,
     Pause,
@@ -28,18 +30,14 @@ from immutable_sdk.plugin import (
 )
 
 SIZE = {
+    "type": ["integer", "string"],
+    "format": "size",
     "description": "A count (3) or a percentage of desired capacity ('25%').",
-    "oneOf": [
-        {"type": "integer", "minimum": 0},
-        {"type": "string", "pattern": r"^\s*\d+\s*%?\s*$"},
-    ],
 }
 DURATION = {
-    "description": "A duration: seconds, or a string such as '30s', '5m', '2h'.",
-    "oneOf": [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-    ],
+    "type": ["number", "string"],
+    "format": "duration",
+    "description": "A duration: seconds, or a string such as '30s', '5m', '2h', '1h30m'.",
 }
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -48,6 +46,7 @@ SCHEMA: dict[str, Any] = {
         "type": {"const": "rolling", "description": "Selects this strategy."},
         "batch_size": {
             **SIZE,
+            "format": "positive-size",
             "description": "Instances replaced per batch: a count or a percentage of desired "
             "capacity (default 25%).",
         },
@@ -92,14 +91,11 @@ class Rolling:
         if change.rollback:
             return self._rollback(change)
         batch = self.batch_size.of(desired, minimum=1)
-        surge = batch if self.max_surge is None else self.max_surge.of(desired)
+        surge = self._surge(desired)
         keep = self._min_healthy(desired)
-        if surge == 0 and keep >= desired and desired > 0:
-            raise SpecError(
-                f"fleets.{change.fleet.name}.strategy: min_healthy {self.min_healthy} with "
-                "max_surge 0 leaves no room to replace anything; allow a surge or lower "
-                "min_healthy"
-            )
+        blocked = self.blocked(desired)
+        if blocked:
+            raise SpecError(f"fleets.{change.fleet.name}.strategy: {blocked}")
         old, new = change.current_instances, change.target_instances
         steps: list[Step] = []
         while old > 0 or new < desired:
@@ -126,6 +122,21 @@ class Rolling:
                 steps.append(Pause(self.pause))
         return steps
 
+    def blocked(self, desired: int) -> str | None:
+        """Why no instance could ever be replaced at this desired capacity (None: it can)."""
+        if desired > 0 and self._surge(desired) == 0 and self._min_healthy(desired) >= desired:
+            return (
+                f"max_surge {self.max_surge} with min_healthy {self.min_healthy} leaves no room "
+                f"to replace an instance of {desired}: none may be added and every one must stay "
+                "in service; allow a surge (max_surge: 1) or lower min_healthy"
+            )
+        return None
+
+    def _surge(self, desired: int) -> int:
+        if self.max_surge is None:
+            return self.batch_size.of(desired, minimum=1)
+        return self.max_surge.of(desired)
+
     def _min_healthy(self, desired: int) -> int:
         if self.min_healthy.percent:
             return self.min_healthy.of(desired, round_up=True)
@@ -143,6 +154,28 @@ class Rolling:
         return steps
 
 
+def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigProblem]:
+    """Sizes that cannot work with the fleet's capacity (the schema checked each alone)."""
+    capacity = context.fleet.get("capacity")
+    if not isinstance(capacity, Mapping):
+        return
+    high = capacity.get("max")
+    desired = capacity.get("desired", capacity.get("min"))
+    if not isinstance(high, int) or not isinstance(desired, int):
+        return  # the schema's and the capacity check's problem
+    rolling = Rolling(config)
+    for key, size in (("batch_size", rolling.batch_size), ("min_healthy", rolling.min_healthy)):
+        if key in config and not size.percent and size.value > high:
+            yield ConfigProblem(
+                (key,),
+                f"{key} {size.value} is more than the fleet's capacity.max ({high}); use at "
+                f"most {high}, or a percentage",
+            )
+    blocked = rolling.blocked(desired)
+    if blocked:
+        yield ConfigProblem(("max_surge" if "max_surge" in config else "min_healthy",), blocked)
+
+
 @hookimpl
 def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
     registry.add(
@@ -150,4 +183,5 @@ def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
         Rolling,
         schema=SCHEMA,
         description="Replace instances in place, batch by batch, gated on health checks.",
+        check=check,
     )

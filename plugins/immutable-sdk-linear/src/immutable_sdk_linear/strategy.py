@@ -65,7 +65,11 @@ SCHEMA: dict[str, Any] = {
                     "minItems": 1,
                     "description": "Alarm names.",
                 },
-                "duration": {**DURATION, "description": "How long to watch them (default 1m)."},
+                "duration": {
+                    **DURATION,
+                    "format": "positive-duration",
+                    "description": "How long to watch them (default 1m).",
+                },
             },
             "required": ["alarms"],
             "additionalProperties": False,

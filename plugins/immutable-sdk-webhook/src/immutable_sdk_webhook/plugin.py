@@ -56,6 +56,7 @@ SCHEMA: dict[str, Any] = {
         },
         "timeout": {
             **DURATION,
+            "format": "positive-duration",
             "description": "Time allowed per attempt, from connecting to the last byte of the "
             "answer (default 5s).",
         },

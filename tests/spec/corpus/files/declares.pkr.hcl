@@ -1,0 +1,4 @@
+# A stand-in template that declares one variable.
+variable "app_version" {
+  type = string
+}

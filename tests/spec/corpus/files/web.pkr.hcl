@@ -1,0 +1,1 @@
+# a stand-in template: validation only checks that it exists
