@@ -15,7 +15,7 @@ from typing import Any
 _DURATION: dict[str, Any] = {
     "type": ["string", "number"],
     "format": "duration",
-    "x-expect": "a duration like '30s', '5m' or '2h'",
+    "x-expect": "a duration like '30s', '5m', '2h' or '1h30m'",
 }
 
 COMPARE: dict[str, Any] = {
@@ -79,11 +79,13 @@ METRIC_KEYS: dict[str, Any] = {
 ANALYSIS_KEYS: dict[str, Any] = {
     "window": {
         **_DURATION,
+        "format": "positive-duration",  # a window of nothing judges nothing
         "description": "The period judged, ending when the step ends; the fleet's health "
         "checks keep watching the new slot meanwhile.",
     },
     "interval": {
         **_DURATION,
+        "format": "positive-duration",  # 0 would judge in a busy loop
         "description": "Also judge every interval during the window, to fail early (default: "
         "only at the end).",
     },
