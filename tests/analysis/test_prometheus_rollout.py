@@ -90,7 +90,7 @@ def test_a_canary_failing_on_a_prometheus_metric_rolls_back_and_says_why(
     assert f"fail: errors: fail: {reason}" in shown_status, status.stdout
 
     shown = cli(slots, "status", "-f", spec, "-o", "json")
-    (entry,) = json.loads(shown.stdout)
+    (entry,) = json.loads(shown.stdout)["fleets"]
     analysis = entry["analysis"]
     assert analysis["provider"] == "prometheus" and analysis["verdict"] == "fail"
     errors, tight = analysis["metrics"]

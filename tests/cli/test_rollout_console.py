@@ -10,8 +10,9 @@ import pytest
 from rich.console import Console
 
 from immutable_sdk.cli.render import EventPrinter, analysis_verdict, describe
+from immutable_sdk.core.rollout.signals import rollout_progress
 from immutable_sdk.core.rollout.wording import step_text
-from immutable_sdk.core.traffic.deployer import count_other_slots, rollout_progress
+from immutable_sdk.core.traffic.deployer import count_other_slots
 from immutable_sdk.lifecycle import Bake, Event, Launch, Retire
 from immutable_sdk.plugin import RolloutInfo
 from immutable_sdk.state.base import JournalEntry
@@ -92,6 +93,7 @@ def test_the_live_view_counts_down_only_on_a_terminal() -> None:
 
 
 ANALYSIS = {
+    "provider": "cloudwatch-metrics",
     "verdict": "inconclusive",
     "window": {"start": 0, "end": 600},
     "metrics": [
@@ -101,7 +103,7 @@ ANALYSIS = {
             "canary": 0.0123456,
             "baseline": 0.01,
             "samples": {"canary": 2, "baseline": 10},
-            "reason": "too few samples",
+            "reason": "canary has 2 of 5 samples needed (canary 0.01235, baseline 0.01)",
         },
     ],
 }
@@ -109,13 +111,17 @@ ANALYSIS = {
 
 def test_the_analysis_verdict_and_numbers_reach_the_console() -> None:
     printer, out = _printer()
-    printer(Event("analysis.result", 0.0, "web", data=ANALYSIS))
+    printer(Event("analysis.result", 0.0, "web", data={**ANALYSIS, "final": True}))
     printer(
         Event("analysis.inconclusive", 0.0, "web", data={"summary": "5xx_rate: too few samples"})
     )
     text = out.getvalue()
-    assert "analysis inconclusive: 5xx_rate inconclusive: canary 0.01235 vs baseline 0.01" in text
-    assert "(2/10 samples)" in text and "`immutable-sdk promote`" in text
+    assert "analysis cloudwatch-metrics: inconclusive" in text
+    assert "5xx_rate: inconclusive: canary has 2 of 5 samples needed" in text
+    assert "(canary 0.01235, baseline 0.01)" in text and "`immutable-sdk promote`" in text
+    # the live view and status --watch: the verdict with each metric's numbers on one line
+    line = analysis_verdict(ANALYSIS)
+    assert "5xx_rate inconclusive: canary 0.01235 vs baseline 0.01 (2/10 samples)" in line
     assert analysis_verdict({"alarms": {"a": "OK"}}) == "alarms a=OK"
 
 

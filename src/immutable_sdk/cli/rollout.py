@@ -177,7 +177,7 @@ def plan(
     "--virtual-clock",
     is_flag=True,
     help="Sandbox only: bakes, pauses, TTL and keep-previous waits pass in virtual time, so "
-    "an example with hours of waits applies in seconds; health checks poll at least 30s "
+    "an example with hours of waits applies at once; health checks poll at least 30s "
     "apart (a manual pause still waits for promote, unless --auto-promote).",
 )
 @click.option(
