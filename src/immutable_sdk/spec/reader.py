@@ -99,26 +99,14 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
     def build(self, node: Node) -> Any:
         """The value of a composed node (aliased nodes are built once and shared)."""
-        built = self.built.get(id(node))
-        if built is not None:
+        built = self.built.get(id(node), _UNBUILT)
+        if built is not _UNBUILT:
             return built
         if isinstance(node, ScalarNode):
-            if node.tag == _STR:
-                return self.construct_str(node)
-            if node.tag == SECRET_TAG:
-                plain = ScalarNode(_STR, node.value, node.start_mark, node.end_mark, node.style)
-                value = self.construct_str(plain)
-                register_secret(value)
-                return value
-            construct = self.yaml_constructors.get(node.tag)
-            if construct is None:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"unsupported tag {node.tag!r}: specs hold plain data only",
-                    node.start_mark,
-                )
-            return construct(self, node)
+            # built once too: an aliased ``${VAR}`` value is substituted (and a secret
+            # registered) once, however many times the alias repeats it
+            value = self.built[id(node)] = self.scalar(node)
+            return value
         if node.tag == SECRET_TAG:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -143,6 +131,24 @@ class _Constructor(yaml.constructor.SafeConstructor):
             f"unsupported tag {node.tag!r}: specs hold plain data only",
             node.start_mark,
         )
+
+    def scalar(self, node: ScalarNode) -> Any:
+        if node.tag == _STR:
+            return self.construct_str(node)
+        if node.tag == SECRET_TAG:
+            plain = ScalarNode(_STR, node.value, node.start_mark, node.end_mark, node.style)
+            value = self.construct_str(plain)
+            register_secret(value)
+            return value
+        construct = self.yaml_constructors.get(node.tag)
+        if construct is None:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"unsupported tag {node.tag!r}: specs hold plain data only",
+                node.start_mark,
+            )
+        return construct(self, node)
 
     def fill_map(self, data: LDict, node: MappingNode) -> None:
         first: dict[Any, Pos] = {}
@@ -220,6 +226,7 @@ class _Constructor(yaml.constructor.SafeConstructor):
         return _VAR.sub(substitute, text)
 
 
+_UNBUILT = object()
 SECRET_TAG = "!secret"
 """``key: !secret VALUE`` marks a value secret: it is redacted from all output."""
 _STR = "tag:yaml.org,2002:str"
