@@ -55,6 +55,34 @@ def sandbox_env(url: str, region: str = "us-east-1") -> dict[str, str]:
     return env
 
 
+# What the SDK may call that the emulator does not implement, as AWS names it.
+_SERVICE_NAMES = {"imagebuilder": "EC2 Image Builder"}
+
+
+def missing_service(service: str) -> str | None:
+    """Why the emulator cannot serve ``service`` (a botocore service name), or None.
+
+    moto answers a service it does not implement with tracebacks and an HTML error page; the
+    sandbox says so before the first call instead."""
+    try:
+        from moto.backend_index import backend_url_patterns
+    except ImportError:  # pragma: no cover - depends on the install
+        return None
+    served = {name for name, _ in backend_url_patterns}
+    if service.replace("-", "") in served or service in served:
+        return None
+    name = _SERVICE_NAMES.get(service, service)
+    return (
+        f"{name} is not available in the sandbox: the emulator (moto) does not implement "
+        f"{service!r}"
+        + (
+            "; bake images with the packer or ami builder there, or run without --sandbox"
+            if service == "imagebuilder"
+            else "; run without --sandbox"
+        )
+    )
+
+
 class Emulator:
     """Start, reset and stop an in-process moto server over HTTP on 127.0.0.1."""
 
@@ -79,8 +107,10 @@ class Emulator:
         from . import emulator_ops
 
         emulator_ops.install()
-        # werkzeug logs every request at INFO; keep the emulator quiet.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # werkzeug logs every request at INFO, and the traceback of every request moto fails
+        # on at ERROR: the client gets the answer (an HTTP 500, made readable by the SDK's
+        # error handling), so the emulator's thread writes nothing to this process's stderr.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         return self
