@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -292,13 +293,22 @@ def read_spec_file(file: str, environ: Mapping[str, str]) -> tuple[LDict | None,
 
 def _read_text(file: str) -> tuple[str | None, SpecProblem | None]:
     try:
-        size = os.stat(file).st_size
-        if size > MAX_FILE_BYTES:
-            return None, _too_large(file, size)
-        with open(file, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        # Non-blocking: opening a FIFO for reading would wait for a writer forever. What is
+        # not a regular file (a FIFO, a device, a directory) is refused before any read.
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         return None, SpecProblem(Location(file), "", f"cannot read the file: {exc.strerror}")
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            return None, _problem(file, 1, 1, f"not a regular file: {_file_kind(mode)}")
+        size = os.fstat(fd).st_size
+        if size > MAX_FILE_BYTES:
+            return None, _too_large(file, size)
+        try:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            return None, SpecProblem(Location(file), "", f"cannot read the file: {exc.strerror}")
     if len(data) > MAX_FILE_BYTES:
         return None, _too_large(file, len(data))
     try:
@@ -313,6 +323,17 @@ def _read_text(file: str) -> tuple[str | None, SpecProblem | None]:
         column = offset - (text.rfind("\n", 0, offset) + 1) + 1
         return None, _problem(file, line, column, "not a text file: NUL character")
     return text, None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((what for test, what in kinds if test(mode)), "not a file")
 
 
 def _too_large(file: str, size: int) -> SpecProblem:

@@ -248,7 +248,12 @@ def _missing_file(root: LDict, path: tuple[PathPart, ...], value: str) -> SpecPr
     full = os.path.join(base, os.path.expanduser(value))
     if os.path.isfile(full):
         return None
-    what = "is a directory, not a file" if os.path.isdir(full) else "does not exist"
+    if os.path.isdir(full):
+        what = "is a directory, not a file"
+    elif os.path.exists(full):  # a FIFO or a device: reading it could block or never end
+        what = "is not a regular file"
+    else:
+        what = "does not exist"
     return SpecProblem(location, dotted(shown), f"file {value!r} {what} (looked at {full})")
 
 
