@@ -298,10 +298,13 @@ def _read_text(file: str) -> tuple[str | None, SpecProblem | None]:
         fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         return None, SpecProblem(Location(file), "", f"cannot read the file: {exc.strerror}")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            return None, SpecProblem(Location(file), "", "cannot read the file: a directory")
+        return None, _problem(file, 1, 1, f"not a regular file: {_file_kind(mode)}")
     with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            return None, _problem(file, 1, 1, f"not a regular file: {_file_kind(mode)}")
         size = os.fstat(fd).st_size
         if size > MAX_FILE_BYTES:
             return None, _too_large(file, size)
