@@ -204,3 +204,17 @@ def test_plugins_lists_every_registered_plugin() -> None:
     header, *lines = text.stdout.splitlines()
     assert header.split() == ["NAME", "KIND", "PLUGIN", "DISTRIBUTION", "VERSION"]
     assert len(lines) == len(rows)
+
+
+def test_validate_of_a_fifo_fails_at_once_with_exit_2(tmp_path: Path) -> None:
+    """A ``-f`` naming a FIFO used to hang: nothing ever writes to it."""
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    out = subprocess.run(
+        [sys.executable, "-m", "immutable_sdk", "validate", "-f", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: {fifo}:1:1: not a regular file: a FIFO (named pipe)"

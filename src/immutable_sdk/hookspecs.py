@@ -36,9 +36,11 @@ hookspec = pluggy.HookspecMarker("immutable_sdk")
 def immutable_sdk_add_builders(registry: Registry[BuilderFactory]) -> None:
     """Register image builders.
 
-    Called once when the plugin manager starts. ``registry.add(name, factory, schema=...)``:
-    ``name`` is what an image's ``builder:`` key selects, ``factory(config)`` returns a Builder
-    for that image's block, ``schema`` is the JSON Schema of the image's whole block.
+    Called once when the plugin manager starts. ``registry.add(name, factory, schema=...,
+    references=...)``: ``name`` is what an image's ``builder:`` key selects, ``factory(config)``
+    returns a Builder for that image's block, ``schema`` is the JSON Schema of the image's whole
+    block, ``references(config)`` the AWS resources a block names (``plugin.References``: the
+    sandbox seeds them). Every register hook's ``registry.add`` takes the same arguments.
     """
 
 

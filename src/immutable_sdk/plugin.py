@@ -442,6 +442,49 @@ class PluginEntry(Generic[F]):
                 distribution=self.distribution,
             ) from exc
 
+    references: ReferencesOf | None = None  # the AWS resources a config block names
+
+    def referenced(self, config: Mapping[str, Any]) -> References:
+        """What ``config`` (a validated block of this entry) names; PluginError if it fails."""
+        if self.references is None:
+            return References()
+        try:
+            found = self.references(config)
+        except Exception as exc:
+            raise PluginError(
+                self.plugin, f"{self.kind} {self.name!r}: references failed: {exc}"
+            ) from exc
+        if not isinstance(found, References):
+            raise PluginError(
+                self.plugin,
+                f"{self.kind} {self.name!r}: references returned {type(found).__name__}, "
+                "not References",
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class References:
+    """AWS resources that a plugin's config block names and expects to exist.
+
+    A plugin declares them with ``registry.add(..., references=fn)``, where ``fn`` receives
+    the validated block and returns a ``References``. The SDK does not create them on AWS;
+    the sandbox (``--sandbox``) seeds them, so that a spec naming them runs unchanged there:
+    alarms are created in state OK; subnets and security groups by ``Name`` tag in the
+    sandbox's VPC; target groups (with a load balancer of the same name, or the one given in
+    ``load_balancers``); hosted zones by name. Names or ids, as the spec writes them.
+    """
+
+    alarms: Sequence[str] = ()
+    subnets: Sequence[str] = ()
+    security_groups: Sequence[str] = ()
+    target_groups: Sequence[str] = ()
+    load_balancers: Mapping[str, str] = field(default_factory=dict)  # target group -> LB
+    hosted_zones: Sequence[str] = ()
+
+
+ReferencesOf = Callable[[Mapping[str, Any]], References]
+
 
 class Registry(Generic[F]):
     """Named factories of one kind (builders, strategies, health checks, notifiers)."""
@@ -459,6 +502,7 @@ class Registry(Generic[F]):
         schema: Mapping[str, Any] | None = None,
         description: str = "",
         check: ConfigCheck | None = None,
+        references: ReferencesOf | None = None,
     ) -> None:
         """Register ``factory`` under ``name``; ``schema`` validates the config block.
 
@@ -466,6 +510,8 @@ class Registry(Generic[F]):
         included; the SDK closes it with ``additionalProperties: false`` if it says nothing.
         ``check(config, fleet)`` finds what a schema cannot (see ``ConfigCheck``): its
         problems are reported with the spec's other problems, located at their keys.
+        ``references``: given a validated block, the AWS resources it names (``References``),
+        which the sandbox creates so the spec runs there unchanged.
         """
         plugin, dist = self._current
         if name in self._entries:
@@ -485,6 +531,7 @@ class Registry(Generic[F]):
             distribution=dist,
             description=description,
             check=check,
+            references=references,
         )
 
     def get(self, name: str) -> PluginEntry[F]:
@@ -573,6 +620,8 @@ __all__ = [
     "PluginEntry",
     "PluginError",
     "Provision",
+    "References",
+    "ReferencesOf",
     "Registry",
     "Retire",
     "RolloutChange",

@@ -222,6 +222,42 @@ def test_what_groups_instances_and_youth_still_use_is_kept(
     assert [x.amis["us-east-1"] for x in plans["web"].delete] == [c]  # version 2 is unreferenced
 
 
+def test_a_group_s_first_ami_is_not_kept_by_the_version_it_no_longer_uses(
+    spec: Spec, session: AwsSession, state: StateStore, bake: Bake
+) -> None:
+    """The emulator reports every instance as launched from the template's default version
+    (1): gc kept the fleet's first AMI, "used by launch template ... version 1", although the
+    group had moved to version 2 and no instance ran the first AMI any more."""
+    first = bake("sha256:a", 40 * DAY)["us-east-1"]
+    second = bake("sha256:b", 30 * DAY)["us-east-1"]
+    bake("sha256:c", 20 * DAY)
+    ec2, autoscaling = session.client("ec2"), session.client("autoscaling")
+    template = ec2.create_launch_template(
+        LaunchTemplateName="web-lt", LaunchTemplateData={"ImageId": first}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(
+        LaunchTemplateId=template, LaunchTemplateData={"ImageId": second}
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="t-web",
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "2"},
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=2,
+        AvailabilityZones=["us-east-1a"],
+        Tags=[{"Key": TAG_PROJECT, "Value": "t", "PropagateAtLaunch": True}],
+    )
+    members = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"]
+    assert {m["LaunchTemplate"]["Version"] for m in members} == {"1"}  # the emulator's quirk
+
+    plans = plan_collection(spec, inventory(spec, session, state), NOW, DAY)
+
+    kept = {x.amis["us-east-1"]: why for x, why in plans["web"].keep}
+    assert kept[second] == "used by launch template web-lt version 2 (auto scaling group t-web)"
+    assert first not in kept
+    assert first in [x.amis["us-east-1"] for x in plans["web"].delete]
+
+
 def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 

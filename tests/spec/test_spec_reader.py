@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -223,3 +225,27 @@ def test_malformed_references(tmp_path: Path) -> None:
     _, problems = read(tmp_path / "s.yaml", "a: ${1X}\nb: ${OPEN\n")
     assert len(problems) == 2
     assert all("malformed variable reference" in str(p) for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda p: os.mkfifo(p), "a FIFO (named pipe)"),
+        (None, "a character device"),
+    ],
+    ids=["fifo", "device"],
+)
+def test_a_spec_that_is_not_a_regular_file_is_refused_at_once(
+    tmp_path: Path, make: Any, kind: str
+) -> None:
+    """A FIFO used to hang the reader forever; a device could be read without end."""
+    path = tmp_path / "spec.yaml"
+    if make is None:
+        path = Path("/dev/zero")
+    else:
+        make(path)
+    start = time.perf_counter()
+    doc, problems = read_spec_file(str(path), {})
+    assert time.perf_counter() - start < 5
+    assert doc is None
+    assert [str(p) for p in problems] == [f"{path}:1:1: not a regular file: {kind}"]

@@ -84,12 +84,12 @@ ALARM_SCHEMA: Mapping[str, Any] = {
         },
         "duration": {
             "type": ["string", "number"],
-            "format": "duration",
+            "format": "positive-duration",
             "description": "How long to watch (plus what is left of the record's TTL).",
         },
         "interval": {
             "type": ["string", "number"],
-            "format": "duration",
+            "format": "positive-duration",
             "description": "Time between two reads of the alarms (default 10s).",
         },
         "dry_run": {

@@ -3,8 +3,8 @@
 Artifacts are found by their lineage tags (``immutable-sdk:project``, ``:image``, ``:digest``...)
 on AMIs the account owns, in every region the spec's images use. What must not be deleted comes
 from three places: the state store (each fleet's current and previous release, rollouts in
-progress), Auto Scaling groups tagged with the project (every launch template version they or
-their instances reference) and the project's instances that still exist.
+progress), Auto Scaling groups tagged with the project (the launch template version each one
+uses) and the project's instances that still exist (by the AMI each was launched from).
 """
 
 from __future__ import annotations
@@ -102,17 +102,18 @@ def list_artifacts(
 def _template_refs(groups: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, str]]:
     """(``LaunchTemplateId`` or ``LaunchTemplateName``, value) -> version -> group name.
 
-    Each group's own launch template version, and the versions its instances were launched from.
+    Each group's own launch template version. The versions its instances report are not
+    used: the emulator reports the template's default version whatever an instance was
+    launched from (so the fleet's first AMI was kept "by" a version the group no longer
+    used), and an instance's AMI is protected by the instance itself (``in_use_by_aws``),
+    by its real ``ImageId``, on AWS and on the emulator alike.
     """
     refs: dict[tuple[str, str], dict[str, str]] = {}
     for group in groups:
         name = str(group["AutoScalingGroupName"])
         mixed = group.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {})
         own = group.get("LaunchTemplate") or mixed.get("LaunchTemplateSpecification", {})
-        launched = [
-            i["LaunchTemplate"] for i in group.get("Instances", ()) if "LaunchTemplate" in i
-        ]
-        for ref in (own, *launched):
+        for ref in (own,):
             key = "LaunchTemplateId" if ref.get("LaunchTemplateId") else "LaunchTemplateName"
             if ref.get(key):
                 versions = refs.setdefault((key, str(ref[key])), {})

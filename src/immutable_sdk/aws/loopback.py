@@ -163,3 +163,31 @@ def sandbox_env(url: str, region: str = "us-east-1") -> dict[str, str]:
         env[name] = env[name.lower()] = DEAD_PROXY
     env["NO_PROXY"] = env["no_proxy"] = LOOPBACK_NO_PROXY
     return env
+
+
+# What the SDK may call that the emulator does not implement, as AWS names it.
+_SERVICE_NAMES = {"imagebuilder": "EC2 Image Builder"}
+
+
+def missing_service(service: str) -> str | None:
+    """Why the emulator cannot serve ``service`` (a botocore service name), or None.
+
+    moto answers a service it does not implement with tracebacks and an HTML error page; the
+    sandbox says so before the first call instead."""
+    try:
+        from moto.backend_index import backend_url_patterns
+    except ImportError:  # pragma: no cover - depends on the install
+        return None
+    served = {name for name, _ in backend_url_patterns}
+    if service.replace("-", "") in served or service in served:
+        return None
+    name = _SERVICE_NAMES.get(service, service)
+    return (
+        f"{name} is not available in the sandbox: the emulator (moto) does not implement "
+        f"{service!r}"
+        + (
+            "; bake images with the packer or ami builder there, or run without --sandbox"
+            if service == "imagebuilder"
+            else "; run without --sandbox"
+        )
+    )

@@ -12,12 +12,16 @@ security groups still resolve. The summary lists each such substitution.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..spec.model import Spec
 from .session import AwsSession, error_code
+
+if TYPE_CHECKING:
+    from ..plugin import PluginEntry, Registry
+    from ..plugins import Plugins
 
 SANDBOX_TAG = "immutable-sdk:sandbox"
 VPC_CIDR = "10.0.0.0/16"
@@ -67,17 +71,24 @@ def _document_regions(spec: Mapping[str, Any]) -> list[str]:
     return list(found)
 
 
-def needs_by_region(spec: Spec | Mapping[str, Any]) -> list[Needs]:
+def needs_by_region(spec: Spec | Mapping[str, Any], plugins: Plugins | None = None) -> list[Needs]:
     """What ``spec`` references in each region it deploys to, the spec's region first."""
     regions = list(spec.regions) if isinstance(spec, Spec) else _document_regions(spec)
     if len(regions) == 1:
-        return [needs(spec)]
-    return [needs(spec, r) for r in regions]
+        return [needs(spec, plugins=plugins)]
+    return [needs(spec, r, plugins=plugins) for r in regions]
 
 
-def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
+def needs(
+    spec: Spec | Mapping[str, Any], region: str | None = None, *, plugins: Plugins | None = None
+) -> Needs:
     """What ``spec`` (the model, or a spec document as a mapping) references; with ``region``,
-    what its fleets that deploy to ``region`` reference (there)."""
+    what its fleets that deploy to ``region`` reference (there).
+
+    Plugin blocks (strategies, health checks, builders, notifiers) name what their plugin's
+    ``references`` declares (``plugin.References``); a spec document without ``plugins``
+    knows only the built-in ``cloudwatch-alarm`` health check's alarms.
+    """
     if isinstance(spec, Spec):
         result = Needs(region or spec.region)
         for fleet in spec.fleets.values():
@@ -88,10 +99,18 @@ def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
             for ref in fleet.target_groups:
                 result.add_target_group(ref)
             _traffic(result, fleet.traffic)
-            for check in fleet.health.checks:
-                if check.type == "cloudwatch-alarm":
-                    result.add(result.alarms, check.config.get("alarms") or ())
             result.add(result.alarms, analysis_alarms(fleet.strategy.config))
+            if plugins is None:
+                _alarm_checks(result, (c.config for c in fleet.health.checks))
+                continue
+            _plugin_references(result, plugins.strategies, [fleet.strategy.config])
+            _plugin_references(
+                result, plugins.health_checks, [c.config for c in fleet.health.checks]
+            )
+        if plugins is not None:
+            images = [i.config for i in spec.images.values() if result.region in i.regions]
+            _plugin_references(result, plugins.builders, images)
+            _plugin_references(result, plugins.notifiers, [n.config for n in spec.notifiers])
         return result
     home = str(spec.get("region") or "us-east-1")
     result = Needs(region or home)
@@ -105,11 +124,42 @@ def needs(spec: Spec | Mapping[str, Any], region: str | None = None) -> Needs:
         for ref in (fleet.get("load_balancer") or {}).get("target_groups") or ():
             result.add_target_group(ref)
         _traffic(result, fleet.get("traffic"))
-        for check in (fleet.get("health") or {}).get("checks") or ():
-            if isinstance(check, Mapping) and check.get("type") == "cloudwatch-alarm":
-                result.add(result.alarms, check.get("alarms") or ())
         result.add(result.alarms, analysis_alarms(fleet.get("strategy")))
+        checks = (fleet.get("health") or {}).get("checks") or ()
+        if plugins is None:
+            _alarm_checks(result, checks)
+            continue
+        _plugin_references(result, plugins.strategies, [fleet.get("strategy") or {}])
+        _plugin_references(result, plugins.health_checks, checks)
     return result
+
+
+def _alarm_checks(result: Needs, checks: Iterable[Any]) -> None:
+    for check in checks:
+        if isinstance(check, Mapping) and check.get("type") == "cloudwatch-alarm":
+            result.add(result.alarms, check.get("alarms") or ())
+
+
+def _plugin_references(result: Needs, registry: Registry[Any], blocks: Iterable[Any]) -> None:
+    """Add what each block's plugin says the block references (``plugin.References``)."""
+    for entry, config in _entries(registry, blocks):
+        found = entry.referenced(config)
+        result.add(result.alarms, found.alarms)
+        result.add(result.subnets, found.subnets)
+        result.add(result.security_groups, found.security_groups)
+        for ref in found.target_groups:
+            result.add_target_group(ref, found.load_balancers.get(ref))
+        result.add(result.zones, found.hosted_zones)
+
+
+def _entries(
+    registry: Registry[Any], blocks: Iterable[Any]
+) -> Iterator[tuple[PluginEntry[Any], Mapping[str, Any]]]:
+    key = "builder" if registry.kind == "builder" else "type"
+    for config in blocks:
+        name = config.get(key) if isinstance(config, Mapping) else None
+        if isinstance(name, str) and name in registry:
+            yield registry.get(name), config
 
 
 def analysis_alarms(config: Any) -> list[str]:

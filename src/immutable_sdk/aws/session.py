@@ -6,8 +6,11 @@ override (sandbox, ``--endpoint-url``, ``AWS_ENDPOINT_URL``) and call counting a
 
 from __future__ import annotations
 
+import ast
 import copy
+import html
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -25,7 +28,7 @@ import botocore.session
 from ..errors import AwsError, UsageError
 from . import fence
 from .limiter import RateLimiter
-from .loopback import SANDBOX_CREDENTIALS, is_loopback_url, sandbox_env
+from .loopback import SANDBOX_CREDENTIALS, is_loopback_url, missing_service, sandbox_env
 
 THROTTLING_CODES = frozenset(
     {
@@ -185,6 +188,10 @@ class AwsSession:
             if client is None:
                 if self.sandboxed and not is_loopback_url(self.endpoint_url):
                     raise UsageError(f"a sandboxed session refuses endpoint {self.endpoint_url!r}")
+                if self.sandboxed:
+                    missing = missing_service(service)
+                    if missing is not None:
+                        raise UsageError(missing)
                 config = self._config
                 if not retries:
                     config = config.merge(botocore.config.Config(retries={"total_max_attempts": 1}))
@@ -255,6 +262,36 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
+_TAG = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def readable(message: str, limit: int = 300) -> str:
+    """An error message fit for one line: an HTML error page (what an emulator or a proxy
+    sends instead of AWS's answer) becomes its title and text, whitespace is folded, and a
+    long text is cut."""
+    text = message
+    if "<" in text and re.search(r"<(!doctype|html|head|body|title|h1|p)\b", text, re.I):
+        title = _TITLE.search(text)
+        body = _TAG.sub(" ", _TITLE.sub(" ", text))
+        text = " ".join(((title.group(1) + ":") if title else "", body))
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _response_body(text: str) -> str:
+    """The body that botocore quotes (as a bytes literal) in a ResponseParserError."""
+    start = text.find("b'") if "b'" in text else text.find('b"')
+    if start < 0:
+        return ""
+    try:
+        body = ast.literal_eval(text[start:].strip())
+    except (ValueError, SyntaxError):
+        return ""
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else ""
+
+
 def to_aws_error(exc: BaseException, doing: str = "") -> AwsError:
     """A clear AwsError for a botocore failure (credentials, throttling, refusals)."""
     prefix = f"{doing}: " if doing else ""
@@ -268,7 +305,7 @@ def to_aws_error(exc: BaseException, doing: str = "") -> AwsError:
         err = exc.response.get("Error", {})
         code = str(err.get("Code", "Unknown"))
         op = getattr(exc, "operation_name", None)
-        msg = str(err.get("Message", "")) or str(exc)
+        msg = readable(str(err.get("Message", "")) or str(exc))
         if code in CREDENTIAL_CODES:
             msg = f"AWS credentials were refused ({code}: {msg}); refresh or renew them"
         elif code in THROTTLING_CODES:
@@ -281,8 +318,11 @@ def to_aws_error(exc: BaseException, doing: str = "") -> AwsError:
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return AwsError(prefix + str(exc), code=type(exc).__name__)
     if isinstance(exc, botocore.parsers.ResponseParserError):
+        page = _response_body(str(exc))
         return AwsError(
-            prefix + "the endpoint sent a response that is not AWS's (an error page?)",
+            prefix
+            + "the endpoint sent a response that is not AWS's"
+            + (f": {readable(page)}" if page else " (an error page?)"),
             code="ResponseParserError",
         )
     return AwsError(prefix + repr(exc))

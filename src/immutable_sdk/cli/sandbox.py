@@ -48,12 +48,14 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
     """
     from ..aws.loopback import SANDBOX_CREDENTIALS, guard
     from ..core.connection import SANDBOX_STATE_VAR, SANDBOX_URL_VAR
+    from ..plugins import load_plugins
     from ..sandbox import Sandbox
     from ..spec.load import load_spec
 
     guard()  # a served sandbox is a sandboxed process too: loopback only
 
-    spec = load_spec(files)
+    plugins = load_plugins()
+    spec = load_spec(files, plugins=plugins)
     state_dir = Path(tempfile.mkdtemp(prefix="immutable-sdk-sandbox-"))
     stop = threading.Event()
 
@@ -63,7 +65,7 @@ def serve(opts: Options, files: tuple[str, ...], env_file: Path) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with Sandbox() as box:
-        summary = box.seed(spec)
+        summary = box.seed(spec, plugins)
         created = list(summary.get("created", []))
         if spec.state.backend == "dynamodb":  # before the env file: it says the sandbox is ready
             created += _state_table(spec, box)

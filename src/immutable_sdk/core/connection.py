@@ -27,6 +27,7 @@ from ..aws.session import AwsSession
 from ..errors import StateError, UsageError
 
 if TYPE_CHECKING:
+    from ..plugins import Plugins
     from ..sandbox import Sandbox
     from ..spec.model import Spec, StateSpec
     from ..state.base import StateStore
@@ -53,6 +54,7 @@ class Connection:
         profile: str | None = None,
         max_attempts: int = 8,
         seed: bool = True,
+        plugins: Plugins | None = None,
     ) -> Connection:
         """Connect for ``spec``; under ``sandbox`` start (or attach to) the emulator and, with
         ``seed``, create there what the spec references."""
@@ -81,7 +83,7 @@ class Connection:
                 spec.region, endpoint_url=box.url, max_attempts=max_attempts, sandboxed=True
             )
             if seed:
-                box.seed(spec)
+                box.seed(spec, plugins)
         except BaseException:
             box.stop()
             raise

@@ -99,6 +99,7 @@ class Engine:
                 endpoint_url=endpoint_url,
                 profile=profile,
                 max_attempts=max_attempts,
+                plugins=self.plugins,
             )
         else:
             connection = Connection(session)

@@ -17,6 +17,7 @@ from immutable_sdk.plugin import (
     HealthReport,
     HealthStatus,
     PluginContext,
+    References,
     Registry,
     hookimpl,
 )
@@ -105,6 +106,11 @@ def factory(config: Mapping[str, Any]) -> AlarmCheck:
     )
 
 
+def references(config: Mapping[str, Any]) -> References:
+    """The alarms the check watches (the sandbox creates them)."""
+    return References(alarms=[str(a) for a in config.get("alarms") or ()])
+
+
 @hookimpl
 def immutable_sdk_add_health_checks(registry: Registry[HealthCheckFactory]) -> None:
     registry.add(
@@ -112,4 +118,5 @@ def immutable_sdk_add_health_checks(registry: Registry[HealthCheckFactory]) -> N
         factory,
         schema=SCHEMA,
         description="Named CloudWatch alarms must not be in ALARM (one call per poll).",
+        references=references,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..aws.loopback import is_loopback_url, sandbox_env
 from ..aws.seed import Seeder, needs_by_region
@@ -17,6 +17,9 @@ from ..aws.session import AwsSession, aws_errors
 from ..errors import UsageError
 from ..spec.model import Spec
 from .emulator import Emulator
+
+if TYPE_CHECKING:
+    from ..plugins import Plugins
 
 __all__ = ["Sandbox", "sandbox_env"]
 
@@ -62,16 +65,25 @@ class Sandbox:
     def env(self, region: str = "us-east-1") -> dict[str, str]:
         return sandbox_env(self.url, region)
 
-    def seed(self, spec: Spec | Mapping[str, Any]) -> dict[str, Any]:
+    def seed(
+        self, spec: Spec | Mapping[str, Any], plugins: Plugins | None = None
+    ) -> dict[str, Any]:
         """Create what ``spec`` references and is missing; returns what exists and what changed.
+
+        What plugin blocks name comes from their plugins' ``references`` (``plugin.References``):
+        ``plugins`` are the loaded ones (default: ``load_plugins()``).
 
         A spec whose fleets deploy to several regions is seeded in each (its own network,
         load balancers and alarms there); the summary is then the spec's region's, with
         ``regions`` holding each region's and ``created`` / ``substituted`` naming the region.
         """
+        if plugins is None:
+            from ..plugins import load_plugins
+
+            plugins = load_plugins()
         summaries = []
         with aws_errors("seeding the sandbox"):
-            for wanted in needs_by_region(spec):
+            for wanted in needs_by_region(spec, plugins):
                 summaries.append(Seeder(self.session(wanted.region), wanted).run())
         if len(summaries) == 1:
             return summaries[0]

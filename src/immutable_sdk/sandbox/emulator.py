@@ -35,8 +35,10 @@ class Emulator:
         from . import moto_fixes
 
         moto_fixes.install()
-        # werkzeug logs every request at INFO; keep the emulator quiet.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # werkzeug logs every request at INFO, and the traceback of every request moto fails
+        # on at ERROR: the client gets the answer (an HTTP 500, made readable by the SDK's
+        # error handling), so the emulator's thread writes nothing to this process's stderr.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         return self

@@ -24,12 +24,27 @@
   period with statistic sets only gives their maximum (AWS derives percentiles only from
   values; the maximum is the conservative stand-in, as the canary judge combines them).
 
+* moto's ``GetMetricData`` computes only ``Sum``, ``Average``, ``Minimum``, ``Maximum`` and
+  ``SampleCount``: any other statistic (a percentile such as ``p99``) came back as a missing
+  value and the server answered HTTP 500 once data existed. Percentiles (``p99``, ``p99.9``) and
+  trimmed means (``tm99``) are computed here as CloudWatch defines them, over the raw values
+  (statistic sets count only where CloudWatch can tell their values: one sample, or min equal
+  to max); a period with no such value has no data point, as on AWS. Other extended statistics
+  are refused with a ``ValidationError`` that says so, not a server error.
+
+* A terminated instance gives its private address back to its subnet, as on AWS (moto kept it
+  until the server was reset: a sandbox ran out of addresses after about 250 launches in a
+  /24 and a rollback then failed half-way). A subnet that is really full answers
+  ``InsufficientFreeAddressesInSubnet``, AWS's error, rather than HTTP 500.
+
 Production code is unchanged: it calls the same APIs on AWS.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -162,31 +177,111 @@ def install() -> None:
         create_launch_template_version
     )
     _serialize_dynamodb_writes()
-    _percentile_statistics()
+    _extended_statistics()
+    _addresses_freed_on_termination()
     _installed = True
 
 
-def _percentile_statistics() -> None:
-    import math
-    import re
+def _addresses_freed_on_termination() -> None:
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.instances import Instance
+    from moto.ec2.models.subnets import Subnet
 
-    from moto.cloudwatch.models import MetricAggregatedDatum, Statistics
+    original_terminate = Instance.terminate
+    original_next_ip = Subnet.get_available_subnet_ip
+    original_prep_nics = Instance.prep_nics
 
-    percentile = re.compile(r"^p(\d+(?:\.\d+)?)$")
-    original = Statistics.get_statistics_for_type
+    def prep_nics(self: Any, nic_spec: Any, *args: Any, **kwargs: Any) -> Any:
+        # An interface the launch creates goes with the instance unless the request says
+        # otherwise (AWS); moto kept it, and its address, unless DeleteOnTermination was true.
+        answer = original_prep_nics(self, nic_spec, *args, **kwargs)
+        kept = {
+            int(n.get("DeviceIndex", 0))
+            for n in nic_spec or ()
+            if n.get("NetworkInterfaceId") or n.get("DeleteOnTermination") in (False, "false")
+        }
+        for index, nic in self.nics.items():
+            if index not in kept:
+                nic.delete_on_termination = True
+        return answer
+
+    def terminate(self: Any) -> Any:
+        previous = original_terminate(self)
+        subnet_id = self.subnet_id
+        if subnet_id and self._private_ips:
+            subnet = self.ec2_backend.get_subnet(subnet_id)
+            for ip in self._private_ips:
+                if subnet._subnet_ips.get(ip) is self:  # not another's since
+                    subnet.del_subnet_ip(ip)
+            self._private_ips = set()  # so moto's own clean-up (on collection) frees nothing
+        return previous
+
+    def get_available_subnet_ip(self: Any, instance: Any) -> str:
+        try:
+            return str(original_next_ip(self, instance))
+        except StopIteration:
+            raise EC2ClientError(
+                "InsufficientFreeAddressesInSubnet",
+                f"There are not enough free addresses in subnet '{self.id}' to satisfy the "
+                "requested number of instances.",
+            ) from None
+
+    Instance.terminate = terminate  # type: ignore[method-assign]
+    Instance.prep_nics = prep_nics  # type: ignore[method-assign]
+    Subnet.get_available_subnet_ip = get_available_subnet_ip  # type: ignore[method-assign]
+
+
+_BASIC = frozenset({"Sum", "Average", "Minimum", "Maximum", "SampleCount"})
+_EXTENDED = re.compile(r"(p|tm)(\d{1,2}(?:\.\d+)?|100)")
+
+
+def _extended_statistics() -> None:
+    from moto.cloudwatch.exceptions import ValidationError
+    from moto.cloudwatch.models import CloudWatchBackend, Statistics
+
+    original_statistic = Statistics.get_statistics_for_type
+    original_get_metric_data = CloudWatchBackend.get_metric_data
 
     def get_statistics_for_type(self: Any, stat: str) -> Any:
-        match = percentile.match(stat)
-        if match is None:
-            return original(self, stat)
-        values = sorted(float(v) for v in self.metric_single_values_list)
-        if values:
-            rank = max(1, math.ceil(float(match.group(1)) / 100 * len(values)))
-            return values[min(rank, len(values)) - 1]
-        sets = [m for m in self.metric_data or [] if isinstance(m, MetricAggregatedDatum)]
-        return max((float(m.max) for m in sets), default=0.0)
+        if stat in _BASIC:
+            return original_statistic(self, stat)
+        found = _EXTENDED.fullmatch(stat)
+        if found is None:
+            raise ValidationError(
+                f"The statistic {stat!r} is not supported by the sandbox's emulator "
+                "(it computes Sum, Average, Minimum, Maximum, SampleCount, pNN and tmNN)"
+            )
+        values = list(self.metric_single_values_list)
+        for aggregate in self.metric_aggregated_list:
+            if aggregate.sample_count == 1 or aggregate.min == aggregate.max:
+                values += [float(aggregate.min)] * max(1, int(aggregate.sample_count))
+        return extended_statistic(found.group(1), float(found.group(2)), values)
+
+    def get_metric_data(self: Any, *args: Any, **kwargs: Any) -> Any:
+        results = original_get_metric_data(self, *args, **kwargs)
+        for result in results:  # a period without a value has no data point, as on AWS
+            pairs = [(v, t) for v, t in zip(result["values"], result["timestamps"], strict=False)]
+            kept = [(v, t) for v, t in pairs if v is not None]
+            if len(kept) != len(pairs):
+                result["values"] = [v for v, _ in kept]
+                result["timestamps"] = [t for _, t in kept]
+        return results
 
     Statistics.get_statistics_for_type = get_statistics_for_type  # type: ignore[method-assign]
+    CloudWatchBackend.get_metric_data = get_metric_data  # type: ignore[method-assign]
+
+
+def extended_statistic(kind: str, percent: float, values: list[float]) -> float | None:
+    """``pNN`` (nearest rank) or ``tmNN`` (the mean of the values up to the NNth percentile)
+    of ``values``, as CloudWatch defines them; None without values."""
+    if not values or percent > 100:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    if kind == "p":
+        return ordered[rank - 1]
+    kept = ordered[:rank]
+    return sum(kept) / len(kept)
 
 
 def _serialize_dynamodb_writes() -> None:

@@ -8,6 +8,7 @@ that wrote it, and a lookup of a path costs one step per path element.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,6 +16,25 @@ from ..errors import Location
 
 Pos = tuple[str, int, int]  # file, line, column (1-based)
 PathPart = str | int
+
+
+class _Repr(reprlib.Repr):
+    """Short reprs: YAML aliases can make a few bytes stand for gigabytes of nested data, and
+    jsonschema quotes the value in every error message it words."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxdict, self.maxlist = 3, 6, 8
+        self.maxstring = self.maxother = 80
+
+    def repr_LDict(self, x: Any, level: int) -> str:  # reprlib finds it by type name
+        return self.repr_dict(x, level)
+
+    def repr_LList(self, x: Any, level: int) -> str:  # reprlib finds it by type name
+        return self.repr_list(x, level)
+
+
+_short = _Repr()
 
 
 class LDict(dict[str, Any]):
@@ -38,6 +58,9 @@ class LDict(dict[str, Any]):
         self.key_pos[key] = key_pos
         self.value_pos[key] = value_pos
 
+    def __repr__(self) -> str:
+        return _short.repr(self)
+
 
 class LList(list[Any]):
     """A sequence read from a spec file, with the position of each item."""
@@ -52,6 +75,9 @@ class LList(list[Any]):
     def push(self, value: Any, pos: Pos) -> None:
         self.append(value)
         self.item_pos.append(pos)
+
+    def __repr__(self) -> str:
+        return _short.repr(self)
 
 
 def deep_merge(base: LDict, over: LDict, *, origin: tuple[PathPart, ...] | None = None) -> LDict:

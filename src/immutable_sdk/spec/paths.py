@@ -39,7 +39,12 @@ def file_problems(
     base = os.path.dirname(os.path.abspath(location.file))
     full = os.path.join(base, os.path.expanduser(value))
     if not os.path.isfile(full):
-        what = "is a directory, not a file" if os.path.isdir(full) else "does not exist"
+        if os.path.isdir(full):
+            what = "is a directory, not a file"
+        elif os.path.exists(full):  # a FIFO or a device: reading it could block or never end
+            what = "is not a regular file"
+        else:
+            what = "does not exist"
         message = f"file {value!r} {what} (looked at {full})"
         return SpecProblem(location, dotted(shown), message), None
     how = _leaves(base, value)

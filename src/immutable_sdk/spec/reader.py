@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -101,26 +102,14 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
     def build(self, node: Node) -> Any:
         """The value of a composed node (aliased nodes are built once and shared)."""
-        built = self.built.get(id(node))
-        if built is not None:
+        built = self.built.get(id(node), _UNBUILT)
+        if built is not _UNBUILT:
             return built
         if isinstance(node, ScalarNode):
-            if node.tag == _STR:
-                return self.construct_str(node)
-            if node.tag == SECRET_TAG:
-                plain = ScalarNode(_STR, node.value, node.start_mark, node.end_mark, node.style)
-                value = self.construct_str(plain)
-                register_secret(value)
-                return value
-            construct = self.yaml_constructors.get(node.tag)
-            if construct is None:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"unsupported tag {node.tag!r}: specs hold plain data only",
-                    node.start_mark,
-                )
-            return construct(self, node)
+            # built once too: an aliased ``${VAR}`` value is substituted (and a secret
+            # registered) once, however many times the alias repeats it
+            value = self.built[id(node)] = self.scalar(node)
+            return value
         if node.tag == SECRET_TAG:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -145,6 +134,24 @@ class _Constructor(yaml.constructor.SafeConstructor):
             f"unsupported tag {node.tag!r}: specs hold plain data only",
             node.start_mark,
         )
+
+    def scalar(self, node: ScalarNode) -> Any:
+        if node.tag == _STR:
+            return self.construct_str(node)
+        if node.tag == SECRET_TAG:
+            plain = ScalarNode(_STR, node.value, node.start_mark, node.end_mark, node.style)
+            value = self.construct_str(plain)
+            register_secret(value)
+            return value
+        construct = self.yaml_constructors.get(node.tag)
+        if construct is None:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"unsupported tag {node.tag!r}: specs hold plain data only",
+                node.start_mark,
+            )
+        return construct(self, node)
 
     def fill_map(self, data: LDict, node: MappingNode) -> None:
         first: dict[Any, Pos] = {}
@@ -245,7 +252,7 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
 
 _REFUSED = object()  # a key that is reported and left out of its mapping
-
+_UNBUILT = object()
 SECRET_TAG = "!secret"
 """``key: !secret VALUE`` marks a value secret: it is redacted from all output."""
 _STR = "tag:yaml.org,2002:str"
@@ -311,13 +318,25 @@ def read_spec_file(file: str, environ: Mapping[str, str]) -> tuple[LDict | None,
 
 def _read_text(file: str) -> tuple[str | None, SpecProblem | None]:
     try:
-        size = os.stat(file).st_size
-        if size > MAX_FILE_BYTES:
-            return None, _too_large(file, size)
-        with open(file, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        # Non-blocking: opening a FIFO for reading would wait for a writer forever. What is
+        # not a regular file (a FIFO, a device, a directory) is refused before any read.
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         return None, SpecProblem(Location(file), "", f"cannot read the file: {exc.strerror}")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            return None, SpecProblem(Location(file), "", "cannot read the file: a directory")
+        return None, _problem(file, 1, 1, f"not a regular file: {_file_kind(mode)}")
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fd).st_size
+        if size > MAX_FILE_BYTES:
+            return None, _too_large(file, size)
+        try:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            return None, SpecProblem(Location(file), "", f"cannot read the file: {exc.strerror}")
     if len(data) > MAX_FILE_BYTES:
         return None, _too_large(file, len(data))
     try:
@@ -332,6 +351,17 @@ def _read_text(file: str) -> tuple[str | None, SpecProblem | None]:
         column = offset - (text.rfind("\n", 0, offset) + 1) + 1
         return None, _problem(file, line, column, "not a text file: NUL character")
     return text, None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((what for test, what in kinds if test(mode)), "not a file")
 
 
 def _too_large(file: str, size: int) -> SpecProblem:

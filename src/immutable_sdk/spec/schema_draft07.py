@@ -54,8 +54,8 @@ def _convert(node: Any, *, top: bool = False) -> Any:
             out.setdefault("dependencies", {}).update({k: _convert(v) for k, v in value.items()})
         elif key == "$ref" and isinstance(value, str):
             out[key] = value.replace("#/$defs/", "#/definitions/")
-        elif key == "format" and value == "duration":
-            out["pattern"] = DURATION_PATTERN
+        elif key == "format" and value in ("duration", "positive-duration"):
+            out["pattern"] = DURATION_PATTERN  # "more than 0" is left to validate
         elif key == "format" and value == "file":
             continue  # a path: an editor cannot know where the spec file is
         else:

@@ -44,15 +44,30 @@ class _Unset(Mapping[str, str]):
 UNSET: Mapping[str, str] = _Unset()
 
 
-def _secret_kinds(key: object, value: object) -> list[str]:
-    """Why ``key: value`` holds a secret (kinds of ``secrets.KINDS``), most telling first."""
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        return []
-    text = str(value)
-    kinds = [f.kind for f in find_secrets(text)]
-    if not kinds and text and not is_placeholder(text) and is_secret_name(key):
-        kinds = ["secret-name"]
-    return list(dict.fromkeys(kinds))
+class _Kinds:
+    """Why ``key: value`` holds a secret, each value scanned once.
+
+    A YAML alias puts one value object in many places (``v2: *big``): scanning it at each
+    would cost the document's expanded size rather than its bytes, so what depends on the value
+    alone is kept by the value's identity (the values stay alive in the document meanwhile).
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[int, tuple[object, list[str], bool]] = {}
+
+    def __call__(self, key: object, value: object) -> list[str]:
+        """Kinds of ``secrets.KINDS``, most telling first."""
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            return []
+        known = self.seen.get(id(value))
+        if known is None or known[0] is not value:
+            text = str(value)
+            kinds = list(dict.fromkeys(f.kind for f in find_secrets(text)))
+            known = self.seen[id(value)] = (value, kinds, bool(text) and not is_placeholder(text))
+        _, kinds, named = known
+        if not kinds and named and is_secret_name(key):
+            return ["secret-name"]
+        return kinds
 
 
 def _scanned(root: Mapping[str, Any]) -> Iterator[tuple[tuple[Any, ...], Any]]:
@@ -72,9 +87,11 @@ def _scanned(root: Mapping[str, Any]) -> Iterator[tuple[tuple[Any, ...], Any]]:
 
 def spec_secret_values(root: Mapping[str, Any]) -> list[Any]:
     """Values of a spec document that must never be shown (see the module's docstring)."""
+    kinds = _Kinds()
     values = [v for path, v in _leaves(root, ()) if path and is_secret_name(path[-1])]
-    values += [v for path, v in _scanned(root) if _secret_kinds(path[-1], v)]
-    return values
+    values += [v for path, v in _scanned(root) if kinds(path[-1], v)]
+    unique = {id(v): v for v in values}  # an aliased value once, not once per alias
+    return list(unique.values())
 
 
 def scan_document(root: LDict) -> list[SpecProblem]:
@@ -85,10 +102,14 @@ def scan_document(root: LDict) -> list[SpecProblem]:
     The messages name the place and the kind of secret, never the secret.
     """
     problems: list[SpecProblem] = []
+    kinds = _Kinds()
     for path, value in _scanned(root):
+        found = kinds(path[-1], value)
+        if not found:
+            continue
         location, shown = where(root, path)
         tag = path[-2] == "tags"
-        for kind in _secret_kinds(path[-1], value):
+        for kind in found:
             advice = (
                 "tags are readable by anyone who can describe the resources; keep secrets out"
                 if tag
@@ -99,12 +120,15 @@ def scan_document(root: LDict) -> list[SpecProblem]:
                 SpecProblem(location, dotted(shown), f"looks like {KINDS[kind]} {where_}; {advice}")
             )
     fleets = root.get("fleets")
+    scanned: dict[Path, list[tuple[Location, str]]] = {}  # a file named by many fleets
     for name, fleet in fleets.items() if isinstance(fleets, LDict) else ():
         if isinstance(fleet, LDict) and isinstance(fleet.get("user_data"), str):
             path = ("fleets", name, "user_data")
             location, shown = where(root, path)
             file = Path(location.file).parent / os.path.expanduser(fleet["user_data"])
-            problems += _scan_user_data(file, dotted(shown))
+            if file not in scanned:
+                scanned[file] = _scan_user_data(file)
+            problems += [SpecProblem(at, dotted(shown), m) for at, m in scanned[file]]
     return sorted(set(problems))
 
 
@@ -120,7 +144,7 @@ def _leaves(node: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...],
         yield path, node
 
 
-def _scan_user_data(file: Path, path: str) -> list[SpecProblem]:
+def _scan_user_data(file: Path) -> list[tuple[Location, str]]:
     try:
         text = file.read_text(errors="replace")
     except OSError:
@@ -130,9 +154,8 @@ def _scan_user_data(file: Path, path: str) -> list[SpecProblem]:
         line = text.count("\n", 0, f.start) + 1
         column = f.start - (text.rfind("\n", 0, f.start) + 1) + 1
         out.append(
-            SpecProblem(
+            (
                 Location(str(file), line, column),
-                path,
                 f"looks like {KINDS[f.kind]} in user data; fetch it at boot from a secret "
                 "store (SSM Parameter Store, Secrets Manager) instead",
             )

@@ -8,9 +8,7 @@ folder of the file that wrote them.
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
 import re
 import threading
 import weakref
@@ -73,7 +71,12 @@ class _Run(threading.local):
     """What one validation shares with the keyword functions (per thread)."""
 
     def __init__(self) -> None:
-        self.memo: dict[tuple[int, str], list[Any]] = {}  # (subschema id, value) -> errors
+        # (subschema id, value id) -> errors, and the fast check's answers. A YAML alias puts
+        # one object in many places, and defaults share subtrees between fleets: each is
+        # validated once per run (the document keeps the objects alive meanwhile), so the
+        # cost follows the document's bytes, not its expanded size.
+        self.memo: dict[tuple[int, int], list[Any]] = {}
+        self.fast: dict[tuple[int, int], bool] = {}
         self.formats: dict[str, Any] = dict(FORMATS)  # the fast check's formats
 
 
@@ -106,32 +109,45 @@ def validator_for(plugins: Plugins) -> Any:
         if ref is not None:
             yield from validator.descend(instance, defs[ref.rsplit("/", 1)[1]])
 
-    def memo_properties(validator: Any, properties: Any, instance: Any, _schema: Any) -> Any:
-        # Specs repeat themselves (defaults, copied fleets): a map or list already validated
-        # against the same subschema gives the same errors, so validate it once per run.
+    def fast_properties(validator: Any, properties: Any, instance: Any, _schema: Any) -> Any:
+        # Most values are valid: ask the fast check before jsonschema's bookkeeping.
         if not isinstance(instance, dict):
             return
         for prop, subschema in properties.items():
             if prop not in instance:
                 continue
             value = instance[prop]
-            if surely_valid(subschema, value, _run.formats, defs):
+            if surely_valid(subschema, value, _run.formats, defs, _run.fast):
                 continue
-            if not isinstance(value, (dict, list)):
-                yield from validator.descend(value, subschema, path=prop, schema_path=prop)
-                continue
-            key = (id(subschema), json.dumps(value, sort_keys=True, default=repr))
-            errors = _run.memo.get(key)
-            if errors is None:
-                errors = _run.memo[key] = list(
-                    validator.descend(value, subschema, schema_path=prop)
-                )
-            for error in errors:
-                error = copy.deepcopy(error)
-                error.path.appendleft(prop)
-                yield error
+            yield from validator.descend(value, subschema, path=prop, schema_path=prop)
 
-    cls = extend(Draft202012Validator, {"x-plugin": plugin_keyword, "properties": memo_properties})
+    cls = extend(Draft202012Validator, {"x-plugin": plugin_keyword, "properties": fast_properties})
+    descend = cls.descend
+
+    def memo_descend(
+        self: Any,
+        instance: Any,
+        schema: Any,
+        path: Any = None,
+        schema_path: Any = None,
+        resolver: Any = None,
+    ) -> Iterator[Any]:
+        if not isinstance(instance, (dict, list, str)):
+            yield from descend(self, instance, schema, path, schema_path, resolver)
+            return
+        key = (id(schema), id(instance))
+        errors = _run.memo.get(key)
+        if errors is None:
+            errors = _run.memo[key] = list(descend(self, instance, schema, resolver=resolver))
+        for error in errors:
+            error = _copied(error)
+            if path is not None:
+                error.path.appendleft(path)
+            if schema_path is not None:
+                error.schema_path.appendleft(schema_path)
+            yield error
+
+    cls.descend = memo_descend
     validator = cls(schema, format_checker=format_checker())
     _cache = (weakref.ref(plugins), validator)
     return validator
@@ -150,11 +166,13 @@ def schema_problems(
     ranked: list[tuple[int, SpecProblem]] = []
     validator = validator_for(plugins)
     _run.memo.clear()
+    _run.fast.clear()
     _run.formats = {**FORMATS, "file": conforming(files)}
     try:
         errors = list(validator.iter_errors(root))
     finally:
         _run.memo.clear()
+        _run.fast.clear()
     for error in errors:
         for rank, path, key, message in _explain(error):
             location, shown = where(root, path, key=key)
@@ -167,6 +185,23 @@ def schema_problems(
                 ranked.append((WARNING, warning))
     ranked.sort(key=lambda item: item[0])
     return ranked
+
+
+def _copied(error: ValidationError) -> ValidationError:
+    """A copy of a remembered error whose paths can grow (a deep copy would copy the value)."""
+    copy = ValidationError(
+        error.message,
+        validator=error.validator,
+        path=error.path,
+        cause=error.cause,
+        context=[_copied(e) for e in error.context],
+        validator_value=error.validator_value,
+        instance=error.instance,
+        schema=error.schema,
+        schema_path=error.schema_path,
+        type_checker=error._type_checker,
+    )
+    return copy
 
 
 def _explain(error: ValidationError) -> Iterator[tuple[int, tuple[PathPart, ...], bool, str]]:

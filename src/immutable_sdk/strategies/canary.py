@@ -34,6 +34,7 @@ from immutable_sdk.plugin import (
     ConfigProblem,
     Gate,
     Provision,
+    References,
     Registry,
     RolloutChange,
     ShiftTraffic,
@@ -162,12 +163,23 @@ def check(config: Mapping[str, Any], context: CheckContext) -> Iterator[ConfigPr
                     yield ConfigProblem(path, problem)
 
 
+def references(config: Mapping[str, Any]) -> References:
+    """The alarms that the steps' ``cloudwatch-alarm`` analyses watch."""
+    alarms: list[str] = []
+    for step in config.get("steps") or ():
+        analysis = step.get("analysis") if isinstance(step, Mapping) else None
+        if isinstance(analysis, Mapping) and analysis.get("type") == "cloudwatch-alarm":
+            alarms += [str(a) for a in analysis.get("alarms") or ()]
+    return References(alarms=alarms)
+
+
 @hookimpl
 def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
     registry.add(
         "canary",
         Canary,
         schema=SCHEMA,
+        references=references,
         description="Shift traffic to the idle slot in weighted steps with bakes, pauses and "
         "metric analysis; keep the previous slot warm.",
         check=check,

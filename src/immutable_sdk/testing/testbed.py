@@ -95,7 +95,7 @@ class SandboxAccount:
             environ["IMAGE_ID"] = image
         loaded = load_plugins([*self.plugins, *plugins], autoload=autoload)
         loaded_spec = load_spec([spec], plugins=loaded, environ=environ)
-        Sandbox.attach(self.url).seed(loaded_spec)
+        Sandbox.attach(self.url).seed(loaded_spec, loaded)
         state = kwargs.pop("state", None) or SqliteStateStore(
             self.tmp_path / "state.db", loaded_spec.name
         )

@@ -24,6 +24,7 @@ from immutable_sdk.plugin import (
     Bake,
     Gate,
     Provision,
+    References,
     Registry,
     Retire,
     RolloutChange,
@@ -142,12 +143,19 @@ class Linear:
         return steps
 
 
+def references(config: Mapping[str, Any]) -> References:
+    """The alarms ``analysis`` watches: they must exist (the sandbox creates them)."""
+    analysis = config.get("analysis") or {}
+    return References(alarms=[str(a) for a in analysis.get("alarms") or ()])
+
+
 @hookimpl
 def immutable_sdk_add_strategies(registry: Registry[StrategyFactory]) -> None:
     registry.add(
         "linear",
         Linear,
         schema=SCHEMA,
+        references=references,
         description="Shift traffic to the new slot by N% every interval, baking at each "
         "increment (like CodeDeploy's Linear10PercentEvery1Minute).",
     )
