@@ -76,7 +76,7 @@ def test_recycle_with_nothing_old(world: World) -> None:
     assert result.exit_code == 0, result.output
     assert "nothing to recycle" in result.stdout
     as_json = run(world, "recycle", "-f", spec, "--dry-run", "-o", "json")
-    assert json.loads(as_json.stdout) == {"dry_run": True, "fleets": []}
+    assert json.loads(as_json.stdout) == {"format_version": "1.0", "dry_run": True, "fleets": []}
 
 
 def test_apply_recycle_replaces_instances_past_max_lifetime(world: World) -> None:

@@ -46,10 +46,14 @@ def test_min_healthy_unreachable_within_max(tmp_path: Path) -> None:
     assert checks(tmp_path, lower) == []
 
 
-def test_a_strategy_that_refuses_the_change_is_a_finding(tmp_path: Path) -> None:
+def test_a_strategy_that_refuses_the_change_is_refused_before_any_rehearsal(
+    tmp_path: Path,
+) -> None:
+    """Sizes that leave no room to replace an instance are refused by validation itself
+    (the rolling strategy's own check), before a rehearsal would find them."""
     text = sample_spec(desired=2, strategy="{type: rolling, min_healthy: 100%, max_surge: 0}")
-    (finding,) = checks(tmp_path, text)
-    assert "the strategy cannot replace it" in finding and "leaves no room" in finding
+    with pytest.raises(SpecError, match="leaves no room to replace an instance"):
+        checks(tmp_path, text)
 
 
 def test_an_analysis_without_traffic_on_both_slots_is_refused_by_validation(

@@ -105,8 +105,8 @@ def _metrics(judgements: Sequence[Mapping[str, Any]]) -> tuple[MetricSeries, ...
                     at=float(j["at"]),
                     canary=_float_or_none(m.get("canary")),
                     baseline=_float_or_none(m.get("baseline")),
-                    canary_samples=float(samples.get("canary", 0)),
-                    baseline_samples=float(samples.get("baseline", 0)),
+                    canary_samples=float(samples.get("canary") or 0),
+                    baseline_samples=float(samples.get("baseline") or 0),
                     verdict=str(m.get("verdict", "")),
                     reason=str(m.get("reason", "")),
                 )
