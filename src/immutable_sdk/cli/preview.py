@@ -10,20 +10,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ExitCode, UsageError
-from . import Options, output_option, pass_options, spec_files_option
+from . import Duration, Options, output_option, pass_options, spec_files_option
 
 if TYPE_CHECKING:
     from ..core.preview.rehearse import Rehearsal
     from ..core.preview.schedule import PlanSchedule
-
-
-def _seconds(option: str, value: str) -> float:
-    from ..units import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
 
 
 def _rate(option: str, value: float) -> float:
@@ -37,16 +28,16 @@ def _rate(option: str, value: float) -> float:
 @output_option
 @click.option(
     "--boot",
+    type=Duration(),
     default="60s",
     show_default=True,
-    metavar="DURATION",
     help="Simulated time from launch until an instance is up.",
 )
 @click.option(
     "--warmup",
+    type=Duration(),
     default="30s",
     show_default=True,
-    metavar="DURATION",
     help="Simulated time after boot until it passes its health checks.",
 )
 @click.option(
@@ -71,17 +62,17 @@ def _rate(option: str, value: float) -> float:
 )
 @click.option(
     "--poll",
+    type=Duration(),
     default="30s",
     show_default=True,
-    metavar="DURATION",
     help="Poll health checks at least this far apart (each poll is real work for the "
     "emulator; gates may end up to this much later); 0s: each fleet's own interval.",
 )
 @click.option(
     "--timeout",
+    type=Duration(),
     default="5m",
     show_default=True,
-    metavar="DURATION",
     help="Wall-clock time the rehearsal may take.",
 )
 @click.option(
@@ -96,13 +87,13 @@ def rehearse(
     opts: Options,
     files: tuple[str, ...],
     output: str | None,
-    boot: str,
-    warmup: str,
+    boot: float,
+    warmup: float,
     requests_per_second: float,
     error_rate: float,
     canary_error_rate: float | None,
-    poll: str,
-    timeout: str,
+    poll: float,
+    timeout: float,
     report: Path | None,
 ) -> None:
     """Run the spec's rollout on the embedded emulator under a virtual clock.
@@ -128,8 +119,8 @@ def rehearse(
         format_of(report)
     guard()  # a rehearsal reaches nothing but its own emulator on loopback
     options = RehearsalOptions(
-        boot=_seconds("--boot", boot),
-        warmup=_seconds("--warmup", warmup),
+        boot=boot,
+        warmup=warmup,
         load=Load(
             requests_per_second=requests_per_second,
             error_rate=_rate("--error-rate", error_rate),
@@ -138,8 +129,8 @@ def rehearse(
                 error_rate if canary_error_rate is None else canary_error_rate,
             ),
         ),
-        timeout=_seconds("--timeout", timeout),
-        poll=_seconds("--poll", poll),
+        timeout=timeout,
+        poll=poll,
     )
     warm = WarmUp(options.boot, options.warmup)
     plugins = load_plugins([warm])
