@@ -18,6 +18,9 @@
   the other. DynamoDB makes each write, and each transaction, atomic; here the backend's writes
   run one at a time, so the state store's conditional writes mean on the emulator what they
   mean on AWS.
+* moto hands out a subnet's private addresses from a generator that two server threads may
+  resume at once (``ValueError: generator already executing``, HTTP 500): fifty fleets created
+  in parallel in one subnet hit it. Addresses are handed out one at a time here.
 
 Production code is unchanged: it calls the same APIs on AWS.
 """
@@ -157,6 +160,7 @@ def install() -> None:
         create_launch_template_version
     )
     _serialize_dynamodb_writes()
+    _serialize_subnet_addresses()
     _installed = True
 
 
@@ -175,3 +179,17 @@ def _serialize_dynamodb_writes() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+
+
+def _serialize_subnet_addresses() -> None:
+    from moto.ec2.models.subnets import Subnet
+
+    lock = threading.Lock()
+    original = Subnet.get_available_subnet_ip
+
+    @functools.wraps(original)
+    def get_available_subnet_ip(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    Subnet.get_available_subnet_ip = get_available_subnet_ip  # type: ignore[method-assign]
