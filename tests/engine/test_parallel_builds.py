@@ -100,7 +100,7 @@ def test_builds_overlap_and_fleets_start_before_unrelated_builds_finish(world: W
     a_done = max(e.at - t0 for e in world.events if e.fleet == "a")
     assert 10.0 <= a_done < 1800.0
     b_first = min(e.at - t0 for e in world.events if e.fleet == "b")
-    assert b_first >= 1800.0
+    assert 1800.0 <= b_first <= 1801.0  # within a poll of its image
     # The failed build fails only its own fleet; the others are created.
     outcomes = {f.fleet: f.outcome for f in result.fleets}
     assert outcomes["a"] != "failed" and outcomes["b"] != "failed", outcomes

@@ -8,7 +8,8 @@ still building), and a failed build fails only the fleets that use its image (th
 carry its error; the orchestrator blocks their dependants as for any failed fleet).
 
 On the virtual clock each build thread is a participant (``reserve``), and a fleet waiting for
-a build counts as asleep (``VirtualClock.stopped``): time moves for the build's waits.
+a build sleeps on the clock between looks (``WAIT_POLL``): time moves for the build's waits,
+and the fleet starts at most one poll after its image exists.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 
-from ...clock import Clock, Reservation, VirtualClock, reserve
+from ...clock import Clock, Reservation, reserve
 from ...errors import BuildError, ImmutableSdkError
 from ...plugin import Artifact
+
+WAIT_POLL = 1.0  # seconds between looks at a build a fleet waits for
 
 
 class Builds(Mapping[str, Artifact]):
@@ -76,9 +79,8 @@ class Builds(Mapping[str, Artifact]):
         future = self._futures.get(image)
         if future is None:
             raise KeyError(image)
-        if isinstance(self._clock, VirtualClock) and not future.done():
-            with self._clock.stopped():  # asleep while the build's waits move time
-                future.exception()
+        while not future.done():  # on the clock: the build's own waits move virtual time
+            self._clock.sleep(WAIT_POLL)
         return future.result()
 
     def __iter__(self) -> Iterator[str]:
