@@ -251,12 +251,17 @@ class GateRunner:
             self.heartbeat()
             now = clock.monotonic()
             left = seconds - (now - start)
-            # The first poll reads afresh (the gate before it may have changed the group);
-            # later ones, on ticks, share what was read since the tick began.
-            since = tick_start(now, self.health.interval) if now > start else now
-            with reads_fresh_since(since, now, self.health.interval):
-                watched = targets()
-            reports = self._poll(checks, watched, left, since=since)
+            # The first poll reads afresh: this fleet's own steps just changed what it reads,
+            # maybe at this very instant (a virtual clock stands still while steps run), after
+            # another fleet read it. Later ones, on ticks after the bake began, share what was
+            # read since their tick began.
+            since = tick_start(now, self.health.interval)
+            if since > start:
+                with reads_fresh_since(since, now, self.health.interval):
+                    watched = targets()
+                reports = self._poll(checks, watched, left, since=since)
+            else:
+                reports = self._poll(checks, targets(), left)
             failure = self._failure(reports, "failed during bake")
             if failure:
                 raise failure
