@@ -113,7 +113,7 @@ class Bench:
         self.plugins = list(plugins)
         big_subnet(url)
 
-    def engine(self, ami: str) -> Any:
+    def engine(self, ami: str, sink: Any = None) -> Any:
         from immutable_sdk.aws.session import AwsSession
         from immutable_sdk.core.engine import Engine
         from immutable_sdk.plugins import load_plugins
@@ -131,22 +131,36 @@ class Bench:
             session=AwsSession("us-east-1", endpoint_url=self.url),
             clock=self.clock,
             state=SqliteStateStore(self.dir / "state.db", spec.name),
+            **({"sink": sink} if sink is not None else {}),
         )
 
 
+def moto_cpu() -> float | None:
+    """CPU seconds the emulator's process has used so far (None when its pid is unknown)."""
+    from .servers import process_cpu
+
+    pid = os.environ.get("BENCH_MOTO_PID")
+    return process_cpu(int(pid)) if pid else None
+
+
 def measure(run: Any) -> dict[str, Any]:
-    wall, c = time.perf_counter(), cpu()
+    """Wall and CPU time of ``run``: this process's (the SDK's) and the emulator's."""
+    wall, c, m = time.perf_counter(), cpu(), moto_cpu()
     out = run()
-    return {"wall": time.perf_counter() - wall, "cpu": cpu() - c, **out}
+    after = moto_cpu()
+    emulator = after - m if after is not None and m is not None else None
+    return {"wall": time.perf_counter() - wall, "cpu": cpu() - c, "moto_cpu": emulator, **out}
 
 
-def planned_apply(engine: Any, expected: Any, **apply: Any) -> dict[str, Any]:
+def planned_apply(
+    engine: Any, expected: Any, *, require_ok: bool = True, **apply: Any
+) -> dict[str, Any]:
     """What `immutable-sdk apply` does, plan then apply; the calls of both count."""
     before = engine.session.calls.snapshot()
     plan = engine.plan()
     assert expected(plan), plan.to_dict()
     result = engine.apply(plan, **apply)
-    assert result.ok, result.to_dict()
+    assert result.ok or not require_ok, result.to_dict()
     calls = engine.session.calls.since(before)
     return {
         "duration": result.duration,
@@ -154,6 +168,7 @@ def planned_apply(engine: Any, expected: Any, **apply: Any) -> dict[str, Any]:
         "total_calls": sum(calls.values()),
         "plan_calls": sum(calls.values()) - result.api_calls["total"],
         "launched": sum(len(f.launched) for f in result.fleets),
+        "failed": {f.fleet: f.error for f in result.fleets if not f.ok},
     }
 
 
@@ -292,7 +307,110 @@ def slots(
     return out
 
 
-SCENARIOS = {"rolling": rolling, "plan": plan_many, "slots": slots}
+BAKE_FLEET = """
+  web{i}:
+    image: web
+    instance_type: t3.micro
+    subnets: [bench-big]
+    security_groups: [bench-web]
+    capacity: {{min: {n}, desired: {n}, max: {max}}}
+    load_balancer: {{target_groups: [{tg}]}}
+    strategy: {{type: rolling, batch_size: 100%, min_healthy: 100%, bake: {bake}s}}
+    health:
+      timeout: 1h
+      interval: {interval}s
+      checks:
+        - {{type: ec2}}
+        - {{type: elb}}
+        - {{type: cloudwatch-alarm, alarms: [bench-errors-{i}]}}
+"""
+
+
+def bake(
+    url: str, fleets: int, seconds: int, n: int = 2, interval: int = 10, shared_tg: bool = True
+) -> dict[str, Any]:
+    """``fleets`` fleets replaced in one batch each, then baked ``seconds`` (virtual clock),
+    watched by ``ec2``, ``elb`` and one CloudWatch alarm each; target groups: one shared by
+    all fleets (``shared_tg``) or one per fleet.
+
+    The bake's calls are those made while every fleet was baking (between the last bake's
+    start and the first one's end, on the virtual clock), per tick, times the polls of a bake of
+    ``seconds``: the rollout's other calls (launch, gate, retire) are left out.
+    """
+    head = (
+        "apiVersion: immutable-sdk/v1\nname: bench\nregion: us-east-1\n"
+        "images:\n  web:\n    builder: ami\n    id: ${WEB_AMI}\nfleets:\n"
+    )
+    text = head + "".join(
+        BAKE_FLEET.format(
+            i=i,
+            n=n,
+            max=2 * n,
+            tg="bench-web" if shared_tg else f"bench-web-{i}",
+            bake=seconds,
+            interval=interval,
+        )
+        for i in range(fleets)
+    )
+    bench = Bench(text, url, virtual=True)
+    with bench.engine(AMI_V1) as engine:
+        first = engine.apply(parallelism=fleets)
+        assert first.ok, first.to_dict()
+    starts: list[float] = []
+    ends: list[float] = []
+    stamped: list[tuple[float, str]] = []
+
+    def sink(event: Any) -> None:
+        if event.kind in ("step.started", "step.finished"):
+            kind = event.data.get("step", {}).get("kind") if event.kind == "step.started" else None
+            if kind == "bake":
+                starts.append(event.at)
+            elif event.kind == "step.finished" and event.data.get("seconds") == seconds:
+                ends.append(event.at)
+
+    with bench.engine(AMI_V2, sink=sink) as engine:
+        counter = engine.session.calls
+        count = counter._call
+
+        def stamp(name: str) -> None:
+            stamped.append((bench.clock.now(), name))
+            count(name)
+
+        counter._call = stamp
+
+        def replace() -> dict[str, Any]:
+            return planned_apply(
+                engine,
+                lambda plan: all(i.action == "replace" for i in plan.items),
+                parallelism=fleets,
+                require_ok=False,  # reported: a fleet failed by an overloaded emulator
+            )
+
+        out = measure(replace)
+    assert len(starts) == fleets and len(ends) >= fleets - len(out["failed"]), out["failed"]
+    # Strictly inside the window: at its first instant (virtual time stands still while the
+    # other fleets launch and gate) and at its last, the rollouts' own calls mix in. The polls
+    # inside are those of its inner ticks; a bake of ``seconds`` polls seconds/interval + 1 times.
+    window = (max(starts), min(ends))
+    length = window[1] - window[0]
+    during: dict[str, int] = {}
+    for at, name in stamped:
+        if window[0] < at < window[1]:
+            during[name] = during.get(name, 0) + 1
+    inner = math.ceil(length / interval - 1e-6) - 1
+    assert inner > 0, f"the bakes overlapped for {length}s only"
+    scale = (seconds / interval + 1) / inner
+    out["bake"] = {
+        "window": length,
+        "ticks": inner,
+        "calls": {k: round(v * scale) for k, v in sorted(during.items())},
+        "total": round(sum(during.values()) * scale),
+    }
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+SCENARIOS = {"rolling": rolling, "plan": plan_many, "slots": slots, "bake": bake}
 
 if __name__ == "__main__":
     name, args = sys.argv[1], json.loads(sys.argv[2])

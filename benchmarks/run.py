@@ -28,14 +28,21 @@ RESULTS = Path(__file__).parent / "results.json"
 SIM = {"boot": 90, "warmup": 45, "bake": 120, "deregistration": 60}
 
 
-def child(moto: MotoProcess, scenario: str, url: str | None = None, **args: Any) -> dict[str, Any]:
+def child(
+    moto: MotoProcess,
+    scenario: str,
+    url: str | None = None,
+    src: Path = ROOT / "src",
+    **args: Any,
+) -> dict[str, Any]:
     moto.reset()
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.child", scenario, json.dumps(args)],
-        # The SDK of this checkout, whichever one the virtual environment was installed from.
+        # The SDK of this checkout (or ``src``), whichever one the venv was installed from.
         env={
             **env_for(url or moto.url),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            "BENCH_MOTO_PID": str(moto.pid),
+            "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)]),
         },
         capture_output=True,
         text=True,
@@ -120,7 +127,7 @@ def cli_timings(data: dict[str, Any], quick: bool) -> None:
         data["validate_1000"] = {"cli_wall": wall, "in_process_wall": float(warm.stdout)}
 
 
-GROUPS = ("cli", "hostile", "rolling", "virtual", "fleets", "slots", "plan", "ansible")
+GROUPS = ("cli", "hostile", "rolling", "virtual", "fleets", "slots", "plan", "bake", "ansible")
 
 
 def run(quick: bool, groups: tuple[str, ...], data: dict[str, Any]) -> dict[str, Any]:
@@ -163,9 +170,69 @@ def run(quick: bool, groups: tuple[str, ...], data: dict[str, Any]) -> dict[str,
             data["slots"] = {s: slot_scenario(moto, s) for s in ("blue-green", "canary")}
         if "plan" in groups:
             data["plan"] = child(moto, "plan", fleets=100 if quick else 1000)
+        if "bake" in groups:
+            data["bake"] = bake_scenarios(moto, quick)
         if "ansible" in groups:
             data["ansible"] = ansible(moto)
     return data
+
+
+# The SDK before bakes shared their reads (issue 21): "today" in the bake comparison.
+BAKE_BASELINE = "782b38c"
+
+
+def bake_calls(moto: MotoProcess, seconds: int, src: Path = ROOT / "src", **args: Any) -> Any:
+    """The calls of a bake of ``seconds`` (see ``benchmarks.child.bake``)."""
+    out = child(moto, "bake", src=src, seconds=seconds, **args)
+    return {**out["bake"], "wall": out["wall"], "duration": out["duration"]}
+
+
+def bake_scenarios(moto: MotoProcess, quick: bool) -> dict[str, Any]:
+    """A one-hour bake of 50 fleets (quick: 10 fleets), checks ec2, elb and a CloudWatch alarm
+    each, its target groups shared by all fleets or one per fleet: calls now, and today's
+    (the SDK at BAKE_BASELINE).
+
+    A bake makes the same calls at every tick, so each is measured over ``sample`` seconds of
+    bake (the emulator is slow: one hour of 50 fleets' per-fleet target health is 18,000
+    calls) and scaled to the hour. Today's SDK made one DescribeTargetHealth per fleet per
+    poll whichever the layout, so its figure is measured once (shared target group).
+    """
+    fleets, seconds, sample = (10, 3600, 300) if quick else (50, 3600, 300)
+    out: dict[str, Any] = {"fleets": fleets, "seconds": seconds, "sample": sample}
+    polls = (seconds / 10 + 1) / (sample / 10 + 1)  # an hour's polls per sample's (interval 10 s)
+    base = baseline_src()
+    today = None
+    if base is not None:
+        then = bake_calls(moto, sample, src=base, fleets=fleets, shared_tg=True)
+        today = {**then, "scaled": then["total"] * polls}
+    for layout, shared in (("shared", True), ("per_fleet", False)):
+        now = bake_calls(moto, sample, fleets=fleets, shared_tg=shared)
+        entry: dict[str, Any] = {"now": {**now, "scaled": now["total"] * polls}}
+        if today is not None:
+            entry["today"] = today
+            entry["ratio"] = entry["now"]["scaled"] / today["scaled"]
+        out[layout] = entry
+        print(f"bake {layout}: {entry['now']['scaled']:.0f} calls an hour", file=sys.stderr)
+    return out
+
+
+def baseline_src() -> Path | None:
+    """The source tree at BAKE_BASELINE (git archive into a temporary directory), or None."""
+    target = Path(tempfile.gettempdir()) / f"immutable-sdk-{BAKE_BASELINE}"
+    if (target / "src" / "immutable_sdk").exists():
+        return target / "src"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", BAKE_BASELINE, "src"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"no baseline for the bake comparison: {exc}", file=sys.stderr)
+        return None
+    return target / "src"
 
 
 def slot_scenario(moto: MotoProcess, strategy: str) -> dict[str, Any]:
@@ -240,6 +307,12 @@ def targets(d: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     rows.append(("immutable-sdk --help", f"{h:.2f}s", "<= 0.4 s", h <= 0.4))
     rss = r[big]["peak_rss_mb"]
     rows.append((f"peak RSS N={big}", f"{rss:.0f} MB", "<= 200 MB", rss <= 200))
+    b = d.get("bake") or {}
+    for layout in ("shared", "per_fleet"):
+        e = b.get(layout) or {}
+        if "ratio" in e:
+            what = f"bake {b['fleets']} fleets {b['seconds'] // 60} min ({layout} TG) / today"
+            rows.append((what, f"{e['ratio']:.1%}", "< 10%", e["ratio"] < 0.10))
     for n, a in (d.get("ansible") or {}).items():
         if isinstance(a, dict) and "calls_ratio" in a:
             c, w = a["calls_ratio"], a["wall_ratio"]
@@ -273,6 +346,12 @@ def table(d: dict[str, Any]) -> str:
             f"{k:>2} fleets x 4 instances, parallelism 50   {e['wall']:6.1f}s {e['cpu']:6.1f}s "
             f"{e['total_calls']:6d}  {e['duration']:6.0f}s  {e['peak_rss_mb']:4.0f}MB"
         )
+    for k, e in d["fleets"].items():
+        if e.get("moto_cpu") is not None:
+            lines.append(
+                f"{k:>2} fleets: wall {e['wall']:.1f}s = emulator CPU {e['moto_cpu']:.1f}s "
+                f"({e['moto_cpu'] / e['wall']:.0%} of wall) + SDK CPU {e['cpu']:.1f}s"
+            )
     for name, e in (d.get("slots") or {}).items():
         lines.append(
             f"{name:<10} N=10 simulated waits          {e['wall']:6.1f}s {e['cpu']:6.1f}s "
@@ -284,6 +363,15 @@ def table(d: dict[str, Any]) -> str:
         f"plan {p['items']} fleets, no changes              {p['wall']:6.1f}s {p['cpu']:6.1f}s "
         f"{p['total_calls']:6d}  {'-':>7}  {p['peak_rss_mb']:4.0f}MB"
     )
+    b = d.get("bake") or {}
+    for layout in ("shared", "per_fleet"):
+        e = b.get(layout)
+        if e:
+            today = f"; today {e['today']['scaled']:.0f}" if "today" in e else ""
+            lines.append(
+                f"bake {b['fleets']} fleets x {b['seconds']}s, {layout} target groups: "
+                f"{e['now']['scaled']:.0f} calls{today}"
+            )
     for n, a in (d.get("ansible") or {}).items():
         if isinstance(a, dict) and "ansible" in a:
             t, o = a["ansible"], a["sdk"]

@@ -9,7 +9,7 @@ import pytest
 
 from immutable_sdk.aws.fleet import FleetApi
 from immutable_sdk.aws.session import AwsSession
-from immutable_sdk.coalesce import Coalescer
+from immutable_sdk.coalesce import Coalescer, reads_fresh_since
 
 
 def test_callers_arriving_during_a_call_share_the_next_one() -> None:
@@ -96,3 +96,59 @@ def test_fleets_described_from_many_threads_each_get_their_own_group(aws: str) -
     assert seen == [(f, i % 3) for i, f in enumerate(fleets)]
     calls = session.calls.since(before)["autoscaling.DescribeAutoScalingGroups"]
     assert calls == api._groups.fetches <= len(fleets)
+
+
+def test_fresh_reads_are_shared_within_a_tick_and_read_together_the_next() -> None:
+    fetched: list[list[str]] = []
+
+    def fetch(keys: list[str]) -> dict[str, str]:
+        fetched.append(sorted(keys))
+        return {k: f"{k}@{len(fetched)}" for k in keys}
+
+    coalescer: Coalescer[str, str] = Coalescer(fetch)
+    with reads_fresh_since(0.0, 0.0, 10.0):
+        assert coalescer.get(["a"]) == {"a": "a@1"}
+        assert coalescer.get(["a"]) == {"a": "a@1"}  # read since the tick began: shared
+        assert coalescer.get(["b"]) == {"b": "b@2"}  # "a", asked this tick, is read along
+    # Next tick: the first caller's read covers every key asked in the last tick.
+    with reads_fresh_since(10.0, 10.0, 10.0):
+        assert coalescer.get(["a"]) == {"a": "a@3"}
+        assert coalescer.get(["b"]) == {"b": "b@3"}
+    assert fetched == [["a"], ["a", "b"], ["a", "b"]]
+    # Outside a fresh-read block every read is made afresh.
+    assert coalescer.get(["a"]) == {"a": "a@4"}
+    # A key nobody asked for within a tick is no longer read along.
+    with reads_fresh_since(40.0, 40.0, 10.0):
+        assert coalescer.get(["a"]) == {"a": "a@5"}
+    assert fetched[-1] == ["a"]
+
+
+def test_a_read_older_than_the_tick_is_not_reused() -> None:
+    calls: list[float] = []
+
+    def fetch(keys: list[str]) -> dict[str, int]:
+        calls.append(1)
+        return dict.fromkeys(keys, len(calls))
+
+    coalescer: Coalescer[str, int] = Coalescer(fetch)
+    with reads_fresh_since(0.0, 3.0, 10.0):
+        assert coalescer.get(["x"]) == {"x": 1}
+    with reads_fresh_since(3.5, 9.0, 10.0):  # asks for a read made at 3.5 or later
+        assert coalescer.get(["x"]) == {"x": 2}
+
+
+def test_a_watched_key_that_fails_the_read_is_dropped_not_fatal() -> None:
+    def fetch(keys: list[str]) -> dict[str, str]:
+        if "gone" in keys:
+            raise RuntimeError("TargetGroupNotFound: gone")
+        return {k: k for k in keys}
+
+    coalescer: Coalescer[str, str] = Coalescer(fetch)
+    with reads_fresh_since(0.0, 0.0, 10.0):
+        with pytest.raises(RuntimeError):
+            coalescer.get(["gone"])  # its own caller sees the failure
+        assert coalescer.get(["ok"]) == {"ok": "ok"}
+    with reads_fresh_since(10.0, 10.0, 10.0):
+        assert coalescer.get(["ok"]) == {"ok": "ok"}  # "gone" read along, failed, retried
+        assert coalescer.get(["ok"]) == {"ok": "ok"}
+    assert coalescer.fetches == 4

@@ -17,7 +17,7 @@ import pluggy
 
 from .bounded_http import HttpAnswer, http_request, proxy_from_environment
 from .clock import Clock, parse_time
-from .coalesce import Coalescer
+from .coalesce import Coalescer, shared_coalescer
 from .errors import (
     AwsError,
     BuildError,
@@ -647,6 +647,7 @@ __all__ = [
     "proxy_from_environment",
     "redact_text",
     "register_secret",
+    "shared_coalescer",
 ]
 
 

@@ -34,6 +34,14 @@ def test_ten_instances_in_batches_of_three_keep_full_healthy_capacity(world: Wor
     # once a batch (the launch's poll), not before and after every step.
     assert asked and set(asked) <= {3, 1}
     assert result.api_calls["by_operation"]["autoscaling.DescribeAutoScalingGroups"] <= 4 + 3
+    # A retire followed by a launch of as many is one detach that keeps the desired capacity
+    # (the group launches the next batch): group updates are the provisioning, the first
+    # launch, the last (smaller) launch and the end's bounds.
+    assert result.api_calls["by_operation"]["autoscaling.UpdateAutoScalingGroup"] == 4
+    merged = [
+        e.data for e in world.of_kind("step.finished") if e.data.get("replacements") is not None
+    ]
+    assert [m["replacements"] for m in merged] == [3, 3]
     web = result.fleet("web")
     assert (web.from_release, web.outcome) == (old_release, "promoted")
     assert len(web.launched) == 10 and len(web.retired) == 10

@@ -565,8 +565,13 @@ class FleetApi:
                         delay = max(delay, float(a["Value"]))
         return delay
 
-    def detach_and_terminate(self, fleet: str, instance_ids: Sequence[str]) -> None:
-        """Detach instances (lowering desired capacity) and terminate them, in batches."""
+    def detach_and_terminate(
+        self, fleet: str, instance_ids: Sequence[str], *, replace: bool = False
+    ) -> None:
+        """Detach instances and terminate them, in batches. The detach lowers the desired
+        capacity, or with ``replace`` keeps it, so that the group launches as many instances
+        from its launch template version in their place (a retire and the next launch in one
+        call)."""
         ids = list(instance_ids)
         with aws_errors(f"retiring instances of {self.name(fleet)}"):
             for i in range(0, len(ids), 20):
@@ -574,7 +579,7 @@ class FleetApi:
                     self.asg.detach_instances(
                         AutoScalingGroupName=self.name(fleet),
                         InstanceIds=ids[i : i + 20],
-                        ShouldDecrementDesiredCapacity=True,
+                        ShouldDecrementDesiredCapacity=not replace,
                     )
                 except Exception as exc:
                     # Already detached (a retried step after a crash): terminate anyway.

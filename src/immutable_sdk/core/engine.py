@@ -14,7 +14,7 @@ takes a fleet's name takes such a key.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from ..state.base import RolloutRecord, StateStore
 from .apply import run_plan, wave_bake
 from .connection import Connection
 from .context import EventSink
+from .images.builds import Builds
 from .notifiers import start_notifiers
 from .planner import builder_for
 from .regions import (
@@ -210,10 +211,8 @@ class Engine:
         if veto:
             raise UsageError(f"a plugin refused the plan: {veto}")
         result = ApplyResult(project=self.spec.name)
-        artifacts = dict(plan.artifacts)
-        for name in plan.builds:
-            artifacts[name] = self.build(name)
-            result.builds.append(artifact_to_dict(artifacts[name]))
+        # Images build in the background; a fleet waits only for its own image's build.
+        artifacts = Builds(plan.artifacts, plan.builds, self.build, self.clock, parallelism)
         result.fleets += run_plan(
             self.spec,
             self.clock,
@@ -225,6 +224,11 @@ class Engine:
             parallelism=parallelism,
             fail_fast=fail_fast,
         )
+        built, failed = artifacts.wait()
+        result.builds += [artifact_to_dict(a) for a in built.values()]
+        unused = [e for n, e in failed.items() if all(i.image != n for i in plan.items)]
+        if unused:  # a failed build no fleet reported: the apply must not look fine
+            raise unused[0]
         if recycle:
             from .drift.remediate import fix_results
 
@@ -242,15 +246,19 @@ class Engine:
     def build(self, image_name: str) -> Artifact:
         image = self.spec.images[image_name]
         self.ctx.emit("build.started", image=image_name, builder=image.builder)
-        with aws_errors(f"building image {image_name!r}"):
-            artifact = builder_for(self.plugins, image).build(image, self.ctx)
+        try:
+            with aws_errors(f"building image {image_name!r}"):
+                artifact = builder_for(self.plugins, image).build(image, self.ctx)
+        except Exception as exc:
+            self.ctx.emit("build.failed", image=image_name, error=str(exc))
+            raise
         self.ctx.emit("build.finished", image=image_name, amis=dict(artifact.amis))
         return artifact
 
     def _apply_item(
         self,
         item: PlanItem,
-        artifacts: dict[str, Artifact],
+        artifacts: Mapping[str, Artifact],
         *,
         prune: bool,
         abort_unfinished: bool = False,

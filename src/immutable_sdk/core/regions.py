@@ -125,7 +125,7 @@ class Regional:
     def apply_item(
         self,
         item: PlanItem,
-        artifacts: dict[str, Artifact],
+        artifacts: Mapping[str, Artifact],
         *,
         prune: bool,
         abort_unfinished: bool = False,

@@ -1,9 +1,11 @@
 """The ``cloudwatch-alarm`` health check: named CloudWatch alarms must not be in ALARM.
 
 One ``DescribeAlarms`` per poll for all named alarms (metric and composite; 100 names a call,
-AWS's limit). Any alarm in ALARM makes the release bad at once; a named alarm that does not exist
-does too, since a gate that watches nothing would pass every release. INSUFFICIENT_DATA (an alarm
-whose metric has no data points yet, common right after a release starts) is healthy by default.
+AWS's limit), shared by every fleet polling at the same moment (``shared_coalescer``): fifty
+fleets baking at once read their alarms in one call. Any alarm in ALARM makes the release bad at
+once; a named alarm that does not exist does too, since a gate that watches nothing would pass
+every release. INSUFFICIENT_DATA (an alarm whose metric has no data points yet, common right
+after a release starts) is healthy by default.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from immutable_sdk.plugin import (
     References,
     Registry,
     hookimpl,
+    shared_coalescer,
 )
 
 BATCH = 100  # DescribeAlarms accepts at most 100 alarm names
@@ -53,21 +56,29 @@ SCHEMA: Mapping[str, Any] = {
 }
 
 
+def _fetch(cloudwatch: Any) -> Any:
+    def fetch(names: list[str]) -> dict[str, Mapping[str, Any] | None]:
+        found: dict[str, Mapping[str, Any] | None] = dict.fromkeys(names)
+        for start in range(0, len(names), BATCH):
+            response = cloudwatch.describe_alarms(
+                AlarmNames=names[start : start + BATCH],
+                AlarmTypes=["MetricAlarm", "CompositeAlarm"],
+            )
+            for alarm in [*response.get("MetricAlarms", []), *response.get("CompositeAlarms", [])]:
+                if alarm["AlarmName"] in found:
+                    found[str(alarm["AlarmName"])] = alarm
+        return found
+
+    return fetch
+
+
 class AlarmCheck:
     def __init__(self, alarms: Sequence[str], insufficient_data: str = "ok") -> None:
         self.alarms = list(dict.fromkeys(alarms))
         self.insufficient_data = INSUFFICIENT[insufficient_data]
 
     def check(self, targets: GateTargets, ctx: PluginContext) -> HealthReport:
-        cloudwatch = ctx.client("cloudwatch")
-        found: dict[str, Mapping[str, Any]] = {}
-        for start in range(0, len(self.alarms), BATCH):
-            names = self.alarms[start : start + BATCH]
-            response = cloudwatch.describe_alarms(
-                AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
-            )
-            for alarm in [*response.get("MetricAlarms", []), *response.get("CompositeAlarms", [])]:
-                found[str(alarm["AlarmName"])] = alarm
+        found = shared_coalescer(ctx.client("cloudwatch"), "alarms", _fetch).get(self.alarms)
         details: dict[str, str] = {}
         verdicts: dict[str, HealthStatus] = {}
         problems: list[str] = []

@@ -10,8 +10,6 @@ terminated means the release is bad.
 from __future__ import annotations
 
 import re
-import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +23,7 @@ from immutable_sdk.plugin import (
     Registry,
     aws_error_code,
     hookimpl,
+    shared_coalescer,
 )
 
 BATCH = 100  # DescribeInstanceStatus accepts at most 100 instance ids
@@ -80,24 +79,21 @@ class Ec2StatusCheck:
 
 
 Statuses = Coalescer[str, "Mapping[str, Any] | None"]
-_coalescers: weakref.WeakKeyDictionary[Any, Statuses] = weakref.WeakKeyDictionary()
-_coalescers_lock = threading.Lock()
 
 
 def _shared(ec2: Any) -> Statuses:
     """The coalescer of ``ec2`` (one per client: a region and its credentials)."""
-    with _coalescers_lock:
-        coalescer = _coalescers.get(ec2)
-        if coalescer is None:
 
-            def fetch(ids: list[str]) -> dict[str, Mapping[str, Any] | None]:
-                statuses: dict[str, Mapping[str, Any]] = {}
-                for start in range(0, len(ids), BATCH):
-                    statuses.update(_describe(ec2, ids[start : start + BATCH]))
-                return {i: statuses.get(i) for i in ids}
+    def make(client: Any) -> Any:
+        def fetch(ids: list[str]) -> dict[str, Mapping[str, Any] | None]:
+            statuses: dict[str, Mapping[str, Any]] = {}
+            for start in range(0, len(ids), BATCH):
+                statuses.update(_describe(client, ids[start : start + BATCH]))
+            return {i: statuses.get(i) for i in ids}
 
-            coalescer = _coalescers[ec2] = Coalescer(fetch)
-        return coalescer
+        return fetch
+
+    return shared_coalescer(ec2, "ec2-status", make)
 
 
 def _describe(ec2: Any, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:

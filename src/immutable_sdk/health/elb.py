@@ -1,8 +1,10 @@
 """The ``elb`` health check: target health of the release's instances in the fleet's target groups.
 
-One ``DescribeTargetHealth`` per target group per poll, read whole and filtered here to the
-instances under judgement: a target group keeps listing instances that left the group (moto even
-lists terminated ones as healthy), so only the current members count. ``initial``, ``unused`` or
+One ``DescribeTargetHealth`` per target group per poll (the API takes one group a call), read
+whole and filtered here to the instances under judgement; fleets polling at the same moment
+share the call of a target group they have in common (``shared_coalescer``). A target group
+keeps listing instances that left the group (moto even lists terminated ones as healthy), so
+only the current members count. ``initial``, ``unused`` or
 not registered means "not yet"; ``unhealthy`` or ``draining`` counts as a failed poll, and
 ``unhealthy_threshold`` failed polls in a row make the release bad.
 """
@@ -20,6 +22,7 @@ from immutable_sdk.plugin import (
     PluginContext,
     Registry,
     hookimpl,
+    shared_coalescer,
 )
 
 FAILING_STATES = frozenset({"unhealthy", "draining"})
@@ -42,6 +45,18 @@ SCHEMA: Mapping[str, Any] = {
 }
 
 
+def _fetch(elbv2: Any) -> Any:
+    def fetch(arns: list[str]) -> dict[str, list[Mapping[str, Any]]]:
+        return {
+            arn: list(
+                elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
+            )
+            for arn in arns
+        }
+
+    return fetch
+
+
 def _short(arn: str) -> str:
     """``targetgroup/web-tg/0123...`` -> ``web-tg`` (the name people know)."""
     parts = arn.split(":")[-1].split("/")
@@ -62,9 +77,9 @@ class TargetHealthCheck:
         elbv2 = ctx.client("elbv2")
         # instance id -> (target group, state, reason) for each registration
         seen: dict[str, list[tuple[str, str, str]]] = {i: [] for i in ids}
+        by_group = shared_coalescer(elbv2, "target-health", _fetch).get(targets.target_groups)
         for arn in targets.target_groups:
-            response = elbv2.describe_target_health(TargetGroupArn=arn)
-            for desc in response.get("TargetHealthDescriptions", []):
+            for desc in by_group[arn]:
                 instance_id = str(desc.get("Target", {}).get("Id", ""))
                 if instance_id in seen:
                     health = desc.get("TargetHealth", {})

@@ -36,6 +36,9 @@
   until the server was reset: a sandbox ran out of addresses after about 250 launches in a
   /24 and a rollback then failed half-way). A subnet that is really full answers
   ``InsufficientFreeAddressesInSubnet``, AWS's error, rather than HTTP 500.
+* moto hands out a subnet's private addresses from a generator that two server threads may
+  resume at once (``ValueError: generator already executing``, HTTP 500): fifty fleets created
+  in parallel in one subnet hit it. Addresses are handed out one at a time here.
 
 Production code is unchanged: it calls the same APIs on AWS.
 """
@@ -179,6 +182,7 @@ def install() -> None:
     _serialize_dynamodb_writes()
     _extended_statistics()
     _addresses_freed_on_termination()
+    _serialize_subnet_addresses()
     _installed = True
 
 
@@ -299,3 +303,17 @@ def _serialize_dynamodb_writes() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name)))
+
+
+def _serialize_subnet_addresses() -> None:
+    from moto.ec2.models.subnets import Subnet
+
+    lock = threading.Lock()
+    original = Subnet.get_available_subnet_ip
+
+    @functools.wraps(original)
+    def get_available_subnet_ip(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    Subnet.get_available_subnet_ip = get_available_subnet_ip  # type: ignore[method-assign]

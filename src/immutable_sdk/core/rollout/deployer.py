@@ -157,7 +157,9 @@ class FleetDeployer(BaseDeployer):
                 planned = [*(resumed.steps if resumed else ()), *(s.to_dict() for s in steps)]
                 self.state.update_rollout(rollout_id, steps=planned)
                 self.announce(info, action, steps)
-            self.provision(fleet, release, version, group, steps)
+            provisioned = self.provision(fleet, release, version, group, steps)
+            if provisioned is not None and not pending:
+                runner.start_from(provisioned)  # the first step needs no read of its own
             self.state.update_rollout(rollout_id, phase=Phase.REPLACING.value)  # no traffic moves
             runner.run(steps)
             self.finish(fleet, release.id)
@@ -196,10 +198,11 @@ class FleetDeployer(BaseDeployer):
         version: int,
         group: GroupState | None,
         steps: Sequence[Step],
-    ) -> None:
+    ) -> GroupState | None:
         """The group the steps run in: created on the release's launch template version, or
         moved to it, with scaling processes suspended and bounds wide enough for the steps
-        (``finish`` restores the spec's)."""
+        (``finish`` restores the spec's). Returns the existing group as these calls left it,
+        when that is known without reading it again (None: read it)."""
         start = len(group.live()) if group else 0
         low, high = capacity_bounds(fleet.capacity.desired, steps, group.desired if group else 0)
         if group is None:
@@ -211,13 +214,20 @@ class FleetDeployer(BaseDeployer):
                 release=release.id,
                 max_size=max(high, fleet.capacity.max),
             )
-            return
+            return None
         self.fleets.suspend(fleet.name)
+        low_bound, high_bound = min(fleet.capacity.min, low), max(high, fleet.capacity.max, start)
         self.fleets.update_group(
-            fleet.name,
-            version=version,
-            min_size=min(fleet.capacity.min, low),
-            max_size=max(high, fleet.capacity.max, start),
+            fleet.name, version=version, min_size=low_bound, max_size=high_bound
+        )
+        if not low_bound <= group.desired <= high_bound:
+            return None  # AWS moved the desired capacity into the new bounds: read it again
+        return replace_field(
+            group,
+            version=str(version),
+            min=low_bound,
+            max=high_bound,
+            suspended=group.suspended | frozenset(SUSPENDED_DURING_ROLLOUT),
         )
 
     def plan_steps(

@@ -18,6 +18,7 @@ A rollback (or any return to a known-good release) is gated differently: see ``r
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from ...aws.session import aws_errors
+from ...coalesce import reads_fresh_since
 from ...errors import GateFailed, ImmutableSdkError, PluginError
 from ...plugin import (
     GateTargets,
@@ -100,6 +102,24 @@ def restoring(health: HealthSpec) -> HealthSpec:
     return replace(health, checks=(*kept, *added))
 
 
+TICK_SLACK = 1e-6  # seconds: clock arithmetic's rounding, never a real difference
+
+
+def tick_start(now: float, interval: float) -> float:
+    """The last multiple of ``interval`` on the clock at or before ``now``."""
+    if interval <= 0:
+        return now
+    return math.floor(now / interval + TICK_SLACK) * interval
+
+
+def until_next_tick(now: float, interval: float) -> float:
+    """Seconds from ``now`` to the next multiple of ``interval`` on the clock (at most one
+    interval, never zero): the poll instants that bakes of different fleets have in common."""
+    if interval <= 0:
+        return 0.0
+    return tick_start(now, interval) + interval - now
+
+
 @dataclass
 class GateRunner:
     health: HealthSpec
@@ -118,15 +138,27 @@ class GateRunner:
         return checks
 
     def _poll(
-        self, checks: list[tuple[str, HealthCheck]], targets: GateTargets, left: float
+        self,
+        checks: list[tuple[str, HealthCheck]],
+        targets: GateTargets,
+        left: float,
+        since: float | None = None,
     ) -> dict[str, HealthReport]:
         """Ask every check once, on a thread of its own, heartbeating while it runs.
 
         ``left`` is the time the gate or bake has left; the poll is given up on (GateFailed)
-        ``POLL_GRACE`` seconds after that.
+        ``POLL_GRACE`` seconds after that. ``since``: the checks' shared reads made at that
+        clock time or later serve this poll (``reads_fresh_since``); None: read afresh.
         """
         limit = max(left, 0.0) + POLL_GRACE
-        poll = _Background(lambda: self._ask(checks, targets), name=f"health-{targets.fleet}")
+
+        def ask() -> dict[str, HealthReport]:
+            if since is None:
+                return self._ask(checks, targets)
+            with reads_fresh_since(since, self.ctx.clock.monotonic(), self.health.interval):
+                return self._ask(checks, targets)
+
+        poll = _Background(ask, name=f"health-{targets.fleet}")
         finished, reports = poll.wait(limit, self.heartbeat)
         if not finished or reports is None:
             names = ", ".join(name for name, _ in checks)
@@ -204,17 +236,37 @@ class GateRunner:
             clock.sleep(min(self.health.interval, self.health.timeout - elapsed))
 
     def bake(self, seconds: float, targets: Callable[[], GateTargets]) -> None:
-        """Watch the checks for ``seconds``; raise GateFailed on the first unhealthy verdict."""
+        """Watch the checks for ``seconds``; raise GateFailed on the first unhealthy verdict.
+
+        Polls at once, then on the clock's ticks of ``health.interval`` (``until_next_tick``),
+        so no two polls are more than one interval apart and the bakes of every fleet with the
+        same interval poll at the same instants. After the first poll (read afresh), a poll
+        takes shared reads made since its tick began (``reads_fresh_since``): fleets baking
+        together read their groups, alarms, target groups and instance statuses once a tick,
+        not once each, and no read a poll judges is older than the tick it polls in.
+        """
         clock = self.ctx.clock
         checks = self._checks()
         start = clock.monotonic()
         while True:
             self.heartbeat()
-            left = seconds - (clock.monotonic() - start)
-            failure = self._failure(self._poll(checks, targets(), left), "failed during bake")
+            now = clock.monotonic()
+            left = seconds - (now - start)
+            # The first poll reads afresh: this fleet's own steps just changed what it reads,
+            # maybe at this very instant (a virtual clock stands still while steps run), after
+            # another fleet read it. Later ones, on ticks after the bake began, share what was
+            # read since their tick began.
+            since = tick_start(now, self.health.interval)
+            if since > start:
+                with reads_fresh_since(since, now, self.health.interval):
+                    watched = targets()
+                reports = self._poll(checks, watched, left, since=since)
+            else:
+                reports = self._poll(checks, targets(), left)
+            failure = self._failure(reports, "failed during bake")
             if failure:
                 raise failure
             remaining = seconds - (clock.monotonic() - start)
             if remaining <= 0:
                 return
-            clock.sleep(min(self.health.interval, remaining))
+            clock.sleep(min(until_next_tick(clock.monotonic(), self.health.interval), remaining))

@@ -12,6 +12,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_state
 from typing import Any
 
 from ...aws.fleet import FleetApi, GroupState, Member
@@ -106,6 +107,10 @@ class RolloutRunner:
     # call whose effect was not applied to it): steps start from it instead of reading again.
     _group: GroupState | None = None
     samples: Samples = field(default_factory=Samples)  # what the report draws (samples.py)
+    # A retire followed by a launch of as many instances detaches without lowering the desired
+    # capacity: the group launches the replacements, and the launch step only waits for them.
+    _relaunch: int = 0  # instances the next step (a Launch) takes over from this retire
+    _relaunched: tuple[frozenset[str], int] | None = None  # (target members before, desired)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -141,6 +146,12 @@ class RolloutRunner:
         self._group = group
         self.emit_capacity(group)
         return group
+
+    def start_from(self, group: GroupState) -> None:
+        """Begin from ``group`` as the caller knows it to be now (read under the fleet's lock
+        and changed since only by calls whose effect it carries), instead of reading it."""
+        self._group = group
+        self.emit_capacity(group)
 
     def last_group(self) -> GroupState:
         """The group as last read, when nothing can have changed it since; else read it."""
@@ -249,7 +260,13 @@ class RolloutRunner:
     def run(self, steps: Sequence[Step]) -> None:
         hook = self.plugins.hook
         self.samples.context(self)
-        for step in steps:
+        for position, step in enumerate(steps):
+            following = steps[position + 1] if position + 1 < len(steps) else None
+            self._relaunch = (
+                following.count if isinstance(step, Retire) and isinstance(following, Launch) else 0
+            )
+            if not isinstance(step, Launch):
+                self._relaunched = None  # only the launch right after a merged retire
             index = self.index
             try:
                 self.beat()  # a safe point: stop requests and the lease
@@ -312,11 +329,16 @@ class RolloutRunner:
         return GateRunner(health, self.plugins.health_checks, self.ctx, self.tick)
 
     def launch(self, count: int) -> dict[str, Any]:
-        group = self.last_group()
-        before = {m.instance_id for m in group.of_release(self.target)}
-        wanted = group.desired + count
-        self.note(launching=count, desired=wanted)
-        self.api.update_group(self.fleet.name, desired=wanted, max_size=max(group.max, wanted))
+        merged, self._relaunched = self._relaunched, None
+        if merged is not None:  # the retire before asked the group for these instances
+            before, wanted = set(merged[0]), merged[1]
+            self.note(launching=count, desired=wanted, with_retire=True)
+        else:
+            group = self.last_group()
+            before = {m.instance_id for m in group.of_release(self.target)}
+            wanted = group.desired + count
+            self.note(launching=count, desired=wanted)
+            self.api.update_group(self.fleet.name, desired=wanted, max_size=max(group.max, wanted))
         self._group = None
         start = self.ctx.clock.monotonic()
         delay = POLL_FLOOR
@@ -376,6 +398,14 @@ class RolloutRunner:
         chosen = [m.instance_id for m in candidates[:count]]
         if not chosen:
             return {"retired": []}
+        if self._relaunch and self._relaunch == len(chosen):
+            # The next launch replaces exactly these: the detach keeps the desired capacity
+            # and the group launches them (capacity as after a retire then a launch).
+            before = frozenset(m.instance_id for m in group.of_release(self.target))
+            self.retire_instances(chosen, group.target_groups, replace=True)
+            self.emit_capacity(replace_state(group.without(chosen), desired=group.desired))
+            self._relaunched = (before, group.desired)
+            return {"retired": chosen, "replacements": len(chosen)}
         self.retire_instances(chosen, group.target_groups)
         # Detaching with ShouldDecrementDesiredCapacity did exactly this to the group: the
         # next step starts from it without another read.
@@ -389,17 +419,23 @@ class RolloutRunner:
         target_groups: Sequence[str],
         *,
         registered: Sequence[str] | None = None,
+        replace: bool = False,
     ) -> None:
         """Deregister, drain, detach and terminate ``ids``; journaled first (``retiring``), so
         that a rollout resumed after a crash finishes what was begun. ``registered``: those of
-        ``ids`` still in the target groups, when some may have left them already."""
-        self.note(retiring=list(ids))
+        ``ids`` still in the target groups, when some may have left them already. ``replace``:
+        the group launches as many in their place (a resumed rollout finds them coming, as
+        after a killed launch)."""
+        if replace:
+            self.note(retiring=list(ids), replacing=len(ids))
+        else:
+            self.note(retiring=list(ids))
         self._group = None
         out = list(ids) if registered is None else list(registered)
         if target_groups and out:
             self.api.deregister(target_groups, out)
             self.drain(target_groups, out)
-        self.api.detach_and_terminate(self.fleet.name, ids)
+        self.api.detach_and_terminate(self.fleet.name, ids, replace=replace)
         self.retired += ids
 
     def drain(self, target_groups: Sequence[str], ids: Sequence[str]) -> None:
