@@ -42,6 +42,8 @@ if TYPE_CHECKING:
         FleetStatus,
         Plan,
         PlanItem,
+        ReconcileResult,
+        UnitTick,
     )
     from .spec.load import load_spec
     from .spec.model import Spec
@@ -58,6 +60,8 @@ _LAZY = {
     "FleetHistory": ("immutable_sdk.results", "FleetHistory"),
     "Plan": ("immutable_sdk.results", "Plan"),
     "PlanItem": ("immutable_sdk.results", "PlanItem"),
+    "ReconcileResult": ("immutable_sdk.results", "ReconcileResult"),
+    "UnitTick": ("immutable_sdk.results", "UnitTick"),
     "Event": ("immutable_sdk.lifecycle", "Event"),
     "DriftReport": ("immutable_sdk.core.drift.remediate", "DriftReport"),
     "FleetFix": ("immutable_sdk.core.drift.remediate", "FleetFix"),
@@ -99,6 +103,7 @@ __all__ = [
     "PlanItem",
     "PluginError",
     "Plugins",
+    "ReconcileResult",
     "ReleaseRecord",
     "RolloutFailed",
     "RolloutRecord",
@@ -106,6 +111,7 @@ __all__ = [
     "SpecError",
     "StalePlan",
     "StateError",
+    "UnitTick",
     "UsageError",
     "__version__",
     "hookimpl",

@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     INVALID = 2  # invalid input or usage: spec errors, unknown plugins, missing files
     LOCKED = 3  # the fleet is locked by another rollout, or a conflict with state
     DRIFT = 4  # ``drift``: what runs differs from the fleets' releases (or still does after --fix)
+    PROGRESSING = 10  # ``reconcile``: a rollout waits on time (a bake, a pause...): tick again
+    WAITING = 11  # ``reconcile``: a rollout waits for an operator (promote, or --yes to start)
     INTERRUPTED = 130  # SIGINT / SIGTERM
 
 

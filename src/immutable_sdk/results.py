@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
+from .errors import ExitCode
 from .plugin import Artifact
 
 # "aborted": an unfinished rollout rolled back because someone asked (--abort-unfinished).
@@ -28,13 +31,132 @@ class FleetResult:
     rolled_back_to: str | None = None
     launched: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
+    # outcome "waiting" (a reconcile tick stopped the rollout at a safe point): what it waits
+    # for (bake, pause, operator, gate...), until when (epoch seconds; None: an operator),
+    # and the step it waits in
+    waiting_for: str | None = None
+    next_at: float | None = None
+    step: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.outcome in OK_OUTCOMES
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.waiting_for is None:  # only a reconcile tick's results wait
+            for key in ("waiting_for", "next_at", "step"):
+                del data[key]
+        return data
+
+
+# What a reconcile tick found a unit doing (``UnitTick.state``), from the tick's outcome.
+CONVERGED_OUTCOMES = ("noop", "promoted", "created", "scaled", "destroyed", "skipped", "aborted")
+FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_unfinished", "blocked")
+LOCK_OUTCOMES = ("locked", "lock_lost")
+
+
+@dataclass
+class UnitTick:
+    """One unit (``fleet[@region]``) after a reconcile tick.
+
+    ``state``: ``converged`` (runs its desired release, nothing unfinished), ``progressing``
+    (waits on time until ``next_at``, epoch seconds; or behind a unit that does),
+    ``waiting_for_operator`` (a manual pause or an inconclusive analysis waits for
+    ``promote``; or a rollout the plan needs waits for ``--yes``), ``failed`` (failed or
+    rolled back during this tick) or ``locked`` (another process holds it).
+    """
+
+    state: str
+    outcome: str
+    rollout: str | None = None
+    step: str | None = None
+    waiting_for: str | None = None
+    next_at: float | None = None
+    error: str | None = None
+    from_release: str | None = None
+    to_release: str | None = None
+
+    @classmethod
+    def of(cls, result: FleetResult) -> UnitTick:
+        outcome = result.outcome
+        if outcome in CONVERGED_OUTCOMES:
+            state = "converged"
+        elif outcome in LOCK_OUTCOMES:
+            state = "locked"
+        elif outcome == "planned" or (outcome == "waiting" and result.waiting_for == "operator"):
+            state = "waiting_for_operator"
+        elif outcome in ("waiting", "pending", "baking"):
+            state = "progressing"
+        else:
+            state = "failed"
+        return cls(
+            state=state,
+            outcome=outcome,
+            rollout=result.rollout,
+            step=result.step,
+            waiting_for=result.waiting_for,
+            next_at=result.next_at,
+            error=result.error,
+            from_release=result.from_release,
+            to_release=result.to_release,
+        )
+
+
+@dataclass
+class ReconcileResult:
+    """One reconcile tick over a spec's units (``Engine.reconcile``)."""
+
+    project: str
+    units: dict[str, UnitTick] = field(default_factory=dict)
+    api_calls: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0  # clock seconds
+
+    @property
+    def next_at(self) -> float | None:
+        """The earliest time a unit waits for (None: nothing waits on time)."""
+        times = [u.next_at for u in self.units.values() if u.next_at is not None]
+        return min(times) if times else None
+
+    @property
+    def converged(self) -> bool:
+        return all(u.state == "converged" for u in self.units.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 converged, 1 failed during this tick, 3 locked, 11 waiting for an operator,
+        10 progressing (``errors.ExitCode``)."""
+        states = {u.state for u in self.units.values()}
+        for state, code in (
+            ("failed", ExitCode.FAILED),
+            ("locked", ExitCode.LOCKED),
+            ("waiting_for_operator", ExitCode.WAITING),
+            ("progressing", ExitCode.PROGRESSING),
+        ):
+            if state in states:
+                return int(code)
+        return int(ExitCode.OK)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``-o json`` shape: ``units`` by key with ``next_at`` as ISO 8601 (UTC)."""
+        return {
+            "project": self.project,
+            "units": {
+                key: {**asdict(unit), "next_at": _iso(unit.next_at)}
+                for key, unit in self.units.items()
+            },
+            "next_at": _iso(self.next_at),
+            "api_calls": self.api_calls,
+            "duration": self.duration,
+        }
+
+
+def _iso(t: float | None) -> str | None:
+    """ISO 8601 in UTC, rounded up to the millisecond: who waits until then is never early."""
+    if t is None:
+        return None
+    moment = _dt.datetime.fromtimestamp(math.ceil(t * 1000) / 1000, tz=_dt.timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from ..errors import ExitCode, ImmutableSdkError
 COMMAND_MODULES = (
     "spec",
     "rollout",
+    "reconcile",
     "images",
     "sandbox",
     "state",

@@ -52,6 +52,9 @@ def open_engine(
     from .render import EventPrinter
 
     printer = EventPrinter(fmt=opts.log_format)
+    clock = virtual_clock(opts)
+    if clock is not None and "clock" not in engine_options:
+        engine_options = {**engine_options, "clock": clock}
     sink: Callable[[Event], None] = printer
     if observe is not None:
         seen = observe
@@ -77,6 +80,37 @@ def open_engine(
         yield engine, printer
     finally:
         engine.close()
+
+
+VIRTUAL_CLOCK = "IMMUTABLE_SDK_VIRTUAL_CLOCK"
+
+
+def virtual_clock(opts: Options) -> Any:
+    """A testing aid: with ``IMMUTABLE_SDK_VIRTUAL_CLOCK=EPOCH`` (seconds), the command runs
+    on a virtual clock starting at that time, so that successive ``reconcile`` processes can
+    let hours pass without sleeping (a test sets it to the ``next_at`` a tick returned).
+    Refused against real AWS: only with ``--sandbox`` or ``--endpoint-url``."""
+    import os
+
+    value = os.environ.get(VIRTUAL_CLOCK, "").strip()
+    if not value:
+        return None
+    if not (opts.sandbox or opts.endpoint_url):
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"{VIRTUAL_CLOCK} is a testing aid for the sandbox or an emulator (--sandbox, "
+            "--endpoint-url): against AWS, time is real"
+        )
+    try:
+        start = float(value)
+    except ValueError:
+        from ..errors import UsageError
+
+        raise UsageError(f"{VIRTUAL_CLOCK}={value!r}: give epoch seconds (1800000000)") from None
+    from ..clock import VirtualClock
+
+    return VirtualClock(start=start)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from ..aws.session import AwsSession
 from ..clock import Clock, RealClock
 from ..lifecycle import Event
 from ..redaction import redact
+from .tick.horizon import Horizon
 
 EventSink = Callable[[Event], None]
 
@@ -31,6 +32,8 @@ class Context:
     fleet: str | None = None
     rollout: str | None = None
     unit_suffix: str = ""  # "@eu-west-1" outside the spec's region (see ``regions``)
+    # How long waits may last: unlimited (apply) or a reconcile tick's budget (``tick``).
+    horizon: Horizon = field(default_factory=Horizon)
 
     def unit(self, fleet: str) -> str:
         """How people name ``fleet`` in this region: ``web``, or ``web@eu-west-1``."""

@@ -26,7 +26,16 @@ from ..lifecycle import Event
 from ..plugin import Artifact
 from ..plugins import Plugins, load_plugins
 from ..release import artifact_to_dict
-from ..results import ApplyResult, FleetHistory, FleetResult, FleetStatus, Plan, PlanItem
+from ..results import (
+    ApplyResult,
+    FleetHistory,
+    FleetResult,
+    FleetStatus,
+    Plan,
+    PlanItem,
+    ReconcileResult,
+    UnitTick,
+)
 from ..spec.model import FleetSpec, Spec
 from ..state.base import RolloutRecord, StateStore
 from .apply import run_plan, wave_bake
@@ -47,6 +56,8 @@ from .regions import (
 from .rollout.runner import new_owner
 from .rollout.signals import signal_rollout
 from .stopping import StopRequest
+from .tick.due import not_due
+from .tick.horizon import Horizon
 
 if TYPE_CHECKING:
     from .drift.remediate import DriftReport, FleetFix
@@ -114,6 +125,8 @@ class Engine:
         self.state = state
         # One stack per region the spec deploys to (``regions``); the spec's region's first.
         self._lock_wait = lock_wait
+        # Unlimited for apply; a reconcile tick's budget while ``reconcile`` runs (``tick``).
+        self.horizon = Horizon()
         self.regional = {r: self._stack(r) for r in spec.regions}
         home = self.regional[spec.region]
         self.ctx = home.ctx
@@ -137,6 +150,7 @@ class Engine:
             lease=self.lease,
             stop=self.stop,
             lock_wait=self._lock_wait,
+            horizon=self.horizon,
         )
 
     @classmethod
@@ -242,6 +256,74 @@ class Engine:
             "by_operation": calls,
         }
         return result
+
+    # --- reconcile: one tick ------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        plan: Plan | None = None,
+        *,
+        start: bool = False,
+        budget: float = 60.0,
+        units: Sequence[str] | None = None,
+        parallelism: int = 10,
+        fail_fast: bool = False,
+    ) -> ReconcileResult:
+        """One tick: advance every unfinished rollout by every step due now, and with
+        ``start`` begin the rollouts ``plan`` (a fresh one when None) needs. No bake, pause,
+        TTL or analysis window is waited out: each is journaled as a deadline and the unit
+        reports ``next_at``; polls (gates, instances coming in service) stop when ``budget``
+        seconds (on the engine's clock) are spent. Without ``start``, a unit that needs a
+        new rollout waits for an operator (``planned``). ``units``: the unit keys the tick
+        covers (default: every unit of the spec, or ``plan``'s).
+
+        When every unit waits on time that has not come, nothing but the state store is
+        read (``tick.due.not_due``).
+        """
+        before = self.session.calls.snapshot()
+        begun = self.clock.monotonic()
+        keys = list(units) if units else [i.key for i in plan.items] if plan else self.unit_keys()
+        idle = not_due(self.state, keys, self.clock.now())
+        result = ReconcileResult(project=self.spec.name)
+        if idle is None:
+            plan = plan or self.plan()
+            if units:
+                plan = replace(plan, items=tuple(i for i in plan.items if i.key in keys))
+            held = [] if start else [i for i in plan.items if self._needs_start(i)]
+            if held:
+                kept = tuple(i for i in plan.items if i not in held)
+                images = {i.image for i in kept}
+                plan = replace(
+                    plan, items=kept, builds=tuple(b for b in plan.builds if b in images)
+                )
+            with self.horizon.tick(self.clock, budget):
+                applied = self.apply(plan, parallelism=parallelism, fail_fast=fail_fast)
+            items = {i.key: i for i in plan.items}
+            for fleet in applied.fleets:
+                item = items.get(fleet.fleet)
+                if item is not None and fleet.to_release is None:
+                    fleet = replace(
+                        fleet, from_release=item.current_release, to_release=item.release
+                    )
+                result.units[fleet.fleet] = UnitTick.of(fleet)
+            for item in held:
+                result.units[item.key] = UnitTick(
+                    "waiting_for_operator",
+                    "planned",
+                    from_release=item.current_release,
+                    to_release=item.release,
+                    error=f"{item.action}: run reconcile --yes to start it",
+                )
+        else:
+            result.units.update(idle)
+        calls = self.session.calls.since(before)
+        result.api_calls = {"total": sum(calls.values()), "by_operation": calls}
+        result.duration = self.clock.monotonic() - begun
+        return result
+
+    def _needs_start(self, item: PlanItem) -> bool:
+        """Whether ``item`` changes a unit that no unfinished rollout is changing already."""
+        return item.action != "noop" and self.state.unfinished_rollout(item.key) is None
 
     def build(self, image_name: str) -> Artifact:
         image = self.spec.images[image_name]

@@ -38,7 +38,12 @@ from ..results import FleetResult
 from .waves import Unit, Wave
 
 DEFAULT_PARALLELISM = 10
-CHANGED = ("promoted", "created", "scaled")  # outcomes after which a wave bakes
+# outcomes after which a wave bakes ("baking": a reconcile tick found the unit's rollout
+# done and its wave's bake still going)
+CHANGED = ("promoted", "created", "scaled", "baking")
+# A reconcile tick left the unit waiting (its rollout, or its wave's bake, goes on in a later
+# tick): its dependants and later waves do not start in this tick (``pending``).
+WAITING = ("waiting",)
 
 
 Work = Callable[[Unit], FleetResult]
@@ -132,13 +137,19 @@ class Orchestrator:
 
     def _failed(self, key: str) -> bool:
         result = self.results.get(key)
-        return result is not None and not result.ok
+        return result is not None and not result.ok and result.outcome not in WAITING
+
+    def _waiting(self, key: str) -> bool:
+        result = self.results.get(key)
+        return result is not None and result.outcome in WAITING
 
     def _blocker(self, unit: Unit) -> str | None:
         """Why ``unit`` can never start, if so."""
         if self._stopping:
             return self._stopping
         for dep in unit.depends_on:
+            if self._waiting(dep):
+                return f"waiting for fleet {dep!r} that it depends on"
             if self._failed(dep):
                 return f"fleet {dep!r} that it depends on failed"
             if self._wave_index.get(dep, -1) > self._wave:
@@ -170,6 +181,8 @@ class Orchestrator:
     def _block(self, unit: Unit, reason: str) -> None:
         self._pending.remove(unit)
         self.results[unit.key] = blocked(unit, reason, self._skeletons.get(unit.key))
+        if reason.startswith("waiting for"):  # a later tick starts it
+            self.results[unit.key] = replace(self.results[unit.key], outcome="pending")
 
     def _start(self, unit: Unit) -> None:
         self._pending.remove(unit)
@@ -218,6 +231,15 @@ class Orchestrator:
     def _wave_done(self) -> None:
         """The current wave's units all finished: bake it, then stop or go on."""
         wave = self._waves[self._wave]
+        held = [u.key for u in wave.units if self._waiting(u.key)]
+        if held:  # a later tick finishes the wave (and bakes it): nothing after it starts
+            reason = f"waiting for wave {wave.name!r} (fleet {held[0]!r})"
+            for later in self._waves[self._wave + 1 :]:
+                for unit in later.units:
+                    result = blocked(unit, reason, self._skeletons.get(unit.key))
+                    self.results[unit.key] = replace(result, outcome="pending")
+            self._finished.set()
+            return
         if self._wave not in self._baked:
             self._baked.add(self._wave)
             if wave.bake > 0 and self._bake is not None and not self._stopping:

@@ -44,6 +44,7 @@ from .rollout.contract import Deployer, deployer_for
 from .rollout.deployer import FleetDeployer
 from .rollout.signals import rollout_progress
 from .stopping import StopRequest
+from .tick.horizon import Horizon
 from .traffic.deployer import SlotDeployer, count_other_slots
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class Regional:
         lease: float,
         stop: StopRequest | None = None,
         lock_wait: float = 0.0,
+        horizon: Horizon | None = None,
     ) -> Regional:
         """The stack of ``region``: ``session`` and ``state`` are the spec's own (its region,
         its state store); the stack moves them to ``region`` and keys the state by unit."""
@@ -105,6 +107,7 @@ class Regional:
             clock=clock,
             sink=sink if home else labelled(sink, region),
             unit_suffix="" if home else f"@{region}",
+            horizon=horizon or Horizon(),
         )
         regional: StateStore = state if home else RegionalState(state, region)
         fleets = FleetApi(session, spec.name, region)

@@ -38,6 +38,7 @@ from ...spec.model import FleetSpec, Spec
 from ...state.base import RolloutRecord, StateStore
 from ..context import Context
 from ..stopping import StopRequest
+from ..tick.horizon import Suspended
 from .locks import LockKeeper
 from .serving import StillServing, group_serving, require_only, slots_serving
 
@@ -74,7 +75,8 @@ class BaseDeployer:
 
         A lock held by another rollout makes an ``locked`` result (or one that lost its lock
         midway, ``lock_lost``) instead of an error, so the other fleets of an apply go on. The
-        lock is released when ``work`` ends or stops at a safe point (Interrupted); on any
+        lock is released when ``work`` ends, stops at a safe point (Interrupted) or a tick
+        suspends it (a ``waiting`` result: the next tick, in any process, goes on); on any
         other exception (a crash, a second SIGINT) it is kept until its lease expires, since
         an AWS request may still be in flight.
         """
@@ -87,6 +89,17 @@ class BaseDeployer:
             return FleetResult(fleet, action, "locked", error=str(exc))
         try:
             result = work(keeper)
+        except Suspended as exc:  # a tick stopped at a safe point: any process goes on
+            keeper.release()
+            return FleetResult(
+                fleet,
+                action,
+                "waiting",
+                rollout=exc.rollout,
+                waiting_for=exc.waiting_for,
+                next_at=exc.next_at,
+                step=exc.step,
+            )
         except LockLost as exc:
             keeper.abandon()
             return FleetResult(fleet, action, "lock_lost", error=str(exc))

@@ -116,13 +116,16 @@ class FleetDeployer(BaseDeployer):
             region=self.ctx.region,
         )
         carried = resume.Carried.read(self.state, pending)  # before writing: it may be damaged
+        # Stopped inside a wait or a gate (a reconcile tick, or a process that died there):
+        # that step goes on from its journaled start, then the rest of the planned steps.
+        going_on = resume.continuation(self.state, resumed) if resumed else None
         if resumed:
             record_release(self.state, info, release, now)
             self.state.update_rollout(rollout_id, owner=self.owner, phase=Phase.PROVISIONING)
         else:
             start_rollout(self.state, info, release, steps, self.owner, now)
         if pending:
-            how = "resumed" if resumed else "superseded"
+            how = "continued" if going_on else "resumed" if resumed else "superseded"
             resume.take_over(self.state, rollout_id, pending, carried, self.owner, now, how)
             ctx.emit("rollout.resumed", how=how, rollouts=[r.id for r in pending])
 
@@ -138,7 +141,10 @@ class FleetDeployer(BaseDeployer):
             gated=set(carried.gated),
             launched_before=set(carried.launched),
             original=carried.originals(),
-            index=carried.next_index(resumed) if resumed else 0,
+            index=(going_on[0].index if going_on else carried.next_index(resumed))
+            if resumed
+            else 0,
+            resumed=going_on[0] if going_on else None,
             # ``immutable-sdk rollback`` (and a wave's rollback) returns to a known-good
             # release: gated like a rollback, on the instances' own health only.
             restoring=action == "rollback",
@@ -148,7 +154,9 @@ class FleetDeployer(BaseDeployer):
         try:
             version = self.fleets.ensure_version(fleet, release, rollout_id)
             runner.note(version=version, release=release.id)
-            if pending:
+            if going_on is not None:
+                steps = going_on[1]  # the group is as the step before left it
+            elif pending:
                 releases = {previous, release.id, *(r.to_release for r in pending)}
                 group = resume.reconcile(runner, carried, releases)
                 steps = resume.resume_steps(
@@ -157,9 +165,10 @@ class FleetDeployer(BaseDeployer):
                 planned = [*(resumed.steps if resumed else ()), *(s.to_dict() for s in steps)]
                 self.state.update_rollout(rollout_id, steps=planned)
                 self.announce(info, action, steps)
-            provisioned = self.provision(fleet, release, version, group, steps)
-            if provisioned is not None and not pending:
-                runner.start_from(provisioned)  # the first step needs no read of its own
+            if going_on is None:
+                provisioned = self.provision(fleet, release, version, group, steps)
+                if provisioned is not None and not pending:
+                    runner.start_from(provisioned)  # the first step needs no read of its own
             self.state.update_rollout(rollout_id, phase=Phase.REPLACING.value)  # no traffic moves
             runner.run(steps)
             self.finish(fleet, release.id)

@@ -39,6 +39,7 @@ from ...plugin import (
 )
 from ...spec.model import HealthSpec, PluginConfig
 from ...units import format_duration
+from ..tick.horizon import Horizon
 from .locks import STOP_POLL
 
 Heartbeat = Callable[[], None]
@@ -126,6 +127,7 @@ class GateRunner:
     registry: Registry[HealthCheckFactory]
     ctx: PluginContext
     heartbeat: Heartbeat = lambda: None
+    horizon: Horizon | None = None  # a reconcile tick's budget: gates poll only within it
 
     def _checks(self) -> list[tuple[str, HealthCheck]]:
         checks = []
@@ -201,11 +203,18 @@ class GateRunner:
         what = "; ".join(f"{n}: {r.summary or 'unhealthy'}" for n, r in bad.items())
         return GateFailed(f"{prefix}: {what}", details=details)
 
-    def gate(self, targets: Callable[[], GateTargets]) -> dict[str, HealthReport]:
-        """Poll until every check is healthy; raise GateFailed when unhealthy or timed out."""
+    def gate(
+        self, targets: Callable[[], GateTargets], *, elapsed: float = 0.0
+    ) -> dict[str, HealthReport]:
+        """Poll until every check is healthy; raise GateFailed when unhealthy or timed out.
+
+        ``elapsed``: seconds an earlier tick polled this gate already (its timeout counts
+        from then). Within a reconcile tick, a wait that would outlast the tick's budget
+        suspends the gate instead (``Suspended``, with the gate's start as ``gate_since``).
+        """
         clock = self.ctx.clock
         checks = self._checks()
-        start = clock.monotonic()
+        start = clock.monotonic() - elapsed
         while True:
             self.heartbeat()
             left = self.health.timeout - (clock.monotonic() - start)
@@ -233,7 +242,11 @@ class GateRunner:
                     + "; ".join(f"{n}: {s}" for n, s in pending.items()),
                     details=details,
                 )
-            clock.sleep(min(self.health.interval, self.health.timeout - elapsed))
+            pause = min(self.health.interval, self.health.timeout - elapsed)
+            if self.horizon is not None:
+                began = clock.now() - elapsed
+                self.horizon.poll(clock, pause, "gate", gate_since=began)
+            clock.sleep(pause)
 
     def bake(self, seconds: float, targets: Callable[[], GateTargets]) -> None:
         """Watch the checks for ``seconds``; raise GateFailed on the first unhealthy verdict.

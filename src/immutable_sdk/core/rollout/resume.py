@@ -52,7 +52,7 @@ from ...state.base import (
     StateStore,
 )
 from ...units import format_duration
-from .runner import POLL_FLOOR, RolloutRunner
+from .runner import POLL_FLOOR, Resumed, RolloutRunner
 
 if TYPE_CHECKING:
     pass
@@ -211,6 +211,34 @@ def resume_steps(
     # The grace period runs from now: they may have been launched just before the crash.
     runner.last_launch = runner.ctx.clock.monotonic()
     return [Gate(), *steps]
+
+
+# Steps a rollout goes on with where it stopped: they change nothing on AWS while they run
+# (a wait, a gate's polls), so what AWS runs is what the step before left.
+CONTINUABLE = ("bake", "pause", "gate", "analysis")
+STEP_STATUSES = ("started", "finished", "failed")
+
+
+def continuation(state: StateStore, record: RolloutRecord) -> tuple[Resumed, list[Step]] | None:
+    """Where ``record`` goes on, step by step, when it stopped inside a step that changes
+    nothing (``CONTINUABLE``): a reconcile tick suspended it there, or its process died
+    there. The step goes on from its journaled start (a bake or pause keeps its deadline, a
+    gate its start and timeout), then the rest of the rollout's planned steps. None when it
+    stopped elsewhere (a launch, a retire, between steps): that is repaired and re-planned
+    from what AWS runs (``reconcile``, ``resume_steps``)."""
+    journal = state.journal(record.id)
+    last = next(
+        (e for e in reversed(journal) if e.step_index >= 0 and e.status in STEP_STATUSES), None
+    )
+    if last is None or last.status != "started" or last.step_index >= len(record.steps):
+        return None
+    if record.steps[last.step_index].get("kind") not in CONTINUABLE:
+        return None
+    index = last.step_index
+    waits = [e for e in journal if e.step_index == index and e.data.get("note") == "waiting"]
+    waiting = dict(waits[-1].data) if waits else {}
+    steps = [step_from_dict(s) for s in record.steps[last.step_index :]]
+    return Resumed(last.step_index, last.at, waiting), steps
 
 
 def take_over(

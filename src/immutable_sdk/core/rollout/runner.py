@@ -37,6 +37,7 @@ from ...plugins import Plugins
 from ...spec.model import FleetSpec
 from ...state.base import StateStore
 from ..context import Context
+from ..tick.horizon import OPERATOR, Suspended
 from .gate import GateRunner, restoring
 from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
 from .samples import Samples
@@ -71,6 +72,16 @@ def capacity_bounds(desired: int, steps: Sequence[Step], start: int) -> tuple[in
             current -= step.count
         low, high = min(low, current), max(high, current)
     return max(0, min(low, desired)), max(high, desired)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a suspended rollout goes on: step ``index`` of its plan, begun at ``started_at``
+    (epoch seconds), with what its last tick journaled about the wait (``waiting``)."""
+
+    index: int
+    started_at: float
+    waiting: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +122,11 @@ class RolloutRunner:
     # capacity: the group launches the replacements, and the launch step only waits for them.
     _relaunch: int = 0  # instances the next step (a Launch) takes over from this retire
     _relaunched: tuple[frozenset[str], int] | None = None  # (target members before, desired)
+    # A step a tick suspended (or a crashed run left waiting), continued by this runner:
+    # its journal index, when it started (clock.now()) and its last ``waiting`` note.
+    resumed: Resumed | None = None
+    _step_started: float = 0.0  # clock.now() when the current step started (or was resumed)
+    _continued: bool = False  # the current step is one an earlier tick or process began
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -118,11 +134,44 @@ class RolloutRunner:
         if self.heartbeat is not None:
             self.heartbeat()
 
-    def wait(self, seconds: float) -> None:
+    def wait(self, seconds: float, waiting_for: str = "instances") -> None:
+        """A poll's wait; a reconcile tick whose budget would end first suspends instead
+        (``Suspended``: the next tick polls again)."""
         self._group = None  # the group may change while we wait: read it again afterwards
         self.tick()
+        self.ctx.horizon.poll(self.ctx.clock, seconds, waiting_for)
         self.ctx.clock.sleep(seconds)
         self.tick()
+
+    def since(self, key: str = "since") -> float:
+        """When the current step's wait began (epoch seconds): as an earlier tick journaled
+        it, else when the step started."""
+        if self._continued and self.resumed is not None:
+            value = self.resumed.waiting.get(key)
+            if isinstance(value, (int, float)):
+                return float(value)
+        return self._step_started
+
+    def left(self, seconds: float, key: str = "since") -> float:
+        """What is left of a wait of ``seconds`` that began at ``since``: all of it for a
+        step this runner began, else until its journaled deadline."""
+        if not self._continued:
+            return seconds
+        return max(0.0, self.since(key) + seconds - self.ctx.clock.now())
+
+    def suspend(self, index: int, exc: Suspended) -> None:
+        """Journal a tick's stop at a safe point of step ``index`` (a ``waiting`` note with the
+        wait's absolute times) and tell the sink; the lock is released by the caller."""
+        self.still_ours()
+        data = {"note": "waiting", "for": exc.waiting_for, "next_at": exc.next_at, **exc.detail}
+        self.state.append_journal(self.info.id, index, "note", self.ctx.clock.now(), data)
+        self.ctx.emit(
+            "rollout.waiting",
+            index=index,
+            waiting_for=exc.waiting_for,
+            next_at=exc.next_at,
+            **exc.detail,
+        )
 
     def tick(self) -> None:
         """The heartbeat of a wait: the lease and stop requests (``beat``), and every few
@@ -258,6 +307,8 @@ class RolloutRunner:
         )
 
     def run(self, steps: Sequence[Step]) -> None:
+        """Run ``steps`` from journal index ``index``; with ``resumed`` set (at that index),
+        the first step is one an earlier tick began: it goes on from its journaled wait."""
         hook = self.plugins.hook
         self.samples.context(self)
         for position, step in enumerate(steps):
@@ -275,17 +326,28 @@ class RolloutRunner:
             self.check_abort()
             self.index += 1
             self.current = index
-            self.state.append_journal(
-                self.info.id, index, "started", self.ctx.clock.now(), step.to_dict()
-            )
-            text = step_text(step, self.info, rolling_back=self.rolling_back)
-            self.ctx.emit("step.started", index=index, step=step.to_dict(), text=text)
-            hook.immutable_sdk_step_started(rollout=self.info, step=step)
+            self._continued = self.resumed is not None and self.resumed.index == index
+            if self._continued:
+                assert self.resumed is not None
+                self._step_started = self.resumed.started_at
+                self.ctx.emit("step.resumed", index=index, step=step.to_dict())
+            else:
+                self._step_started = self.ctx.clock.now()
+                self.state.append_journal(
+                    self.info.id, index, "started", self._step_started, step.to_dict()
+                )
+                text = step_text(step, self.info, rolling_back=self.rolling_back)
+                self.ctx.emit("step.started", index=index, step=step.to_dict(), text=text)
+                hook.immutable_sdk_step_started(rollout=self.info, step=step)
             try:
                 data = self.execute(step)
                 self.still_ours()
             except LockLost:
                 raise  # the rollout is someone else's now: write nothing more
+            except Suspended as exc:
+                exc.rollout, exc.step = self.info.id, step.describe()
+                self.suspend(index, exc)
+                raise
             except Interrupted as exc:
                 raise self.interrupted(exc, index, during=True) from None
             except Exception as exc:
@@ -315,8 +377,7 @@ class RolloutRunner:
         if isinstance(step, Retire):
             return self.retire(step.count)
         if isinstance(step, Bake):
-            self.gates().bake(step.seconds, self.targets)
-            return {"seconds": step.seconds}
+            return self.bake(step.seconds)
         if isinstance(step, Pause):
             return self.pause(step)
         raise UsageError(
@@ -326,7 +387,24 @@ class RolloutRunner:
 
     def gates(self) -> GateRunner:
         health = restoring(self.fleet.health) if self.restoring else self.fleet.health
-        return GateRunner(health, self.plugins.health_checks, self.ctx, self.tick)
+        return GateRunner(
+            health, self.plugins.health_checks, self.ctx, self.tick, horizon=self.ctx.horizon
+        )
+
+    def bake(self, seconds: float) -> dict[str, Any]:
+        """Watch the checks until the bake's deadline. A tick looks once and suspends until
+        the next poll (or the deadline): the bake goes on from its journaled start."""
+        left = self.left(seconds)
+        if self.ctx.horizon.unlimited:
+            self.gates().bake(left, self.targets)
+            return {"seconds": seconds}
+        self.gates().bake(0.0, self.targets)  # one look, now
+        since = self.since()
+        until, now = since + seconds, self.ctx.clock.now()
+        if now >= until:
+            return {"seconds": seconds}
+        next_at = min(until, now + self.fleet.health.interval)
+        raise Suspended(next_at, "bake", {"since": since, "until": until})
 
     def launch(self, count: int) -> dict[str, Any]:
         merged, self._relaunched = self._relaunched, None
@@ -363,13 +441,33 @@ class RolloutRunner:
 
     def health_grace(self) -> None:
         """Wait out what is left of the health check grace period, which runs from the end
-        of the last launch, on the runner's clock."""
+        of the last launch, on the runner's clock (a gate an earlier tick began: from when
+        it began). A tick suspends until the grace period ends."""
         grace = self.fleet.health.grace
-        if grace and self.last_launch is not None:
+        if not grace:
+            return
+        if self._continued:
+            left = self.left(grace)
+        elif self.last_launch is not None:
             left = grace - (self.ctx.clock.monotonic() - self.last_launch)
-            if left > 0:
-                self.ctx.emit("gate.grace", seconds=left)
-                self.wait(left)
+        else:
+            return
+        if left <= 0:
+            return
+        if not self.ctx.horizon.unlimited:
+            since = self.since()
+            raise Suspended(self.ctx.clock.now() + left, "grace", {"since": since})
+        self.ctx.emit("gate.grace", seconds=left)
+        self.wait(left)
+
+    def gate_elapsed(self) -> float:
+        """Seconds a gate an earlier tick began has polled already (0: a new gate)."""
+        if not self._continued or self.resumed is None:
+            return 0.0
+        began = self.resumed.waiting.get("gate_since")
+        if not isinstance(began, (int, float)):
+            return 0.0
+        return max(0.0, self.ctx.clock.now() - float(began))
 
     def gate(self) -> dict[str, Any]:
         self.health_grace()
@@ -382,7 +480,7 @@ class RolloutRunner:
             judged.append(self._targets(group, only_ungated=True))
             return judged[-1]
 
-        reports = self.gates().gate(targets)
+        reports = self.gates().gate(targets, elapsed=self.gate_elapsed())
         passed = {t.instance_id for t in judged[-1].instances}
         self.gated |= passed
         if self._group is not None:
@@ -452,15 +550,32 @@ class RolloutRunner:
             delay = min(delay * 2, self.fleet.health.interval)
 
     def pause(self, step: Pause) -> dict[str, Any]:
+        """Wait the pause's time (from its journaled start), or for ``promote`` when manual.
+        A tick looks for ``promote`` once and suspends (until the deadline, or an operator)."""
         start = self.ctx.clock.monotonic()
-        self.ctx.emit("rollout.paused", manual=step.manual, seconds=step.seconds)
+        seconds = self.left(step.seconds)
+        if not self._continued:
+            self.ctx.emit("rollout.paused", manual=step.manual, seconds=step.seconds)
+        if not self.ctx.horizon.unlimited:
+            self.check_abort()
+            signals = self.signals()
+            if "promote" in signals:
+                signals.remove("promote")
+                return {"promoted_by": "operator"}
+            since = self.since()
+            if step.manual:
+                raise Suspended(None, OPERATOR, {"since": since})
+            if seconds <= 0:
+                return {"seconds": step.seconds}
+            until = since + step.seconds
+            raise Suspended(until, "pause", {"since": since, "until": until})
         while True:
             self.check_abort()
             signals = self.signals()
             if "promote" in signals:
                 signals.remove("promote")
                 return {"promoted_by": "operator"}
-            remaining = step.seconds - (self.ctx.clock.monotonic() - start)
+            remaining = seconds - (self.ctx.clock.monotonic() - start)
             if not step.manual and remaining <= 0:
                 return {"seconds": step.seconds}
             self.wait(SIGNAL_POLL if step.manual else min(SIGNAL_POLL, remaining))
