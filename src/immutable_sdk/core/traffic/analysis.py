@@ -39,6 +39,7 @@ from ...units import parse_duration
 from ..analysis.judge import FAIL, PASS, Judgement, MetricRule, judge
 from ..context import Context
 from ..rollout.runner import SIGNAL_POLL
+from ..tick.horizon import OPERATOR, Suspended
 
 
 class AnalysisHost(Protocol):
@@ -64,6 +65,16 @@ class AnalysisHost(Protocol):
 
     def analysis_slots(self) -> tuple[AnalysisSlot, AnalysisSlot | None]:
         """The new slot (canary) and the previous one (baseline; None for a new fleet)."""
+
+    def deadline(self, seconds: float) -> tuple[float, float]:
+        """(since, until): the step's window of ``seconds`` from its (journaled) start,
+        lengthened by what was left of the DNS TTL then."""
+
+    def waited(self, key: str) -> Any:
+        """What an earlier tick journaled about this step's wait (None: nothing)."""
+
+    def look(self) -> None:
+        """One poll of the fleet's health checks on the new slot."""
 
 
 class Analysis:
@@ -170,6 +181,56 @@ def _run(host: AnalysisHost, analysis: Analysis, judged: dict[str, Any]) -> dict
     host.ctx.emit("rollout.paused", manual=True, seconds=0)
     while True:  # an operator decides: promote goes on, abort rolls back
         host.wait(SIGNAL_POLL)
+
+
+def analyze_tick(
+    host: AnalysisHost, config: Mapping[str, Any], providers: Registry[AnalysisProviderFactory]
+) -> dict[str, Any]:
+    """The analysis step in a reconcile tick: the window is an absolute deadline from the
+    step's journaled start; a tick looks at the health checks, judges when a judgement is
+    due (every ``interval`` from the start, and at the end), and suspends until the next
+    one. Judgements are journaled as in ``analyze``; an inconclusive end waits for an
+    operator (``promote`` goes on, ``abort`` rolls back) across ticks."""
+    analysis = Analysis(config, providers)
+    judged: dict[str, Any] = {}
+
+    def work() -> dict[str, Any]:
+        canary, baseline = host.analysis_slots()
+        if baseline is None and any(r.needs_baseline for r in analysis.rules):
+            raise UsageError("an analysis that compares needs a previous slot to compare with")
+        since, end = host.deadline(analysis.window)
+        if host.waited("inconclusive"):  # decided in an earlier tick: an operator's turn
+            raise Suspended(None, OPERATOR, {"since": since, "inconclusive": True})
+        host.look()
+        now = host.ctx.clock.now()
+        last = host.waited("judged_at")
+        judged_at = float(last) if isinstance(last, (int, float)) else since
+        if now >= min(judged_at + analysis.interval, end):
+            judgement = analysis.judge(host.ctx, canary, baseline, min(now, end))
+            judged.clear()
+            judged.update(judgement.to_dict())
+            final = now >= end or judgement.verdict == FAIL
+            host.ctx.emit("analysis.result", final=final, **judged)
+            host.note(note="analysis", **judged)
+            if judgement.verdict == FAIL:
+                raise GateFailed(
+                    f"analysis failed: {judgement.summary}", details=_reasons(judgement)
+                )
+            if now >= end:
+                if judgement.verdict == PASS:
+                    return judged
+                if analysis.on_inconclusive == "fail":
+                    raise GateFailed(f"analysis inconclusive: {judgement.summary}")
+                host.ctx.emit("analysis.inconclusive", summary=judgement.summary)
+                host.ctx.emit("rollout.paused", manual=True, seconds=0)
+                raise Suspended(None, OPERATOR, {"since": since, "inconclusive": True})
+            judged_at = now
+        next_at = min(judged_at + analysis.interval, end)
+        detail = {"since": since, "until": end, "judged_at": judged_at}
+        raise Suspended(next_at, "analysis", detail)
+
+    out = host.interruptible(work)
+    return {**judged, **out}
 
 
 def _reasons(judgement: Judgement) -> dict[str, str]:

@@ -21,17 +21,23 @@ stops before touching traffic (the rollout ends ``failed``, both slots left for 
 With ``rollback: {automatic: false}`` a failure leaves everything as it is (``failed``); an
 ``abort`` rolls back regardless.
 
-Interrupted rollouts. A slot rollout is not resumed step by step: the next apply of the fleet
-(once the dead process's lock lease ran out) closes it (outcome ``superseded``) and starts
-over from what it finds. Traffic left split between the slots goes back to the slot the
+Unfinished rollouts. A slot rollout that a reconcile tick suspended, or whose process died,
+goes on step by step when the spec still wants its release (``continue_rollout``): the
+rollout record keeps its planned steps and slots, the journal says which steps finished (and
+when a wait began: a bake, pause, analysis window, TTL or keep-previous wait keeps its
+deadline), and the weights are read back from Route 53. The step it stopped in runs again
+from what AWS shows: each slot step is safe to repeat (a provision adopts its group, a shift
+to the weights already set changes nothing, a retire finds its group gone). When the spec
+wants another release meanwhile, the next apply closes it (outcome ``superseded``) and starts
+over from what it finds: traffic left split between the slots goes back to the slot the
 interrupted rollout moved it from (after checking it is healthy); a leftover group of another
-release in the idle slot is replaced; and when all traffic already reached the new release
-(interrupted while keeping the previous slot warm), the idle slot is simply retired.
+release in the idle slot is replaced; and when all traffic already reached the new release,
+the idle slot is simply retired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -50,6 +56,7 @@ from ...lifecycle import (
     Retire,
     ShiftTraffic,
     Step,
+    step_from_dict,
 )
 from ...plugin import (
     TAG_RELEASE,
@@ -60,11 +67,12 @@ from ...plugin import (
 from ...release import Release
 from ...results import FleetResult, InstanceCounts, PlanItem
 from ...spec.model import FleetSpec
-from ...state.base import RolloutRecord
+from ...state.base import JournalEntry, RolloutRecord
 from ..analysis.report import last_analysis
 from ..rollout.base import FAILURES, BaseDeployer, start_rollout
 from ..rollout.locks import LockKeeper
-from ..rollout.runner import new_rollout_id
+from ..rollout.resume import STEP_STATUSES
+from ..rollout.runner import Resumed, new_rollout_id
 from .runner import Aborted, SlotRunner, Slots
 
 
@@ -179,6 +187,10 @@ class SlotDeployer(BaseDeployer):
             # It failed and was rolling back: finish that, never roll forward again.
             reason = pending.error or "the rollout was rolling back"
             return self.abort_unfinished(fleet, pending, keeper, reason=reason, action=action)
+        if pending is not None and pending.to_release == release.id:
+            position = slot_position(self.state.journal(pending.id), pending)
+            if position is not None:  # the same release: go on step by step, never over
+                return self.continue_rollout(fleet, release, pending, position, action, keeper)
         now = self.clock.now()
         rollout_id = new_rollout_id(now)
         traffic = TrafficSpec.of(fleet)
@@ -224,6 +236,7 @@ class SlotDeployer(BaseDeployer):
                 "target_slot": target,
                 "source_slot": live,
                 "superseded": superseded,
+                "home": home,  # the slot that serves the release at the end
             },
         )
         self.announce(info, action, steps, target_slot=target, source_slot=live, weights=weights)
@@ -238,6 +251,79 @@ class SlotDeployer(BaseDeployer):
             restoring=action == "rollback",  # back to a known-good release: gate.restoring
         )
         result = FleetResult(fleet.name, action, "promoted", previous, release.id, rollout_id)
+        return self.run_steps(fleet, release, info, runner, steps, home, result, keeper)
+
+    def continue_rollout(
+        self,
+        fleet: FleetSpec,
+        release: Release,
+        record: RolloutRecord,
+        position: tuple[int, Resumed | None],
+        action: str,
+        keeper: LockKeeper,
+    ) -> FleetResult:
+        """Take the unfinished ``record`` up at step ``position`` of its planned steps (a
+        reconcile tick suspended it, or its process died): the slots it moved between and
+        its journal say where it is, Route 53 gives the weights; nothing is started over."""
+        target, source = record.data.get("target_slot"), record.data.get("source_slot")
+        if target not in SLOTS or source not in (*SLOTS, None):
+            raise StateError(f"rollout {record.id} does not record the slots it moved between")
+        index, resumed = position
+        traffic = TrafficSpec.of(fleet)
+        routes = self.routes(keeper)
+        slots = self.slots_between(traffic, routes, release, str(target), source)
+        weights = routes.weights(traffic)
+        info = RolloutInfo(
+            id=record.id,
+            project=self.spec.name,
+            fleet=fleet.name,
+            strategy=record.strategy,
+            from_release=record.from_release,
+            to_release=record.to_release,
+            region=self.ctx.region,
+        )
+        journal = self.state.journal(record.id)
+        now = self.clock.now()
+        self.state.update_rollout(record.id, owner=self.owner)
+        note = {"note": "continued", "owner": self.owner, "at_step": index, "weights": weights}
+        self.state.append_journal(record.id, -1, "note", now, note)
+        self.ctx.scoped(fleet=fleet.name, rollout=record.id).emit(
+            "rollout.resumed", how="continued", rollouts=[record.id], step=index
+        )
+        runner = self.runner(
+            fleet,
+            info,
+            keeper,
+            slots,
+            target=release.id,
+            trusted=record.from_release,
+            weights=dict(weights),
+            index=index,
+            resumed=resumed,
+            restoring=action == "rollback",
+        )
+        runner.restore(journal)
+        steps = [step_from_dict(s) for s in record.steps[index:]]
+        home = str(record.data.get("home") or target)
+        result = FleetResult(
+            fleet.name, action, "promoted", record.from_release, release.id, record.id
+        )
+        return self.run_steps(fleet, release, info, runner, steps, home, result, keeper)
+
+    def run_steps(
+        self,
+        fleet: FleetSpec,
+        release: Release,
+        info: RolloutInfo,
+        runner: SlotRunner,
+        steps: list[Step],
+        home: str,
+        result: FleetResult,
+        keeper: LockKeeper,
+    ) -> FleetResult:
+        """Run the rollout's ``steps``, then size and tag the ``home`` slot and record the
+        outcome; a failure rolls back (or, ``automatic: false``, ends ``failed``)."""
+        previous, rollout_id = info.from_release, info.id
         try:
             runner.s.version = self.fleets.ensure_version(fleet, release, rollout_id)
             self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
@@ -430,6 +516,32 @@ class SlotDeployer(BaseDeployer):
             self.settle_rollback(info, result, reason, previous, exc)
             return
         self.settle_rollback(info, result, reason, previous, None)
+
+
+def slot_position(
+    journal: Sequence[JournalEntry], record: RolloutRecord
+) -> tuple[int, Resumed | None] | None:
+    """Where a slot rollout goes on: the step it stopped in (begun, not finished: a tick
+    suspended it there, or its process died; every slot step can be taken up again, as each
+    starts from what AWS shows), or the one after the last finished. None when a step failed
+    (its rollback is another matter) or the journal names no planned step."""
+    last = next(
+        (
+            e
+            for e in reversed(journal)
+            if 0 <= e.step_index < len(record.steps) and e.status in STEP_STATUSES
+        ),
+        None,
+    )
+    if last is None:
+        return (0, None) if record.steps else None
+    if last.status == "finished":
+        return last.step_index + 1, None
+    if last.status != "started":
+        return None
+    index = last.step_index
+    waits = [e for e in journal if e.step_index == index and e.data.get("note") == "waiting"]
+    return index, Resumed(index, last.at, dict(waits[-1].data) if waits else {})
 
 
 def count_other_slots(instances: dict[str, InstanceCounts], traffic: Mapping[str, Any]) -> None:

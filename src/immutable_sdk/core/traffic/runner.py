@@ -25,7 +25,7 @@ store) are read at every wait: ``abort`` fails the step at once (the deployer ro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +46,10 @@ from ...lifecycle import (
 )
 from ...plugin import AnalysisSlot, GateTargets
 from ...release import Release
+from ...state.base import JournalEntry
 from ..rollout.runner import POLL_FLOOR, SIGNAL_POLL, RolloutRunner
-from .analysis import analyze
+from ..tick.horizon import OPERATOR, Suspended
+from .analysis import analyze, analyze_tick
 
 PROMOTE, PROMOTE_FULL, ABORT = "promote", "promote-full", "abort"
 SIGNALS = (PROMOTE, PROMOTE_FULL, ABORT)
@@ -124,8 +126,56 @@ class SlotRunner(RolloutRunner):
                 raise Aborted("aborted by an operator (immutable-sdk abort)")
             if name in (PROMOTE, PROMOTE_FULL):
                 self._promote = True
-                self.full = self.full or name == PROMOTE_FULL
+                if name == PROMOTE_FULL and not self.full:
+                    self.full = True  # journaled: a later tick skips the same steps
+                    self.state.append_journal(
+                        self.info.id, -1, "note", self.ctx.clock.now(), {"note": "promote_full"}
+                    )
         return []
+
+    # --- ticks: a rollout taken up where an earlier tick (or a dead process) left it --------
+
+    def restore(self, journal: Sequence[JournalEntry]) -> None:
+        """What the runner knows from the journal and the weights read back from Route 53:
+        instances that passed a gate, whether traffic reached the new slot, when it last
+        moved (the DNS TTL runs from then), a ``promote --full`` taken, a promote not used."""
+        share = self.weights.get(self.s.target_slot, 0)
+        self._shifted_to_new = share > 0
+        self._at_full = share >= 100
+        for entry in journal:
+            gated = entry.data.get("gated")
+            if isinstance(gated, list):
+                self.gated |= {str(i) for i in gated}
+            if entry.data.get("note") == "promote_full":
+                self.full = True
+        shifts = [e for e in journal if e.status == "finished" and e.data.get("change")]
+        if shifts:
+            ago = self.ctx.clock.now() - shifts[-1].at
+            self._shifted_at = self.ctx.clock.monotonic() - ago
+        if self.resumed is not None and self.resumed.waiting.get("promote"):
+            self._promote = True
+
+    def suspend(self, index: int, exc: Suspended) -> None:
+        if self._promote:  # taken from the store but not used yet: the next tick uses it
+            exc.detail["promote"] = True
+        super().suspend(index, exc)
+
+    def waited(self, key: str) -> Any:
+        """What an earlier tick journaled about the current step's wait (None: nothing)."""
+        if self._continued and self.resumed is not None:
+            return self.resumed.waiting.get(key)
+        return None
+
+    def deadline(self, seconds: float) -> tuple[float, float]:
+        """(since, until) of a wait of ``seconds`` on the new slot, lengthened by what was
+        left of the DNS TTL when it began (as ``apply`` waits it)."""
+        since = self.since()
+        ttl_end = self.ctx.clock.now() + self.ttl_left()
+        return since, since + seconds + max(0.0, ttl_end - since)
+
+    def look(self) -> None:
+        """One poll of the fleet's health checks on the new slot (a tick's look at a bake)."""
+        self.gates().bake(0.0, self.slot_targets(self.s.target_slot))
 
     def interruptible(self, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run a wait that an operator's promote may end early."""
@@ -307,9 +357,11 @@ class SlotRunner(RolloutRunner):
             judged.append(read())
             return judged[-1]
 
-        reports = self.gates().gate(targets)
-        self.gated |= {t.instance_id for t in judged[-1].instances}  # what the last poll passed
-        return {"slot": slot, "checks": {n: r.status.value for n, r in reports.items()}}
+        reports = self.gates().gate(targets, elapsed=self.gate_elapsed())
+        passed = {t.instance_id for t in judged[-1].instances}  # what the last poll passed
+        self.gated |= passed
+        checks = {n: r.status.value for n, r in reports.items()}
+        return {"slot": slot, "checks": checks, "gated": sorted(passed)}
 
     def current_weights(self) -> dict[str, int]:
         self.weights = self.s.routes.weights(self.s.traffic)
@@ -363,21 +415,37 @@ class SlotRunner(RolloutRunner):
 
     def bake(self, seconds: float) -> dict[str, Any]:
         extra = self.ttl_left()
+        # after all traffic moved: the previous slot is kept warm meanwhile (keep_previous)
+        kind = "keep_previous" if self._at_full and not self.rolling_back else "bake"
 
         def work() -> dict[str, Any]:
-            self.gates().bake(seconds + extra, self.slot_targets(self.s.target_slot))
-            return {"seconds": seconds}
+            since, until = self.deadline(seconds)
+            if self.ctx.horizon.unlimited:
+                left = seconds + extra if not self._continued else until - self.ctx.clock.now()
+                self.gates().bake(left, self.slot_targets(self.s.target_slot))
+                return {"seconds": seconds}
+            self.look()
+            now = self.ctx.clock.now()
+            if now >= until:
+                return {"seconds": seconds}
+            next_at = min(until, now + self.fleet.health.interval)
+            raise Suspended(next_at, kind, {"since": since, "until": until})
 
         return {**self.interruptible(work), "dns_ttl_wait": extra}
 
     def slot_pause(self, step: Pause) -> dict[str, Any]:
-        self.ctx.emit("rollout.paused", manual=step.manual, seconds=step.seconds)
+        if not self._continued:
+            self.ctx.emit("rollout.paused", manual=step.manual, seconds=step.seconds)
         watch = self._shifted_to_new
         start = self.ctx.clock.monotonic()
 
+        seconds = self.left(step.seconds)
+
         def work() -> dict[str, Any]:
+            if not self.ctx.horizon.unlimited:
+                return self.pause_tick(step, watch)
             while True:
-                remaining = step.seconds - (self.ctx.clock.monotonic() - start)
+                remaining = seconds - (self.ctx.clock.monotonic() - start)
                 if not step.manual and remaining <= 0:
                     return {"seconds": step.seconds}
                 if watch:  # traffic reaches the new release: keep judging it, at its pace
@@ -389,7 +457,23 @@ class SlotRunner(RolloutRunner):
 
         return self.interruptible(work)
 
+    def pause_tick(self, step: Pause, watch: bool) -> dict[str, Any]:
+        """A tick's pause: one look at the new slot when it has traffic, then suspended until
+        the deadline (or, manual, until promote; still looked at every interval)."""
+        if watch:
+            self.look()
+        since, now = self.since(), self.ctx.clock.now()
+        poll = now + self.fleet.health.interval if watch else None
+        if step.manual:
+            raise Suspended(poll, OPERATOR, {"since": since})
+        until = since + step.seconds
+        if now >= until:
+            return {"seconds": step.seconds}
+        raise Suspended(min(until, poll or until), "pause", {"since": since, "until": until})
+
     def analyze(self, config: dict[str, Any]) -> dict[str, Any]:
+        if not self.ctx.horizon.unlimited:
+            return analyze_tick(self, config, self.plugins.analysis_providers)
         return analyze(self, config, self.plugins.analysis_providers)
 
     # --- what the analysis step needs (``analysis.AnalysisHost``) ----------------------------
@@ -424,6 +508,9 @@ class SlotRunner(RolloutRunner):
                 f"refusing to retire slot {slot}: it still has {weight}% of traffic"
             )
         left = self.ttl_left()
+        if left > 0 and not self.ctx.horizon.unlimited:
+            now = self.ctx.clock.now()
+            raise Suspended(now + left, "ttl", {"since": self.since(), "until": now + left})
         if left > 0:
             self.ctx.emit("traffic.ttl_wait", seconds=left, slot=slot)
             self.wait(left)
