@@ -52,9 +52,10 @@ class Ticker:
     spec: Path
     now: float = START
     ticks: list[Tick] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # for every command (WEB_AMI=...)
 
     def command(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        extra = {"IMMUTABLE_SDK_VIRTUAL_CLOCK": repr(self.now), **(env or {})}
+        extra = {"IMMUTABLE_SDK_VIRTUAL_CLOCK": repr(self.now), **self.env, **(env or {})}
         return subprocess.Popen(
             command(self.url, self.spec, *args),
             cwd=self.spec.parent,

@@ -95,6 +95,7 @@ class BaseDeployer:
                 fleet,
                 action,
                 "waiting",
+                *exc.releases,
                 rollout=exc.rollout,
                 waiting_for=exc.waiting_for,
                 next_at=exc.next_at,

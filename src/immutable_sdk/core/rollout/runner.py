@@ -346,6 +346,7 @@ class RolloutRunner:
                 raise  # the rollout is someone else's now: write nothing more
             except Suspended as exc:
                 exc.rollout, exc.step = self.info.id, step.describe()
+                exc.releases = (self.info.from_release, self.info.to_release)
                 self.suspend(index, exc)
                 raise
             except Interrupted as exc:

@@ -2,7 +2,8 @@
 
 A tick whose every unit waits on time that has not come (a bake, a pause, a wave's bake)
 needs nothing from AWS: ``not_due`` answers it from each unit's newest journal entry, so a
-cron job that ticks more often than anything is due costs only state store reads.
+cron job that ticks more often than anything is due costs only state store reads. A wait
+for an operator is always looked at (a ``promote`` may have been sent).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from ...lifecycle import STEP_TYPES, step_from_dict
 from ...results import UnitTick
 from ...state.base import RolloutRecord, StateStore
+from .horizon import OPERATOR
 
 WAVE_BAKE = "wave_bake"  # the key of a wave's bake in a rollout record's data
 
@@ -69,12 +71,15 @@ def not_due(state: StateStore, keys: Sequence[str], now: float) -> dict[str, Uni
         next_at = wait.get("next_at") if wait else None
         if wait is None or not isinstance(next_at, (int, float)) or next_at <= now:
             return None
+        kind = str(wait.get("for"))
+        if kind == OPERATOR:  # an operator's promote may be waiting in the store
+            return None
         units[key] = UnitTick(
             "progressing",
             "waiting",
             rollout=record.id,
             step=step_text(record, int(wait["index"])),
-            waiting_for=str(wait.get("for")),
+            waiting_for=kind,
             next_at=float(next_at),
             from_release=record.from_release,
             to_release=record.to_release,

@@ -37,6 +37,7 @@ class Suspended(Exception):
         # filled by the runner that journals the stop
         self.rollout: str | None = None
         self.step: str | None = None
+        self.releases: tuple[str | None, str | None] = (None, None)  # (from, to)
         when = "an operator" if next_at is None else f"{next_at:.3f}"
         super().__init__(f"waiting for {waiting_for} until {when}")
 

@@ -76,6 +76,9 @@ class AnalysisHost(Protocol):
     def look(self) -> None:
         """One poll of the fleet's health checks on the new slot."""
 
+    def poll_interval(self) -> float:
+        """Seconds between two polls of the fleet's health checks."""
+
 
 class Analysis:
     """One analysis block: its provider, its metrics and its timing."""
@@ -189,8 +192,9 @@ def analyze_tick(
     """The analysis step in a reconcile tick: the window is an absolute deadline from the
     step's journaled start; a tick looks at the health checks, judges when a judgement is
     due (every ``interval`` from the start, and at the end), and suspends until the next
-    one. Judgements are journaled as in ``analyze``; an inconclusive end waits for an
-    operator (``promote`` goes on, ``abort`` rolls back) across ticks."""
+    one (at most one tick a health check interval). Judgements are journaled as in
+    ``analyze``; an inconclusive end waits for an operator (``promote`` goes on, ``abort``
+    rolls back) across ticks."""
     analysis = Analysis(config, providers)
     judged: dict[str, Any] = {}
 
@@ -225,7 +229,8 @@ def analyze_tick(
                 host.ctx.emit("rollout.paused", manual=True, seconds=0)
                 raise Suspended(None, OPERATOR, {"since": since, "inconclusive": True})
             judged_at = now
-        next_at = min(judged_at + analysis.interval, end)
+        # judged at most once a health check interval: a tick is a process of its own
+        next_at = min(max(judged_at + analysis.interval, now + host.poll_interval()), end)
         detail = {"since": since, "until": end, "judged_at": judged_at}
         raise Suspended(next_at, "analysis", detail)
 

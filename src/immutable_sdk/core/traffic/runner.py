@@ -88,6 +88,7 @@ class SlotRunner(RolloutRunner):
     _promote: bool = False
     _interruptible: bool = False
     _shifted_at: float | None = None
+    _shifted_wall: float | None = None  # clock.now() of the last shift (for deadlines)
     _shifted_to_new: bool = False
     _at_full: bool = False
     _skipped_provision: bool = False
@@ -152,6 +153,7 @@ class SlotRunner(RolloutRunner):
         if shifts:
             ago = self.ctx.clock.now() - shifts[-1].at
             self._shifted_at = self.ctx.clock.monotonic() - ago
+            self._shifted_wall = shifts[-1].at
         if self.resumed is not None and self.resumed.waiting.get("promote"):
             self._promote = True
 
@@ -170,8 +172,13 @@ class SlotRunner(RolloutRunner):
         """(since, until) of a wait of ``seconds`` on the new slot, lengthened by what was
         left of the DNS TTL when it began (as ``apply`` waits it)."""
         since = self.since()
-        ttl_end = self.ctx.clock.now() + self.ttl_left()
+        if self._shifted_wall is None:
+            return since, since + seconds
+        ttl_end = self._shifted_wall + self.s.traffic.ttl
         return since, since + seconds + max(0.0, ttl_end - since)
+
+    def poll_interval(self) -> float:
+        return self.fleet.health.interval
 
     def look(self) -> None:
         """One poll of the fleet's health checks on the new slot (a tick's look at a bake)."""
@@ -398,6 +405,7 @@ class SlotRunner(RolloutRunner):
         change = s.routes.set_weights(s.traffic, wanted)
         self.weights = dict(wanted)
         self._shifted_at = self.ctx.clock.monotonic()
+        self._shifted_wall = self.ctx.clock.now()
         self._note_shift(wanted)
         self.ctx.emit("traffic.shifted", before=before, after=wanted, change=change)
         self.plugins.hook.immutable_sdk_traffic_shifted(
