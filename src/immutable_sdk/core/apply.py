@@ -2,14 +2,22 @@
 
 ``run_plan`` hands each plan item to ``apply_item`` through the ``Orchestrator`` (parallel,
 in dependency order, wave after wave); ``wave_bake`` is the bake that watches a changed fleet
-after its wave and rolls it back when the watch fails. Both take their collaborators (the
-clock, the regional stacks, the health checks, a rollback) rather than the whole engine.
+after its wave and rolls it back when the watch fails.
+
+A wave's bake is a durable fact: when a unit's rollout ends (promoted or created) in a wave
+that bakes, its rollout record owes the bake (``wave_ledger``), with the bake's start and
+deadline once it began, until the bake is done. A later apply or reconcile tick that finds
+the unit up to date but its bake owed bakes it (outcome ``baking``) for what is left, and
+later waves wait for it; a reconcile tick looks once and journals the deadline. Both take
+their collaborators (the clock, the regional stacks, the health checks, a rollback) rather
+than the whole engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from ..aws.session import aws_errors
 from ..clock import Clock
@@ -17,9 +25,12 @@ from ..errors import GateFailed
 from ..plugin import GateTargets, HealthCheckFactory, Registry
 from ..results import FleetResult, Plan, PlanItem
 from ..spec.model import Spec
+from ..state.base import RolloutRecord
 from .orchestrate import DEFAULT_PARALLELISM, Bake, Orchestrator
 from .regions import Regional
 from .rollout.gate import GateRunner
+from .tick.due import WAVE_BAKE
+from .tick.due import wave_bake as owed_bake
 from .waves import Unit, Wave, assign_waves
 
 Rollback = Callable[[str, str], FleetResult]  # (unit key, release) -> the rollback's result
@@ -32,21 +43,75 @@ def run_plan(
     apply_item: Callable[[PlanItem], FleetResult],
     *,
     bake: Bake,
+    ledger: Bake | None = None,
     parallelism: int = DEFAULT_PARALLELISM,
     fail_fast: bool = False,
 ) -> list[FleetResult]:
-    """Apply ``plan``'s items through ``apply_item``, scheduled; results in plan order."""
+    """Apply ``plan``'s items through ``apply_item``, scheduled; results in plan order.
+    ``ledger`` (``wave_ledger``) sees each result of a unit whose wave bakes."""
     items = {i.key: i for i in plan.items}
     waves = assign_waves(spec, [(i.fleet, i.region or spec.region) for i in plan.items])
+    wave_of = {u.key: w for w in waves for u in w.units}
+
+    def work(unit: Unit) -> FleetResult:
+        result = apply_item(items[unit.key])
+        wave = wave_of[unit.key]
+        return ledger(unit, result, wave) if ledger and wave.bake > 0 else result
+
     skeletons = {
         i.key: FleetResult(i.key, i.action, "blocked", i.current_release, i.release)
         for i in plan.items
     }
     orchestrator = Orchestrator(clock, parallelism=parallelism, fail_fast=fail_fast)
-    results = orchestrator.run(
-        waves, lambda u: apply_item(items[u.key]), bake=bake, skeletons=skeletons
-    )
+    results = orchestrator.run(waves, work, bake=bake, skeletons=skeletons)
     return [results[i.key] for i in plan.items]
+
+
+def owed(stack: Regional, fleet: str, rollout: str | None) -> RolloutRecord | None:
+    """The rollout record of ``fleet`` that owes its wave a bake (``rollout``, else the
+    fleet's newest), or None."""
+    record = stack.state.get_rollout(rollout) if rollout else None
+    if record is None:
+        newest = stack.state.rollouts(fleet, limit=1)
+        record = newest[0] if newest else None
+    return record if record is not None and owed_bake(record) is not None else None
+
+
+def wave_ledger(stacks: Mapping[str, Regional]) -> Bake:
+    """Record that a unit's finished rollout owes its wave a bake; turn an up-to-date unit
+    whose rollout still owes one into ``baking`` (a bake an earlier run did not finish)."""
+
+    def ledger(unit: Unit, result: FleetResult, wave: Wave) -> FleetResult:
+        stack = stacks[unit.region]
+        if result.outcome in ("promoted", "created") and result.rollout:
+            record = stack.state.get_rollout(result.rollout)
+            if record is not None and WAVE_BAKE not in record.data:
+                owes = {"wave": wave.name, "seconds": wave.bake}
+                stack.state.update_rollout(record.id, data={**record.data, WAVE_BAKE: owes})
+            return result
+        if result.outcome == "noop":
+            record = owed(stack, unit.fleet, None)
+            if record is not None:
+                return replace(
+                    result,
+                    outcome="baking",
+                    rollout=record.id,
+                    from_release=record.from_release,
+                    to_release=record.to_release,
+                )
+        return result
+
+    return ledger
+
+
+def settle_bake(stack: Regional, record: RolloutRecord | None, **facts: Any) -> None:
+    """Journal the owed bake's facts (its start, deadline, next poll, or that it is done)."""
+    if record is None:
+        return
+    fresh = stack.state.get_rollout(record.id) or record
+    bake = dict(fresh.data.get(WAVE_BAKE) or {})
+    bake.update(facts)
+    stack.state.update_rollout(record.id, data={**fresh.data, WAVE_BAKE: bake})
 
 
 def wave_bake(
@@ -77,15 +142,39 @@ def wave_bake(
                 target_groups=group.target_groups if group else (),
             )
 
+        record = owed(stack, unit.fleet, result.rollout)
+        owes = owed_bake(record) if record else None
+        began = owes.get("since") if owes else None
+        clock = ctx.clock
+        since = float(began) if isinstance(began, (int, float)) else clock.now()
+        until = since + wave.bake
+        if began is None:
+            settle_bake(stack, record, since=since, until=until)
+        done = replace(result, outcome="noop") if result.outcome == "baking" else result
+
         def watch(keeper: Callable[[], None]) -> FleetResult:
             runner = GateRunner(fleet.health, health_checks, ctx, keeper)
+            tick = not ctx.horizon.unlimited
             with aws_errors(f"baking wave {wave.name!r}"):
-                runner.bake(wave.bake, targets)
-            return result
+                runner.bake(0.0 if tick else max(0.0, until - clock.now()), targets)
+            now = clock.now()
+            if tick and now < until:  # a later tick looks again: the deadline is journaled
+                next_at = min(until, now + fleet.health.interval)
+                settle_bake(stack, record, next_at=next_at)
+                return replace(
+                    result,
+                    outcome="waiting",
+                    waiting_for=WAVE_BAKE,
+                    next_at=next_at,
+                    step=f"wave {wave.name} bake",
+                )
+            settle_bake(stack, record, done=True)
+            return done
 
         try:
             return stack.deployer_for(fleet).locked(unit.fleet, watch)
         except GateFailed as exc:
+            settle_bake(stack, record, done=True, failed=str(exc))
             reason = f"wave {wave.name!r} bake: {exc}"
             ctx.emit("wave.bake_failed", wave=wave.name, error=str(exc))
             failed = replace(result, outcome="failed", error=reason)

@@ -38,7 +38,7 @@ from ..results import (
 )
 from ..spec.model import FleetSpec, Spec
 from ..state.base import RolloutRecord, StateStore
-from .apply import run_plan, wave_bake
+from .apply import run_plan, wave_bake, wave_ledger
 from .connection import Connection
 from .context import EventSink
 from .images.builds import Builds
@@ -235,6 +235,7 @@ class Engine:
                 item, artifacts, prune=prune, abort_unfinished=abort_unfinished
             ),
             bake=wave_bake(self.regional, self.plugins.health_checks, self.rollback),
+            ledger=wave_ledger(self.regional),
             parallelism=parallelism,
             fail_fast=fail_fast,
         )
