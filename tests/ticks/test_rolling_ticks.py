@@ -9,6 +9,7 @@ within seconds; the waits happen between them, journaled as deadlines. The outco
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,14 @@ def test_a_rolling_rollout_with_pauses_and_bakes_advances_tick_by_tick(
     assert held.code == 11 and held.unit("web")["state"] == "waiting_for_operator", held.data
     first = len(ticker.ticks)
     began = ticker.now
+    baking = ticker.tick("--yes")  # the first batch launched and gated: its bake begins
+    assert (baking.code, baking.unit("web")["waiting_for"]) == (10, "bake"), baking.data
+    shown = ticker.run("status", "-o", "json")
+    (entry,) = json.loads(shown.stdout)["fleets"]
+    waits_for = entry["rollout_in_progress"]["waits"]
+    assert waits_for["for"] == "bake" and waits_for["until"] == waits_for["since"] + BAKE
+    assert baking.next_at is not None
+    ticker.advance_to(baking.next_at)
     done = ticker.until_settled("--yes")
     assert done.code == 0, done.data
     v2 = done.unit("web")["to_release"]
@@ -105,8 +114,7 @@ def test_apply_and_ticks_reach_the_same_fleet(aws: str, tmp_path: Path) -> None:
     write(spec, "t2", AMI_V2)
     second = ticker.run("apply", "--yes", "-o", "json")
     assert second.returncode == 0, second.stderr[-3000:]
-    import json
-
     fleets = [json.loads(r.stdout)["fleets"][0] for r in (first, second)]
+    assert [f["outcome"] for f in fleets] == ["promoted", "promoted"]
     assert check_aws(aws, "t2", fleets[1]["to_release"], AMI_V2, fleets[0]["to_release"]) == []
     assert check_state(here / "state.db", "t2") == []

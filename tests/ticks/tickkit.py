@@ -16,10 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+from tests.cli.output_schema import schema
 from tests.engine.crashkit import command, environ
 
 START = 1_800_000_000.0  # the virtual epoch of the first tick
 TICK_SECONDS = 30.0  # real seconds one tick may take (each returns within seconds)
+
+
+def validate(data: dict[str, Any]) -> None:
+    """``reconcile -o json`` as the published output schema describes it."""
+    full = schema()
+    one = {"$defs": full["$defs"], "$ref": "#/$defs/reconcile"}
+    jsonschema.Draft202012Validator(one).validate(data)
 
 
 def epoch(iso: str) -> float:
@@ -80,6 +89,7 @@ class Ticker:
             raise AssertionError(
                 f"reconcile exited {done.returncode} without JSON: {done.stderr[-3000:]}"
             ) from None
+        validate(data)
         tick = Tick(done.returncode, data, done.stderr, self.now, seconds)
         self.ticks.append(tick)
         assert seconds < TICK_SECONDS, f"a tick took {seconds:.1f}s"

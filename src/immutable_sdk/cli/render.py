@@ -238,6 +238,11 @@ def describe(e: Event) -> Text | None:
     if k == "rollout.reconciled":
         done = [f"{w} {', '.join(ids)}" for w, ids in d.items() if ids]
         return Text(f"{who}reconciled with AWS: {'; '.join(done) or 'nothing left over'}")
+    if k == "rollout.waiting":
+        wait = d.get("waiting_for")
+        if wait == "operator":
+            return Text(f"{who}waiting for an operator (promote or abort)", style="yellow")
+        return Text(f"{who}waiting for {wait} until {_when(d.get('next_at'))}", style="cyan")
     if k == "rollout.interrupted":
         return Text(f"{who}stopped at a safe point ({d.get('reason')}): resumable", style="yellow")
     if k == "rollout.aborting":
@@ -468,6 +473,16 @@ def _rollout_cell(entry: Mapping[str, Any]) -> Text:
         )
     if ro.get("analysis"):
         text += f"; analysis {analysis_verdict(ro['analysis'])}"
+    waiting = ro.get("waits")
+    if waiting and not ro.get("running"):  # a reconcile tick left it: the next one goes on
+        if waiting.get("for") == "operator":
+            text += "; waits for an operator (immutable-sdk promote, or abort)"
+        else:
+            until = waiting.get("until") or waiting.get("next_at")
+            text += f"; waits for {waiting.get('for')}"
+            if isinstance(until, (int, float)):
+                text += f" until {_when(until)}"
+        return Text(f"{text}; the next reconcile goes on", style="cyan")
     rolling_back = ro["phase"] == "rolling_back"
     if rolling_back:
         back = ro.get("from_release") or "nothing (undoing the fleet's creation)"

@@ -332,8 +332,19 @@ def progress(
         (e.data.get("reason") for e in reversed(journal) if e.data.get("note") == "interrupted"),
         None,
     )
+    # a reconcile tick left it waiting: for what, and until when (None: an operator)
+    wait = journal[-1].data if journal and journal[-1].data.get("note") == "waiting" else None
+    waiting = None
+    if wait is not None:
+        waiting = {
+            "for": wait.get("for"),
+            "since": wait.get("since"),
+            "until": wait.get("until"),
+            "next_at": wait.get("next_at"),
+        }
     return {
         "last_step": last_step,
+        "waits": waiting,
         "running": running,
         "resumable": not running,
         "owner": record.owner,
