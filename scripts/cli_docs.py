@@ -43,6 +43,12 @@ OTHER_VARIABLES = [
         "shell completion: `bash_source`, `zsh_source` or `fish_source` prints the script "
         "(see the [CLI reference](cli.md)).",
     ),
+    (
+        "IMMUTABLE_SDK_VIRTUAL_CLOCK",
+        "a testing aid: epoch seconds at which the command's virtual clock starts (waits in "
+        "the process pass at once); with `--sandbox` or `--endpoint-url` only (see "
+        "[reconcile](../operations.md#reconcile-ticks-from-cron-or-a-loop)).",
+    ),
     ("NO_COLOR", "any value: no colours (the same as `--no-color`)."),
     ("COLUMNS", "width of tables when the output is not a terminal (default: no limit)."),
 ]
