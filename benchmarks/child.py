@@ -410,7 +410,58 @@ def bake(
     return out
 
 
-SCENARIOS = {"rolling": rolling, "plan": plan_many, "slots": slots, "bake": bake}
+def ticks(url: str, n: int = 4, batch: int = 2) -> dict[str, Any]:
+    """Release 2 of a rolling fleet (``n`` instances in batches of ``batch``, a 10-minute bake
+    after each gate, a 5-minute pause between batches) by reconcile ticks: a fresh engine per
+    tick on a shared virtual clock moved to each ``next_at``. Counts the ticks, each tick's
+    AWS calls, and those of a tick made before anything is due (goal: none: it reads only the
+    state store); the same release by one ``apply`` for comparison."""
+    text = spec_text(
+        1, n, batch, checks="        - {type: ec2}", bake="10m, pause: 5m", interval="5m"
+    )
+    from immutable_sdk.clock import VirtualClock
+
+    bench = Bench(text, url, virtual=True)
+    assert isinstance(bench.clock, VirtualClock)
+    with bench.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    per_tick: list[int] = []
+    idle: list[int] = []
+
+    def tick_all() -> dict[str, Any]:
+        for _ in range(200):
+            with bench.engine(AMI_V2) as engine:
+                result = engine.reconcile(start=True, budget=60)
+            per_tick.append(result.api_calls["total"])
+            if result.exit_code != 10:
+                assert result.exit_code == 0, result.to_dict()
+                return {"ticks": len(per_tick), "total_calls": sum(per_tick)}
+            wake = result.next_at
+            assert wake is not None
+            with bench.engine(AMI_V2) as engine:  # a cron tick before anything is due
+                early = engine.reconcile(start=True, budget=60)
+            assert early.exit_code == 10, early.to_dict()
+            idle.append(early.api_calls["total"])
+            bench.clock.advance(max(0.0, wake - bench.clock.now()))
+        raise AssertionError("not converged in 200 ticks")
+
+    out = measure(tick_all)
+    out.update(per_tick=per_tick, idle_calls=max(idle, default=0), idle_ticks=len(idle))
+    again = Bench(text, url, virtual=True)
+    with again.engine(AMI_V1) as engine:
+        assert engine.apply().ok
+    with again.engine(AMI_V2) as engine:
+        out["apply_calls"] = planned_apply(engine, lambda plan: plan.changes)["total_calls"]
+    return out
+
+
+SCENARIOS = {
+    "rolling": rolling,
+    "plan": plan_many,
+    "slots": slots,
+    "bake": bake,
+    "ticks": ticks,
+}
 
 if __name__ == "__main__":
     name, args = sys.argv[1], json.loads(sys.argv[2])

@@ -127,7 +127,18 @@ def cli_timings(data: dict[str, Any], quick: bool) -> None:
         data["validate_1000"] = {"cli_wall": wall, "in_process_wall": float(warm.stdout)}
 
 
-GROUPS = ("cli", "hostile", "rolling", "virtual", "fleets", "slots", "plan", "bake", "ansible")
+GROUPS = (
+    "cli",
+    "hostile",
+    "rolling",
+    "virtual",
+    "fleets",
+    "slots",
+    "plan",
+    "bake",
+    "ticks",
+    "ansible",
+)
 
 
 def run(quick: bool, groups: tuple[str, ...], data: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +183,10 @@ def run(quick: bool, groups: tuple[str, ...], data: dict[str, Any]) -> dict[str,
             data["plan"] = child(moto, "plan", fleets=100 if quick else 1000)
         if "bake" in groups:
             data["bake"] = bake_scenarios(moto, quick)
+        if "ticks" in groups:
+            data["ticks"] = child(moto, "ticks", n=4, batch=2)
+            t = data["ticks"]
+            print(f"ticks: {t['ticks']} ticks, idle tick {t['idle_calls']} calls", file=sys.stderr)
         if "ansible" in groups:
             data["ansible"] = ansible(moto)
     return data
@@ -313,6 +328,12 @@ def targets(d: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         if "ratio" in e:
             what = f"bake {b['fleets']} fleets {b['seconds'] // 60} min ({layout} TG) / today"
             rows.append((what, f"{e['ratio']:.1%}", "< 10%", e["ratio"] < 0.10))
+    t = d.get("ticks") or {}
+    if "idle_calls" in t:
+        rows.append(
+            ("AWS calls of a tick with nothing due", str(t["idle_calls"]), "0", not t["idle_calls"])
+        )
+        rows.append(("reconcile ticks per rollout (4 in 2 batches)", str(t["ticks"]), "-", True))
     for n, a in (d.get("ansible") or {}).items():
         if isinstance(a, dict) and "calls_ratio" in a:
             c, w = a["calls_ratio"], a["wall_ratio"]
