@@ -118,3 +118,24 @@ def test_apply_and_ticks_reach_the_same_fleet(aws: str, tmp_path: Path) -> None:
     assert [f["outcome"] for f in fleets] == ["promoted", "promoted"]
     assert check_aws(aws, "t2", fleets[1]["to_release"], AMI_V2, fleets[0]["to_release"]) == []
     assert check_state(here / "state.db", "t2") == []
+
+
+def test_reconcile_loop_ticks_until_converged_in_one_process(aws: str, tmp_path: Path) -> None:
+    """``--loop`` sleeps (through the clock) until each next_at and ticks again."""
+    seed(aws, write(tmp_path / "seed.yaml", "t3", AMI_V1))
+    here = tmp_path / "t3"
+    here.mkdir()
+    spec = write(here / "spec.yaml", "t3", AMI_V1)
+    ticker = Ticker(aws, spec)
+    first = ticker.run("reconcile", "--yes", "--loop", "-o", "json")
+    assert first.returncode == 0, first.stderr[-3000:]
+    v1 = json.loads(first.stdout)["units"]["web"]["to_release"]
+    write(spec, "t3", AMI_V2)
+    second = ticker.run("reconcile", "--yes", "--loop", "-o", "json")
+    assert second.returncode == 0, second.stderr[-3000:]
+    unit = json.loads(second.stdout)["units"]["web"]
+    assert unit["state"] == "converged"
+    waited = [e for e in second.stderr.splitlines() if '"rollout.waiting"' in e]
+    assert len(waited) >= 5  # bakes and a pause, each its own tick
+    assert check_aws(aws, "t3", unit["to_release"], AMI_V2, v1) == []
+    assert check_state(here / "state.db", "t3") == []
