@@ -61,6 +61,8 @@ def test_every_json_output_validates(world: World) -> None:
     check("images")
     check("images list")
     check("images gc", "--dry-run")
+    ticked = check("reconcile", "--yes")
+    assert ticked["units"]["web"]["state"] == "converged"  # type: ignore[index]
     check("unlock", "--fleet", "web", "--force")
     # promote and abort are validated where a rollout waits (tests/slots/test_operator.py)
     assert set(schema()["x-commands"]) - seen <= {"promote", "abort", "status --watch"}

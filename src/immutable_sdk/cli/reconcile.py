@@ -17,7 +17,7 @@ import click
 
 from ..errors import ExitCode, UsageError
 from . import Duration, Options, output_option, pass_options, spec_files_option
-from .common import open_engine, output_format
+from .common import emit_json, open_engine, output_format
 from .common import show as _show
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-JSON_FORMAT_VERSION = 1  # of ``reconcile -o json`` (the shape the issue of record fixed)
 OPERATOR_POLL = 5.0  # --loop: seconds between looks for an operator's promote
 AGAIN = (int(ExitCode.PROGRESSING), int(ExitCode.WAITING))  # --loop ticks again on these
 
@@ -118,9 +117,7 @@ def reconcile(
                 engine.stop.check()
                 result = tick(engine, units, yes, budget, parallelism)
     if as_json:
-        from .render import print_json
-
-        print_json({"format_version": JSON_FORMAT_VERSION, **result.to_dict()})
+        emit_json(result.to_dict())
     else:
         _show(ticks_table(result))
     if result.exit_code:
