@@ -52,7 +52,8 @@ class FleetResult:
 
 # What a reconcile tick found a unit doing (``UnitTick.state``), from the tick's outcome.
 CONVERGED_OUTCOMES = ("noop", "promoted", "created", "scaled", "destroyed", "skipped", "aborted")
-FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_unfinished", "blocked")
+# "rolling_back": a reconcile tick's rollback waits (the DNS TTL...): the next tick goes on
+FAILED_OUTCOMES = ("failed", "rolled_back", "rollback_unfinished", "blocked", "rolling_back")
 LOCK_OUTCOMES = ("locked", "lock_lost")
 
 

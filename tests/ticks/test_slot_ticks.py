@@ -139,3 +139,29 @@ def test_a_blue_green_keeps_its_previous_slot_an_hour_across_ticks(
     assert slots["blue"] == [] and len(slots["green"]) == 4
     assert running(aws) == set(slots["green"])
     assert leftovers(tmp_path / "state.db") == []
+
+
+def test_a_canary_that_fails_in_a_tick_rolls_back_over_the_next_ticks(
+    aws: str, tmp_path: Path
+) -> None:
+    ticker = first(aws, tmp_path, "{type: canary, steps: [{weight: 20, bake: 10m}, {weight: 100}]}")
+    blue = slot_instances(aws)["blue"]
+    baking = ticker.tick("--yes")
+    assert (baking.code, baking.unit("checkout")["waiting_for"]) == (10, "bake"), baking.data
+    assert weights(aws) == {"blue": 80, "green": 20}
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws, region_name="us-east-1")
+    cloudwatch.set_alarm_state(AlarmName="checkout-5xx", StateValue="ALARM", StateReason="test")
+    assert baking.next_at is not None
+    ticker.advance_to(baking.next_at)
+    failed = ticker.tick()  # the bake's look fails: traffic back, then the TTL before retiring
+    unit = failed.unit("checkout")
+    assert failed.code == 1 and unit["state"] == "failed", failed.data
+    assert unit["outcome"] == "rolling_back" and unit["waiting_for"] == "ttl"
+    assert weights(aws) == {"blue": 100, "green": 0}
+    assert failed.next_at is not None
+    ticker.advance_to(failed.next_at)
+    back = ticker.tick()
+    assert back.code == 1 and back.unit("checkout")["outcome"] == "rolled_back", back.data
+    assert slot_instances(aws) == {"blue": blue, "green": []}
+    assert running(aws) == set(blue)
+    assert leftovers(tmp_path / "state.db") == []

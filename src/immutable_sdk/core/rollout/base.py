@@ -94,7 +94,8 @@ class BaseDeployer:
             return FleetResult(
                 fleet,
                 action,
-                "waiting",
+                # a rollback's wait: the rollout failed in this tick, the next finishes it
+                "rolling_back" if exc.rolling_back else "waiting",
                 *exc.releases,
                 rollout=exc.rollout,
                 waiting_for=exc.waiting_for,

@@ -347,6 +347,7 @@ class RolloutRunner:
             except Suspended as exc:
                 exc.rollout, exc.step = self.info.id, step.describe()
                 exc.releases = (self.info.from_release, self.info.to_release)
+                exc.rolling_back = self.rolling_back
                 self.suspend(index, exc)
                 raise
             except Interrupted as exc:

@@ -38,6 +38,7 @@ class Suspended(Exception):
         self.rollout: str | None = None
         self.step: str | None = None
         self.releases: tuple[str | None, str | None] = (None, None)  # (from, to)
+        self.rolling_back = False  # the wait is one of a rollback's (the rollout failed)
         when = "an operator" if next_at is None else f"{next_at:.3f}"
         super().__init__(f"waiting for {waiting_for} until {when}")
 

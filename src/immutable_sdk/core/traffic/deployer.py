@@ -467,6 +467,8 @@ class SlotDeployer(BaseDeployer):
         runner = self.runner(
             fleet, info, keeper, slots, target=record.to_release, index=len(record.steps)
         )
+        # a rollback an earlier tick began: the DNS TTL still runs from its last shift
+        runner.restore(self.state.journal(record.id))
         result = FleetResult(
             fleet.name, action, "rolled_back", record.from_release, record.to_release, record.id
         )
