@@ -383,3 +383,18 @@ def test_rollouts_started_at_one_clock_reading_list_in_the_order_they_started(
     assert [r.id for r in store.rollouts("web")] == started[::-1]
     times = [r.started_at for r in store.rollouts("web")]
     assert times == sorted(times, reverse=True) and len(set(times)) == 3
+
+
+def test_apply_records_are_written_replaced_and_the_latest_read_back(store: StateStore) -> None:
+    from immutable_sdk.state.base import ApplyRecord
+
+    assert store.latest_apply() is None
+    first = ApplyRecord("ap-1", "d1", 10.0, 10.0, {"units": {"web": {"outcome": "waiting"}}})
+    store.put_apply(first)
+    assert store.latest_apply() == first
+    ticked = ApplyRecord("ap-1", "d1", 10.0, 20.0, {"units": {"web": {"outcome": "promoted"}}})
+    store.put_apply(ticked)  # the next tick of the same plan: the same record, updated
+    assert store.latest_apply() == ticked
+    other = ApplyRecord("ap-2", "d2", 30.0, 30.0, {"wave_bakes": {"web": {"until": 90.0}}})
+    store.put_apply(other)
+    assert store.latest_apply() == other

@@ -15,6 +15,7 @@ import pytest
 
 from immutable_sdk.errors import StateError
 from immutable_sdk.state import base, sqlite_schema
+from immutable_sdk.state.base import SCHEMA_VERSION
 from immutable_sdk.state.sqlite import SqliteStateStore
 
 from .conftest import T0
@@ -250,7 +251,7 @@ def test_a_version_1_file_is_migrated_to_fencing_epochs_keeping_its_locks(tmp_pa
         assert store.acquire_lock("web", "host:2:b", 60, T0 + 61).epoch == 1
         store.force_unlock("web")
         assert store.acquire_lock("web", "host:1:a", 60, T0 + 62).epoch == 3
-    assert schema_version(path) == "2"
+    assert schema_version(path) == str(SCHEMA_VERSION)  # migrated on to the newest
 
 
 def test_an_existing_readable_file_is_made_private_and_it_is_logged(

@@ -58,6 +58,7 @@ from .rollout.signals import signal_rollout
 from .stopping import StopRequest
 from .tick.due import not_due
 from .tick.horizon import Horizon
+from .tick.record import record_apply
 
 if TYPE_CHECKING:
     from .drift.remediate import DriftReport, FleetFix
@@ -239,6 +240,8 @@ class Engine:
             parallelism=parallelism,
             fail_fast=fail_fast,
         )
+        # where the plan stands, for any process (the wave bakes' deadlines among it)
+        record_apply(self.state, plan, result.fleets, self.clock.now())
         built, failed = artifacts.wait()
         result.builds += [artifact_to_dict(a) for a in built.values()]
         unused = [e for n, e in failed.items() if all(i.image != n for i in plan.items)]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 2  # 2: fencing epochs on fleet locks
+SCHEMA_VERSION = 3  # 2: fencing epochs on fleet locks; 3: apply records
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,20 @@ class JournalEntry:
     at: float
     data: Mapping[str, Any] = field(default_factory=dict)  # ids created, counts, errors
     epoch: int | None = None  # the lock epoch of the writer; None when written without a lock
+
+
+@dataclass(frozen=True)
+class ApplyRecord:
+    """One plan as applied, tick after tick (``apply``, ``reconcile``): ``digest`` names the
+    desired state (each unit's release, the waves); ``data`` holds the waves, each unit's
+    outcome and rollout id (``units``), and each wave bake's start and deadline
+    (``wave_bakes``). A later tick of the same plan updates the same record."""
+
+    id: str
+    digest: str
+    started_at: float
+    updated_at: float
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 class StateStore(Protocol):
@@ -146,5 +160,12 @@ class StateStore(Protocol):
 
     def take_signals(self, rollout: str) -> list[str]:
         """Signals sent to the rollout and not yet taken, oldest first; taking removes them."""
+
+    # apply records: a plan's progress across ticks (not fenced: no fleet's lock covers it)
+    def put_apply(self, record: ApplyRecord) -> None:
+        """Write (or replace, by id) the apply record."""
+
+    def latest_apply(self) -> ApplyRecord | None:
+        """The most recently updated apply record, if any."""
 
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ contains ``#``, so every key is unambiguous::
     R#{project}#{rollout}       rollout                             where the rollout record lives
     R#{project}#{rollout}       journal#{seq:08d}                   a journal entry
     R#{project}#{rollout}       signal#{at:020.6f}#{uuid}           an operator signal not yet taken
+    A#{project}                 apply#{id}                          an apply record (a plan's ticks)
 
 A fleet's lock, rollouts (sorted by start time) and releases (by sequence) share a partition and
 are read with strongly consistent queries; a rollout's journal and signals share another. Mappings
@@ -39,7 +40,14 @@ from typing import Any
 from ..errors import StateError
 from . import dynamodb_items as items
 from . import fencing
-from .base import SCHEMA_VERSION, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .base import (
+    SCHEMA_VERSION,
+    ApplyRecord,
+    JournalEntry,
+    LockInfo,
+    ReleaseRecord,
+    RolloutRecord,
+)
 from .dynamodb_locks import LockItems
 from .dynamodb_table import Table, check_key_schema, describe_table
 from .records import from_json, rollout_changes, text, to_json
@@ -432,6 +440,30 @@ class DynamoDbStateStore:
             if response.get("Attributes"):  # absent: another process took it first
                 taken.append(name)
         return taken
+
+    # -- apply records -----------------------------------------------------------------------
+
+    def put_apply(self, record: ApplyRecord) -> None:
+        self._db.call(
+            "put_item",
+            Item={
+                **items.key(f"A#{self.project}", f"apply#{record.id}"),
+                **items.attrs(
+                    {
+                        "id": record.id,
+                        "digest": record.digest,
+                        "started_at": record.started_at,
+                        "updated_at": record.updated_at,
+                        "data": to_json(dict(record.data)),
+                    }
+                ),
+            },
+        )
+
+    def latest_apply(self) -> ApplyRecord | None:
+        found = list(self._db.query(f"A#{self.project}", "apply#"))
+        records = [items.decode(self.table, i, items.apply_record) for i in found]
+        return max(records, key=lambda r: (r.updated_at, r.id), default=None)
 
     def close(self) -> None:
         """Nothing to release: the client belongs to whoever passed it in."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import StateError
-from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .base import ApplyRecord, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
 from .records import DAMAGED, from_json, optional_text, steps_from_json, text, to_json
 
 Attribute = dict[str, str]
@@ -147,3 +147,14 @@ def rollout_values(record: RolloutRecord) -> dict[str, str | float | None]:
         "steps": to_json([dict(s) for s in record.steps]),
         "data": to_json(dict(record.data)),
     }
+
+
+def apply_record(item: Item, where: str) -> ApplyRecord:
+    """An apply record item (``A#{project}`` / ``apply#{id}``)."""
+    return ApplyRecord(
+        id=string(item, "id"),
+        digest=string(item, "digest"),
+        started_at=number(item, "started_at"),
+        updated_at=number(item, "updated_at"),
+        data=from_json(opt_str(item, "data"), {}, f"{where}, attribute data"),
+    )

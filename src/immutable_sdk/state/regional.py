@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord, StateStore
+from .base import (
+    ApplyRecord,
+    JournalEntry,
+    LockInfo,
+    ReleaseRecord,
+    RolloutRecord,
+    StateStore,
+)
 
 
 class RegionalState:
@@ -105,3 +112,9 @@ class RegionalState:
 
     def close(self) -> None:
         """Nothing: the engine closes the store this one wraps, once."""
+
+    def put_apply(self, record: ApplyRecord) -> None:
+        self.inner.put_apply(record)  # a plan spans every region: one record per project
+
+    def latest_apply(self) -> ApplyRecord | None:
+        return self.inner.latest_apply()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import LockHeld, StateError
 from . import fencing, sqlite_schema
-from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .base import ApplyRecord, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
 from .records import (
     from_json,
     lock_lost,
@@ -501,6 +501,37 @@ class SqliteStateStore:
         return [r[1] for r in rows]
 
     # -- lifetime ------------------------------------------------------------------------------
+
+    # -- apply records -----------------------------------------------------------------------
+
+    def put_apply(self, record: ApplyRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO applies "
+                "(project, id, digest, started_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.project,
+                    record.id,
+                    record.digest,
+                    record.started_at,
+                    record.updated_at,
+                    to_json(dict(record.data)),
+                ),
+            )
+
+    def latest_apply(self) -> ApplyRecord | None:
+        rows = self._read(
+            "SELECT id, digest, started_at, updated_at, data FROM applies WHERE project = ? "
+            "ORDER BY updated_at DESC, id DESC LIMIT 1",
+            (self.project,),
+        )
+        if not rows:
+            return None
+        ident, digest, started, updated, data = rows[0]
+        where = f"{self.path}: table applies, id {ident!r}, column data"
+        return ApplyRecord(
+            str(ident), str(digest), float(started), float(updated), from_json(data, {}, where)
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -72,9 +72,21 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE journal ADD COLUMN epoch INTEGER")  # the writer's; NULL: unfenced
 
 
+def _migrate_to_3(db: sqlite3.Connection) -> None:
+    """Apply records: a plan's progress across reconcile ticks (``base.ApplyRecord``)."""
+    db.execute(
+        """CREATE TABLE applies (
+            project TEXT NOT NULL, id TEXT NOT NULL, digest TEXT NOT NULL,
+            started_at REAL NOT NULL, updated_at REAL NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (project, id))"""
+    )
+    db.execute("CREATE INDEX applies_by_time ON applies (project, updated_at, id)")
+
+
 # version -> the function that brings a database from version - 1 to it; the newest key is the
 # schema version this code writes (tests check it equals base.SCHEMA_VERSION).
-MIGRATIONS: dict[int, Migration] = {1: _migrate_to_1, 2: _migrate_to_2}
+MIGRATIONS: dict[int, Migration] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
 
 
 def create_private(path: Path) -> None:
