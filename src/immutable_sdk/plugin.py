@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import pluggy
 
@@ -209,6 +209,31 @@ class HealthCheck(Protocol):
     """
 
     def check(self, targets: GateTargets, ctx: PluginContext) -> HealthReport: ...
+
+
+HEALTH_CHECK_CONTRACT = 2
+"""The health-check contract's version. 1: ``check`` only (state between polls lives in the
+object and ends with it). 2: a check that keeps state between polls may also implement
+``StatefulHealthCheck`` (``snapshot``/``restore``), so a gate suspended in one process goes on
+in another with its streaks. Version-1 checks keep working: they start afresh after a resume."""
+
+
+@runtime_checkable
+class StatefulHealthCheck(HealthCheck, Protocol):
+    """A health check whose state between polls survives the process (contract version 2).
+
+    ``snapshot()`` returns that state as JSON-serialisable data (dicts, lists, strings, numbers,
+    booleans, None), small (it is stored with the rollout at every suspended gate).
+    ``restore(state)`` is called on a fresh object made by the same factory from the same
+    config, before its first poll, with what ``snapshot()`` returned: afterwards the object
+    judges the next poll exactly as the one that made the snapshot would have. ``restore``
+    must accept every snapshot an earlier version of the plugin made, or raise ``ValueError``
+    (the check then starts afresh, as a version-1 check does).
+    """
+
+    def snapshot(self) -> Mapping[str, Any]: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
 
 
 class Builder(Protocol):
@@ -571,6 +596,7 @@ AnalysisProviderFactory = Callable[[Mapping[str, Any]], AnalysisProvider]
 
 
 __all__ = [
+    "HEALTH_CHECK_CONTRACT",
     "PROJECT",
     "TAG_BUILDER",
     "TAG_BUILT_AT",
@@ -630,6 +656,7 @@ __all__ = [
     "ShiftTraffic",
     "Size",
     "SpecError",
+    "StatefulHealthCheck",
     "Step",
     "Strategy",
     "StrategyFactory",

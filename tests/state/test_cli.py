@@ -55,7 +55,7 @@ def test_state_init_creates_the_sqlite_file_once(local_spec: Path) -> None:
     db = local_spec.parent / "state" / "shop.db"
     first = run("state", "init", "-f", str(local_spec))
     assert first.exit_code == 0, first.output
-    assert f"created state database {db} (schema version 2, mode 0600)" in first.output
+    assert f"created state database {db} (schema version 3, mode 0600)" in first.output
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     again = run("state", "init", "-f", str(local_spec), "-o", "json")
     assert again.exit_code == 0, again.output
@@ -64,7 +64,7 @@ def test_state_init_creates_the_sqlite_file_once(local_spec: Path) -> None:
         "backend": "local",
         "created": False,
         "location": str(db),
-        "schema_version": 2,
+        "schema_version": 3,
     }
 
 
