@@ -75,7 +75,7 @@ REPEATABLE_STATUSES = frozenset({"note"})
 
 
 @dataclass(frozen=True)
-class GateProgress:
+class SavedGateProgress:
     """A suspended gate's or bake's progress, saved per rollout and step index.
 
     ``progress`` is what ``core.rollout.gate_progress`` saves (the checks' snapshots, the
@@ -180,11 +180,11 @@ class StateStore(Protocol):
     # gate progress (a gate or bake suspended by one process, resumed by another)
     def save_gate_progress(
         self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
-    ) -> GateProgress:
+    ) -> SavedGateProgress:
         """Store (replace) the progress of step ``step_index``'s gate; fenced like a journal
         append (LockLost once the rollout's fleet lock is no longer this store's)."""
 
-    def gate_progress(self, rollout: str, step_index: int) -> GateProgress | None:
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
         """The progress last saved for the step's gate, if any."""
 
     # image builds that outlast a process (keyed by image name and digest, not fenced)

@@ -51,11 +51,11 @@ from .base import (
     REPEATABLE_STATUSES,
     SCHEMA_VERSION,
     BuildRecord,
-    GateProgress,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
     RolloutRecord,
+    SavedGateProgress,
 )
 from .dynamodb_locks import LockItems
 from .dynamodb_table import Table, check_key_schema, describe_table
@@ -385,7 +385,7 @@ class DynamoDbStateStore:
 
     def save_gate_progress(
         self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
-    ) -> GateProgress:
+    ) -> SavedGateProgress:
         fleet = self._fleet_of(rollout)
         if fleet is None:
             raise self._no_rollout(rollout)
@@ -405,9 +405,11 @@ class DynamoDbStateStore:
                 raise self._gave_up(what)
         else:
             self._db.call("put_item", Item=item)
-        return GateProgress(rollout, step_index, from_json(encoded, {}, "gate progress"), at, epoch)
+        return SavedGateProgress(
+            rollout, step_index, from_json(encoded, {}, "gate progress"), at, epoch
+        )
 
-    def gate_progress(self, rollout: str, step_index: int) -> GateProgress | None:
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
         item = self._db.get(self._rollout_pk(rollout), f"gate#{step_index}")
         if item is None:
             return None

@@ -10,7 +10,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import StateError
-from .base import BuildRecord, GateProgress, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .base import (
+    BuildRecord,
+    JournalEntry,
+    LockInfo,
+    ReleaseRecord,
+    RolloutRecord,
+    SavedGateProgress,
+)
 from .records import DAMAGED, from_json, optional_text, steps_from_json, text, to_json
 
 Attribute = dict[str, str]
@@ -110,8 +117,8 @@ def journal_entry(rollout_id: str, item: Item, where: str) -> JournalEntry:
     )
 
 
-def gate_progress(rollout_id: str, step_index: int, item: Item, where: str) -> GateProgress:
-    return GateProgress(
+def gate_progress(rollout_id: str, step_index: int, item: Item, where: str) -> SavedGateProgress:
+    return SavedGateProgress(
         rollout=rollout_id,
         step_index=step_index,
         progress=from_json(opt_str(item, "progress"), {}, f"{where}, attribute progress"),

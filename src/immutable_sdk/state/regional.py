@@ -17,11 +17,11 @@ from typing import Any
 
 from .base import (
     BuildRecord,
-    GateProgress,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
     RolloutRecord,
+    SavedGateProgress,
     StateStore,
 )
 
@@ -87,10 +87,10 @@ class RegionalState:
     # gate progress and image builds (keyed by rollout and image: nothing regional to add)
     def save_gate_progress(
         self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
-    ) -> GateProgress:
+    ) -> SavedGateProgress:
         return self.inner.save_gate_progress(rollout, step_index, progress, at)
 
-    def gate_progress(self, rollout: str, step_index: int) -> GateProgress | None:
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
         return self.inner.gate_progress(rollout, step_index)
 
     def record_build(

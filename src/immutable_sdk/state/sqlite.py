@@ -28,11 +28,11 @@ from .base import (
     BUILD_RUNNING,
     REPEATABLE_STATUSES,
     BuildRecord,
-    GateProgress,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
     RolloutRecord,
+    SavedGateProgress,
 )
 from .records import (
     from_json,
@@ -437,7 +437,7 @@ class SqliteStateStore:
 
     def save_gate_progress(
         self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
-    ) -> GateProgress:
+    ) -> SavedGateProgress:
         encoded = to_json(dict(progress))
         with self._write() as db:
             fleet = self._require_rollout(db, rollout)
@@ -450,9 +450,11 @@ class SqliteStateStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (self.project, rollout, step_index, encoded, at, epoch),
             )
-        return GateProgress(rollout, step_index, from_json(encoded, {}, "gate progress"), at, epoch)
+        return SavedGateProgress(
+            rollout, step_index, from_json(encoded, {}, "gate progress"), at, epoch
+        )
 
-    def gate_progress(self, rollout: str, step_index: int) -> GateProgress | None:
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
         rows = self._read(
             "SELECT progress, saved_at, epoch FROM gate_progress "
             "WHERE project = ? AND rollout = ? AND step_index = ?",
@@ -462,7 +464,7 @@ class SqliteStateStore:
             return None
         where = self._where("gate_progress", f"rollout {rollout!r} step {step_index}")
         progress, saved_at, epoch = rows[0]
-        return GateProgress(
+        return SavedGateProgress(
             rollout,
             step_index,
             from_json(progress, {}, where + ", column progress"),

@@ -127,6 +127,11 @@ class GateRunner:
     ctx: PluginContext
     heartbeat: Heartbeat = lambda: None
 
+    def checks(self) -> list[tuple[str, HealthCheck]]:
+        """Fresh check objects for one gate or bake, named as reports name them (a gate
+        suspended by one process gets them back with ``gate_progress.GateProgress.restore``)."""
+        return self._checks()
+
     def _checks(self) -> list[tuple[str, HealthCheck]]:
         checks = []
         types = [cfg.type for cfg in self.health.checks]
@@ -201,10 +206,15 @@ class GateRunner:
         what = "; ".join(f"{n}: {r.summary or 'unhealthy'}" for n, r in bad.items())
         return GateFailed(f"{prefix}: {what}", details=details)
 
-    def gate(self, targets: Callable[[], GateTargets]) -> dict[str, HealthReport]:
-        """Poll until every check is healthy; raise GateFailed when unhealthy or timed out."""
+    def gate(
+        self,
+        targets: Callable[[], GateTargets],
+        checks: list[tuple[str, HealthCheck]] | None = None,
+    ) -> dict[str, HealthReport]:
+        """Poll until every check is healthy; raise GateFailed when unhealthy or timed out.
+        ``checks``: ones from ``checks()`` (restored); None: fresh ones."""
         clock = self.ctx.clock
-        checks = self._checks()
+        checks = self._checks() if checks is None else checks
         start = clock.monotonic()
         while True:
             self.heartbeat()
@@ -235,7 +245,12 @@ class GateRunner:
                 )
             clock.sleep(min(self.health.interval, self.health.timeout - elapsed))
 
-    def bake(self, seconds: float, targets: Callable[[], GateTargets]) -> None:
+    def bake(
+        self,
+        seconds: float,
+        targets: Callable[[], GateTargets],
+        checks: list[tuple[str, HealthCheck]] | None = None,
+    ) -> None:
         """Watch the checks for ``seconds``; raise GateFailed on the first unhealthy verdict.
 
         Polls at once, then on the clock's ticks of ``health.interval`` (``until_next_tick``),
@@ -246,7 +261,7 @@ class GateRunner:
         not once each, and no read a poll judges is older than the tick it polls in.
         """
         clock = self.ctx.clock
-        checks = self._checks()
+        checks = self._checks() if checks is None else checks
         start = clock.monotonic()
         while True:
             self.heartbeat()
