@@ -249,6 +249,43 @@ class Builder(Protocol):
         """Build the image (raise BuildError on failure) and return the artifact."""
 
 
+BUILD_RUNNING = "running"
+BUILD_DONE = "done"
+BUILD_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class BuildPoll:
+    """Where a started build stands: ``running``, ``done`` (with its ``artifact``) or
+    ``failed`` (with the service's ``reason``); ``detail`` is the service's own status."""
+
+    status: str  # BUILD_RUNNING | BUILD_DONE | BUILD_FAILED
+    artifact: Artifact | None = None
+    reason: str = ""
+    detail: str = ""
+
+
+@runtime_checkable
+class ResumableBuilder(Builder, Protocol):
+    """A builder whose builds outlast the process that starts them (EC2 Image Builder).
+
+    ``start`` submits the build and returns at once with a handle: JSON-serialisable data
+    (the build's ARN, what ``poll`` needs) that the engine stores, keyed by image and digest,
+    so another process finds it. ``token`` makes the submission idempotent (the same token
+    submits one build). ``poll(image, handle, ctx)``, from any process and a fresh builder
+    object, asks once and never waits. ``build`` stays the blocking form: start, then poll
+    on the clock until the build ends.
+    """
+
+    def start(
+        self, image: ImageSpec, ctx: PluginContext, *, token: str | None = None
+    ) -> Mapping[str, Any]: ...
+
+    def poll(
+        self, image: ImageSpec, handle: Mapping[str, Any], ctx: PluginContext
+    ) -> BuildPoll: ...
+
+
 @dataclass(frozen=True)
 class AnalysisSlot:
     """A traffic slot judged by an analysis: the new release's (canary) or the previous one's.
@@ -596,6 +633,9 @@ AnalysisProviderFactory = Callable[[Mapping[str, Any]], AnalysisProvider]
 
 
 __all__ = [
+    "BUILD_DONE",
+    "BUILD_FAILED",
+    "BUILD_RUNNING",
     "HEALTH_CHECK_CONTRACT",
     "PROJECT",
     "TAG_BUILDER",
@@ -616,6 +656,7 @@ __all__ = [
     "AwsError",
     "Bake",
     "BuildError",
+    "BuildPoll",
     "Builder",
     "BuilderFactory",
     "CheckContext",
@@ -649,6 +690,7 @@ __all__ = [
     "References",
     "ReferencesOf",
     "Registry",
+    "ResumableBuilder",
     "Retire",
     "RolloutChange",
     "RolloutInfo",
