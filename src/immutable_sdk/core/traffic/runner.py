@@ -47,6 +47,7 @@ from ...lifecycle import (
 from ...plugin import AnalysisSlot, GateTargets
 from ...release import Release
 from ..rollout.runner import POLL_FLOOR, SIGNAL_POLL, RolloutRunner
+from ..transitions import journal_and_notify, shift_status
 from .analysis import analyze
 
 PROMOTE, PROMOTE_FULL, ABORT = "promote", "promote-full", "abort"
@@ -348,8 +349,17 @@ class SlotRunner(RolloutRunner):
         self._shifted_at = self.ctx.clock.monotonic()
         self._note_shift(wanted)
         self.ctx.emit("traffic.shifted", before=before, after=wanted, change=change)
-        self.plugins.hook.immutable_sdk_traffic_shifted(
-            rollout=self.info, before=before, after=wanted
+        journal_and_notify(  # notified only by the process that journals it (transitions)
+            self.state,
+            self.plugins.hook,
+            self.info,
+            self.current,
+            shift_status(wanted),
+            self.ctx.clock.now(),
+            {"before": before, "after": wanted},
+            "immutable_sdk_traffic_shifted",
+            before=before,
+            after=wanted,
         )
         self.slot_groups()
         return {"weights": wanted, "before": before, "change": change}
