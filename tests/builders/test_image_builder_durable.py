@@ -218,3 +218,47 @@ def test_which_builders_outlast_a_tick() -> None:
 
     assert is_resumable(ImageBuilderBuilder(CONFIG))
     assert not is_resumable(PackerBuilder.__new__(PackerBuilder))
+
+
+def test_processes_finishing_one_build_ask_ec2_for_the_same_region_copies(
+    process: Callable[[], StubContext], open_store: Callable[[], StateStore]
+) -> None:
+    """The poll that sees the build end copies the AMI to regions the distribution missed;
+    two processes that see it at once send the same ClientToken (one copy in EC2)."""
+    image = image_spec(CONFIG, name="batch", regions=("us-east-1", "eu-west-1"))
+    first = process()
+    digest = ImageBuilderBuilder(CONFIG).digest(image, first)
+    expect_create(first, 1, digest)
+    start_build(open_store(), ImageBuilderBuilder(CONFIG), image, first)
+    ami = make_ami(first)
+    tokens: list[str] = []
+    for _ in range(2):  # two processes, each polls once and sees AVAILABLE
+        ctx = process()
+        ctx.client("ec2", "eu-west-1").meta.events.register(
+            "provide-client-params.ec2.CopyImage",
+            lambda params, **_: tokens.append(params["ClientToken"]),
+        )
+        image_response(ctx, "AVAILABLE", **available({"us-east-1": ami}))
+        polled = ImageBuilderBuilder(CONFIG).poll(
+            image,
+            open_store().get_build("batch", digest).handle,
+            ctx,  # type: ignore[union-attr]
+        )
+        assert polled.status == "done" and polled.artifact is not None
+        assert set(polled.artifact.amis) == {"us-east-1", "eu-west-1"}
+    assert len(tokens) == 2 and tokens[0] == tokens[1]
+
+
+def test_a_start_after_a_done_build_submits_a_new_attempt(
+    process: Callable[[], StubContext], open_store: Callable[[], StateStore]
+) -> None:
+    """A caller starts a build when ``find`` found no AMI (garbage-collected since): the
+    recorded result is stale, and the image is built again."""
+    first = process()
+    digest = digest_of(first)
+    store = open_store()
+    store.record_build("batch", digest, 1, {"arn": BUILD}, 1.0)
+    store.finish_build("batch", digest, 1, BUILD_DONE, {"amis": {"us-east-1": "ami-gone"}}, 2.0)
+    expect_create(first, 2, digest, BUILD.replace("/1", "/2"))
+    again = start_build(open_store(), ImageBuilderBuilder(CONFIG), IMAGE, first)
+    assert again.recorded and again.attempt == 2

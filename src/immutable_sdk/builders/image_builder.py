@@ -234,7 +234,9 @@ class ImageBuilderBuilder:
         if parent.startswith("ami-"):
             tags[TAG_SOURCE_AMI] = parent
         digest = str(handle["digest"])
-        artifact = finish_build(image, ctx, digest=digest, builder=NAME, amis=amis, tags=tags)
+        artifact = finish_build(
+            image, ctx, digest=digest, builder=NAME, amis=amis, tags=tags, token_seed=build_arn
+        )
         return BuildPoll(BUILD_DONE, artifact=artifact, detail=status)
 
     def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:

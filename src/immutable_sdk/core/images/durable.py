@@ -53,12 +53,13 @@ def start_build(
     ctx: PluginContext,
     digest: str | None = None,
 ) -> BuildRecord:
-    """The build of ``image``'s current inputs: the running (or finished) one the state store
-    knows (``recorded`` False), else a new one, submitted and recorded. ``digest``: the image's
-    digest when the caller has it (else the builder computes it)."""
+    """The build of ``image``'s current inputs: the running one the state store knows
+    (``recorded`` False), else a new one, submitted and recorded (also after a done build:
+    the caller asks for a build when ``find`` found no AMI, so a recorded result is stale).
+    ``digest``: the image's digest when the caller has it (else the builder computes it)."""
     digest = digest or builder.digest(image, ctx)
     known = state.get_build(image.name, digest)
-    if known is not None and known.status in (BUILD_RUNNING, BUILD_DONE):
+    if known is not None and known.status == BUILD_RUNNING:
         return replace(known, recorded=False)
     attempt = 1 if known is None else known.attempt + 1
     token = build_token(ctx.project, image.name, digest, attempt)
