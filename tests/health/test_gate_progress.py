@@ -286,3 +286,45 @@ def test_the_elb_checks_failed_poll_counts_round_trip() -> None:
     assert verdict.value == "unhealthy" and text.endswith("3/3 polls")
     with pytest.raises(ValueError):
         after.restore({"nothing": 1})
+
+
+def test_a_resumed_gate_times_out_when_the_uninterrupted_one_would(
+    ctx: Context, open_store: Callable[[], StateStore]
+) -> None:
+    """The time the gate ran before it was suspended counts against its timeout."""
+    checks = [{"type": "counts-polls", "needed": 10_000}]  # never healthy
+
+    def timeout_gate(**settings: Any) -> tuple[str, float]:
+        start = ctx.clock.now()
+        with pytest.raises(GateFailed) as failed:
+            runner(ctx, checks, lambda: False).gate(lambda: TARGETS, **settings)
+        return str(failed.value), ctx.clock.now() - start
+
+    uninterrupted, took = timeout_gate()
+    assert took == pytest.approx(600)
+
+    store = open_store()
+    start(store)
+    began = ctx.clock.now()
+    polls = [0]
+
+    def three_polls() -> bool:
+        polls[0] += 1
+        return polls[0] > 3
+
+    a = runner(ctx, checks, three_polls)
+    a_checks = a.checks()
+    with pytest.raises(Suspended):
+        a.gate(lambda: TARGETS, a_checks)
+    GateProgress.save(store, "r-1", 0, a_checks, at=ctx.clock.now(), started_at=began, polls=3)
+    restored = GateProgress.restore(
+        open_store(), "r-1", 0, runner(ctx, checks, lambda: False).checks()
+    )
+    assert restored is not None and restored.started_at == began
+    resumed, took = timeout_gate(elapsed=ctx.clock.now() - began)
+    assert ctx.clock.now() - began == pytest.approx(600)  # 30 s before, 570 s after
+    # the same verdict, after as many polls in all (the version-1 check counted afresh)
+    assert uninterrupted.endswith("61/10000 polls") and resumed.endswith("58/10000 polls")
+    assert (
+        resumed.split(";")[0] == uninterrupted.split(";")[0] == ("health gate timed out after 10m")
+    )

@@ -210,12 +210,14 @@ class GateRunner:
         self,
         targets: Callable[[], GateTargets],
         checks: list[tuple[str, HealthCheck]] | None = None,
+        elapsed: float = 0.0,
     ) -> dict[str, HealthReport]:
         """Poll until every check is healthy; raise GateFailed when unhealthy or timed out.
-        ``checks``: ones from ``checks()`` (restored); None: fresh ones."""
+        ``checks``: ones from ``checks()`` (restored); None: fresh ones. ``elapsed``: seconds
+        the gate already ran (in a process before this one): they count against its timeout."""
         clock = self.ctx.clock
         checks = self._checks() if checks is None else checks
-        start = clock.monotonic()
+        start = clock.monotonic() - max(elapsed, 0.0)
         while True:
             self.heartbeat()
             left = self.health.timeout - (clock.monotonic() - start)
@@ -250,6 +252,7 @@ class GateRunner:
         seconds: float,
         targets: Callable[[], GateTargets],
         checks: list[tuple[str, HealthCheck]] | None = None,
+        elapsed: float = 0.0,
     ) -> None:
         """Watch the checks for ``seconds``; raise GateFailed on the first unhealthy verdict.
 
@@ -262,7 +265,8 @@ class GateRunner:
         """
         clock = self.ctx.clock
         checks = self._checks() if checks is None else checks
-        start = clock.monotonic()
+        begun = clock.monotonic()
+        start = begun - max(elapsed, 0.0)  # ``elapsed``: as for ``gate``
         while True:
             self.heartbeat()
             now = clock.monotonic()
@@ -272,7 +276,7 @@ class GateRunner:
             # another fleet read it. Later ones, on ticks after the bake began, share what was
             # read since their tick began.
             since = tick_start(now, self.health.interval)
-            if since > start:
+            if since > begun:
                 with reads_fresh_since(since, now, self.health.interval):
                     watched = targets()
                 reports = self._poll(checks, watched, left, since=since)
