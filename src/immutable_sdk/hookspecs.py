@@ -96,32 +96,39 @@ def immutable_sdk_check_plan(plan: Plan) -> str | None:
 
 
 @hookspec
-def immutable_sdk_rollout_started(rollout: RolloutInfo) -> None:
-    """Notify: a rollout (or a rollback, see ``rollout.rollback``) has begun."""
+def immutable_sdk_rollout_started(rollout: RolloutInfo, event_id: str) -> None:
+    """Notify: a rollout (or a rollback, see ``rollout.rollback``) has begun.
+
+    ``event_id`` (every notify hook has one): the transition's identity, the rollout id and
+    its journal position (``{rollout}/{step index}/{transition}``). Each journaled transition
+    is notified once, by the process that journaled it, whichever process that is; a receiver
+    that gets an id twice (a retried delivery) can drop the second."""
 
 
 @hookspec
-def immutable_sdk_step_started(rollout: RolloutInfo, step: Step) -> None:
+def immutable_sdk_step_started(rollout: RolloutInfo, step: Step, event_id: str) -> None:
     """Notify: the engine is about to run ``step`` of ``rollout``."""
 
 
 @hookspec
-def immutable_sdk_step_finished(rollout: RolloutInfo, step: Step, outcome: str) -> None:
+def immutable_sdk_step_finished(
+    rollout: RolloutInfo, step: Step, outcome: str, event_id: str
+) -> None:
     """Notify: ``step`` ended; ``outcome`` is ``ok`` or ``failed``."""
 
 
 @hookspec
 def immutable_sdk_traffic_shifted(
-    rollout: RolloutInfo, before: Mapping[str, int], after: Mapping[str, int]
+    rollout: RolloutInfo, before: Mapping[str, int], after: Mapping[str, int], event_id: str
 ) -> None:
     """Notify: traffic weights changed from ``before`` to ``after`` (slot name -> weight)."""
 
 
 @hookspec
-def immutable_sdk_rollback_started(rollout: RolloutInfo, reason: str) -> None:
+def immutable_sdk_rollback_started(rollout: RolloutInfo, reason: str, event_id: str) -> None:
     """Notify: ``rollout`` failed and is rolling back because of ``reason``."""
 
 
 @hookspec
-def immutable_sdk_rollout_finished(rollout: RolloutInfo, outcome: str) -> None:
+def immutable_sdk_rollout_finished(rollout: RolloutInfo, outcome: str, event_id: str) -> None:
     """Notify: the rollout ended; ``outcome`` is ``promoted``, ``rolled_back`` or ``failed``."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import pluggy
 
@@ -211,6 +211,31 @@ class HealthCheck(Protocol):
     def check(self, targets: GateTargets, ctx: PluginContext) -> HealthReport: ...
 
 
+HEALTH_CHECK_CONTRACT = 2
+"""The health-check contract's version. 1: ``check`` only (state between polls lives in the
+object and ends with it). 2: a check that keeps state between polls may also implement
+``StatefulHealthCheck`` (``snapshot``/``restore``), so a gate suspended in one process goes on
+in another with its streaks. Version-1 checks keep working: they start afresh after a resume."""
+
+
+@runtime_checkable
+class StatefulHealthCheck(HealthCheck, Protocol):
+    """A health check whose state between polls survives the process (contract version 2).
+
+    ``snapshot()`` returns that state as JSON-serialisable data (dicts, lists, strings, numbers,
+    booleans, None), small (it is stored with the rollout at every suspended gate).
+    ``restore(state)`` is called on a fresh object made by the same factory from the same
+    config, before its first poll, with what ``snapshot()`` returned: afterwards the object
+    judges the next poll exactly as the one that made the snapshot would have. ``restore``
+    must accept every snapshot an earlier version of the plugin made, or raise ``ValueError``
+    (the check then starts afresh, as a version-1 check does).
+    """
+
+    def snapshot(self) -> Mapping[str, Any]: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
+
+
 class Builder(Protocol):
     """Turns an image definition into an artifact, reusing an existing one with the same digest."""
 
@@ -222,6 +247,43 @@ class Builder(Protocol):
 
     def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:
         """Build the image (raise BuildError on failure) and return the artifact."""
+
+
+BUILD_RUNNING = "running"
+BUILD_DONE = "done"
+BUILD_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class BuildPoll:
+    """Where a started build stands: ``running``, ``done`` (with its ``artifact``) or
+    ``failed`` (with the service's ``reason``); ``detail`` is the service's own status."""
+
+    status: str  # BUILD_RUNNING | BUILD_DONE | BUILD_FAILED
+    artifact: Artifact | None = None
+    reason: str = ""
+    detail: str = ""
+
+
+@runtime_checkable
+class ResumableBuilder(Builder, Protocol):
+    """A builder whose builds outlast the process that starts them (EC2 Image Builder).
+
+    ``start`` submits the build and returns at once with a handle: JSON-serialisable data
+    (the build's ARN, what ``poll`` needs) that the engine stores, keyed by image and digest,
+    so another process finds it. ``token`` makes the submission idempotent (the same token
+    submits one build). ``poll(image, handle, ctx)``, from any process and a fresh builder
+    object, asks once and never waits. ``build`` stays the blocking form: start, then poll
+    on the clock until the build ends.
+    """
+
+    def start(
+        self, image: ImageSpec, ctx: PluginContext, *, token: str | None = None
+    ) -> Mapping[str, Any]: ...
+
+    def poll(
+        self, image: ImageSpec, handle: Mapping[str, Any], ctx: PluginContext
+    ) -> BuildPoll: ...
 
 
 @dataclass(frozen=True)
@@ -571,6 +633,10 @@ AnalysisProviderFactory = Callable[[Mapping[str, Any]], AnalysisProvider]
 
 
 __all__ = [
+    "BUILD_DONE",
+    "BUILD_FAILED",
+    "BUILD_RUNNING",
+    "HEALTH_CHECK_CONTRACT",
     "PROJECT",
     "TAG_BUILDER",
     "TAG_BUILT_AT",
@@ -590,6 +656,7 @@ __all__ = [
     "AwsError",
     "Bake",
     "BuildError",
+    "BuildPoll",
     "Builder",
     "BuilderFactory",
     "CheckContext",
@@ -623,6 +690,7 @@ __all__ = [
     "References",
     "ReferencesOf",
     "Registry",
+    "ResumableBuilder",
     "Retire",
     "RolloutChange",
     "RolloutInfo",
@@ -630,6 +698,7 @@ __all__ = [
     "ShiftTraffic",
     "Size",
     "SpecError",
+    "StatefulHealthCheck",
     "Step",
     "Strategy",
     "StrategyFactory",

@@ -147,6 +147,9 @@ def test_the_documented_key_layout(client: Any) -> None:
     store.acquire_lock("web", "host:1:a", 60, T0)
     store.start_rollout(rollout("r-1", "web", T0))
     store.append_journal("r-1", 0, "started", T0, {})
+    store.append_journal("r-1", 0, "note", T0, {})
+    store.save_gate_progress("r-1", 1, {"checks": {}}, T0)
+    store.record_build("base", "sha256:1", 1, {"arn": "x"}, T0)
     store.record_release("web", "rel-a", {}, {}, T0)
     keys = sorted((i["pk"]["S"], i["sk"]["S"]) for i in items(client, TABLE))
     assert keys == [
@@ -154,10 +157,14 @@ def test_the_documented_key_layout(client: Any) -> None:
         ("F#shop#web", "release#00000001"),
         ("F#shop#web", "release-id#rel-a"),
         ("F#shop#web", "rollout#0001800000000.000000#r-1"),
+        ("I#shop#base", "build#sha256:1"),
         ("META", "schema"),
         ("P#shop", "fleet#web"),
+        ("R#shop#r-1", "gate#1"),
         ("R#shop#r-1", "journal#00000001"),
+        ("R#shop#r-1", "journal#00000002"),
         ("R#shop#r-1", "rollout"),
+        ("R#shop#r-1", "transition#0#started"),
     ]
 
 
@@ -191,9 +198,20 @@ def store(client: Any) -> DynamoDbStateStore:
 def test_a_resent_journal_write_is_recognized(client: Any, store: DynamoDbStateStore) -> None:
     store.start_rollout(rollout())
     resend = ResendOnce(client, "PutItem", "journal#")
+    entry = store.append_journal("r-1", 0, "note", T0, {"n": 1})
+    assert resend.resent == 1
+    assert entry.seq == 1 and entry.appended
+    assert [(e.seq, e.data) for e in store.journal("r-1")] == [(1, {"n": 1})]
+
+
+def test_a_resent_transition_write_is_recognized_as_ours(
+    client: Any, store: DynamoDbStateStore
+) -> None:
+    store.start_rollout(rollout())
+    resend = ResendOnce(client, "TransactWriteItems", "transition#")
     entry = store.append_journal("r-1", 0, "started", T0, {"n": 1})
     assert resend.resent == 1
-    assert entry.seq == 1
+    assert entry.seq == 1 and entry.appended  # our own write: we notify it
     assert [(e.seq, e.data) for e in store.journal("r-1")] == [(1, {"n": 1})]
 
 

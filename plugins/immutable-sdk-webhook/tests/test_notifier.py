@@ -31,7 +31,9 @@ def fire(notifier: WebhookNotifier, n: int) -> float:
     """Send n step events; return the seconds the hook calls took together."""
     start = time.monotonic()
     for _ in range(n):
-        notifier.immutable_sdk_step_finished(rollout=INFO, step=Gate(), outcome="ok")
+        notifier.immutable_sdk_step_finished(
+            event_id="r-1/1/x", rollout=INFO, step=Gate(), outcome="ok"
+        )
     return time.monotonic() - start
 
 
@@ -44,13 +46,16 @@ def accounted(notifier: WebhookNotifier) -> None:
 def test_events_arrive_in_order_signed_with_a_timestamp_and_whole(endpoint: Any) -> None:
     server = endpoint()
     notifier = WebhookNotifier(Settings(server.url, secret=b"s3cret"))
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
-    notifier.immutable_sdk_step_started(rollout=INFO, step=Gate(slot="blue"))
+    notifier.immutable_sdk_rollout_started(event_id="r-1/2/x", rollout=INFO)
+    notifier.immutable_sdk_step_started(event_id="r-1/3/x", rollout=INFO, step=Gate(slot="blue"))
     notifier.immutable_sdk_traffic_shifted(
-        rollout=INFO, before={"blue": 100, "green": 0}, after={"blue": 90, "green": 10}
+        event_id="r-1/9/x",
+        rollout=INFO,
+        before={"blue": 100, "green": 0},
+        after={"blue": 90, "green": 10},
     )
-    notifier.immutable_sdk_rollback_started(rollout=INFO, reason="gate failed")
-    notifier.immutable_sdk_rollout_finished(rollout=INFO, outcome="rolled_back")
+    notifier.immutable_sdk_rollback_started(event_id="r-1/4/x", rollout=INFO, reason="gate failed")
+    notifier.immutable_sdk_rollout_finished(event_id="r-1/5/x", rollout=INFO, outcome="rolled_back")
     notifier.close()
     bodies = [json.loads(r.body) for r in server.received]
     assert [b["event"] for b in bodies] == [
@@ -61,6 +66,9 @@ def test_events_arrive_in_order_signed_with_a_timestamp_and_whole(endpoint: Any)
         "rollout_finished",
     ]
     assert [b["sequence"] for b in bodies] == [0, 1, 2, 3, 4]
+    ids = ["r-1/2/x", "r-1/3/x", "r-1/9/x", "r-1/4/x", "r-1/5/x"]
+    assert [b["event_id"] for b in bodies] == ids
+    assert [r.headers["Idempotency-Key"] for r in server.received] == ids
     assert bodies[0]["rollout"] == {
         "id": "ro-1-abc",
         "project": "shop",
@@ -91,7 +99,7 @@ def test_events_arrive_in_order_signed_with_a_timestamp_and_whole(endpoint: Any)
 def test_a_replayed_request_is_rejected_once_its_timestamp_is_old(endpoint: Any) -> None:
     server = endpoint()
     notifier = WebhookNotifier(Settings(server.url, secret=b"s3cret"))
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
+    notifier.immutable_sdk_rollout_started(event_id="r-1/6/x", rollout=INFO)
     notifier.close()
     (got,) = server.received
     signature, stamp = got.headers[SIGNATURE_HEADER], got.headers[TIMESTAMP_HEADER]
@@ -105,7 +113,7 @@ def test_a_replayed_request_is_rejected_once_its_timestamp_is_old(endpoint: Any)
 def test_without_a_secret_there_is_no_signature(endpoint: Any) -> None:
     server = endpoint()
     notifier = WebhookNotifier(Settings(server.url))
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
+    notifier.immutable_sdk_rollout_started(event_id="r-1/7/x", rollout=INFO)
     notifier.close()
     assert len(server.received) == 1
     assert SIGNATURE_HEADER not in server.received[0].headers
@@ -117,8 +125,8 @@ def test_a_server_error_is_retried_with_doubling_backoff_and_signed_afresh(
 ) -> None:
     server = endpoint(lambda n: (500, 0.0) if n < 3 else (200, 0.0))
     notifier = WebhookNotifier(Settings(server.url, secret=b"k", backoff=0.1, retries=3))
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
-    notifier.immutable_sdk_rollout_finished(rollout=INFO, outcome="promoted")
+    notifier.immutable_sdk_rollout_started(event_id="r-1/8/x", rollout=INFO)
+    notifier.immutable_sdk_rollout_finished(event_id="r-1/9/x", rollout=INFO, outcome="promoted")
     notifier.close()
     got = server.received
     assert len(got) == 5
@@ -135,8 +143,8 @@ def test_a_server_error_is_retried_with_doubling_backoff_and_signed_afresh(
 def test_a_refusal_is_not_retried_and_the_next_event_goes_on(endpoint: Any) -> None:
     server = endpoint(lambda n: (404, 0.0) if n == 0 else (200, 0.0))
     notifier = WebhookNotifier(Settings(server.url, backoff=0.01))
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
-    notifier.immutable_sdk_rollout_finished(rollout=INFO, outcome="promoted")
+    notifier.immutable_sdk_rollout_started(event_id="r-1/10/x", rollout=INFO)
+    notifier.immutable_sdk_rollout_finished(event_id="r-1/11/x", rollout=INFO, outcome="promoted")
     notifier.close()
     assert [json.loads(r.body)["event"] for r in server.received] == [
         "rollout_started",
@@ -150,7 +158,7 @@ def test_a_full_queue_drops_the_oldest_and_counts_without_blocking(endpoint: Any
     server = endpoint(lambda n: (200, 0.3))
     notifier = WebhookNotifier(Settings(server.url, queue_size=2, flush_timeout=5))
     took = fire(notifier, 19)
-    notifier.immutable_sdk_rollout_finished(rollout=INFO, outcome="promoted")
+    notifier.immutable_sdk_rollout_finished(event_id="r-1/12/x", rollout=INFO, outcome="promoted")
     assert took < 0.1, took
     notifier.close()
     stats = notifier.stats
@@ -190,7 +198,7 @@ def test_a_receiver_that_is_down_loses_every_event_counted_and_reported(
         Settings(dead_url, timeout=0.5, backoff=0.05, retries=2, flush_timeout=2)
     )
     took = fire(notifier, 40)
-    notifier.immutable_sdk_rollout_finished(rollout=INFO, outcome="promoted")
+    notifier.immutable_sdk_rollout_finished(event_id="r-1/13/x", rollout=INFO, outcome="promoted")
     assert took < 0.1, took
     start = time.monotonic()
     notifier.close()
@@ -242,7 +250,7 @@ def test_a_redirect_to_another_host_is_not_followed_and_gets_no_signature(
     elsewhere = endpoint()
     server = endpoint(lambda n: Reply(307, location=f"{elsewhere.base}/stolen/path"))
     notifier = WebhookNotifier(Settings(server.url, secret=b"s3cret", backoff=0.01))
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
+    notifier.immutable_sdk_rollout_started(event_id="r-1/14/x", rollout=INFO)
     notifier.close()
     assert len(server.received) == 1  # not retried either
     assert elsewhere.received == []
@@ -261,7 +269,7 @@ def test_proxies_from_the_environment_carry_the_requests(
     notifier = WebhookNotifier(
         settings({"type": "webhook", "url": server.url, "secret_env": "HOOK_SECRET"})
     )
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
+    notifier.immutable_sdk_rollout_started(event_id="r-1/15/x", rollout=INFO)
     notifier.close()
     assert proxy.seen == [f"POST {server.url}"]
     (got,) = server.received
@@ -275,7 +283,7 @@ def test_no_proxy_exempts_the_host(
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
     notifier = WebhookNotifier(settings({"type": "webhook", "url": server.url}))
-    notifier.immutable_sdk_rollout_started(rollout=INFO)
+    notifier.immutable_sdk_rollout_started(event_id="r-1/16/x", rollout=INFO)
     notifier.close()
     assert proxy.seen == [] and len(server.received) == 1
 

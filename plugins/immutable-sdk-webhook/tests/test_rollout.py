@@ -87,6 +87,13 @@ def test_every_event_of_a_rollout_arrives_in_order_and_signed(
     assert {b["rollout"]["id"] for b in bodies} == {web.rollout}
     assert bodies[0]["rollout"]["from_release"] == web.from_release
     assert bodies[-1]["outcome"] == "promoted"
+    # each event names its journaled transition, also in the Idempotency-Key header
+    ids = [f"{web.rollout}/-1/rollout_started"]
+    for index in range(len(run.steps)):
+        ids += [f"{web.rollout}/{index}/started", f"{web.rollout}/{index}/finished"]
+    ids.append(f"{web.rollout}/-1/rollout_finished")
+    assert [b["event_id"] for b in bodies] == ids
+    assert [r.headers["Idempotency-Key"] for r in server.received] == ids
     assert all(
         verify("hunter2", r.body, r.headers[SIGNATURE_HEADER], r.headers[TIMESTAMP_HEADER])
         for r in server.received

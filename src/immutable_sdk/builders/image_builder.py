@@ -16,9 +16,16 @@
 A ``pipeline`` is started with ``start_image_pipeline_execution``; ``recipe`` + ``infrastructure``
 (+ optional ``distribution``) run ``create_image``. The build is polled with ``get_image`` on the
 context's clock, with backoff (30 s growing to 5 min), until AVAILABLE; FAILED, CANCELLED (and the
-other end states) raise a BuildError quoting the service's reason. The AMIs of our account per
-region come from the image's ``outputResources``; they are tagged with the lineage tags (AMI and
-snapshots) and copied to any region of ``image.regions`` the distribution did not reach.
+other end states) raise a BuildError quoting the service's reason.
+
+A build may outlast the process that starts it (``plugin.ResumableBuilder``): ``start`` submits
+it and returns a handle (the image build version ARN, the digest, the lineage tags, the start
+time) and ``poll(image, handle, ctx)`` asks once, from any process; ``core.images.durable``
+stores the handle in the state store. ``build`` is ``start`` and then ``poll`` on the clock.
+
+The AMIs of our account per region come from the image's ``outputResources``; they are tagged
+with the lineage tags (AMI and snapshots) and copied to any region of ``image.regions`` the
+distribution did not reach (the poll that sees the build end waits for those copies).
 
 Digest: the builder's name and version and the ARNs that define the build (for a pipeline, the
 recipe, infrastructure, distribution and tests configurations it points to now, read with
@@ -32,10 +39,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from immutable_sdk.plugin import (
+    BUILD_DONE,
+    BUILD_FAILED,
+    BUILD_RUNNING,
     TAG_SOURCE_AMI,
     Artifact,
     BuilderFactory,
     BuildError,
+    BuildPoll,
     ImageSpec,
     PluginContext,
     Registry,
@@ -149,9 +160,10 @@ class ImageBuilderBuilder:
     def find(self, image: ImageSpec, ctx: PluginContext) -> Artifact | None:
         return find_artifact(image, ctx, digest=self.digest(image, ctx), builder=NAME)
 
-    def _start(self, image: ImageSpec, ctx: PluginContext, tags: Mapping[str, str]) -> str:
+    def _start(
+        self, image: ImageSpec, ctx: PluginContext, tags: Mapping[str, str], token: str
+    ) -> str:
         client = self._client(image, ctx)
-        token = uuid.uuid4().hex  # a retried build must be a new build, not the failed one
         config = image.config
         if "pipeline" in config:
             response = client.start_image_pipeline_execution(
@@ -169,48 +181,86 @@ class ImageBuilderBuilder:
             response = client.create_image(**kwargs)
         return str(response["imageBuildVersionArn"])
 
-    def _wait(self, image: ImageSpec, ctx: PluginContext, build_arn: str) -> dict[str, Any]:
+    def start(
+        self, image: ImageSpec, ctx: PluginContext, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """Submit the build and return its handle at once (``ResumableBuilder``).
+
+        ``token``: the same token submits one build (Image Builder's ``clientToken``); None:
+        a new build every call (a retried build must be a new build, not the failed one)."""
+        digest = self.digest(image, ctx)
+        tags = lineage_tags(image, ctx, digest=digest, builder=NAME)
+        build_arn = self._start(image, ctx, tags, token or uuid.uuid4().hex)
+        ctx.emit("build.submitted", image=image.name, digest=digest, build=build_arn)
+        return {
+            "arn": build_arn,
+            "digest": digest,
+            "tags": tags,
+            "started_at": ctx.clock.now(),
+        }
+
+    def poll(self, image: ImageSpec, handle: Mapping[str, Any], ctx: PluginContext) -> BuildPoll:
+        """Ask once where the build of ``handle`` stands; never waits (``ResumableBuilder``).
+        A build still running past ``timeout`` since its start is reported failed."""
+        return self._poll(image, handle, ctx, [])
+
+    def _poll(
+        self, image: ImageSpec, handle: Mapping[str, Any], ctx: PluginContext, last: list[str]
+    ) -> BuildPoll:
+        build_arn = str(handle["arn"])
         client = self._client(image, ctx)
+        described = dict(client.get_image(imageBuildVersionArn=build_arn)["image"])
+        state = described.get("state", {})
+        status = str(state.get("status", "UNKNOWN"))
+        if last != [status]:
+            last[:] = [status]
+            ctx.emit("build.status", image=image.name, build=build_arn, status=status)
+        what = f"EC2 Image Builder build {build_arn}"
+        if status in END_STATES:
+            reason = state.get("reason") or "no reason given"
+            return BuildPoll(BUILD_FAILED, reason=f"{what} {status}: {reason}", detail=status)
+        if status != "AVAILABLE":
+            started = float(handle.get("started_at", ctx.clock.now()))
+            if ctx.clock.now() - started > self.timeout:
+                took = self.config.get("timeout", DEFAULT_TIMEOUT)
+                reason = f"{what} did not finish within {took} (still {status})"
+                return BuildPoll(BUILD_FAILED, reason=reason, detail=status)
+            return BuildPoll(BUILD_RUNNING, detail=status)
+        amis = output_amis(described)
+        if not amis:
+            return BuildPoll(BUILD_FAILED, reason=f"{what} produced no AMI", detail=status)
+        tags = dict(handle.get("tags") or {})
+        parent = str(described.get("imageRecipe", {}).get("parentImage", ""))
+        if parent.startswith("ami-"):
+            tags[TAG_SOURCE_AMI] = parent
+        digest = str(handle["digest"])
+        artifact = finish_build(
+            image, ctx, digest=digest, builder=NAME, amis=amis, tags=tags, token_seed=build_arn
+        )
+        return BuildPoll(BUILD_DONE, artifact=artifact, detail=status)
+
+    def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:
+        """The blocking form: ``start``, then ``poll`` on the clock with backoff (30 s growing
+        to 5 min) until the build ends; BuildError quoting the reason when it failed."""
+        handle = self.start(image, ctx)
         last: list[str] = []
 
-        def probe() -> dict[str, Any] | None:
-            described = dict(client.get_image(imageBuildVersionArn=build_arn)["image"])
-            state = described.get("state", {})
-            status = str(state.get("status", "UNKNOWN"))
-            if last != [status]:
-                last[:] = [status]
-                ctx.emit("build.status", image=image.name, build=build_arn, status=status)
-            if status in END_STATES:
-                reason = state.get("reason") or "no reason given"
-                raise BuildError(
-                    image.name, f"EC2 Image Builder build {build_arn} {status}: {reason}"
-                )
-            return described if status == "AVAILABLE" else None
+        def probe() -> Artifact | None:
+            polled = self._poll(image, handle, ctx, last)
+            if polled.status == BUILD_FAILED:
+                raise BuildError(image.name, polled.reason)
+            return polled.artifact
 
         return wait_for(
             ctx,
             probe,
             image=image.name,
-            what=f"EC2 Image Builder build {build_arn}",
+            what=f"EC2 Image Builder build {handle['arn']}",
             timeout=self.timeout,
             first=FIRST_POLL,
             factor=POLL_FACTOR,
             cap=MAX_POLL,
         )
-
-    def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:
-        digest = self.digest(image, ctx)
-        tags = lineage_tags(image, ctx, digest=digest, builder=NAME)
-        build_arn = self._start(image, ctx, tags)
-        ctx.emit("build.submitted", image=image.name, digest=digest, build=build_arn)
-        described = self._wait(image, ctx, build_arn)
-        amis = output_amis(described)
-        if not amis:
-            raise BuildError(image.name, f"EC2 Image Builder build {build_arn} produced no AMI")
-        parent = str(described.get("imageRecipe", {}).get("parentImage", ""))
-        if parent.startswith("ami-"):
-            tags[TAG_SOURCE_AMI] = parent
-        return finish_build(image, ctx, digest=digest, builder=NAME, amis=amis, tags=tags)
 
 
 def _factory(config: Mapping[str, Any]) -> ImageBuilderBuilder:

@@ -10,6 +10,7 @@ rebuild. Every wait goes through the context's clock, with backoff.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -191,8 +192,12 @@ def copy_to_regions(
     regions: Sequence[str],
     *,
     timeout: float = COPY_TIMEOUT,
+    token_seed: str | None = None,
 ) -> dict[str, str]:
-    """Copy the AMI to ``regions`` (all started, then all awaited), with its name and tags."""
+    """Copy the AMI to ``regions`` (all started, then all awaited), with its name and tags.
+
+    ``token_seed`` (a build's identity): the copies' client tokens derive from it, so every
+    process that finishes the same build asks EC2 for the same copy, not one each."""
     if not regions:
         return {}
     source = describe_ami(ctx, source_region, source_ami)
@@ -204,6 +209,8 @@ def copy_to_regions(
         # A fresh token: botocore's retries of this call reuse it (no double copy), while a
         # later copy of the same digest (after garbage collection) is a new copy.
         token = uuid.uuid4().hex
+        if token_seed is not None:
+            token = hashlib.sha256(f"{token_seed}\0{region}".encode()).hexdigest()[:32]
         copy = ctx.client("ec2", region).copy_image(
             SourceRegion=source_region,
             SourceImageId=source_ami,
@@ -224,6 +231,7 @@ def complete_regions(
     amis: Mapping[str, str],
     *,
     timeout: float = COPY_TIMEOUT,
+    token_seed: str | None = None,
 ) -> dict[str, str]:
     """``amis`` plus copies into every region of ``image.regions`` that lacks one."""
     if not amis:
@@ -231,7 +239,13 @@ def complete_regions(
     source_region = next((r for r in image.regions if r in amis), next(iter(amis)))
     missing = [r for r in image.regions if r not in amis]
     copies = copy_to_regions(
-        ctx, image, source_region, amis[source_region], missing, timeout=timeout
+        ctx,
+        image,
+        source_region,
+        amis[source_region],
+        missing,
+        timeout=timeout,
+        token_seed=token_seed,
     )
     return {**amis, **copies}
 
@@ -271,11 +285,13 @@ def finish_build(
     amis: Mapping[str, str],
     tags: Mapping[str, str],
     timeout: float = COPY_TIMEOUT,
+    token_seed: str | None = None,
 ) -> Artifact:
-    """Tag what a build produced, copy it to the image's other regions, return the artifact."""
+    """Tag what a build produced, copy it to the image's other regions, return the artifact.
+    ``token_seed``: see ``copy_to_regions``."""
     for region, ami_id in amis.items():
         tag_ami(ctx, region, wait_available(ctx, image.name, region, ami_id, timeout), tags)
-    all_amis = complete_regions(ctx, image, amis, timeout=timeout)
+    all_amis = complete_regions(ctx, image, amis, timeout=timeout, token_seed=token_seed)
     ctx.emit("build.tagged", image=image.name, digest=digest, amis=dict(all_amis))
     return Artifact(
         image=image.name,

@@ -68,6 +68,17 @@ class TargetHealthCheck:
         self.unhealthy_threshold = unhealthy_threshold
         self._failing: dict[str, int] = {}  # instance id -> consecutive failed polls
 
+    def snapshot(self) -> dict[str, Any]:
+        """Consecutive failed polls per instance (health-check contract version 2)."""
+        return {"failing": dict(sorted(self._failing.items()))}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take over the counts of ``snapshot()`` (ValueError for anything else)."""
+        failing = state.get("failing")
+        if not isinstance(failing, Mapping):
+            raise ValueError("elb check state: expected {'failing': {...}}")
+        self._failing = {str(i): int(n) for i, n in failing.items()}
+
     def check(self, targets: GateTargets, ctx: PluginContext) -> HealthReport:
         if not targets.target_groups:
             return HealthReport.healthy("no target groups")

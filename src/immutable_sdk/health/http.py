@@ -176,6 +176,26 @@ class HttpCheck:
             return HealthReport(HealthStatus.HEALTHY, details, f"{total}/{total} instances passed")
         return HealthReport(HealthStatus.PENDING, details, f"{passed}/{total} instances passed")
 
+    def snapshot(self) -> dict[str, Any]:
+        """The streaks so far (health-check contract version 2): instance id -> [good, bad,
+        answered]."""
+        return {
+            "streaks": {i: [s.good, s.bad, s.answered] for i, s in sorted(self._streaks.items())}
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take over the streaks of ``snapshot()`` (ValueError for anything else)."""
+        streaks = state.get("streaks")
+        if not isinstance(streaks, Mapping):
+            raise ValueError("http check state: expected {'streaks': {...}}")
+        restored: dict[str, _Streak] = {}
+        for instance_id, value in streaks.items():
+            if not (isinstance(value, (list, tuple)) and len(value) == 3):
+                raise ValueError(f"http check state: streak of {instance_id}: {value!r}")
+            good, bad, answered = value
+            restored[str(instance_id)] = _Streak(int(good), int(bad), bool(answered))
+        self._streaks = restored
+
     def _count(self, instance_id: str, outcome: _Outcome) -> tuple[HealthStatus, str]:
         streak = self._streaks.setdefault(instance_id, _Streak())
         if outcome.kind == "good":

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 3  # 2: fencing epochs on fleet locks; 3: apply records
+SCHEMA_VERSION = 3  # 2: fencing epochs on fleet locks; 3: apply records, gate progress, image
+# builds, unique journal transitions
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,54 @@ class JournalEntry:
     at: float
     data: Mapping[str, Any] = field(default_factory=dict)  # ids created, counts, errors
     epoch: int | None = None  # the lock epoch of the writer; None when written without a lock
+    # False when ``append_journal`` found this transition journaled already and wrote nothing:
+    # the entry is the one written first (whose process notified it). Never stored.
+    appended: bool = field(default=True, compare=False)
+
+
+# Journal statuses of which a rollout step (or the rollout, index -1) has at most one: a
+# second append of the same (rollout, step_index, status) writes nothing. "note" entries repeat.
+REPEATABLE_STATUSES = frozenset({"note"})
+
+
+@dataclass(frozen=True)
+class SavedGateProgress:
+    """A suspended gate's or bake's progress, saved per rollout and step index.
+
+    ``progress`` is what ``core.rollout.gate_progress`` saves (the checks' snapshots, the
+    gate's start); ``epoch`` the lock epoch of the writer (None without a lock)."""
+
+    rollout: str
+    step_index: int
+    progress: Mapping[str, Any]
+    saved_at: float
+    epoch: int | None = None
+
+
+BUILD_RUNNING = "running"
+BUILD_DONE = "done"
+BUILD_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """An image build that outlasts the process that started it (EC2 Image Builder).
+
+    Keyed by image name and digest: any process that wants the same image finds the build
+    running and polls it instead of starting another. ``handle`` is the builder's (JSON: the
+    build version ARN, ...); ``attempt`` counts builds of this digest (a failed one is retried
+    as the next attempt); ``result`` holds the artifact once done, or the reason once failed.
+    ``recorded`` is False when ``record_build`` kept a running build that was there first."""
+
+    image: str
+    digest: str
+    attempt: int
+    status: str  # BUILD_RUNNING | BUILD_DONE | BUILD_FAILED
+    handle: Mapping[str, Any]
+    started_at: float
+    updated_at: float
+    result: Mapping[str, Any] = field(default_factory=dict)
+    recorded: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True)
@@ -133,10 +182,46 @@ class StateStore(Protocol):
 
     def append_journal(
         self, rollout: str, step_index: int, status: str, at: float, data: Mapping[str, Any]
-    ) -> JournalEntry: ...
+    ) -> JournalEntry:
+        """Append an entry. A status other than ``note`` is a transition: at most one per
+        (rollout, step_index, status). Appending one that is there already writes nothing
+        and returns the entry written first, with ``appended`` False (its writer notified
+        it: see ``core.transitions``)."""
 
     def journal(self, rollout: str) -> list[JournalEntry]:
         """Oldest first."""
+
+    # gate progress (a gate or bake suspended by one process, resumed by another)
+    def save_gate_progress(
+        self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
+    ) -> SavedGateProgress:
+        """Store (replace) the progress of step ``step_index``'s gate; fenced like a journal
+        append (LockLost once the rollout's fleet lock is no longer this store's)."""
+
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
+        """The progress last saved for the step's gate, if any."""
+
+    # image builds that outlast a process (keyed by image name and digest, not fenced)
+    def record_build(
+        self, image: str, digest: str, attempt: int, handle: Mapping[str, Any], at: float
+    ) -> BuildRecord:
+        """Record a started build. When a build of the same image and digest is recorded
+        ``running`` already, nothing is written and that one is returned (``recorded``
+        False): the caller polls it. A finished or failed record is replaced."""
+
+    def finish_build(
+        self,
+        image: str,
+        digest: str,
+        attempt: int,
+        status: str,
+        result: Mapping[str, Any],
+        at: float,
+    ) -> BuildRecord | None:
+        """Mark attempt ``attempt`` done or failed with ``result``; None (nothing written)
+        when the record is of another attempt or gone."""
+
+    def get_build(self, image: str, digest: str) -> BuildRecord | None: ...
 
     # releases
     def record_release(

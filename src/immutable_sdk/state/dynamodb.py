@@ -15,6 +15,9 @@ contains ``#``, so every key is unambiguous::
     R#{project}#{rollout}       journal#{seq:08d}                   a journal entry
     R#{project}#{rollout}       signal#{at:020.6f}#{uuid}           an operator signal not yet taken
     A#{project}                 apply#{id}                          an apply record (a plan's ticks)
+    R#{project}#{rollout}       transition#{index}#{status}         seq of a journaled transition
+    R#{project}#{rollout}       gate#{index}                        a suspended gate's progress
+    I#{project}#{image}         build#{digest}                      an image build (Image Builder)
 
 A fleet's lock, rollouts (sorted by start time) and releases (by sequence) share a partition and
 are read with strongly consistent queries; a rollout's journal and signals share another. Mappings
@@ -28,25 +31,33 @@ object holds carries a ``ConditionCheck`` on the lock's owner and epoch in its t
 again and retries, a bounded number of times. Each write carries a random token, so a retried
 write that finds its sequence taken can tell whether it took it itself. A release is written as
 two items in one transaction (by sequence and by id): recording a release id twice returns the
-first record. Taking signals deletes each one with ``ReturnValues=ALL_OLD``: each is taken once.
+first record. A journal transition (any status but ``note``) is written together with its
+``transition#`` marker, which must not exist: the same transition appended twice, by any
+processes, is written once. Taking signals deletes each one with ``ReturnValues=ALL_OLD``:
+each is taken once.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..errors import StateError
 from . import dynamodb_items as items
 from . import fencing
 from .base import (
+    BUILD_RUNNING,
+    REPEATABLE_STATUSES,
     SCHEMA_VERSION,
     ApplyRecord,
+    BuildRecord,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
     RolloutRecord,
+    SavedGateProgress,
 )
 from .dynamodb_locks import LockItems
 from .dynamodb_table import Table, check_key_schema, describe_table
@@ -90,6 +101,7 @@ class DynamoDbStateStore:
             )
         if version < SCHEMA_VERSION:
             # 1 -> 2 (fencing) rewrites no item: a lock item without an epoch reads as epoch 0.
+            # 2 -> 3 adds item kinds (transition markers, gate progress, builds), rewrites none.
             # The stamp makes older immutable-sdk versions, which do not fence, refuse the table.
             self._db.conditional(
                 "update_item",
@@ -336,15 +348,132 @@ class DynamoDbStateStore:
                 None if fence is None else fence.epoch,
             )
             put = self._db.new({**items.key(rollout_pk, sk), **items.attrs(values)})
-            if fence is not None:
-                if self._transact([put], fence, what):
+            marker_sk = f"transition#{step_index}#{text(status)}"
+            transition = text(status) not in REPEATABLE_STATUSES
+            writes = [put]
+            if transition:
+                marker: dict[str, str | float | None] = {"seq": seq, "token": token}
+                writes.append(
+                    self._db.new({**items.key(rollout_pk, marker_sk), **items.attrs(marker)})
+                )
+            if fence is not None or transition:
+                if self._transact(writes, fence, what):
                     return entry
             elif self._db.conditional("put_item", **put["Put"]) is not None:
                 return entry
             taken = self._db.get(rollout_pk, sk)
             if taken is not None and items.opt_str(taken, "token") == token:
                 return entry  # our own write, retried by botocore after a lost response
+            if transition:
+                first = self._first_transition(rollout, marker_sk)
+                if first is not None:
+                    return first
         raise self._gave_up(f"append to the journal of rollout {rollout!r}")
+
+    def _first_transition(self, rollout: str, marker_sk: str) -> JournalEntry | None:
+        """The entry a ``transition#`` marker points to (``appended`` False), if any."""
+        rollout_pk = self._rollout_pk(rollout)
+        marker = self._db.get(rollout_pk, marker_sk)
+        if marker is None:
+            return None
+        seq = items.decode(self.table, marker, lambda i, _: items.integer(i, "seq"))
+        item = self._db.get(rollout_pk, f"journal#{seq:08d}")
+        if item is None:
+            return None
+        entry = items.decode(self.table, item, lambda i, w: items.journal_entry(rollout, i, w))
+        return replace(entry, appended=False)
+
+    # -- gate progress -------------------------------------------------------------------------
+
+    def save_gate_progress(
+        self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
+    ) -> SavedGateProgress:
+        fleet = self._fleet_of(rollout)
+        if fleet is None:
+            raise self._no_rollout(rollout)
+        fence = self._held.get(fleet)
+        encoded = to_json(dict(progress))
+        epoch = None if fence is None else fence.epoch
+        values: dict[str, str | float | None] = {
+            "progress": encoded,
+            "saved_at": at,
+            "epoch": epoch,
+        }
+        item = {**items.key(self._rollout_pk(rollout), f"gate#{step_index}"), **items.attrs(values)}
+        what = f"save the gate progress of rollout {rollout!r}"
+        if fence is not None:
+            put = {"Put": {"TableName": self.table, "Item": item}}
+            if not self._transact([put], fence, what):
+                raise self._gave_up(what)
+        else:
+            self._db.call("put_item", Item=item)
+        return SavedGateProgress(
+            rollout, step_index, from_json(encoded, {}, "gate progress"), at, epoch
+        )
+
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
+        item = self._db.get(self._rollout_pk(rollout), f"gate#{step_index}")
+        if item is None:
+            return None
+        return items.decode(
+            self.table, item, lambda i, w: items.gate_progress(rollout, step_index, i, w)
+        )
+
+    # -- image builds --------------------------------------------------------------------------
+
+    def _build_key(self, image: str, digest: str) -> dict[str, dict[str, str]]:
+        return items.key(f"I#{self.project}#{image}", f"build#{digest}")
+
+    def record_build(
+        self, image: str, digest: str, attempt: int, handle: Mapping[str, Any], at: float
+    ) -> BuildRecord:
+        record = BuildRecord(image, digest, attempt, BUILD_RUNNING, dict(handle), at, at)
+        item = {**self._build_key(image, digest), **items.attrs(items.build_values(record))}
+        written = self._db.conditional(
+            "put_item",
+            Item=item,
+            ConditionExpression="attribute_not_exists(#pk) OR #status <> :running",
+            ExpressionAttributeNames={"#pk": "pk", "#status": "status"},
+            ExpressionAttributeValues={":running": items.attr(BUILD_RUNNING)},
+        )
+        if written is not None:
+            return record
+        existing = self.get_build(image, digest)
+        if existing is None:  # finished and removed meanwhile: never expected
+            raise self._gave_up(f"record the build of image {image!r}")
+        return replace(existing, recorded=False)
+
+    def finish_build(
+        self,
+        image: str,
+        digest: str,
+        attempt: int,
+        status: str,
+        result: Mapping[str, Any],
+        at: float,
+    ) -> BuildRecord | None:
+        response = self._db.conditional(
+            "update_item",
+            Key=self._build_key(image, digest),
+            UpdateExpression="SET #status = :status, #result = :result, updated_at = :at",
+            ConditionExpression="attempt = :attempt",
+            ExpressionAttributeNames={"#status": "status", "#result": "result"},
+            ExpressionAttributeValues={
+                ":status": items.attr(text(status)),
+                ":result": items.attr(to_json(dict(result))),
+                ":at": items.attr(at),
+                ":attempt": items.attr(attempt),
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if response is None:
+            return None
+        return items.decode(self.table, response["Attributes"], items.build)
+
+    def get_build(self, image: str, digest: str) -> BuildRecord | None:
+        key = self._build_key(image, digest)
+        item = self._db.get(key["pk"]["S"], key["sk"]["S"])
+        return None if item is None else items.decode(self.table, item, items.build)
 
     def _seq(self, last: dict[str, Any]) -> int:
         return items.decode(self.table, last, lambda i, _: items.integer(i, "seq")) + 1

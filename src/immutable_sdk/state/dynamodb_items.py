@@ -10,7 +10,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import StateError
-from .base import ApplyRecord, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .base import (
+    ApplyRecord,
+    BuildRecord,
+    JournalEntry,
+    LockInfo,
+    ReleaseRecord,
+    RolloutRecord,
+    SavedGateProgress,
+)
 from .records import DAMAGED, from_json, optional_text, steps_from_json, text, to_json
 
 Attribute = dict[str, str]
@@ -108,6 +116,42 @@ def journal_entry(rollout_id: str, item: Item, where: str) -> JournalEntry:
         data=from_json(opt_str(item, "data"), {}, f"{where}, attribute data"),
         epoch=integer(item, "epoch") if "epoch" in item else None,
     )
+
+
+def gate_progress(rollout_id: str, step_index: int, item: Item, where: str) -> SavedGateProgress:
+    return SavedGateProgress(
+        rollout=rollout_id,
+        step_index=step_index,
+        progress=from_json(opt_str(item, "progress"), {}, f"{where}, attribute progress"),
+        saved_at=number(item, "saved_at"),
+        epoch=integer(item, "epoch") if "epoch" in item else None,
+    )
+
+
+def build(item: Item, where: str) -> BuildRecord:
+    return BuildRecord(
+        image=string(item, "image"),
+        digest=string(item, "digest"),
+        attempt=integer(item, "attempt"),
+        status=string(item, "status"),
+        handle=from_json(opt_str(item, "handle"), {}, f"{where}, attribute handle"),
+        started_at=number(item, "started_at"),
+        updated_at=number(item, "updated_at"),
+        result=from_json(opt_str(item, "result"), {}, f"{where}, attribute result"),
+    )
+
+
+def build_values(record: BuildRecord) -> dict[str, str | float | None]:
+    return {
+        "image": record.image,
+        "digest": record.digest,
+        "attempt": record.attempt,
+        "status": record.status,
+        "handle": to_json(dict(record.handle)),
+        "started_at": record.started_at,
+        "updated_at": record.updated_at,
+        "result": to_json(dict(record.result)),
+    }
 
 
 T = TypeVar("T")

@@ -17,10 +17,12 @@ from typing import Any
 
 from .base import (
     ApplyRecord,
+    BuildRecord,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
     RolloutRecord,
+    SavedGateProgress,
     StateStore,
 )
 
@@ -82,6 +84,34 @@ class RegionalState:
 
     def journal(self, rollout: str) -> list[JournalEntry]:
         return self.inner.journal(rollout)
+
+    # gate progress and image builds (keyed by rollout and image: nothing regional to add)
+    def save_gate_progress(
+        self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
+    ) -> SavedGateProgress:
+        return self.inner.save_gate_progress(rollout, step_index, progress, at)
+
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
+        return self.inner.gate_progress(rollout, step_index)
+
+    def record_build(
+        self, image: str, digest: str, attempt: int, handle: Mapping[str, Any], at: float
+    ) -> BuildRecord:
+        return self.inner.record_build(image, digest, attempt, handle, at)
+
+    def finish_build(
+        self,
+        image: str,
+        digest: str,
+        attempt: int,
+        status: str,
+        result: Mapping[str, Any],
+        at: float,
+    ) -> BuildRecord | None:
+        return self.inner.finish_build(image, digest, attempt, status, result, at)
+
+    def get_build(self, image: str, digest: str) -> BuildRecord | None:
+        return self.inner.get_build(image, digest)
 
     # releases
     def record_release(

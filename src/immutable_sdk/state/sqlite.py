@@ -24,7 +24,17 @@ from typing import Any
 
 from ..errors import LockHeld, StateError
 from . import fencing, sqlite_schema
-from .base import ApplyRecord, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .base import (
+    BUILD_RUNNING,
+    REPEATABLE_STATUSES,
+    ApplyRecord,
+    BuildRecord,
+    JournalEntry,
+    LockInfo,
+    ReleaseRecord,
+    RolloutRecord,
+    SavedGateProgress,
+)
 from .records import (
     from_json,
     lock_lost,
@@ -362,6 +372,24 @@ class SqliteStateStore:
         with self._write() as db:
             fleet = self._require_rollout(db, rollout)
             self._fenced(db, fleet, f"append to the journal of rollout {rollout!r}")
+            if text(status) not in REPEATABLE_STATUSES:
+                first = db.execute(
+                    "SELECT seq, at, data, epoch FROM journal WHERE project = ? AND rollout = ? "
+                    "AND step_index = ? AND status = ? ORDER BY seq LIMIT 1",
+                    (self.project, rollout, step_index, text(status)),
+                ).fetchone()
+                if first is not None:  # journaled already (by another process, or before)
+                    where = self._where("journal", f"rollout {rollout!r} seq {first[0]}")
+                    return JournalEntry(
+                        rollout,
+                        first[0],
+                        step_index,
+                        text(status),
+                        first[1],
+                        from_json(first[2], {}, where + ", column data"),
+                        first[3],
+                        appended=False,
+                    )
             (seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE project = ? AND rollout = ?",
                 (self.project, rollout),
@@ -405,6 +433,121 @@ class SqliteStateStore:
             )
             for r in rows
         ]
+
+    # -- gate progress -------------------------------------------------------------------------
+
+    def save_gate_progress(
+        self, rollout: str, step_index: int, progress: Mapping[str, Any], at: float
+    ) -> SavedGateProgress:
+        encoded = to_json(dict(progress))
+        with self._write() as db:
+            fleet = self._require_rollout(db, rollout)
+            self._fenced(db, fleet, f"save the gate progress of rollout {rollout!r}")
+            fence = self._held.get(fleet)
+            epoch = None if fence is None else fence.epoch
+            db.execute(
+                "INSERT OR REPLACE INTO gate_progress "
+                "(project, rollout, step_index, progress, saved_at, epoch) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self.project, rollout, step_index, encoded, at, epoch),
+            )
+        return SavedGateProgress(
+            rollout, step_index, from_json(encoded, {}, "gate progress"), at, epoch
+        )
+
+    def gate_progress(self, rollout: str, step_index: int) -> SavedGateProgress | None:
+        rows = self._read(
+            "SELECT progress, saved_at, epoch FROM gate_progress "
+            "WHERE project = ? AND rollout = ? AND step_index = ?",
+            (self.project, rollout, step_index),
+        )
+        if not rows:
+            return None
+        where = self._where("gate_progress", f"rollout {rollout!r} step {step_index}")
+        progress, saved_at, epoch = rows[0]
+        return SavedGateProgress(
+            rollout,
+            step_index,
+            from_json(progress, {}, where + ", column progress"),
+            saved_at,
+            epoch,
+        )
+
+    # -- image builds --------------------------------------------------------------------------
+
+    _BUILD_COLUMNS = "image, digest, attempt, status, handle, started_at, updated_at, result"
+
+    def _build(self, row: tuple[Any, ...], *, recorded: bool = True) -> BuildRecord:
+        where = self._where("image_builds", f"image {row[0]!r} digest {row[1]!r}")
+        return BuildRecord(
+            image=row[0],
+            digest=row[1],
+            attempt=row[2],
+            status=row[3],
+            handle=from_json(row[4], {}, where + ", column handle"),
+            started_at=row[5],
+            updated_at=row[6],
+            result=from_json(row[7], {}, where + ", column result"),
+            recorded=recorded,
+        )
+
+    def record_build(
+        self, image: str, digest: str, attempt: int, handle: Mapping[str, Any], at: float
+    ) -> BuildRecord:
+        select = (
+            f"SELECT {self._BUILD_COLUMNS} FROM image_builds "
+            "WHERE project = ? AND image = ? AND digest = ?"
+        )
+        with self._write() as db:
+            existing = db.execute(select, (self.project, image, digest)).fetchone()
+            if existing is not None and existing[3] == BUILD_RUNNING:
+                return self._build(existing, recorded=False)
+            db.execute(
+                f"INSERT OR REPLACE INTO image_builds (project, {self._BUILD_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+                (
+                    self.project,
+                    image,
+                    digest,
+                    attempt,
+                    BUILD_RUNNING,
+                    to_json(dict(handle)),
+                    at,
+                    at,
+                ),
+            )
+            row = db.execute(select, (self.project, image, digest)).fetchone()
+        return self._build(row)
+
+    def finish_build(
+        self,
+        image: str,
+        digest: str,
+        attempt: int,
+        status: str,
+        result: Mapping[str, Any],
+        at: float,
+    ) -> BuildRecord | None:
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE image_builds SET status = ?, result = ?, updated_at = ? "
+                "WHERE project = ? AND image = ? AND digest = ? AND attempt = ?",
+                (text(status), to_json(dict(result)), at, self.project, image, digest, attempt),
+            ).rowcount
+            row = db.execute(
+                f"SELECT {self._BUILD_COLUMNS} FROM image_builds "
+                "WHERE project = ? AND image = ? AND digest = ?",
+                (self.project, image, digest),
+            ).fetchone()
+        return self._build(row) if changed and row is not None else None
+
+    def get_build(self, image: str, digest: str) -> BuildRecord | None:
+        rows = self._read(
+            f"SELECT {self._BUILD_COLUMNS} FROM image_builds "
+            "WHERE project = ? AND image = ? AND digest = ?",
+            (self.project, image, digest),
+        )
+        return self._build(rows[0]) if rows else None
 
     # -- releases ------------------------------------------------------------------------------
 

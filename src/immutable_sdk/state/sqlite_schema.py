@@ -73,7 +73,10 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
 
 
 def _migrate_to_3(db: sqlite3.Connection) -> None:
-    """Apply records: a plan's progress across reconcile ticks (``base.ApplyRecord``)."""
+    """Apply records (a plan's progress across reconcile ticks, ``base.ApplyRecord``); durable
+    waits: a suspended gate's progress per rollout step, image builds that outlast a process
+    (by image and digest), and an index to find a journal transition by its step and status
+    (``append_journal`` writes each at most once)."""
     db.execute(
         """CREATE TABLE applies (
             project TEXT NOT NULL, id TEXT NOT NULL, digest TEXT NOT NULL,
@@ -82,6 +85,21 @@ def _migrate_to_3(db: sqlite3.Connection) -> None:
             PRIMARY KEY (project, id))"""
     )
     db.execute("CREATE INDEX applies_by_time ON applies (project, updated_at, id)")
+    db.execute(
+        """CREATE TABLE gate_progress (
+            project TEXT NOT NULL, rollout TEXT NOT NULL, step_index INTEGER NOT NULL,
+            progress TEXT NOT NULL, saved_at REAL NOT NULL, epoch INTEGER,
+            PRIMARY KEY (project, rollout, step_index))"""
+    )
+    db.execute(
+        """CREATE TABLE image_builds (
+            project TEXT NOT NULL, image TEXT NOT NULL, digest TEXT NOT NULL,
+            attempt INTEGER NOT NULL, status TEXT NOT NULL, handle TEXT NOT NULL,
+            started_at REAL NOT NULL, updated_at REAL NOT NULL,
+            result TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (project, image, digest))"""
+    )
+    db.execute("CREATE INDEX journal_transitions ON journal (project, rollout, step_index, status)")
 
 
 # version -> the function that brings a database from version - 1 to it; the newest key is the

@@ -34,6 +34,7 @@ from . import __version__
 SIGNATURE_HEADER = "X-Immutable-Sdk-Signature"
 TIMESTAMP_HEADER = "X-Immutable-Sdk-Timestamp"
 EVENT_HEADER = "X-Immutable-Sdk-Event"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = f"immutable-sdk-webhook/{__version__}"
 TOLERANCE = 300.0  # seconds a receiver accepts between a request's timestamp and its clock
 
@@ -112,6 +113,8 @@ def post(
     secret: bytes | None,
     deadline: float,
     proxy: str | None = None,
+    *,
+    event_id: str = "",
 ) -> Answer:
     """POST ``body`` to ``url``, all within ``deadline`` seconds; never raises for network
     trouble, and never names the URL in ``Answer.error``."""
@@ -120,6 +123,8 @@ def post(
         "User-Agent": USER_AGENT,
         EVENT_HEADER: event,
     }
+    if event_id:  # the transition's identity: the same on a retry and from any process
+        headers[IDEMPOTENCY_HEADER] = event_id
     if secret is not None:
         timestamp = int(time.time())
         headers[TIMESTAMP_HEADER] = str(timestamp)

@@ -1,7 +1,9 @@
 """The webhook notifier: lifecycle hooks enqueue, one background thread delivers.
 
 A rollout never waits for the endpoint. Each hook serialises its event (numbered by
-``sequence``, counting every event of the engine) and appends it to a bounded queue. One
+``sequence``, counting every event of the engine, and identified by ``event_id``, the same in
+every process and every attempt, also sent as the ``Idempotency-Key`` header) and appends it
+to a bounded queue. One
 delivery thread posts the events in order, each attempt bounded as a whole by ``timeout``.
 
 Every event ends either delivered or lost, and every loss is counted by its reason:
@@ -79,6 +81,7 @@ class _Delivery:
     event: str
     sequence: int
     body: bytes
+    event_id: str = ""
 
 
 class WebhookNotifier:
@@ -104,32 +107,42 @@ class WebhookNotifier:
     # --- the notify hooks: serialise and enqueue, never block, never raise ------------------
 
     @hookimpl
-    def immutable_sdk_rollout_started(self, rollout: RolloutInfo) -> None:
-        self._enqueue("rollout_started", rollout)
+    def immutable_sdk_rollout_started(self, rollout: RolloutInfo, event_id: str) -> None:
+        self._enqueue("rollout_started", rollout, event_id)
 
     @hookimpl
-    def immutable_sdk_step_started(self, rollout: RolloutInfo, step: Step) -> None:
-        self._enqueue("step_started", rollout, step=step.to_dict())
+    def immutable_sdk_step_started(self, rollout: RolloutInfo, step: Step, event_id: str) -> None:
+        self._enqueue("step_started", rollout, event_id, step=step.to_dict())
 
     @hookimpl
-    def immutable_sdk_step_finished(self, rollout: RolloutInfo, step: Step, outcome: str) -> None:
-        self._enqueue("step_finished", rollout, step=step.to_dict(), outcome=outcome)
+    def immutable_sdk_step_finished(
+        self, rollout: RolloutInfo, step: Step, outcome: str, event_id: str
+    ) -> None:
+        self._enqueue("step_finished", rollout, event_id, step=step.to_dict(), outcome=outcome)
 
     @hookimpl
     def immutable_sdk_traffic_shifted(
-        self, rollout: RolloutInfo, before: Mapping[str, int], after: Mapping[str, int]
+        self,
+        rollout: RolloutInfo,
+        before: Mapping[str, int],
+        after: Mapping[str, int],
+        event_id: str,
     ) -> None:
-        self._enqueue("traffic_shifted", rollout, before=dict(before), after=dict(after))
+        self._enqueue("traffic_shifted", rollout, event_id, before=dict(before), after=dict(after))
 
     @hookimpl
-    def immutable_sdk_rollback_started(self, rollout: RolloutInfo, reason: str) -> None:
-        self._enqueue("rollback_started", rollout, reason=reason)
+    def immutable_sdk_rollback_started(
+        self, rollout: RolloutInfo, reason: str, event_id: str
+    ) -> None:
+        self._enqueue("rollback_started", rollout, event_id, reason=reason)
 
     @hookimpl
-    def immutable_sdk_rollout_finished(self, rollout: RolloutInfo, outcome: str) -> None:
-        self._enqueue("rollout_finished", rollout, outcome=outcome)
+    def immutable_sdk_rollout_finished(
+        self, rollout: RolloutInfo, outcome: str, event_id: str
+    ) -> None:
+        self._enqueue("rollout_finished", rollout, event_id, outcome=outcome)
 
-    def _enqueue(self, event: str, rollout: RolloutInfo, **data: Any) -> None:
+    def _enqueue(self, event: str, rollout: RolloutInfo, event_id: str, **data: Any) -> None:
         try:
             with self._cond:
                 sequence = self.stats.events
@@ -139,6 +152,7 @@ class WebhookNotifier:
                     return
                 payload = {
                     "event": event,
+                    "event_id": event_id,
                     "sequence": sequence,
                     "at": time.time(),
                     "rollout": asdict(rollout),
@@ -148,7 +162,7 @@ class WebhookNotifier:
                 if len(self._pending) >= self.settings.queue_size:
                     oldest = self._pending.popleft()
                     self._lose("queue_full", oldest.event)
-                self._pending.append(_Delivery(event, sequence, body))
+                self._pending.append(_Delivery(event, sequence, body, event_id))
                 self._cond.notify()
         except Exception as exc:  # a notifier must never fail a rollout
             with self._cond:
@@ -197,7 +211,9 @@ class WebhookNotifier:
                 return "shutdown", "the flush deadline passed"
             with self._cond:
                 self.stats.attempts += 1
-            answer = post(s.url, item.body, item.event, s.secret, budget, s.proxy)
+            answer = post(
+                s.url, item.body, item.event, s.secret, budget, s.proxy, event_id=item.event_id
+            )
             if answer.ok:
                 return None, ""
             if answer.redirected:

@@ -39,6 +39,7 @@ from ...state.base import RolloutRecord, StateStore
 from ..context import Context
 from ..stopping import StopRequest
 from ..tick.horizon import Suspended
+from ..transitions import ROLLOUT_FINISHED, ROLLOUT_LEVEL, ROLLOUT_STARTED, journal_and_notify
 from .locks import LockKeeper
 from .serving import StillServing, group_serving, require_only, slots_serving
 
@@ -134,7 +135,17 @@ class BaseDeployer:
         self.ctx.scoped(fleet=info.fleet, rollout=rollout).emit(
             "rollout.finished", outcome=phase.value, error=error
         )
-        self.plugins.hook.immutable_sdk_rollout_finished(rollout=info, outcome=phase.value)
+        journal_and_notify(  # notified only by the process that journals it (transitions)
+            self.state,
+            self.plugins.hook,
+            info,
+            ROLLOUT_LEVEL,
+            ROLLOUT_FINISHED,
+            self.clock.now(),
+            {"outcome": phase.value},
+            "immutable_sdk_rollout_finished",
+            outcome=phase.value,
+        )
 
     def promote(self, info: RolloutInfo, result: FleetResult) -> None:
         """Record the rollout ``promoted``; when another release still serves (or AWS cannot
@@ -230,7 +241,16 @@ class BaseDeployer:
             steps=[s.describe() for s in steps],
             **detail,
         )
-        self.plugins.hook.immutable_sdk_rollout_started(rollout=info)
+        journal_and_notify(  # notified only by the process that journals it (transitions)
+            self.state,
+            self.plugins.hook,
+            info,
+            ROLLOUT_LEVEL,
+            ROLLOUT_STARTED,
+            self.clock.now(),
+            {"action": action},
+            "immutable_sdk_rollout_started",
+        )
 
     def fail(
         self,

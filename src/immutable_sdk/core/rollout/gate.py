@@ -129,6 +129,11 @@ class GateRunner:
     heartbeat: Heartbeat = lambda: None
     horizon: Horizon | None = None  # a reconcile tick's budget: gates poll only within it
 
+    def checks(self) -> list[tuple[str, HealthCheck]]:
+        """Fresh check objects for one gate or bake, named as reports name them (a gate
+        suspended by one process gets them back with ``gate_progress.GateProgress.restore``)."""
+        return self._checks()
+
     def _checks(self) -> list[tuple[str, HealthCheck]]:
         checks = []
         types = [cfg.type for cfg in self.health.checks]
@@ -204,17 +209,22 @@ class GateRunner:
         return GateFailed(f"{prefix}: {what}", details=details)
 
     def gate(
-        self, targets: Callable[[], GateTargets], *, elapsed: float = 0.0
+        self,
+        targets: Callable[[], GateTargets],
+        checks: list[tuple[str, HealthCheck]] | None = None,
+        *,
+        elapsed: float = 0.0,
     ) -> dict[str, HealthReport]:
         """Poll until every check is healthy; raise GateFailed when unhealthy or timed out.
 
-        ``elapsed``: seconds an earlier tick polled this gate already (its timeout counts
-        from then). Within a reconcile tick, a wait that would outlast the tick's budget
+        ``checks``: ones from ``checks()`` (restored from an earlier tick's progress); None:
+        fresh ones. ``elapsed``: seconds an earlier tick polled this gate already (its timeout
+        counts from then). Within a reconcile tick, a wait that would outlast the tick's budget
         suspends the gate instead (``Suspended``, with the gate's start as ``gate_since``).
         """
         clock = self.ctx.clock
-        checks = self._checks()
-        start = clock.monotonic() - elapsed
+        checks = self._checks() if checks is None else checks
+        start = clock.monotonic() - max(elapsed, 0.0)
         while True:
             self.heartbeat()
             left = self.health.timeout - (clock.monotonic() - start)
@@ -248,7 +258,13 @@ class GateRunner:
                 self.horizon.poll(clock, pause, "gate", gate_since=began)
             clock.sleep(pause)
 
-    def bake(self, seconds: float, targets: Callable[[], GateTargets]) -> None:
+    def bake(
+        self,
+        seconds: float,
+        targets: Callable[[], GateTargets],
+        checks: list[tuple[str, HealthCheck]] | None = None,
+        elapsed: float = 0.0,
+    ) -> None:
         """Watch the checks for ``seconds``; raise GateFailed on the first unhealthy verdict.
 
         Polls at once, then on the clock's ticks of ``health.interval`` (``until_next_tick``),
@@ -259,8 +275,9 @@ class GateRunner:
         not once each, and no read a poll judges is older than the tick it polls in.
         """
         clock = self.ctx.clock
-        checks = self._checks()
-        start = clock.monotonic()
+        checks = self._checks() if checks is None else checks
+        begun = clock.monotonic()
+        start = begun - max(elapsed, 0.0)  # ``elapsed``: as for ``gate``
         while True:
             self.heartbeat()
             now = clock.monotonic()
@@ -270,7 +287,7 @@ class GateRunner:
             # another fleet read it. Later ones, on ticks after the bake began, share what was
             # read since their tick began.
             since = tick_start(now, self.health.interval)
-            if since > start:
+            if since > begun:
                 with reads_fresh_since(since, now, self.health.interval):
                     watched = targets()
                 reports = self._poll(checks, watched, left, since=since)

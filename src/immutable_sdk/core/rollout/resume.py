@@ -313,7 +313,14 @@ def progress(
     ``resumable``: the next apply resumes it (or ``--abort-unfinished`` rolls it back).
     """
     steps = {e.step_index: e.data for e in journal if e.status == "started"}
-    last = next((e for e in reversed(journal) if e.step_index >= 0 and e.status != "note"), None)
+    last = next(  # a step's own transitions, not the shifts journaled at its index
+        (
+            e
+            for e in reversed(journal)
+            if e.step_index >= 0 and e.status in ("started", "finished", "failed")
+        ),
+        None,
+    )
     last_step = None
     if last is not None:
         data = steps.get(last.step_index) or {}

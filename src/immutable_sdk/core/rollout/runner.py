@@ -38,6 +38,7 @@ from ...spec.model import FleetSpec
 from ...state.base import StateStore
 from ..context import Context
 from ..tick.horizon import OPERATOR, Suspended
+from ..transitions import journal_and_notify
 from .gate import GateRunner, restoring
 from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
 from .samples import Samples
@@ -333,12 +334,19 @@ class RolloutRunner:
                 self.ctx.emit("step.resumed", index=index, step=step.to_dict())
             else:
                 self._step_started = self.ctx.clock.now()
-                self.state.append_journal(
-                    self.info.id, index, "started", self._step_started, step.to_dict()
-                )
                 text = step_text(step, self.info, rolling_back=self.rolling_back)
+                journal_and_notify(  # notified only by the process that journals it (transitions)
+                    self.state,
+                    hook,
+                    self.info,
+                    index,
+                    "started",
+                    self._step_started,
+                    step.to_dict(),
+                    "immutable_sdk_step_started",
+                    step=step,
+                )
                 self.ctx.emit("step.started", index=index, step=step.to_dict(), text=text)
-                hook.immutable_sdk_step_started(rollout=self.info, step=step)
             try:
                 data = self.execute(step)
                 self.still_ours()
@@ -354,16 +362,34 @@ class RolloutRunner:
                 raise self.interrupted(exc, index, during=True) from None
             except Exception as exc:
                 self.still_ours()
-                self.state.append_journal(
-                    self.info.id, index, "failed", self.ctx.clock.now(), {"error": str(exc)}
+                journal_and_notify(
+                    self.state,
+                    hook,
+                    self.info,
+                    index,
+                    "failed",
+                    self.ctx.clock.now(),
+                    {"error": str(exc)},
+                    "immutable_sdk_step_finished",
+                    step=step,
+                    outcome="failed",
                 )
                 self.ctx.emit("step.finished", index=index, outcome="failed", error=str(exc))
-                hook.immutable_sdk_step_finished(rollout=self.info, step=step, outcome="failed")
                 raise
             self.current = -1
-            self.state.append_journal(self.info.id, index, "finished", self.ctx.clock.now(), data)
+            journal_and_notify(
+                self.state,
+                hook,
+                self.info,
+                index,
+                "finished",
+                self.ctx.clock.now(),
+                data,
+                "immutable_sdk_step_finished",
+                step=step,
+                outcome="ok",
+            )
             self.ctx.emit("step.finished", index=index, outcome="ok", **data)
-            hook.immutable_sdk_step_finished(rollout=self.info, step=step, outcome="ok")
 
     def execute(self, step: Step) -> dict[str, Any]:
         # Plugins call AWS through their own clients: their botocore errors become AwsError

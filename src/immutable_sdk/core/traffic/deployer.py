@@ -73,6 +73,7 @@ from ..rollout.base import FAILURES, BaseDeployer, start_rollout
 from ..rollout.locks import LockKeeper
 from ..rollout.resume import STEP_STATUSES
 from ..rollout.runner import Resumed, new_rollout_id
+from ..transitions import ROLLBACK_STARTED, ROLLOUT_LEVEL, journal_and_notify
 from .runner import Aborted, SlotRunner, Slots
 
 
@@ -489,7 +490,17 @@ class SlotDeployer(BaseDeployer):
         s = runner.s
         self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
         runner.ctx.emit("rollback.started", reason=reason, to_release=previous)
-        self.plugins.hook.immutable_sdk_rollback_started(rollout=info, reason=reason)
+        journal_and_notify(  # notified only by the process that journals it (transitions)
+            self.state,
+            self.plugins.hook,
+            info,
+            ROLLOUT_LEVEL,
+            ROLLBACK_STARTED,
+            self.clock.now(),
+            {"reason": reason},
+            "immutable_sdk_rollback_started",
+            reason=reason,
+        )
         runner.rolling_back = True
         runner.restoring = True  # the signal that failed the release must not block the way back
         runner.target = previous or ""

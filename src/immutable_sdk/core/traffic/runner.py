@@ -49,6 +49,7 @@ from ...release import Release
 from ...state.base import JournalEntry
 from ..rollout.runner import POLL_FLOOR, SIGNAL_POLL, RolloutRunner
 from ..tick.horizon import OPERATOR, Suspended
+from ..transitions import journal_and_notify, shift_status
 from .analysis import analyze, analyze_tick
 
 PROMOTE, PROMOTE_FULL, ABORT = "promote", "promote-full", "abort"
@@ -408,8 +409,17 @@ class SlotRunner(RolloutRunner):
         self._shifted_wall = self.ctx.clock.now()
         self._note_shift(wanted)
         self.ctx.emit("traffic.shifted", before=before, after=wanted, change=change)
-        self.plugins.hook.immutable_sdk_traffic_shifted(
-            rollout=self.info, before=before, after=wanted
+        journal_and_notify(  # notified only by the process that journals it (transitions)
+            self.state,
+            self.plugins.hook,
+            self.info,
+            self.current,
+            shift_status(wanted),
+            self.ctx.clock.now(),
+            {"before": before, "after": wanted},
+            "immutable_sdk_traffic_shifted",
+            before=before,
+            after=wanted,
         )
         self.slot_groups()
         return {"weights": wanted, "before": before, "change": change}
