@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as replace_state
 from typing import Any
@@ -32,7 +32,7 @@ from ...lifecycle import (
     Retire,
     Step,
 )
-from ...plugin import GateTargets, RolloutInfo
+from ...plugin import GateTargets, HealthReport, RolloutInfo
 from ...plugins import Plugins
 from ...spec.model import FleetSpec
 from ...state.base import StateStore
@@ -40,6 +40,7 @@ from ..context import Context
 from ..tick.horizon import OPERATOR, Suspended
 from ..transitions import journal_and_notify
 from .gate import GateRunner, restoring
+from .gate_progress import GateProgress
 from .locks import LockKeeper as LockKeeper  # re-exported: callers import it from here
 from .samples import Samples
 from .wording import step_text
@@ -497,6 +498,23 @@ class RolloutRunner:
             return 0.0
         return max(0.0, self.ctx.clock.now() - float(began))
 
+    def durable_gate(self, targets: Callable[[], GateTargets]) -> dict[str, HealthReport]:
+        """The current step's gate, its checks' streaks outliving the tick: restored when an
+        earlier tick began this gate, saved when this tick suspends it (``GateProgress``)."""
+        gates = self.gates()
+        checks = gates.checks()
+        if self._continued:
+            GateProgress.restore(self.state, self.info.id, self.current, checks)
+        try:
+            return gates.gate(targets, checks, elapsed=self.gate_elapsed())
+        except Suspended:
+            now = self.ctx.clock.now()
+            began = now - self.gate_elapsed()
+            GateProgress.save(
+                self.state, self.info.id, self.current, checks, at=now, started_at=began
+            )
+            raise
+
     def gate(self) -> dict[str, Any]:
         self.health_grace()
         judged: list[GateTargets] = []
@@ -508,7 +526,7 @@ class RolloutRunner:
             judged.append(self._targets(group, only_ungated=True))
             return judged[-1]
 
-        reports = self.gates().gate(targets, elapsed=self.gate_elapsed())
+        reports = self.durable_gate(targets)
         passed = {t.instance_id for t in judged[-1].instances}
         self.gated |= passed
         if self._group is not None:
