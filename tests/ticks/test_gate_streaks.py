@@ -1,0 +1,105 @@
+"""An http check's streak outlives the tick that began it (health-check contract version 2).
+
+The fleet's gate needs 3 good answers in a row, 20 s apart; each tick polls for at most 30 s
+(``--budget``), so a gate takes two ticks. The second tick, a fresh process, restores the
+streak the first one saved: its first poll is the third good answer and the gate passes. A
+tick that started the streak over would need two more ticks and two more answers per instance.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.engine.conftest import AMI_V1
+from tests.engine.crashkit import seed
+
+from .tickkit import Ticker, waits
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+apiVersion: immutable-sdk/v1
+name: streaks
+region: us-east-1
+state: {{backend: local, path: state.db}}
+images:
+  web:
+    builder: ami
+    id: {ami}
+fleets:
+  web:
+    image: web
+    instance_type: t3.micro
+    subnets: [shop-a, shop-b]
+    security_groups: [shop-web]
+    capacity: {{min: 2, desired: 2, max: 4}}
+    strategy: {{type: rolling, batch_size: 2}}
+    health:
+      timeout: 10m
+      interval: 20s
+      checks:
+        - {{type: http, url: "http://127.0.0.1:{port}/health", successes: 3}}
+"""
+
+
+class Answers:
+    """An HTTP server on 127.0.0.1 answering 200 and counting requests."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        answers = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                answers.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+
+@pytest.fixture
+def answers() -> Iterator[Answers]:
+    server = Answers()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+def test_a_gate_across_two_ticks_keeps_each_instance_streak(
+    aws: str, tmp_path: Path, answers: Answers
+) -> None:
+    text = SPEC.format(ami=AMI_V1, port=answers.port)
+    (tmp_path / "seed.yaml").write_text(text)
+    seed(aws, tmp_path / "seed.yaml")
+    here = tmp_path / "streaks"
+    here.mkdir()
+    spec = here / "spec.yaml"
+    spec.write_text(text)
+    ticker = Ticker(aws, spec)
+
+    first = ticker.tick("--yes", "--budget", "30s")  # launched; polls at 0 and 20 s
+    assert (first.code, first.unit("web")["waiting_for"]) == (10, "gate"), first.data
+    assert answers.requests == 2 * 2  # two instances, two good answers each
+    assert first.next_at is not None
+    ticker.advance_to(first.next_at)
+    done = ticker.tick("--yes", "--budget", "30s")  # restored: the third answer passes
+    assert done.code == 0 and done.unit("web")["state"] == "converged", done.data
+    assert answers.requests == 3 * 2
+    assert waits(ticker.ticks, "web") == ["gate", ""]
