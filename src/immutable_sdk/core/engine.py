@@ -23,7 +23,7 @@ from ..aws.session import AwsSession, aws_errors
 from ..clock import Clock, RealClock
 from ..errors import UsageError
 from ..lifecycle import Event
-from ..plugin import Artifact
+from ..plugin import Artifact, Builder, ImageSpec, ResumableBuilder
 from ..plugins import Plugins, load_plugins
 from ..release import artifact_to_dict
 from ..results import (
@@ -42,6 +42,7 @@ from .apply import run_plan, wave_bake, wave_ledger
 from .connection import Connection
 from .context import EventSink
 from .images.builds import Builds
+from .images.durable import BUILD_POLL, is_resumable, poll_build, start_build
 from .notifiers import start_notifiers
 from .planner import builder_for
 from .regions import (
@@ -57,7 +58,7 @@ from .rollout.runner import new_owner
 from .rollout.signals import signal_rollout
 from .stopping import StopRequest
 from .tick.due import not_due
-from .tick.horizon import Horizon
+from .tick.horizon import Horizon, Suspended
 from .tick.record import record_apply
 
 if TYPE_CHECKING:
@@ -334,12 +335,32 @@ class Engine:
         self.ctx.emit("build.started", image=image_name, builder=image.builder)
         try:
             with aws_errors(f"building image {image_name!r}"):
-                artifact = builder_for(self.plugins, image).build(image, self.ctx)
+                builder = builder_for(self.plugins, image)
+                if not self.horizon.unlimited and is_resumable(builder):
+                    artifact = self._build_by_ticks(image, builder)
+                else:
+                    artifact = builder.build(image, self.ctx)
+        except Suspended:
+            raise  # still building: a later tick polls it again
         except Exception as exc:
             self.ctx.emit("build.failed", image=image_name, error=str(exc))
             raise
         self.ctx.emit("build.finished", image=image_name, amis=dict(artifact.amis))
         return artifact
+
+    def _build_by_ticks(self, image: ImageSpec, builder: Builder) -> Artifact:
+        """In a tick, a resumable build (EC2 Image Builder) is started once, recorded in the
+        state store, and asked where it stands once per tick; Suspended while it runs."""
+        assert isinstance(builder, ResumableBuilder)
+        record = start_build(self.state, builder, image, self.ctx)
+        polled = poll_build(self.state, builder, image, self.ctx, record.digest)
+        if polled.artifact is not None:
+            return polled.artifact
+        now = self.clock.now()
+        self.ctx.emit("build.waiting", image=image.name, status=polled.detail, next_poll=now)
+        raise Suspended(
+            now + BUILD_POLL, "build", {"image": image.name, "since": record.started_at}
+        )
 
     def _apply_item(
         self,

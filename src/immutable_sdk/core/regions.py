@@ -44,7 +44,7 @@ from .rollout.contract import Deployer, deployer_for
 from .rollout.deployer import FleetDeployer
 from .rollout.signals import rollout_progress
 from .stopping import StopRequest
-from .tick.horizon import Horizon
+from .tick.horizon import Horizon, Suspended
 from .traffic.deployer import SlotDeployer, count_other_slots
 
 if TYPE_CHECKING:
@@ -154,7 +154,18 @@ class Regional:
             return deployer.locked(
                 item.fleet, lambda keeper: deployer.scale(fleet, item, keeper), action="scale"
             )
-        release = self.planner.desired_release(fleet, artifacts[fleet.image])
+        try:
+            artifact = artifacts[fleet.image]
+        except Suspended as exc:  # its image still builds (a tick's resumable build)
+            return FleetResult(
+                item.fleet,
+                item.action,
+                "waiting",
+                item.current_release,
+                waiting_for=exc.waiting_for,
+                next_at=exc.next_at,
+            )
+        release = self.planner.desired_release(fleet, artifact)
         return deployer.locked(
             item.fleet,
             lambda keeper: deployer.roll(

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from ...clock import Clock, Reservation, reserve
 from ...errors import BuildError, ImmutableSdkError
 from ...plugin import Artifact
+from ..tick.horizon import Suspended
 
 WAIT_POLL = 1.0  # seconds between looks at a build a fleet waits for
 
@@ -65,7 +66,7 @@ class Builds(Mapping[str, Artifact]):
                 future = self._futures[name]
                 try:
                     future.set_result(self._build(name))
-                except ImmutableSdkError as exc:
+                except (ImmutableSdkError, Suspended) as exc:  # Suspended: built by later ticks
                     future.set_exception(exc)
                 except Exception as exc:  # a builder's bug fails its image, not the apply
                     future.set_exception(BuildError(name, f"the builder raised {exc!r}"))

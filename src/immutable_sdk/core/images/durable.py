@@ -34,6 +34,8 @@ from ...plugin import (
 )
 from ...state.base import BuildRecord, StateStore
 
+BUILD_POLL = 60.0  # seconds between a tick's looks at a running build (they take minutes)
+
 
 def is_resumable(builder: Builder) -> bool:
     """Whether ``builder``'s builds can outlast a tick (``start``/``poll``)."""
