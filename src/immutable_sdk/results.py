@@ -6,7 +6,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # "aborted": an unfinished rollout rolled back because someone asked (--abort-unfinished).
-OK_OUTCOMES = ("noop", "promoted", "created", "scaled", "destroyed", "skipped", "aborted")
+# "pinned": a rollback holds the fleet on its release (holds.py): no change, as asked.
+OK_OUTCOMES = (
+    "noop",
+    "promoted",
+    "created",
+    "scaled",
+    "destroyed",
+    "skipped",
+    "aborted",
+    "pinned",
+)
 
 
 @dataclass
@@ -15,7 +25,8 @@ class FleetResult:
     action: str  # the plan's action
     # noop | promoted | scaled | destroyed | skipped | aborted | rolled_back | failed |
     # rollback_unfinished (the rollback stopped: the rollout stays unfinished, apply finishes
-    # it) | locked (another rollout holds the fleet) | lock_lost (taken over while running)
+    # it) | locked (another rollout holds the fleet) | lock_lost (taken over while running) |
+    # quarantined (its release failed its gates before: apply --retry-failed) | pinned
     outcome: str
     from_release: str | None = None
     to_release: str | None = None

@@ -37,7 +37,11 @@ def _show(obj: Any) -> None:
 def plan(
     opts: Options, files: tuple[str, ...], output: str | None, detailed_exitcode: bool
 ) -> None:
-    """Show what apply would change, fleet by fleet, and why."""
+    """Show what apply would change, fleet by fleet, and why.
+
+    A fleet whose desired release is quarantined (a rollout of it failed its gates) shows as
+    ``blocked``; one that ``rollback`` pinned shows as ``pinned``. Neither is a change.
+    """
     try:
         with open_engine(opts, files) as (engine, _):
             the_plan = engine.plan()
@@ -87,6 +91,12 @@ def plan(
     "the release it started from, instead of resuming it.",
 )
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Roll out releases that are quarantined because a rollout of them failed its gates "
+    "or was aborted (plan shows those fleets as blocked).",
+)
+@click.option(
     "--wait-for-lock",
     default="0s",
     metavar="DURATION",
@@ -113,6 +123,7 @@ def apply(
     parallelism: int,
     fail_fast: bool,
     abort_unfinished: bool,
+    retry_failed: bool,
     wait_for_lock: str,
     lease: str,
 ) -> None:
@@ -123,6 +134,10 @@ def apply(
     another rollout holds is skipped with exit code 3 (or waited for, --wait-for-lock). The
     first SIGINT or SIGTERM stops at the next safe point (exit 130, resumable); a second one
     exits at once.
+
+    A release whose rollout failed its gates (or was aborted) is quarantined: its fleet is
+    left alone and apply exits 1 until --retry-failed. A fleet that ``rollback`` pinned stays
+    on its release until ``unpin`` or a new desired release.
     """
     from .interrupts import stop_on_signals
     from .render import plan_table, print_json, result_table
@@ -134,6 +149,8 @@ def apply(
     }
     with open_engine(opts, files, **lock_options) as (engine, printer):
         the_plan = engine.plan()
+        if retry_failed:
+            the_plan = the_plan.retrying()
         if not as_json:
             _show(plan_table(the_plan))
         if the_plan.changes and not yes:
@@ -247,15 +264,30 @@ def history(
     "--fleet", required=True, help="The fleet to roll back (fleet@region: in that region)."
 )
 @click.option("--to", "to", default=None, help="Release id (default: the previous release).")
+@click.option(
+    "--no-pin",
+    is_flag=True,
+    help="Do not pin the fleet: the next apply rolls out what the spec wants again.",
+)
 @pass_options
 def rollback(
-    opts: Options, files: tuple[str, ...], output: str | None, fleet: str, to: str | None
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    fleet: str,
+    to: str | None,
+    no_pin: bool,
 ) -> None:
-    """Replace a fleet's instances with an earlier release, through its strategy."""
+    """Replace a fleet's instances with an earlier release, through its strategy.
+
+    The fleet is then pinned to that release: ``plan`` shows it ``pinned`` and ``apply``
+    leaves it there until ``unpin --fleet FLEET``, or until the spec wants a release other
+    than the one rolled back from.
+    """
     from .render import print_json
 
     with open_engine(opts, files) as (engine, printer), printer:
-        result = engine.rollback(fleet, to)
+        result = engine.rollback(fleet, to, pin=not no_pin)
     if _fmt(opts, output) == "json":
         print_json(result.to_dict())
     else:
@@ -263,11 +295,40 @@ def rollback(
             f"{result.fleet}: {result.outcome} ({result.from_release} -> {result.to_release})"
             + (f": {result.error}" if result.error else "")
         )
+        if result.ok and result.from_release != result.to_release and not no_pin:
+            click.echo(
+                f"{result.fleet}: pinned to {result.to_release}; apply leaves it there until "
+                f"immutable-sdk unpin --fleet {result.fleet} or a new desired release"
+            )
     code = exit_code([result])
     if code:
         sys.exit(code)
 
 
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", required=True, help="The pinned fleet (fleet@region: in that region).")
+@pass_options
+def unpin(opts: Options, files: tuple[str, ...], output: str | None, fleet: str) -> None:
+    """Remove the pin that ``rollback`` put on FLEET: the next apply rolls out what the spec
+    wants again. Exit code 2 when the fleet has no pin."""
+    with open_engine(opts, files) as (engine, _):
+        removed = engine.unpin(fleet)
+    if not removed:
+        raise UsageError(f"fleet {fleet!r} is not pinned")
+    if _fmt(opts, output) == "json":
+        from .render import print_json
+
+        print_json({"fleet": fleet, "unpinned": removed})
+    else:
+        pin = removed[0]
+        click.echo(
+            f"{fleet}: unpinned from {pin['release']} (rolled back from "
+            f"{pin.get('from_release') or '-'}); the next apply rolls out what the spec wants"
+        )
+
+
 def register(group: click.Group) -> None:
-    for command in (plan, apply, status, history, rollback):
+    for command in (plan, apply, status, history, rollback, unpin):
         group.add_command(command)

@@ -28,6 +28,7 @@ from .orchestrate import (
     Wave,
 )
 from .rollout.gate import GateRunner
+from .rollout.holds import quarantine
 
 if TYPE_CHECKING:
     from ..spec.model import Spec
@@ -147,7 +148,11 @@ def wave_bake(engine: Engine) -> Bake:
             failed = replace(result, outcome="failed", error=reason)
             if not (fleet.rollback_automatic and result.from_release):
                 return failed
-            back = engine.rollback(unit.key, to=result.from_release)
+            if release and release != result.from_release and result.rollout:
+                checks = ("wave-bake", *exc.checks)
+                now = engine.clock.now()
+                quarantine(stack.state, unit.fleet, release, result.rollout, checks, reason, now)
+            back = engine.rollback(unit.key, to=result.from_release, pin=False)
             if not back.ok:
                 return replace(failed, error=f"{reason}; rollback failed too: {back.error}")
             return replace(

@@ -67,6 +67,7 @@ GROUP_WRITES = (
     "autoscaling:AttachLoadBalancerTargetGroups",  # drift --fix: restore target groups
     "autoscaling:DetachLoadBalancerTargetGroups",
 )
+SCALING_POLICY_WRITES = ("autoscaling:PutScalingPolicy", "autoscaling:DeletePolicy")
 HEALTH_CHECK_ACTIONS = {
     "ec2": ("ec2:DescribeInstanceStatus",),
     "elb": ("elasticloadbalancing:DescribeTargetHealth",),
@@ -182,6 +183,8 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
             reads += HEALTH_CHECK_ACTIONS.get(check.type, ())
         for kind in _analysis_types(f.strategy.config):
             reads += ANALYSIS_ACTIONS.get(kind, ())
+    if any(f.capacity.managed for f in fleets):
+        reads.append("autoscaling:DescribePolicies")
     p.allow("Read", reads)
 
     templates = p.arns("ec2", "launch-template/*", where)
@@ -225,6 +228,8 @@ def policy_document(spec: Spec, *, account: str = "*", images_gc: bool = False) 
     p.allow("CreateGroups", ["autoscaling:CreateAutoScalingGroup"], created, requested)
     groups = p.arns("autoscaling", "autoScalingGroup:*:autoScalingGroupName/*", where)
     p.allow("Groups", GROUP_WRITES, groups, tagged)
+    if any(f.capacity.managed for f in fleets):  # desired: managed: the SDK's scaling policies
+        p.allow("ScalingPolicies", SCALING_POLICY_WRITES, groups, tagged)
     instances = p.arns("ec2", "instance/*", where)
     p.allow("TerminateOwnInstances", ["ec2:TerminateInstances"], instances, tagged)
     # an instance attached to a group by hand lacks the SDK's tags, not Auto Scaling's

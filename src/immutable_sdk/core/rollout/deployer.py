@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from typing import Any
 
+from ...aws import scaling
 from ...aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
 from ...aws.slots import SlotGroups
 from ...aws.traffic import TrafficApi
@@ -46,6 +47,7 @@ from ..planner import PlanItem, Planner
 from ..stopping import StopRequest
 from . import resume
 from .gate import restoring
+from .holds import quarantine_failure
 from .locks import LockKeeper
 from .runner import (
     RolloutRunner,
@@ -123,11 +125,12 @@ class FleetDeployer:
     def scale(self, fleet: FleetSpec, item: PlanItem, keeper: LockKeeper) -> FleetResult:
         cap = fleet.capacity
         ctx = self.ctx.scoped(fleet=fleet.name)
-        ctx.emit("fleet.scaling", min=cap.min, desired=cap.desired, max=cap.max)
-        self.fleets.update_group(
-            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
-        )
         group = self.fleets.describe_one(fleet.name)
+        desired = cap.wanted(group.desired if group else None)
+        ctx.emit("fleet.scaling", min=cap.min, desired=desired, max=cap.max)
+        self.fleets.update_group(fleet.name, min_size=cap.min, desired=desired, max_size=cap.max)
+        if cap.managed:
+            scaling.sync(self.fleets, fleet)
         if group is not None and group.suspended & set(SUSPENDED_DURING_ROLLOUT):
             self.fleets.resume(fleet.name)  # what a stopped rollout left suspended
         return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
@@ -176,6 +179,7 @@ class FleetDeployer:
             )
         now = self.clock.now()
         group = self.fleets.describe_one(fleet.name)
+        desired = rollout_desired(fleet, group, pending)
         if not pending and self.up_to_date(fleet, group, release.id, replace):
             return FleetResult(fleet.name, action, "noop", release.id, release.id)
         resumed = pending[0] if pending and pending[0].to_release == release.id else None
@@ -183,7 +187,9 @@ class FleetDeployer:
         ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
         # A resumed or superseded rollout keeps the release that was promoted before it.
         previous = pending[0].from_release if pending else group.release if group else None
-        steps = [] if pending else self.plan_steps(fleet, release.id, previous, group, replace)
+        steps = (
+            [] if pending else self.plan_steps(fleet, release.id, previous, group, replace, desired)
+        )
         info = RolloutInfo(
             id=rollout_id,
             project=self.spec.name,
@@ -198,7 +204,7 @@ class FleetDeployer:
             record_release(self.state, info, release, now)
             self.state.update_rollout(rollout_id, owner=self.owner, phase=Phase.PROVISIONING)
         else:
-            start_rollout(self.state, info, release, steps, self.owner, now)
+            start_rollout(self.state, info, release, steps, self.owner, now, {"desired": desired})
         if pending:
             how = "resumed" if resumed else "superseded"
             resume.take_over(self.state, rollout_id, pending, carried, self.owner, now, how)
@@ -231,6 +237,7 @@ class FleetDeployer:
             launched_before=set(carried.launched),
             original=carried.originals(),
             index=carried.next_index(resumed) if resumed else 0,
+            desired=desired,
             # ``immutable-sdk rollback`` (and a wave's rollback) returns to a known-good
             # release: gated like a rollback, on the instances' own health only.
             restoring=action == "rollback",
@@ -244,15 +251,15 @@ class FleetDeployer:
                 releases = {previous, release.id, *(r.to_release for r in pending)}
                 group = resume.reconcile(runner, carried, releases)
                 steps = resume.resume_steps(
-                    self.plan_steps(fleet, release.id, previous, group, replace), group, runner
+                    self.plan_steps(fleet, release.id, previous, group, replace, desired),
+                    group,
+                    runner,
                 )
                 planned = [*(resumed.steps if resumed else ()), *(s.to_dict() for s in steps)]
                 self.state.update_rollout(rollout_id, steps=planned)
                 started()
             start = len(group.live()) if group else 0
-            low, high = capacity_bounds(
-                fleet.capacity.desired, steps, group.desired if group else 0
-            )
+            low, high = capacity_bounds(desired, steps, group.desired if group else 0)
             if group is None:
                 self.fleets.create_group(
                     fleet,
@@ -263,6 +270,9 @@ class FleetDeployer:
                     max_size=max(high, fleet.capacity.max),
                 )
             else:
+                # Journaled first: whoever finishes the rollout (this process, a resumer,
+                # the planner's scale) resumes what a rollout suspended.
+                runner.note(suspending=sorted(set(SUSPENDED_DURING_ROLLOUT) - group.suspended))
                 self.fleets.suspend(fleet.name)
                 self.fleets.update_group(
                     fleet.name,
@@ -272,10 +282,11 @@ class FleetDeployer:
                 )
             self.state.update_rollout(rollout_id, phase=Phase.SHIFTING.value)
             runner.run(steps)
-            self.finish(fleet, release.id)
+            self.finish(fleet, release.id, desired)
             resume.drop_unused_versions(runner, superseded, keep={release.id, previous})
         except (GateFailed, AwsError, PluginError, RolloutFailed, StateError, UsageError) as exc:
             keeper.check()  # a lock lost meanwhile: the rollout is someone else's to roll back
+            quarantine_failure(self.state, info, action, exc, self.clock.now())
             result.error = str(exc)
             if isinstance(exc, GateFailed):
                 result.failed_instances = dict(exc.details)
@@ -299,15 +310,19 @@ class FleetDeployer:
         previous: str | None,
         group: GroupState | None,
         replace: frozenset[str],
+        desired: int | None = None,
     ) -> list[Step]:
-        """The strategy's steps from what runs now (instances on ``target`` count as done)."""
+        """The strategy's steps from what runs now (instances on ``target`` count as done),
+        to ``desired`` instances (default: the capacity the spec wants for the group)."""
         stale = len(to_replace(group, target, replace)) if group else 0
+        if desired is None:
+            desired = fleet.capacity.wanted(group.desired if group else None)
         change = RolloutChange(
             fleet=fleet,
             new_release=target,
             current_release=previous,
             current_instances=stale,
-            desired=fleet.capacity.desired,
+            desired=desired,
             target_instances=len(group.live()) - stale if group else 0,
         )
         return self.strategy(fleet).plan(change)
@@ -320,10 +335,11 @@ class FleetDeployer:
         if group is None or replace or group.release != release:
             return False
         cap = fleet.capacity
+        desired = cap.wanted(group.desired)
         return (
             not to_replace(group, release)
-            and len(group.live()) == cap.desired
-            and (group.min, group.desired, group.max) == (cap.min, cap.desired, cap.max)
+            and len(group.live()) == desired
+            and (group.min, group.desired, group.max) == (cap.min, desired, cap.max)
             and not group.suspended & set(SUSPENDED_DURING_ROLLOUT)
         )
 
@@ -349,12 +365,20 @@ class FleetDeployer:
         result.retired = list(runner.retired)
         return result
 
-    def finish(self, fleet: FleetSpec, release: str) -> None:
+    def finish(self, fleet: FleetSpec, release: str, desired: int | None = None) -> None:
+        """The group as the spec wants it after a rollout: bounds, ``desired`` (what the
+        rollout aimed for: with ``desired: managed`` the live value at its start), release
+        tag, scaling policies, and the processes the rollout suspended resumed."""
         cap = fleet.capacity
         self.fleets.update_group(
-            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
+            fleet.name,
+            min_size=cap.min,
+            desired=cap.desired if desired is None else desired,
+            max_size=cap.max,
         )
         self.fleets.tag_group(fleet.name, {TAG_RELEASE: release})
+        if cap.managed:
+            scaling.sync(self.fleets, fleet)
         self.fleets.resume(fleet.name)
 
     def serving(self, fleet: str) -> dict[str, list[str]]:
@@ -436,7 +460,7 @@ class FleetDeployer:
                     new_release=previous,
                     current_release=failed,
                     current_instances=len(to_replace(group, previous, runner.replace)),
-                    desired=fleet.capacity.desired,
+                    desired=runner.capacity(),
                     target_instances=len(group.live())
                     - len(to_replace(group, previous, runner.replace)),
                     rollback=True,
@@ -445,7 +469,7 @@ class FleetDeployer:
                 runner.trusted = previous
                 runner.rolling_back = True
                 runner.run(self.strategy(fleet).plan(change))
-                self.finish(fleet, previous)
+                self.finish(fleet, previous, runner.capacity())
                 self.delete_failed_version(fleet.name, failed, previous)
         except (Interrupted, LockLost):
             raise  # the rollout stays unfinished (still rolling back): a resume finishes it
@@ -513,6 +537,20 @@ class FleetDeployer:
         self.ctx.scoped(fleet=info.fleet, rollout=info.id).emit(
             "rollback.unfinished", reason=reason, error=str(error), to_release=previous
         )
+
+
+def rollout_desired(
+    fleet: FleetSpec, group: GroupState | None, pending: Sequence[RolloutRecord]
+) -> int:
+    """The desired capacity a rollout aims for: what the spec wants for the group now, or
+    with ``desired: managed`` the group's live desired (within min and max) before any launch
+    of the rollout: what an unfinished rollout it continues recorded at its start, as the
+    live value is inflated by that rollout's launches."""
+    for record in pending if fleet.capacity.managed else ():
+        recorded = record.data.get("desired")
+        if isinstance(recorded, int) and not isinstance(recorded, bool):
+            return recorded
+    return fleet.capacity.wanted(group.desired if group else None)
 
 
 def record_release(state: StateStore, info: RolloutInfo, release: Release, now: float) -> None:

@@ -57,6 +57,7 @@ from ...state.base import (
     StateStore,
 )
 from ...units import format_duration
+from .holds import quarantine
 from .runner import POLL_FLOOR, RolloutRunner
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ def settle(runner: RolloutRunner) -> GroupState:
                 f"instances launched by the interrupted rollout did not come in service within "
                 f"{format_duration(health.timeout)} ({len(live)} of {group.desired} live)",
                 details={m.instance_id: m.lifecycle_state for m in coming},
+                checks=("launch",),
             )
         runner.wait(min(delay, health.timeout - elapsed))
         delay = min(delay * 2, health.interval)
@@ -320,6 +322,12 @@ def progress(
     }
 
 
+def _recorded_desired(record: RolloutRecord) -> int | None:
+    """The desired capacity the rollout recorded at its start (None: an older record)."""
+    value = record.data.get("desired")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def abort(
     deployer: FleetDeployer,
     fleet: FleetSpec,
@@ -344,6 +352,18 @@ def abort(
     state.update_rollout(record.id, owner=deployer.owner)
     take_over(state, record.id, pending, carried, deployer.owner, now, "aborted", reason=reason)
     ctx.emit("rollout.aborting", reason=reason, to_release=record.from_release)
+    if requested and record.to_release != record.from_release:
+        # an operator's decision: the release stays out until apply --retry-failed
+        quarantine(
+            state,
+            fleet.name,
+            record.to_release,
+            record.id,
+            ("abort",),
+            reason,
+            now,
+            from_release=record.from_release,
+        )
     info = RolloutInfo(
         id=record.id,
         project=deployer.spec.name,
@@ -370,6 +390,7 @@ def abort(
         index=carried.next_index(record),
         rolling_back=True,
         restoring=True,
+        desired=_recorded_desired(record) if fleet.capacity.managed else None,
     )
     result = FleetResult(
         fleet.name,

@@ -76,14 +76,14 @@ def _judge(runner: SlotRunner, analysis: MetricsAnalysis, judged: dict[str, Any]
         runner.ctx.emit("analysis.result", **judgement.to_dict())
         if judgement.verdict == "fail":
             _note(runner, judged)
-            raise GateFailed(f"analysis failed: {judgement.summary}")
+            raise GateFailed(f"analysis failed: {judgement.summary}", checks=("analysis",))
         if left <= 0:
             break
     if judgement.verdict == "pass":
         return judged
     _note(runner, judged)
     if analysis.on_inconclusive == "fail":
-        raise GateFailed(f"analysis inconclusive: {judgement.summary}")
+        raise GateFailed(f"analysis inconclusive: {judgement.summary}", checks=("analysis",))
     runner.ctx.emit("analysis.inconclusive", summary=judgement.summary)
     runner.ctx.emit("rollout.paused", manual=True, seconds=0)
     while True:  # an operator decides: promote goes on, abort rolls back
@@ -102,7 +102,7 @@ def _watch_alarms(runner: SlotRunner, config: Mapping[str, Any]) -> dict[str, An
         firing = [n for n, st in states.items() if st in ("ALARM", "MISSING")]
         if firing:
             what = ", ".join(f"{n} {states[n].lower()}" for n in firing)
-            raise GateFailed(f"analysis failed: alarm {what}", details=states)
+            raise GateFailed(f"analysis failed: alarm {what}", details=states, checks=("analysis",))
         left = duration - (clock.monotonic() - start)
         if left <= 0:
             return {"alarms": states}

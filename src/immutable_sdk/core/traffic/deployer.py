@@ -68,6 +68,7 @@ from ...spec.model import FleetSpec
 from ...state.base import JournalEntry, RolloutRecord, StateStore
 from ..planner import PlanItem
 from ..rollout.deployer import FleetDeployer, start_rollout
+from ..rollout.holds import quarantine_failure
 from ..rollout.runner import new_rollout_id
 from .runner import Aborted, SlotRunner, Slots
 
@@ -273,6 +274,7 @@ class SlotDeployer:
             )
             self.groups.tag(fleet.name, home, {TAG_RELEASE: release.id})
         except FAILURES as exc:
+            quarantine_failure(base.state, info, action, exc, base.clock.now())
             result.error = str(exc)
             if isinstance(exc, GateFailed):
                 result.failed_instances = dict(exc.details)
@@ -395,6 +397,8 @@ class SlotDeployer:
         result = FleetResult(
             fleet.name, action, "rolled_back", record.from_release, record.to_release, record.id
         )
+        if action == "abort":  # an operator's decision: the release stays out (holds.py)
+            quarantine_failure(base.state, info, action, Aborted(reason), base.clock.now())
         self.roll_back(fleet, info, runner, record.from_release, record.to_release, reason, result)
         return self._with_runner(result, runner)
 
