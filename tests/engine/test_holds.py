@@ -187,6 +187,23 @@ def test_the_command_line_blocks_the_cron_apply_and_retries_on_request(world: Wo
     assert (out["web"]["outcome"], out["web"]["to_release"]) == ("promoted", v2)
 
 
+def test_a_saved_plan_of_a_blocked_fleet_goes_stale_when_the_quarantine_is_lifted(
+    world: World,
+) -> None:
+    spec = cli_spec(world)
+    _, v2, failed = failed_release(world)
+    saved = world.tmp / "blocked.plan"
+    made = cli(world, "plan", "-f", spec, "--out", str(saved))
+    assert made.exit_code == 0, made.output
+    with SqliteStateStore(world.tmp / "state.db", "shop") as state:
+        assert [h.rollout for h in state.drop_holds("web", "quarantine", v2)] == [failed]
+    # Reviewed as "blocked": applying it now would roll the release out unreviewed.
+    stale = cli(world, "apply", str(saved))
+    assert stale.exit_code == 2, stale.output
+    assert "stale" in stale.stderr and "hold 'quarantine' -> None" in stale.stderr
+    assert rollouts(world)[0].id == failed
+
+
 def cli_spec(world: World) -> str:
     """The spec on disk for the command line, the state in state.db beside it; the test's
     engines run an hour behind the real clock (their leases have expired for the CLI)."""
