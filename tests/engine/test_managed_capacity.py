@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from immutable_sdk.core.preview.schedule import plan_schedule
 from immutable_sdk.plugin import hookimpl
 from immutable_sdk.state.sqlite import SqliteStateStore
 
@@ -126,6 +127,11 @@ def test_a_managed_desired_capacity_is_left_to_the_policies(world: World) -> Non
     world.extra_plugins.append(watch)
     world.events.clear()
     with world.engine(AMI_V2) as engine:
+        # plan --steps previews the same: batches of the live 4 (not 1 of min's 2)
+        (steps,) = plan_schedule(engine, engine.plan()).fleets
+        assert steps.desired == 4, steps.to_dict()
+        launches = [r.text for r in steps.steps if r.kind == "launch"]
+        assert launches == ["launch 2 instance(s) of the new release"] * 2, launches
         second = engine.apply()
     web = second.fleet("web")
     assert web.outcome == "promoted", web.to_dict()
