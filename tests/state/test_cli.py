@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from immutable_sdk.cli import main
 from immutable_sdk.errors import ExitCode
+from immutable_sdk.state.base import SCHEMA_VERSION
 from immutable_sdk.state.dynamodb import DynamoDbStateStore
 from immutable_sdk.state.records import iso
 from immutable_sdk.state.sqlite import SqliteStateStore
@@ -55,7 +56,9 @@ def test_state_init_creates_the_sqlite_file_once(local_spec: Path) -> None:
     db = local_spec.parent / "state" / "shop.db"
     first = run("state", "init", "-f", str(local_spec))
     assert first.exit_code == 0, first.output
-    assert f"created state database {db} (schema version 2, mode 0600)" in first.output
+    assert (
+        f"created state database {db} (schema version {SCHEMA_VERSION}, mode 0600)" in first.output
+    )
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     again = run("state", "init", "-f", str(local_spec), "-o", "json")
     assert again.exit_code == 0, again.output
@@ -64,7 +67,7 @@ def test_state_init_creates_the_sqlite_file_once(local_spec: Path) -> None:
         "backend": "local",
         "created": False,
         "location": str(db),
-        "schema_version": 2,
+        "schema_version": SCHEMA_VERSION,
     }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import StateError
-from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
+from .base import Hold, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord
 from .records import DAMAGED, from_json, optional_text, steps_from_json, text, to_json
 
 Attribute = dict[str, str]
@@ -95,6 +95,18 @@ def release(item: Item, where: str) -> ReleaseRecord:
         ),
         created_at=number(item, "created_at"),
         rollout=opt_str(item, "rollout"),
+    )
+
+
+def hold(item: Item, where: str) -> Hold:
+    return Hold(
+        fleet=string(item, "fleet"),
+        kind=string(item, "kind"),
+        release=string(item, "release"),
+        at=number(item, "at"),
+        rollout=opt_str(item, "rollout"),
+        reason=opt_str(item, "reason"),
+        data=from_json(opt_str(item, "data"), {}, f"{where}, attribute data"),
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from .base import JournalEntry, LockInfo, ReleaseRecord, RolloutRecord, StateStore
+from .base import Hold, JournalEntry, LockInfo, ReleaseRecord, RolloutRecord, StateStore
 
 
 class RegionalState:
@@ -102,6 +102,16 @@ class RegionalState:
 
     def take_signals(self, rollout: str) -> list[str]:
         return self.inner.take_signals(rollout)
+
+    # holds
+    def put_hold(self, hold: Hold) -> None:
+        self.inner.put_hold(replace(hold, fleet=self.key(hold.fleet)))
+
+    def holds(self, fleet: str) -> list[Hold]:
+        return self.inner.holds(self.key(fleet))
+
+    def drop_holds(self, fleet: str, kind: str, release: str | None = None) -> list[Hold]:
+        return self.inner.drop_holds(self.key(fleet), kind, release)
 
     def close(self) -> None:
         """Nothing: the engine closes the store this one wraps, once."""
