@@ -161,17 +161,29 @@ class StateError(ImmutableSdkError):
 
 
 class GateFailed(ImmutableSdkError):
-    """A health gate ended unhealthy or timed out."""
+    """A health gate ended unhealthy or timed out. ``checks``: the names of the checks that
+    judged it (unhealthy, or still pending at the timeout), or what else failed (``launch``)."""
 
-    def __init__(self, message: str, *, details: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, str] | None = None,
+        checks: tuple[str, ...] = (),
+    ) -> None:
         from .redaction import redact
 
         self.details: dict[str, str] = redact(dict(details or {}))  # printed, stored, sent
+        self.checks = tuple(checks)
         super().__init__(message)
 
 
 class RolloutFailed(ImmutableSdkError):
     """A rollout did not reach its goal; it was rolled back or left for resumption."""
+
+
+class Aborted(RolloutFailed):
+    """An operator ran ``immutable-sdk abort``: the rollout rolls back now."""
 
 
 class Interrupted(ImmutableSdkError):

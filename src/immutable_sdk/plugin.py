@@ -286,6 +286,25 @@ class ResumableBuilder(Builder, Protocol):
     ) -> BuildPoll: ...
 
 
+class BaseImageBuilder(Builder, Protocol):
+    """A builder whose images start from a base image it can name (optional: the built-in
+    ``packer`` builder is one). The planner calls ``base_image`` for an image that needs a
+    build, to say ``base ami-old -> ami-new: rebuild``; ``drift`` calls it to report releases
+    whose image was built on an older base (``stale-base``)."""
+
+    def base_image(self, image: ImageSpec, ctx: PluginContext) -> str | None:
+        """The base AMI a build would start from now; None when the image names none."""
+
+
+def base_image_of(builder: Builder, image: ImageSpec, ctx: PluginContext) -> str | None:
+    """``builder.base_image(...)`` for builders that have it; None for the others."""
+    method = getattr(builder, "base_image", None)
+    if method is None:
+        return None
+    found = method(image, ctx)
+    return None if found is None else str(found)
+
+
 @dataclass(frozen=True)
 class AnalysisSlot:
     """A traffic slot judged by an analysis: the new release's (canary) or the previous one's.
@@ -655,6 +674,7 @@ __all__ = [
     "Artifact",
     "AwsError",
     "Bake",
+    "BaseImageBuilder",
     "BuildError",
     "BuildPoll",
     "Builder",
@@ -706,6 +726,7 @@ __all__ = [
     "analysis_schema",
     "arn_resource",
     "aws_error_code",
+    "base_image_of",
     "get_logger",
     "hookimpl",
     "http_request",

@@ -12,7 +12,17 @@ from .errors import ExitCode
 from .plugin import Artifact
 
 # "aborted": an unfinished rollout rolled back because someone asked (--abort-unfinished).
-OK_OUTCOMES = ("noop", "promoted", "created", "scaled", "destroyed", "skipped", "aborted")
+# "pinned": a rollback holds the fleet on its release (holds.py): no change, as asked.
+OK_OUTCOMES = (
+    "noop",
+    "promoted",
+    "created",
+    "scaled",
+    "destroyed",
+    "skipped",
+    "aborted",
+    "pinned",
+)
 
 
 @dataclass
@@ -21,7 +31,8 @@ class FleetResult:
     action: str  # the plan's action
     # noop | promoted | scaled | destroyed | skipped | aborted | rolled_back | failed |
     # rollback_unfinished (the rollback stopped: the rollout stays unfinished, apply finishes
-    # it) | locked (another rollout holds the fleet) | lock_lost (taken over while running)
+    # it) | locked (another rollout holds the fleet) | lock_lost (taken over while running) |
+    # quarantined (its release failed its gates before: apply --retry-failed) | pinned
     outcome: str
     from_release: str | None = None
     to_release: str | None = None
@@ -193,6 +204,12 @@ class ApplyResult:
         }
 
 
+# A plan item's action. ``blocked``: its release is quarantined; ``pinned``: a rollback holds
+# the fleet on its release (core/rollout/holds.py). Neither changes anything.
+ACTIONS = ("noop", "create", "replace", "scale", "destroy", "blocked", "pinned")
+NO_CHANGE = ("noop", "blocked", "pinned")
+
+
 @dataclass(frozen=True)
 class PlanItem:
     fleet: str
@@ -208,13 +225,17 @@ class PlanItem:
     wave: str | None = None  # the wave it rolls out in (specs with waves)
     region: str | None = None  # where the fleet's group is (Engine.plan sets it)
     key: str = ""  # the unit's key: the fleet's name, or fleet@region outside the spec's region
+    # blocked or pinned: the hold (holds.describe) and the action it stands in for
+    hold: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
             object.__setattr__(self, "key", self.fleet)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["hold"] = dict(self.hold) if self.hold is not None else None
+        return out
 
 
 @dataclass(frozen=True)
@@ -227,7 +248,7 @@ class Plan:
 
     @property
     def changes(self) -> bool:
-        return any(i.action != "noop" for i in self.items)
+        return any(i.action not in NO_CHANGE for i in self.items)
 
     def item(self, fleet: str) -> PlanItem:
         """The item of ``fleet``: its name, or ``fleet@region`` outside the spec's region."""
@@ -268,6 +289,9 @@ class _FleetStatus(TypedDict):
     # the unfinished rollout: id, phase, releases, error, steps, current step, waiting...
     rollout_in_progress: dict[str, Any] | None
     lock: dict[str, Any] | None  # who holds the fleet's lock, until when
+    # quarantined releases and a rollback's pin (core/rollout/holds.describe): what apply
+    # will not undo
+    holds: list[dict[str, Any]]
 
 
 class FleetStatus(_FleetStatus, total=False):

@@ -15,8 +15,6 @@ from immutable_sdk.builders.packer_run import PackerOutput
 from immutable_sdk.builders.packer_template import (
     HCL2,
     LEGACY_JSON,
-    hcl_references,
-    hcl_variables,
     load_template,
 )
 from immutable_sdk.clock import VirtualClock
@@ -56,17 +54,24 @@ build {
 """
 
 
-def test_hcl_variables_are_read_like_packer_declares_them() -> None:
-    assert hcl_variables(HCL) == {"region", "plain", "from_block", "nested"}
+def test_hcl_variables_are_read_like_packer_declares_them(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text(HCL)
+    t = load_template(tmp_path / "t.pkr.hcl")
+    assert t.variables == {"region", "plain", "from_block", "nested"}
 
 
-def test_hcl_references_are_literal_paths_relative_to_the_template() -> None:
-    assert hcl_references(HCL) == {
+def test_hcl_references_are_paths_relative_to_the_template(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text(HCL)
+    t = load_template(tmp_path / "t.pkr.hcl")
+    assert set(t.references) == {
         "files/app.conf",
         "scripts/setup.sh",
         "scripts/a.sh",
         "scripts/b.sh",
     }
+    assert t.unresolved == ("${var.dynamic}/x.sh",)  # counted as written
+    with_value = load_template(tmp_path / "t.pkr.hcl", {"dynamic": "more"})
+    assert "more/x.sh" in with_value.references and not with_value.unresolved
 
 
 def test_legacy_json_template(tmp_path: Path) -> None:
@@ -123,11 +128,11 @@ def offline_ctx(endpoint: str | None = None) -> Context:
     return Context("t", "us-east-1", AwsSession("us-east-1", endpoint_url=endpoint), VirtualClock())
 
 
-def digest(folder: Path, config: dict[str, Any] = CONFIG) -> str:
-    return PackerBuilder(config).digest(image_spec(config, base_dir=folder), offline_ctx())
+def test_the_digest_follows_every_input(project: Path, tmp_path: Path, ctx: Context) -> None:
+    def digest(folder: Path, config: dict[str, Any] = CONFIG) -> str:
+        # the demo template's base image (source_ami_filter) is looked up on the emulator
+        return PackerBuilder(config).digest(image_spec(config, base_dir=folder), ctx)
 
-
-def test_the_digest_follows_every_input(project: Path, tmp_path: Path) -> None:
     base = digest(project)
     assert base.startswith("sha256:") and digest(project) == base
 
@@ -199,3 +204,133 @@ def test_machine_readable_artifacts_per_region() -> None:
     assert out.source_ami == "ami-0abc"
     assert out.summary() == "Build 'web' errored: boom, twice"
     assert shown[-1] == "not machine readable"
+
+
+# --- a real HCL2 parser: heredocs, multi-line lists, computed paths, base images -------------
+
+PARSED = """
+variable "files" {
+  default = "files"
+}
+locals {
+  conf = "${path.root}/${var.files}/app.conf"
+}
+source "amazon-ebs" "web" {
+  region    = var.region
+  user_data = <<-EOT
+    #!/bin/sh
+    source = "not/a/reference.sh"
+  EOT
+  source_ami_filter {
+    filters = {
+      name                  = "golden-base-${var.flavour}-*"
+      "virtualization-type" = "hvm"
+    }
+    owners      = ["self", "099720109477"]
+    most_recent = true
+  }
+}
+build {
+  sources = ["source.amazon-ebs.web"]
+  provisioner "shell" {
+    scripts = [
+      "scripts/a.sh",
+      "${path.root}/scripts/b.sh",
+    ]
+  }
+  provisioner "file" {
+    source      = local.conf
+    destination = "/etc/app.conf"
+  }
+}
+"""
+
+
+def test_hcl2_is_read_with_a_parser(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text(PARSED)
+    t = load_template(tmp_path / "t.pkr.hcl", {"flavour": "min", "region": "eu-west-1"})
+    # multi-line lists and computed paths (locals, variables, path.root) are references; a
+    # heredoc's body is data, never mistaken for an attribute
+    assert t.references == ("files/app.conf", "scripts/a.sh", "scripts/b.sh")
+    assert t.unresolved == ()
+    (base,) = t.bases
+    assert base.source == "amazon-ebs.web" and base.most_recent and not base.unresolved
+    assert dict(base.filters) == {"name": "golden-base-min-*", "virtualization-type": "hvm"}
+    assert base.owners == ("self", "099720109477")
+    unknown = load_template(tmp_path / "t.pkr.hcl")  # flavour has no value: not looked up
+    assert unknown.bases[0].unresolved
+
+
+def test_every_file_of_a_computed_path_counts_in_the_digest(tmp_path: Path, ctx: Context) -> None:
+    template = PARSED.replace("source_ami_filter", 'source_ami = "ami-1"\n  ignored')
+    template = template.replace('"golden-base-${var.flavour}-*"', '"x"')
+    (tmp_path / "t.pkr.hcl").write_text(template)
+    for name in ("files/app.conf", "scripts/a.sh", "scripts/b.sh"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("1")
+    config = {"builder": "packer", "template": "t.pkr.hcl"}
+    image = image_spec(config, base_dir=tmp_path)
+    first = PackerBuilder(config).digest(image, ctx)
+    for name in ("files/app.conf", "scripts/b.sh"):
+        (tmp_path / name).write_text("2")
+        changed = PackerBuilder(config).digest(image, ctx)
+        assert changed != first, name
+        first = changed
+
+
+def test_base_images_of_json_templates(tmp_path: Path) -> None:
+    legacy = {
+        "variables": {"owner": "self"},
+        "builders": [
+            {
+                "type": "amazon-ebs",
+                "name": "web",
+                "source_ami_filter": {
+                    "filters": {"name": "base-*"},
+                    "owners": ["{{user `owner`}}"],
+                    "most_recent": True,
+                },
+            },
+            {"type": "docker", "image": "ubuntu"},
+        ],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(legacy))
+    (base,) = load_template(tmp_path / "t.json").bases
+    assert (base.source, dict(base.filters), base.owners) == (
+        "amazon-ebs.web",
+        {"name": "base-*"},
+        ("self",),
+    )
+    hcl_json = {"source": {"amazon-ebs": {"web": {"source_ami": "ami-0123"}}}}
+    (tmp_path / "t.pkr.json").write_text(json.dumps(hcl_json))
+    (base,) = load_template(tmp_path / "t.pkr.json").bases
+    assert (base.source, base.ami) == ("amazon-ebs.web", "ami-0123")
+
+
+def test_the_base_image_enters_the_digest(tmp_path: Path, ctx: Context) -> None:
+    ec2 = ctx.client("ec2")
+    (tmp_path / "t.pkr.hcl").write_text(
+        'source "amazon-ebs" "web" {\n  source_ami_filter {\n'
+        '    filters = { name = "al2023-ami-*" }\n'
+        '    owners = ["amazon"]\n    most_recent = true\n  }\n}\n'
+    )
+    config = {"builder": "packer", "template": "t.pkr.hcl"}
+    image = image_spec(config, base_dir=tmp_path)
+    builder = PackerBuilder(config)
+    base = builder.base_image(image, ctx)
+    found = ec2.describe_images(
+        Filters=[{"Name": "name", "Values": ["al2023-ami-*"]}],
+        Owners=["amazon"],
+    )["Images"]
+    newest = max(found, key=lambda i: (i["CreationDate"], i["ImageId"]))
+    assert base == newest["ImageId"]
+    before = builder.digest(image, ctx)
+    ec2.deregister_image(ImageId=newest["ImageId"])  # the newest is gone: another base
+    assert PackerBuilder(config).base_image(image, ctx) != base
+    assert PackerBuilder(config).digest(image, ctx) != before
+    (tmp_path / "t.pkr.hcl").write_text(
+        'source "amazon-ebs" "web" {\n  source_ami_filter {\n'
+        '    filters = { name = "no-such-*" }\n    owners = ["self"]\n  }\n}\n'
+    )
+    with pytest.raises(BuildError, match="no AMI in us-east-1 matches the source_ami_filter"):
+        PackerBuilder(config).digest(image, ctx)

@@ -58,6 +58,12 @@ def test_every_json_output_validates(world: World) -> None:
     check("recycle", "--dry-run")
     back = check("rollback", "--fleet", "web")
     assert back["outcome"] == "promoted" and AMI_V1  # type: ignore[index]
+    pinned = check("plan")  # the rollback pinned the fleet: its item carries the pin
+    web = next(i for i in pinned["items"] if i["fleet"] == "web")  # type: ignore[index]
+    assert (web["action"], web["hold"]["kind"]) == ("pinned", "pin")
+    assert check("status")["fleets"][0]["holds"][0]["kind"] == "pin"  # type: ignore[index]
+    unpinned = check("unpin", "--fleet", "web")
+    assert [h["kind"] for h in unpinned["unpinned"]] == ["pin"]  # type: ignore[index]
     check("images")
     check("images list")
     check("images gc", "--dry-run")

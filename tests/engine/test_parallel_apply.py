@@ -158,3 +158,16 @@ def test_waves_roll_out_in_order_and_a_failing_bake_rolls_the_wave_back(world: W
     assert {second.fleet(f).outcome for f in ("web", "api")} == {"blocked"}
     assert "wave 'one-box' failed" in (second.fleet("web").error or "")
     assert world.running(AMI_V2) == []  # the canary is back on the old image
+
+    # The bake judged the release: it is quarantined (not pinned), so the next apply leaves
+    # the canary on the old release and the later wave waits for it, until --retry-failed.
+    with world.engine(AMI_V2) as engine:
+        item = engine.plan().item("canary")
+        assert item.action == "blocked" and item.hold is not None, item
+        assert item.hold["kind"] == "quarantine" and item.hold["rollout"] == canary.rollout
+        assert item.hold["checks"] == ["wave-bake", "cloudwatch-alarm"]
+        assert [h.kind for h in engine.state.holds("canary")] == ["quarantine"]
+        again = engine.apply()
+    assert again.fleet("canary").outcome == "quarantined"
+    assert {again.fleet(f).outcome for f in ("web", "api")} == {"blocked"}
+    assert world.running(AMI_V2) == []

@@ -160,7 +160,7 @@ def test_a_rollback_that_cannot_finish_stays_visible_and_apply_finishes_it(
     ro = entry["rollout_in_progress"]
     assert (ro["id"], ro["phase"], ro["resumable"]) == (record.id, "rolling_back", True)
     assert "shop-5xx" in ro["error"] and "ec2" in ro["rollback_error"]
-    assert set(entry["suspended"]) == {"AZRebalance", "ScheduledActions"}
+    assert set(entry["suspended"]) == {"AZRebalance", "AlarmNotification", "ScheduledActions"}
     assert any(r.startswith(f"finish rolling back unfinished rollout {record.id}") for r in reasons)
 
     # The next apply (the spec still wants release 2, the alarm still fires) finishes the
@@ -212,7 +212,7 @@ def test_the_command_line_shows_an_unfinished_rollback_and_apply_finishes_it(
     assert f"rolling back to {v1} after: health gate failed: cloudwatch-alarm" in line
     assert "the rollback stopped: health gate failed: ec2" in line
     assert "unfinished: apply finishes the rollback" in line
-    assert "suspended: AZRebalance, ScheduledActions" in line
+    assert "suspended: AZRebalance, AlarmNotification, ScheduledActions" in line
     entry = json.loads(cli(world, "status", "-f", spec, "-o", "json").stdout)["fleets"][0]
     assert entry["rollout_in_progress"]["phase"] == "rolling_back"
     plan = json.loads(cli(world, "plan", "-f", spec, "-o", "json").stdout)

@@ -2,7 +2,7 @@
 
 ``sample`` runs at every wait of every apply (and after every rule): invariants 1, 2 and the
 epoch half of 3. ``settled`` runs after every rule: invariant 3's writes (noted by the watched
-stores), 4 when no rollout is in flight, 5 when one is unfinished, 6 once quarantine exists.
+stores), 4 when no rollout is in flight, 5 when one is unfinished, 6 (quarantine) always.
 It reads AWS through the world's own session, so the engine's API call counts stay its own.
 Violations are collected, never raised inside an engine's thread (the engine would take an
 AssertionError for a failed step); ``raise_violations`` raises them after the rule.
@@ -168,8 +168,7 @@ class Monitor:
             unfinished = state.unfinished_rollout(FLEET)
             lock = state.get_lock(FLEET)
             rollouts = state.rollouts(FLEET)
-            quarantined = getattr(state, "quarantined", None)
-            quarantine = quarantined(FLEET) if callable(quarantined) else None
+            quarantine = {h.release: h.at for h in state.holds(FLEET) if h.kind == "quarantine"}
         if unfinished is not None:
             self.visible_in_status(unfinished.id, where)
         elif lock is None and rollouts:
@@ -308,15 +307,13 @@ class Monitor:
                     "4", where, f"{said}, but no weight on the live slot: {snap.weights}"
                 )
 
-    # --- invariant 6: the extension point for release quarantine --------------------------
+    # --- invariant 6: release quarantine ----------------------------------------------------
 
-    def quarantine(self, quarantined: Any, rollouts: list[Any], where: str) -> None:
-        """Once stores keep quarantined releases (``state.quarantined(fleet)``, a mapping of
-        release -> the time it was quarantined), no rollout that automation started after
-        that time may target the release. Until then there is nothing to check (and nothing
-        is counted)."""
-        if quarantined is None:
-            return
+    def quarantine(self, quarantined: dict[str, float], rollouts: list[Any], where: str) -> None:
+        """The stores keep quarantined releases (``state.holds(fleet)``, kind ``quarantine``,
+        read here as release -> the time it was quarantined): no rollout that automation
+        started after that time may target the release (the machine never passes
+        ``--retry-failed``, which lifts a quarantine)."""
         self.checks["6"] += 1
         for r in rollouts:
             since = quarantined.get(r.to_release)

@@ -276,9 +276,12 @@ def test_an_alarm_analysis_fails_on_a_firing_alarm_and_a_dry_run_one_does_not(
     assert failed.outcome == "rolled_back"
     assert "analysis failed: checkout-5xx: alarm ALARM: canary 1 > max 0" in (failed.error or "")
 
+    # A dry-run analysis changes the strategy, not the release: the failed release stays
+    # quarantined, so trying it again is asked for (--retry-failed).
     slots.write(slot_spec(alarms(True), checks=checks), ami=AMI_V2)
     with slots.engine(AMI_V2) as engine:
-        result = engine.apply()
+        assert engine.plan().item("checkout").action == "blocked"
+        result = engine.apply(retry_failed=True)
         journal = engine.state.journal(result.fleet("checkout").rollout)
     assert result.fleet("checkout").outcome == "promoted"
     (alarm,) = judged(journal)["metrics"]

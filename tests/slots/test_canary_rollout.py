@@ -142,6 +142,25 @@ def test_an_alarm_during_step_two_rolls_back_to_the_old_slot(slots: SlotWorld) -
     )["LaunchTemplateVersions"]
     assert [v["VersionNumber"] for v in versions] == [1]
 
+    # The failed release is quarantined (the slot deployer too): the next apply leaves the
+    # fleet on blue even with the alarm cleared, until --retry-failed.
+    slots.set_alarm("OK")
+    shifts.on_shift = lambda after: None
+    with slots.engine(AMI_V2) as engine:
+        item = engine.plan().item("checkout")
+        assert item.action == "blocked" and item.hold is not None, item
+        assert (item.hold["rollout"], item.hold["checks"]) == (
+            checkout.rollout,
+            ["cloudwatch-alarm"],
+        )
+        again = engine.apply().fleet("checkout")
+        assert (again.outcome, again.rollout) == ("quarantined", checkout.rollout), again
+        assert slots.weights() == {"blue": 100, "green": 0}
+        assert slots.instances_of("blue") == blue
+        retried = engine.apply(retry_failed=True).fleet("checkout")
+        assert (retried.outcome, retried.to_release) == ("promoted", checkout.to_release)
+        assert engine.state.holds("checkout") == []
+
 
 def test_blue_green_shifts_everything_at_once_and_keeps_the_previous_slot_warm(
     slots: SlotWorld,

@@ -144,6 +144,13 @@ def test_abort_from_another_process_rolls_back(slots: SlotWorld) -> None:
     assert slots.weights() == {"blue": 100, "green": 0}
     assert slots.slot("green") == {}
     assert len(slots.instances_of("blue")) == 4
+    # An operator's abort is a decision about the release: it stays out (quarantined).
+    planned = cli(
+        slots, "--endpoint-url", slots.url, "plan", "-f", str(slots.spec_path), "-o", "json"
+    )
+    item = check_output("plan", planned.stdout)["items"][0]
+    assert (item["action"], item["hold"]["checks"]) == ("blocked", ["abort"]), item
+    assert item["hold"]["rollout"] == checkout.rollout
 
 
 def test_promote_full_skips_the_remaining_steps(slots: SlotWorld) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from immutable_sdk.spec.load import load_spec
+
 from .conftest import LOCATED, VALID, ProblemsOf, Writer, only, position
 
 MANY_MISTAKES = """\
@@ -229,3 +233,47 @@ def test_every_line_is_located(write: Writer, problems_of: ProblemsOf) -> None:
     for line in problems_of(write("spec.yaml", MANY_MISTAKES)):
         m = LOCATED.match(line)
         assert m and int(m["line"]) >= 1 and int(m["column"]) >= 1
+
+
+MANAGED = """\
+      capacity:
+        min: 1
+        max: 6
+        desired: managed
+        target_tracking:
+          - {name: cpu, metric: cpu, target: 50, warmup: 2m}
+          - {name: net, metric: network-in, target: 1000000, disable_scale_in: true}
+"""
+
+
+def test_a_managed_desired_capacity_and_its_policies(write: Writer, plugins: Any) -> None:
+    text = VALID.replace("    capacity: {min: 1, desired: 2, max: 3}\n", MANAGED[2:])
+    spec = load_spec([write("spec.yaml", text)], plugins=plugins, environ={})
+    cap = spec.fleets["web"].capacity
+    assert (cap.min, cap.desired, cap.max, cap.managed) == (1, 1, 6, True)
+    assert [(p.name, p.metric, p.target, p.warmup) for p in cap.target_tracking] == [
+        ("cpu", "cpu", 50.0, 120.0),
+        ("net", "network-in", 1000000.0, None),
+    ]
+    assert cap.wanted(4) == 4 and cap.wanted(9) == 6 and cap.wanted(0) == 1
+    assert cap.wanted(None) == 1  # a new group starts at min
+
+
+def test_scaling_policies_need_a_managed_desired_capacity(
+    write: Writer, problems_of: ProblemsOf
+) -> None:
+    text = VALID.replace(
+        "    capacity: {min: 1, desired: 2, max: 3}\n",
+        MANAGED[2:].replace("desired: managed", "desired: 2").replace("name: net", "name: cpu"),
+    )
+    lines = problems_of(write("spec.yaml", text))
+    assert only(lines, "fleets.web.capacity.target_tracking").endswith(
+        "scaling policies need desired: managed (otherwise apply resets what they scale)"
+    )
+    assert only(lines, "fleets.web.capacity.target_tracking[1].name").endswith(
+        "duplicate policy name 'cpu'"
+    )
+    wrong = VALID.replace("desired: 2", "desired: auto")
+    assert any(
+        "fleets.web.capacity.desired" in line for line in problems_of(write("s.yaml", wrong))
+    )

@@ -151,3 +151,14 @@ def test_slot_group_names_must_not_collide_with_fleets(tmp_path: Path) -> None:
     lb = "    load_balancer: {target_groups: [x]}"
     found = problems(tmp_path, extra=lb)
     assert any("takes its target groups from traffic.slots" in p for p in found), found
+
+
+def test_a_fleet_with_traffic_slots_has_a_counted_desired_capacity(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    text = SPEC.format(traffic=TRAFFIC, strategy=CANARY, extra="")
+    path.write_text(text.replace("desired: 2", "desired: managed"))
+    with pytest.raises(SpecError) as exc:
+        load_spec([path], plugins=load_plugins(autoload=False), environ={})
+    (problem,) = exc.value.problems
+    assert str(problem.path) == "fleets.checkout.capacity.desired"
+    assert "desired: managed is for fleets without traffic slots" in problem.message

@@ -168,7 +168,10 @@ class Prometheus:
             error = f"HTTP {answer.status}: {body.get('errorType', answer.reason)}: {why}"
             if 400 <= answer.status < 500 and answer.status != 429:
                 break  # a bad query or a refusal: trying again changes nothing
-        raise GateFailed(f"prometheus at {self.url}: {api} {params['query']!r} failed: {error}")
+        raise GateFailed(
+            f"prometheus at {self.url}: {api} {params['query']!r} failed: {error}",
+            checks=("analysis",),
+        )
 
 
 @hookimpl

@@ -22,7 +22,9 @@ from ..release import Release, encode_user_data, user_data_text
 from ..spec.model import FleetSpec
 from .session import AwsSession, aws_errors, error_code
 
-SUSPENDED_DURING_ROLLOUT = ("AZRebalance", "ScheduledActions")
+# Processes that would fight a rollout: rebalancing terminates instances, alarms (scaling
+# policies) and scheduled actions move the desired capacity the rollout steps through.
+SUSPENDED_DURING_ROLLOUT = ("AZRebalance", "AlarmNotification", "ScheduledActions")
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,13 @@ does with the tags, the SDK tags the AMI and its snapshots itself after the buil
 AMI to the image's other regions.
 
 **Digest** (content addressing): the builder's name and version, the template's bytes, the
-``vars``, and the bytes of every file the template references as far as that can be known (rule in
-``packer_template``: literal ``source``/``script``/``scripts`` paths, relative to the template's
-folder). Not in it: the variables the SDK passes, the endpoint, Packer's own version.
+``vars``, the bytes of every file the template references (rule in ``packer_template``:
+``source``/``script``/``scripts``/... paths, with ``path.root``, variables and locals resolved;
+one Packer computes otherwise counts as written), and **the base image**: every ``amazon-*``
+source's ``source_ami``, or the AMI its ``source_ami_filter`` (filters, owners,
+``most_recent``) finds now, looked up at plan time. A newer base image that matches the filter
+(the upstream's security fixes) is then a new digest and a rebuild, never a silently stale
+golden image. Not in it: the variables the SDK passes, the endpoint, Packer's own version.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from immutable_sdk.plugin import (
 from .digest import canonical_digest, file_sha256, files_digest
 from .lineage import IMAGE_PROPERTIES, find_artifact, finish_build, lineage_tags
 from .packer_run import PackerNotFound, run_packer
-from .packer_template import HCL2, PackerTemplate, TemplateError, load_template
+from .packer_template import HCL2, BaseImage, PackerTemplate, TemplateError, load_template
 
 NAME = "packer"
 VERSION = "1"  # bump when the same inputs would bake a different image
@@ -121,10 +125,14 @@ class PackerBuilder:
         self.config = config
         self.timeout = parse_duration(config.get("timeout", DEFAULT_TIMEOUT))
         self.binary = str(config.get("binary", "packer"))
+        # base images looked up by this builder object (one plan or build): source -> AMI
+        self._bases: dict[tuple[str, str], dict[str, str]] = {}
 
     def _template(self, image: ImageSpec) -> PackerTemplate:
+        values = {k: _var_text(v) for k, v in dict(image.config.get("vars") or {}).items()}
+        values.setdefault("region", image.regions[0])  # what the SDK passes
         try:
-            template = load_template(image.base_dir / str(image.config["template"]))
+            template = load_template(image.base_dir / str(image.config["template"]), values)
         except TemplateError as exc:
             raise BuildError(image.name, f"template: {exc}") from exc
         user_vars = dict(image.config.get("vars") or {})
@@ -143,20 +151,67 @@ class PackerBuilder:
                 )
         return template
 
-    def _digest(self, image: ImageSpec, template: PackerTemplate) -> str:
+    def _digest(self, image: ImageSpec, template: PackerTemplate, ctx: PluginContext) -> str:
         user_vars = dict(image.config.get("vars") or {})
-        return canonical_digest(
-            {
-                "builder": NAME,
-                "version": VERSION,
-                "template": {"kind": template.kind, "sha256": file_sha256(template.path)},
-                "vars": {k: _var_text(v) for k, v in user_vars.items()},
-                "files": files_digest(template.folder, template.references),
+        inputs: dict[str, Any] = {
+            "builder": NAME,
+            "version": VERSION,
+            "template": {"kind": template.kind, "sha256": file_sha256(template.path)},
+            "vars": {k: _var_text(v) for k, v in user_vars.items()},
+            "files": files_digest(template.folder, template.references),
+        }
+        if template.unresolved:  # paths Packer computes: their text, at least
+            inputs["computed_files"] = list(template.unresolved)
+        if template.bases:
+            inputs["base"] = self.bases(image, template, ctx)
+        return canonical_digest(inputs)
+
+    def bases(
+        self, image: ImageSpec, template: PackerTemplate, ctx: PluginContext
+    ) -> dict[str, str]:
+        """Each ``amazon-*`` source -> the AMI it starts from now (looked up once per
+        builder object): a literal ``source_ami``, or the newest match of its filter."""
+        key = (str(template.path), image.regions[0])
+        if key not in self._bases:
+            self._bases[key] = {
+                base.source: self._resolve(image, base, ctx) for base in template.bases
             }
-        )
+        return self._bases[key]
+
+    def _resolve(self, image: ImageSpec, base: BaseImage, ctx: PluginContext) -> str:
+        if base.ami is not None:
+            return base.ami
+        if base.unresolved or not base.filters:
+            # A filter Packer computes (a function, a data source): its text is all we know.
+            return "unresolved:" + json.dumps(base.to_dict(), sort_keys=True)
+        region = image.regions[0]
+        request: dict[str, Any] = {
+            "Filters": [{"Name": k, "Values": [v]} for k, v in sorted(base.filters.items())]
+        }
+        if base.owners:
+            request["Owners"] = list(base.owners)
+        # An AWS error here becomes AwsError where the engine asked (plan, build).
+        found = ctx.client("ec2", region=region).describe_images(**request)["Images"]
+        if not found:
+            what = ", ".join(f"{k}={v}" for k, v in sorted(base.filters.items()))
+            owners = f" owned by {', '.join(base.owners)}" if base.owners else ""
+            raise BuildError(
+                image.name,
+                f"no AMI in {region} matches the source_ami_filter of {base.source} "
+                f"({what}{owners}); Packer could not start from it either",
+            )
+        newest = max(found, key=lambda i: (str(i.get("CreationDate", "")), str(i["ImageId"])))
+        return str(newest["ImageId"])
+
+    def base_image(self, image: ImageSpec, ctx: PluginContext) -> str | None:
+        """The base AMI(s) a build would start from now (None: the template names none)."""
+        template = self._template(image)
+        if not template.bases:
+            return None
+        return ", ".join(sorted(set(self.bases(image, template, ctx).values())))
 
     def digest(self, image: ImageSpec, ctx: PluginContext) -> str:
-        return self._digest(image, self._template(image))
+        return self._digest(image, self._template(image), ctx)
 
     def find(self, image: ImageSpec, ctx: PluginContext) -> Artifact | None:
         return find_artifact(image, ctx, digest=self.digest(image, ctx), builder=NAME)
@@ -190,7 +245,7 @@ class PackerBuilder:
 
     def build(self, image: ImageSpec, ctx: PluginContext) -> Artifact:
         template = self._template(image)
-        digest = self._digest(image, template)
+        digest = self._digest(image, template, ctx)
         binary = shutil.which(self.binary)
         if binary is None:
             raise BuildError(

@@ -338,14 +338,23 @@ def plan_table(plan: Any) -> Group:
     table = _table(f"plan for {plan.project}", (("wave",) if waves else ()) + columns)
     for i in plan.items:
         release = f"{i.current_release or '-'} -> {i.release or '(new build)'}"
-        if i.action in ("noop", "scale", "destroy"):
+        if i.action in ("noop", "scale", "destroy", "pinned"):
             release = i.current_release or "-"
+        elif i.action == "blocked":
+            release = f"{i.current_release or '-'} (not {i.release})"
         cap = "-"
         if i.capacity:
             cap = "/".join(map(str, i.capacity))
             if i.current_capacity and i.current_capacity != i.capacity:
                 cap = "/".join(map(str, i.current_capacity)) + " -> " + cap
-        style = {"noop": "dim", "destroy": "red", "replace": "yellow", "create": "green"}
+        style = {
+            "noop": "dim",
+            "destroy": "red",
+            "replace": "yellow",
+            "create": "green",
+            "blocked": "bold red",
+            "pinned": "cyan",
+        }
         table.add_row(
             *([i.wave or "-"] if waves else []),
             i.fleet,
@@ -369,8 +378,11 @@ def plan_table(plan: Any) -> Group:
         )
     if plan.builds:
         parts.append(Text("images to build: " + ", ".join(plan.builds)))
-    if not plan.changes:
+    held = [i for i in plan.items if i.action in ("blocked", "pinned")]
+    if not plan.changes and not held:
         parts.append(Text("no changes: every fleet runs its current release", style="green"))
+    elif not plan.changes:
+        parts.append(Text("no changes: blocked and pinned fleets stay as they are"))
     return Group(*parts)
 
 
@@ -382,8 +394,10 @@ def result_table(result: Any) -> Group:
         release = f"{f.from_release or '-'} -> {f.to_release or '-'}"
         if f.from_release and f.from_release == f.to_release:
             release = f"{f.to_release} (instances replaced)"
-        if f.outcome in ("noop", "scaled", "skipped", "destroyed"):
+        if f.outcome in ("noop", "scaled", "skipped", "destroyed", "pinned"):
             release = f.from_release or "-"
+        elif f.outcome == "quarantined":
+            release = f"{f.from_release or '-'} (not {f.to_release}: quarantined)"
         elif f.outcome == "rolled_back":
             release = f"{f.to_release} failed, back on {f.rolled_back_to or 'nothing'}"
         elif f.outcome == "rollback_unfinished":
@@ -415,7 +429,8 @@ def status_table(entries: Sequence[Mapping[str, Any]]) -> Table:
     table = _table("status", ("fleet", "release", "capacity", "instances", "rollout"))
     for e in entries:
         if not e["exists"]:
-            table.add_row(e["fleet"], "-", "-", "not created", _rollout_and_analysis(e))
+            held = "; ".join(hold_text(h) for h in e.get("holds", ()))
+            table.add_row(e["fleet"], held or "-", "-", "not created", _rollout_and_analysis(e))
             continue
         cap = e["capacity"]
         inst = ", ".join(
@@ -424,14 +439,25 @@ def status_table(entries: Sequence[Mapping[str, Any]]) -> Table:
         )
         if e.get("suspended"):
             inst = (inst or "none") + "; suspended: " + ", ".join(e["suspended"])
+        release = e["release"] or "-"
+        for hold in e.get("holds", ()):
+            release += "; " + hold_text(hold)
         table.add_row(
             e["fleet"],
-            e["release"] or "-",
+            release,
             f"{cap['min']}/{cap['desired']}/{cap['max']}",
             inst or "none",
             _rollout_and_analysis(e),
         )
     return table
+
+
+def hold_text(hold: Mapping[str, Any]) -> str:
+    """A quarantine or pin in a few words (status)."""
+    if hold["kind"] == "pin":
+        return f"pinned (rolled back from {hold.get('from_release') or '-'}: unpin to release)"
+    checks = ", ".join(hold.get("checks") or ()) or "gates"
+    return f"{hold['release']} quarantined (rollout {hold.get('rollout')} failed {checks})"
 
 
 def analysis_lines(judgement: Mapping[str, Any]) -> list[str]:

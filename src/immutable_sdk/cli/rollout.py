@@ -1,4 +1,4 @@
-"""Commands that plan, apply and inspect rollouts: plan, apply, status, history, rollback."""
+"""Commands that plan, apply and inspect rollouts: plan, apply, status, history, rollback, unpin."""
 
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ def plan(
 ) -> None:
     """Show what apply would change, fleet by fleet, and why.
 
+    A fleet whose desired release is quarantined (a rollout of it failed its gates) shows as
+    ``blocked``; one that ``rollback`` pinned shows as ``pinned``. Neither is a change.
+
     With --out FILE the plan is saved: `apply FILE` then applies exactly it, without asking,
     and refuses (exit 2, saying what changed) when a fleet's spec or what AWS runs changed
     since. With --steps, each changed fleet's steps, waits and minimum duration too.
@@ -158,6 +161,12 @@ def plan(
     "the release it started from, instead of resuming it.",
 )
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Roll out releases that are quarantined because a rollout of them failed its gates "
+    "or was aborted (plan shows those fleets as blocked).",
+)
+@click.option(
     "--wait-for-lock",
     type=Duration(),
     default="0s",
@@ -198,6 +207,7 @@ def apply(
     parallelism: int,
     fail_fast: bool,
     abort_unfinished: bool,
+    retry_failed: bool,
     wait_for_lock: float,
     lease: float,
     virtual_clock: bool,
@@ -214,6 +224,10 @@ def apply(
     another rollout holds is skipped with exit code 3 (or waited for, --wait-for-lock). The
     first SIGINT or SIGTERM stops at the next safe point (exit 130, resumable); a second one
     exits at once.
+
+    A release whose rollout failed its gates (or was aborted) is quarantined: its fleet is
+    left alone and apply exits 1 until --retry-failed. A fleet that ``rollback`` pinned stays
+    on its release until ``unpin`` or a new desired release.
     """
     from .interrupts import stop_on_signals
     from .render import plan_table, result_table
@@ -261,6 +275,10 @@ def apply(
                     + "; ".join(changed)
                     + "; make a new plan"
                 )
+        if retry_failed:
+            from ..core.rollout.holds import retrying_plan
+
+            the_plan = retrying_plan(the_plan)
         if not as_json:
             _show(plan_table(the_plan))
         if the_plan.changes and not yes:
@@ -414,13 +432,28 @@ def history(
     "--fleet", required=True, help="The fleet to roll back (fleet@region: in that region)."
 )
 @click.option("--to", "to", default=None, help="Release id (default: the previous release).")
+@click.option(
+    "--no-pin",
+    is_flag=True,
+    help="Do not pin the fleet: the next apply rolls out what the spec wants again.",
+)
 @pass_options
 def rollback(
-    opts: Options, files: tuple[str, ...], output: str | None, fleet: str, to: str | None
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    fleet: str,
+    to: str | None,
+    no_pin: bool,
 ) -> None:
-    """Replace a fleet's instances with an earlier release, through its strategy."""
+    """Replace a fleet's instances with an earlier release, through its strategy.
+
+    The fleet is then pinned to that release: ``plan`` shows it ``pinned`` and ``apply``
+    leaves it there until ``unpin --fleet FLEET``, or until the spec wants a release other
+    than the one rolled back from.
+    """
     with open_engine(opts, files) as (engine, printer), printer:
-        result = engine.rollback(fleet, to)
+        result = engine.rollback(fleet, to, pin=not no_pin)
     if output_format(opts, output) == "json":
         emit_json(result.to_dict())
     else:
@@ -428,11 +461,38 @@ def rollback(
             f"{result.fleet}: {result.outcome} ({result.from_release} -> {result.to_release})"
             + (f": {result.error}" if result.error else "")
         )
+        if result.ok and result.from_release != result.to_release and not no_pin:
+            click.echo(
+                f"{result.fleet}: pinned to {result.to_release}; apply leaves it there until "
+                f"immutable-sdk unpin --fleet {result.fleet} or a new desired release"
+            )
     code = exit_code([result])
     if code:
         sys.exit(code)
 
 
+@click.command()
+@spec_files_option
+@output_option
+@click.option("--fleet", required=True, help="The pinned fleet (fleet@region: in that region).")
+@pass_options
+def unpin(opts: Options, files: tuple[str, ...], output: str | None, fleet: str) -> None:
+    """Remove the pin that ``rollback`` put on FLEET: the next apply rolls out what the spec
+    wants again. Exit code 2 when the fleet has no pin."""
+    with open_engine(opts, files) as (engine, _):
+        removed = engine.unpin(fleet)
+    if not removed:
+        raise UsageError(f"fleet {fleet!r} is not pinned")
+    if output_format(opts, output) == "json":
+        emit_json({"fleet": fleet, "unpinned": removed})
+    else:
+        pin = removed[0]
+        click.echo(
+            f"{fleet}: unpinned from {pin['release']} (rolled back from "
+            f"{pin.get('from_release') or '-'}); the next apply rolls out what the spec wants"
+        )
+
+
 def register(group: click.Group) -> None:
-    for command in (plan, apply, status, history, rollback):
+    for command in (plan, apply, status, history, rollback, unpin):
         group.add_command(command)

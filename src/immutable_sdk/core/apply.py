@@ -29,11 +29,14 @@ from ..state.base import RolloutRecord
 from .orchestrate import DEFAULT_PARALLELISM, Bake, Orchestrator
 from .regions import Regional
 from .rollout.gate import GateRunner
+from .rollout.holds import quarantine
 from .tick.due import WAVE_BAKE
 from .tick.due import wave_bake as owed_bake
 from .waves import Unit, Wave, assign_waves
 
-Rollback = Callable[[str, str], FleetResult]  # (unit key, release) -> the rollback's result
+# (unit key, release) -> the rollback's result; it does not pin the fleet (the failed
+# release is quarantined instead, so a new desired release is not held back)
+Rollback = Callable[[str, str], FleetResult]
 
 
 def run_plan(
@@ -121,7 +124,8 @@ def wave_bake(
 ) -> Bake:
     """Watch a changed fleet's health checks for the wave's bake; roll it back if it fails.
 
-    The fleet's lock is held while watching. A failed watch rolls the fleet back to the
+    The fleet's lock is held while watching. A failed watch quarantines the release (the
+    next apply leaves it out until ``apply --retry-failed``) and rolls the fleet back to the
     release it came from when its ``rollback.automatic`` allows and there is one.
     """
 
@@ -178,6 +182,11 @@ def wave_bake(
             reason = f"wave {wave.name!r} bake: {exc}"
             ctx.emit("wave.bake_failed", wave=wave.name, error=str(exc))
             failed = replace(result, outcome="failed", error=reason)
+            if release and release != result.from_release and result.rollout:
+                # the watch judged the release: the next apply leaves it out (holds.py)
+                checks = ("wave-bake", *exc.checks)
+                now = stack.ctx.clock.now()
+                quarantine(stack.state, unit.fleet, release, result.rollout, checks, reason, now)
             if not (fleet.rollback_automatic and result.from_release):
                 return failed
             back = rollback(unit.key, result.from_release)

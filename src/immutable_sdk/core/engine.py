@@ -54,6 +54,7 @@ from .regions import (
     merged_report,
     plan_regions,
 )
+from .rollout.holds import PIN, describe, retrying_plan
 from .rollout.runner import new_owner
 from .rollout.signals import signal_rollout
 from .stopping import StopRequest
@@ -212,14 +213,18 @@ class Engine:
         parallelism: int = 10,
         fail_fast: bool = False,
         abort_unfinished: bool = False,
+        retry_failed: bool = False,
     ) -> ApplyResult:
         """Carry out ``plan`` (a fresh one when None). ``prune`` allows destroy actions;
-        ``recycle`` then replaces instances older than their fleet's ``max_lifetime``.
+        ``recycle`` then replaces instances older than their fleet's ``max_lifetime``;
+        ``retry_failed`` rolls out releases that are quarantined (``blocked`` in the plan).
 
         Fleets roll out ``parallelism`` at a time, in ``depends_on`` order and wave by wave
         (see ``waves``); a failed fleet stops its dependants, or everything with ``fail_fast``.
         """
         plan = plan or self.plan()
+        if retry_failed:
+            plan = retrying_plan(plan)
         before = self.session.calls.snapshot()
         retries_before = self.session.calls.retries
         start = self.clock.monotonic()
@@ -236,7 +241,7 @@ class Engine:
             lambda item: self._apply_item(
                 item, artifacts, prune=prune, abort_unfinished=abort_unfinished
             ),
-            bake=wave_bake(self.regional, self.plugins.health_checks, self.rollback),
+            bake=wave_bake(self.regional, self.plugins.health_checks, self.wave_rollback),
             ledger=wave_ledger(self.regional),
             parallelism=parallelism,
             fail_fast=fail_fast,
@@ -378,11 +383,22 @@ class Engine:
 
     # --- operator actions -------------------------------------------------------------------
 
-    def rollback(self, fleet_name: str, to: str | None = None) -> FleetResult:
+    def rollback(self, fleet_name: str, to: str | None = None, *, pin: bool = True) -> FleetResult:
         """Roll ``fleet_name`` back to release ``to`` (default: the one before the current).
-        ``fleet_name`` is a unit key: ``web``, or ``web@eu-west-1`` outside the spec's region."""
+        ``fleet_name`` is a unit key: ``web``, or ``web@eu-west-1`` outside the spec's region.
+        ``pin``: the fleet stays on ``to`` until ``unpin`` or a new desired release."""
         stack, fleet = self._unit(fleet_name)
-        return keyed_result(stack.rollback(fleet, to), stack.key(fleet.name))
+        return keyed_result(stack.rollback(fleet, to, pin=pin), stack.key(fleet.name))
+
+    def wave_rollback(self, fleet_name: str, to: str) -> FleetResult:
+        """A wave bake's rollback: no pin (the bake quarantined the release it rolls back
+        from, so a new desired release is not held back)."""
+        return self.rollback(fleet_name, to, pin=False)
+
+    def unpin(self, fleet_name: str) -> list[dict[str, Any]]:
+        """Remove ``fleet_name``'s pin (``rollback`` made it); the holds removed."""
+        stack, fleet = self._unit(fleet_name)
+        return [describe(h) for h in stack.state.drop_holds(fleet.name, PIN)]
 
     def promote(self, fleet_name: str, *, full: bool = False) -> RolloutRecord:
         """Continue ``fleet_name``'s paused rollout (``full``: skip its remaining steps)."""

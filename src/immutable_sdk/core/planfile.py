@@ -60,6 +60,9 @@ def observed(plan: Plan, item: PlanItem) -> dict[str, Any]:
         "current_capacity": list(item.current_capacity) if item.current_capacity else None,
         "instances": item.instances,
         "image_amis": dict(artifact.amis) if artifact is not None else None,
+        # a quarantine or pin that holds the fleet (or none): lifted since, the apply would
+        # roll out what the saved plan showed as held
+        "hold": item.hold.get("kind") if item.hold else None,
     }
 
 

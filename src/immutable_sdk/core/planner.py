@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..aws import scaling
 from ..aws.fleet import SUSPENDED_DURING_ROLLOUT, FleetApi, GroupState
 from ..aws.network import (
     NetworkIds,
@@ -21,7 +22,7 @@ from ..aws.network import (
 from ..aws.session import aws_errors
 from ..errors import AwsError
 from ..lifecycle import Phase
-from ..plugin import Artifact, Builder
+from ..plugin import TAG_SOURCE_AMI, Artifact, Builder, base_image_of
 from ..plugins import Plugins
 from ..release import (
     Release,
@@ -33,9 +34,8 @@ from ..results import Plan, PlanItem
 from ..spec.model import FleetSpec, ImageSpec, Spec
 from ..state.base import StateStore
 from .context import Context
+from .rollout.holds import held_item
 from .waves import assign_waves
-
-ACTIONS = ("noop", "create", "replace", "scale", "destroy")
 
 
 def waved_plan(
@@ -64,6 +64,9 @@ class Planner:
     # Every fleet's network references, resolved by the last plan(): apply computes the same
     # releases the plan showed, with a few calls for all fleets instead of a few per fleet.
     network: NetworkIds | None = field(default=None, repr=False)
+    # image -> the base AMI its next build starts from (builders that name one), for images
+    # that need a build: the plan says ``base ami-old -> ami-new: rebuild``.
+    bases: dict[str, str] = field(default_factory=dict, repr=False)
 
     def find_artifacts(self) -> tuple[dict[str, Artifact], list[str]]:
         """Existing artifacts for the images fleets use, and the images needing a build."""
@@ -72,7 +75,11 @@ class Planner:
         for name in sorted({f.image for f in self.spec.fleets.values()}):
             image = self.spec.images[name]
             with aws_errors(f"looking up image {name!r}"):
-                artifact = builder_for(self.plugins, image).find(image, self.ctx)
+                builder = builder_for(self.plugins, image)
+                artifact = builder.find(image, self.ctx)
+                base = None if artifact else base_image_of(builder, image, self.ctx)
+            if base:
+                self.bases[name] = base
             if artifact is None:
                 builds.append(name)
             else:
@@ -130,7 +137,13 @@ class Planner:
         groups = self.fleets.describe(list(self.spec.fleets))
         groups.update(self.live_slot_groups())  # a fleet with traffic slots: its live slot
         items = [
-            self._item(fleet, groups[name], artifacts.get(fleet.image), fleet.image in builds)
+            self._item(
+                fleet,
+                groups[name],
+                artifacts.get(fleet.image),
+                fleet.image in builds,
+                self._policy_changes(fleet, groups[name]),
+            )
             for name, fleet in self.spec.fleets.items()
         ]
         dropped = sorted(set(self.fleets.project_fleets()) - set(self.spec.fleets))
@@ -148,11 +161,24 @@ class Planner:
             )
         return waved_plan(self.spec, items, builds, artifacts)
 
+    def _policy_changes(self, fleet: FleetSpec, group: GroupState | None) -> list[str]:
+        """How the group's scaling policies differ from the spec's (``desired: managed``
+        fleets only: their policies are read, one call per fleet)."""
+        if group is None or not fleet.capacity.managed:
+            return []
+        return scaling.differences(fleet, scaling.owned(self.fleets, fleet.name))
+
     def _item(
-        self, fleet: FleetSpec, group: GroupState | None, artifact: Artifact | None, build: bool
+        self,
+        fleet: FleetSpec,
+        group: GroupState | None,
+        artifact: Artifact | None,
+        build: bool,
+        policy_changes: Sequence[str] = (),
     ) -> PlanItem:
         cap = fleet.capacity
-        want = (cap.min, cap.desired, cap.max)
+        # ``desired: managed``: scaling policies own desired; the SDK keeps it within bounds.
+        want = (cap.min, cap.wanted(group.desired if group else None), cap.max)
         release = self.desired_release(fleet, artifact) if artifact else None
         common: dict[str, Any] = {
             "fleet": fleet.name,
@@ -164,14 +190,15 @@ class Planner:
         unfinished = self._unfinished(fleet.name)
         if group is None:
             created = ("no Auto Scaling group yet", *unfinished)
-            return PlanItem(action="create", reasons=created, **common)
+            return self._held(PlanItem(action="create", reasons=created, **common), unfinished)
         have = (group.min, group.desired, group.max)
         common.update(
             current_release=group.release, current_capacity=have, instances=len(group.live())
         )
         reasons = unfinished + self._release_reasons(fleet, group, release, build)
         if reasons:
-            return PlanItem(action="replace", reasons=tuple(reasons), **common)
+            item = PlanItem(action="replace", reasons=tuple(reasons), **common)
+            return self._held(item, unfinished)
         stray = [m.instance_id for m in group.not_of_release(group.release)]
         if stray:
             return PlanItem(
@@ -181,7 +208,7 @@ class Planner:
             )
         # Processes a rollout suspends and a stopped one left suspended: a scale resumes them.
         held = [] if fleet.traffic else sorted(group.suspended & set(SUSPENDED_DURING_ROLLOUT))
-        if have != want or held:
+        if have != want or held or policy_changes:
             what = [
                 f"{k} {a} -> {b}"
                 for k, a, b in zip(("min", "desired", "max"), have, want, strict=True)
@@ -189,8 +216,16 @@ class Planner:
             ]
             if held:
                 what.append(f"processes left suspended: {', '.join(held)}")
+            what += policy_changes
             return PlanItem(action="scale", reasons=tuple(what), **common)
         return PlanItem(action="noop", **common)
+
+    def _held(self, item: PlanItem, unfinished: list[str]) -> PlanItem:
+        """The item as the fleet's quarantines and pin leave it (holds.py). An unfinished
+        rollout is finished whatever the holds say: apply never leaves one half done."""
+        if unfinished:
+            return item
+        return held_item(item, self.state.holds(item.fleet), self.ctx.unit(item.fleet))
 
     def _unfinished(self, fleet: str) -> list[str]:
         """A rollout of the fleet that did not finish: apply resumes it (see ``rollout.resume``)."""
@@ -206,11 +241,22 @@ class Planner:
             return [f"finish rolling back unfinished rollout {record.id} to {back}{why}"]
         return [f"resume unfinished rollout {record.id}"]
 
+    def _rebuild_reason(self, fleet: FleetSpec, group: GroupState) -> str:
+        """Why the fleet's image is built again: a newer base image, when the builder names
+        the base and the running release's artifact records the one it was built on."""
+        base = self.bases.get(fleet.image)
+        record = self.state.get_release(fleet.name, group.release) if group.release else None
+        lineage = record.artifact.get("lineage") if record else None
+        old = lineage.get(TAG_SOURCE_AMI) if isinstance(lineage, Mapping) else None
+        if base and old and base != old:
+            return f"image {fleet.image!r}: base {old} -> {base}: rebuild"
+        return f"image {fleet.image!r} changed: a new artifact will be built"
+
     def _release_reasons(
         self, fleet: FleetSpec, group: GroupState, release: Release | None, build: bool
     ) -> list[str]:
         if build:
-            return [f"image {fleet.image!r} changed: a new artifact will be built"]
+            return [self._rebuild_reason(fleet, group)]
         assert release is not None
         if group.release == release.id:
             return []

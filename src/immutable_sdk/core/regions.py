@@ -39,9 +39,10 @@ from ..state.base import StateStore
 from ..state.regional import RegionalState
 from .context import Context, EventSink
 from .planner import Planner, waved_plan
-from .rollout import resume
+from .rollout import holds, resume
 from .rollout.contract import Deployer, deployer_for
 from .rollout.deployer import FleetDeployer
+from .rollout.locks import LockKeeper
 from .rollout.signals import rollout_progress
 from .stopping import StopRequest
 from .tick.horizon import Horizon, Suspended
@@ -135,6 +136,8 @@ class Regional:
     ) -> FleetResult:
         if item.action == "noop":
             return FleetResult(item.fleet, "noop", "noop", item.current_release, item.release)
+        if item.action in holds.HELD_ACTIONS:  # quarantined or pinned: nothing changes
+            return holds.held_result(item, self.key(item.fleet))
         if item.action == "destroy":
             if not prune:
                 return FleetResult(
@@ -166,17 +169,18 @@ class Regional:
                 next_at=exc.next_at,
             )
         release = self.planner.desired_release(fleet, artifact)
-        return deployer.locked(
-            item.fleet,
-            lambda keeper: deployer.roll(
+
+        def roll(keeper: LockKeeper) -> FleetResult:
+            holds.lift(self.state, replace(item, release=release.id))  # --retry-failed, a pin
+            return deployer.roll(
                 fleet, release, item.action, keeper, abort_unfinished=abort_unfinished
-            ),
-            action=item.action,
-        )
+            )
+
+        return deployer.locked(item.fleet, roll, action=item.action)
 
     # --- operator actions -------------------------------------------------------------------
 
-    def rollback(self, fleet: FleetSpec, to: str | None = None) -> FleetResult:
+    def rollback(self, fleet: FleetSpec, to: str | None = None, *, pin: bool = True) -> FleetResult:
         name, shown = fleet.name, self.key(fleet.name)
         deployer = self.deployer_for(fleet)
         group = deployer.live_group(fleet)  # a slot fleet: the live slot's group
@@ -197,11 +201,17 @@ class Regional:
                 raise UsageError(f"fleet {shown!r} has no release {to!r} (known: {known})")
             record = found
         release = release_from_record(fleet, record)
-        return deployer.locked(
-            name,
-            lambda keeper: deployer.roll(fleet, release, "rollback", keeper),
-            action="rollback",
-        )
+        rolled_back_from = group.release
+
+        def roll_back(keeper: LockKeeper) -> FleetResult:
+            result = deployer.roll(fleet, release, "rollback", keeper)
+            if pin and result.ok and rolled_back_from != release.id:
+                # The next apply must not undo the operator's decision (holds.py).
+                now = self.ctx.clock.now()
+                holds.pin(self.state, name, release.id, rolled_back_from, result.rollout, now)
+            return result
+
+        return deployer.locked(name, roll_back, action="rollback")
 
     def abort_unfinished(self, fleet: FleetSpec) -> FleetResult | None:
         name, shown = fleet.name, self.key(fleet.name)
@@ -238,6 +248,8 @@ class Regional:
                 suspended=sorted(group.suspended) if group else [],
                 rollout_in_progress=None,
                 lock=asdict(lock) if lock else None,
+                # quarantined releases and a rollback's pin: what apply will not undo
+                holds=[holds.describe(h) for h in self.state.holds(name)],
             )
             if group:
                 for m in group.live():
@@ -291,6 +303,7 @@ def plan_regions(spec: Spec, stacks: Mapping[str, Regional], plugins: Plugins) -
     artifacts, builds = whole.find_artifacts()  # once: the artifacts serve every region
     items: list[PlanItem] = []
     for region, stack in stacks.items():
+        stack.planner.bases = dict(whole.bases)
         plan = stack.planner.plan((artifacts, builds))
         items += [replace(i, region=region, key=stack.key(i.fleet)) for i in plan.items]
     fleet_order = {name: n for n, name in enumerate(spec.fleets)}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from ..errors import UsageError
-from ..results import Plan
+from ..results import NO_CHANGE, Plan
 from ..spec.model import Spec
 from .waves import assign_waves
 
@@ -82,7 +82,7 @@ def select(spec: Spec, plan: Plan, patterns: Sequence[str]) -> Selection:
             for d in depends.get(key, ())
         )
 
-    changed = {i.key for i in plan.items if i.action != "noop"}
+    changed = {i.key for i in plan.items if i.action not in NO_CHANGE}
     left_out = [k for k in names if k not in chosen and k in changed and needs_chosen(k)]
     items = tuple(i for i in plan.items if i.key in chosen)
     builds = tuple(b for b in plan.builds if any(i.build and i.image == b for i in items))

@@ -13,6 +13,10 @@
   succeeds (moto answered ``InvalidTarget``), and ``CreateLaunchTemplateVersion`` with a
   ``ClientToken`` it has seen on that template answers with the version it made then (moto
   ignored the token and made a second version).
+* ``CreateImage`` makes an EBS-backed AMI on AWS (it works only on EBS-backed instances); moto
+  gave it the root device type ``standard``, which Packer's ``amazon-ebs`` builder refuses as a
+  source: a golden image could not be the base of another build (a base image pipeline).
+  Here the AMI gets the root device type and name of the instance's own image.
 * moto's DynamoDB checks a write's condition and then writes, with nothing between two server
   threads: two conditional writes (or transactions) at once could both pass and one overwrite
   the other. DynamoDB makes each write, and each transaction, atomic; here the backend's writes
@@ -179,6 +183,7 @@ def install() -> None:
     LaunchTemplates.create_launch_template_version = (  # type: ignore[method-assign]
         create_launch_template_version
     )
+    _ebs_backed_create_image(EC2Backend)
     _serialize_dynamodb_writes()
     _extended_statistics()
     _addresses_freed_on_termination()
@@ -286,6 +291,21 @@ def extended_statistic(kind: str, percent: float, values: list[float]) -> float 
         return ordered[rank - 1]
     kept = ordered[:rank]
     return sum(kept) / len(kept)
+
+
+def _ebs_backed_create_image(backend: Any) -> None:
+    original = backend.create_image
+
+    @functools.wraps(original)
+    def create_image(self: Any, instance_id: str, *args: Any, **kwargs: Any) -> Any:
+        ami = original(self, instance_id, *args, **kwargs)
+        source = self.amis.get(getattr(self.get_instance(instance_id), "image_id", ""))
+        ami.root_device_type = "ebs"
+        if source is not None:
+            ami.root_device_name = source.root_device_name
+        return ami
+
+    backend.create_image = create_image
 
 
 def _serialize_dynamodb_writes() -> None:

@@ -22,6 +22,7 @@ from .model import (
     SecuritySpec,
     Spec,
     StateSpec,
+    TargetTracking,
     WaveSpec,
 )
 from .nodes import LDict, PathPart, plain, where
@@ -102,6 +103,28 @@ def _plugin(root: LDict, path: tuple[PathPart, ...], block: LDict) -> PluginConf
     )
 
 
+def _capacity(capacity: LDict) -> Capacity:
+    desired = capacity.get("desired", capacity["min"])
+    managed = desired == "managed"
+    policies = tuple(
+        TargetTracking(
+            name=str(p["name"]),
+            metric=str(p["metric"]),
+            target=float(p["target"]),
+            disable_scale_in=bool(p.get("disable_scale_in", False)),
+            warmup=None if p.get("warmup") is None else parse_duration(p["warmup"]),
+        )
+        for p in capacity.get("target_tracking") or ()
+    )
+    return Capacity(
+        min=capacity["min"],
+        desired=capacity["min"] if managed else desired,
+        max=capacity["max"],
+        managed=managed,
+        target_tracking=policies,
+    )
+
+
 def _fleet(root: LDict, name: str, fleet: LDict, region: str) -> FleetSpec:
     path: tuple[PathPart, ...] = ("fleets", name)
     capacity = fleet["capacity"]
@@ -123,11 +146,7 @@ def _fleet(root: LDict, name: str, fleet: LDict, region: str) -> FleetSpec:
         name=name,
         image=str(fleet["image"]),
         instance_type=str(fleet["instance_type"]),
-        capacity=Capacity(
-            min=capacity["min"],
-            desired=capacity.get("desired", capacity["min"]),
-            max=capacity["max"],
-        ),
+        capacity=_capacity(capacity),
         strategy=strategy_config,
         health=HealthSpec(
             timeout=_seconds(health.get("timeout"), 600.0),

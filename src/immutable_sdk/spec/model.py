@@ -40,11 +40,42 @@ class ImageSpec:
     location: Location = field(default_factory=lambda: Location("<spec>"))
 
 
+# ``metric`` of a target-tracking policy -> the Auto Scaling predefined metric type
+TARGET_TRACKING_METRICS = {
+    "cpu": "ASGAverageCPUUtilization",
+    "network-in": "ASGAverageNetworkIn",
+    "network-out": "ASGAverageNetworkOut",
+}
+
+
+@dataclass(frozen=True)
+class TargetTracking:
+    """A target-tracking scaling policy the SDK keeps on the fleet's group."""
+
+    name: str
+    metric: str  # a key of TARGET_TRACKING_METRICS
+    target: float
+    disable_scale_in: bool = False
+    warmup: float | None = None  # seconds (EstimatedInstanceWarmup)
+
+
 @dataclass(frozen=True)
 class Capacity:
     min: int
-    desired: int
+    desired: int  # with ``managed``: min, the size a new group starts with
     max: int
+    # ``desired: managed``: scaling policies own the desired capacity; the SDK keeps it
+    # within min..max and sizes rollouts from the live value instead of resetting it.
+    managed: bool = False
+    target_tracking: tuple[TargetTracking, ...] = ()
+
+    def wanted(self, live: int | None) -> int:
+        """The desired capacity the SDK aims for, given the group's live one (None: no group)."""
+        if not self.managed:
+            return self.desired
+        if live is None:
+            return self.desired
+        return min(max(live, self.min), self.max)
 
 
 @dataclass(frozen=True)

@@ -183,8 +183,50 @@ def _fleet_properties(strategy: dict[str, Any], check: dict[str, Any]) -> dict[s
             "additionalProperties": False,
             "description": "Auto Scaling group sizes; desired defaults to min.",
             "properties": {
-                k: {"type": "integer", "minimum": 0, "maximum": MAX_CAPACITY}
-                for k in ("min", "desired", "max")
+                "min": {"type": "integer", "minimum": 0, "maximum": MAX_CAPACITY},
+                "desired": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 0, "maximum": MAX_CAPACITY},
+                        {"const": "managed"},
+                    ],
+                    "description": "A count, or `managed`: scaling policies own the desired "
+                    "capacity; plan, drift and apply leave it alone (within min and max) and "
+                    "rollouts size their batches from the group's live desired capacity.",
+                },
+                "max": {"type": "integer", "minimum": 0, "maximum": MAX_CAPACITY},
+                "target_tracking": {
+                    "type": "array",
+                    "description": "Target-tracking scaling policies kept on the group (needs "
+                    "`desired: managed`); apply creates, updates and removes them.",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "metric", "target"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {
+                                "type": "string",
+                                "pattern": "^[A-Za-z0-9_.-]{1,200}$",
+                                "description": "Unique per fleet; the policy is named "
+                                "`immutable-sdk-NAME` on the group.",
+                            },
+                            "metric": {
+                                "enum": ["cpu", "network-in", "network-out"],
+                                "description": "The group's average CPU utilization, "
+                                "network in or network out (bytes).",
+                            },
+                            "target": {
+                                "type": "number",
+                                "exclusiveMinimum": 0,
+                                "description": "The value the policy keeps the metric at.",
+                            },
+                            "disable_scale_in": {
+                                "type": "boolean",
+                                "description": "Only scale out (default false).",
+                            },
+                            "warmup": _duration("Estimated instance warm-up (default: none)."),
+                        },
+                    },
+                },
             },
         },
         "subnets": _strings("Subnet ids or Name tags."),

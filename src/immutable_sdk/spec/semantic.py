@@ -67,6 +67,17 @@ def _check_fleet(c: _Checker, path: Path_, fleet: LDict, images: LDict, fleets: 
             (*path, "image"), f"unknown image {image!r} (known: {', '.join(known) or 'none'}){hint}"
         )
     _check_capacity(c, (*path, "capacity"), fleet.get("capacity"))
+    capacity = fleet.get("capacity")
+    if (
+        fleet.get("traffic")
+        and isinstance(capacity, LDict)
+        and capacity.get("desired") == "managed"
+    ):
+        c.add(
+            (*path, "capacity", "desired"),
+            "desired: managed is for fleets without traffic slots (a slot is sized from the "
+            "spec's desired capacity); give a count",
+        )
     strategy = fleet.get("strategy")
     if strategy is None:
         if DEFAULT_STRATEGY not in c.plugins.strategies:
@@ -105,7 +116,10 @@ def _check_fleet(c: _Checker, path: Path_, fleet: LDict, images: LDict, fleets: 
 def _check_capacity(c: _Checker, path: Path_, capacity: Any) -> None:
     if not isinstance(capacity, LDict):
         return
+    _check_scaling(c, path, capacity)
     values = {k: capacity.get(k) for k in ("min", "desired", "max")}
+    if values["desired"] == "managed":
+        values["desired"] = None
     if not all(
         isinstance(v, int) and not isinstance(v, bool) for v in values.values() if v is not None
     ):
@@ -118,6 +132,27 @@ def _check_capacity(c: _Checker, path: Path_, capacity: Any) -> None:
             c.add((*path, "desired"), f"desired ({desired}) must be at least min ({low})")
         if isinstance(high, int) and desired > high:
             c.add((*path, "desired"), f"desired ({desired}) must be at most max ({high})")
+
+
+def _check_scaling(c: _Checker, path: Path_, capacity: LDict) -> None:
+    """Scaling policies own the desired capacity only with ``desired: managed``; names are
+    unique per fleet."""
+    policies = capacity.get("target_tracking")
+    if not isinstance(policies, LList) or not policies:
+        return
+    if capacity.get("desired") != "managed":
+        c.add(
+            (*path, "target_tracking"),
+            "scaling policies need desired: managed (otherwise apply resets what they scale)",
+            key=True,
+        )
+    seen: set[str] = set()
+    for i, policy in enumerate(policies):
+        name = policy.get("name") if isinstance(policy, LDict) else None
+        if isinstance(name, str):
+            if name in seen:
+                c.add((*path, "target_tracking", i, "name"), f"duplicate policy name {name!r}")
+            seen.add(name)
 
 
 def _check_shifting(c: _Checker, path: Path_, strategy: LDict) -> None:

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 3  # 2: fencing epochs on fleet locks; 3: apply records, gate progress, image
-# builds, unique journal transitions
+SCHEMA_VERSION = 4  # 2: fencing epochs on fleet locks; 3: holds (quarantine, pins); 4: apply
+# records, gate progress, image builds, unique journal transitions
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,36 @@ class ApplyRecord:
     started_at: float
     updated_at: float
     data: Mapping[str, Any] = field(default_factory=dict)
+
+
+HOLD_KINDS = ("quarantine", "pin")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An operator-facing decision that outlives the rollout that made it (see holds.py).
+
+    ``quarantine``: ``release`` failed its gates (or was aborted) in ``rollout``; apply does
+    not roll it out again until ``apply --retry-failed``. ``data``: ``checks`` (the checks
+    that failed), ``from_release``. A fleet may have several quarantined releases.
+
+    ``pin``: ``immutable-sdk rollback`` returned the fleet to ``release``; apply leaves it
+    there until ``unpin`` or until the spec wants another release than ``data.from_release``
+    (the one rolled back from). At most one pin per fleet.
+    """
+
+    fleet: str
+    kind: str  # one of HOLD_KINDS
+    release: str
+    at: float
+    rollout: str | None = None
+    reason: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def slot(self) -> str:
+        """The hold's key within its fleet: one pin, one quarantine per release."""
+        return self.kind if self.kind == "pin" else f"{self.kind}#{self.release}"
 
 
 class StateStore(Protocol):
@@ -252,5 +282,17 @@ class StateStore(Protocol):
 
     def latest_apply(self) -> ApplyRecord | None:
         """The most recently updated apply record, if any."""
+
+    # holds: quarantined releases and pins (operator decisions that apply respects)
+    def put_hold(self, hold: Hold) -> None:
+        """Record ``hold``, replacing the fleet's hold with the same ``slot`` (its one pin,
+        or the quarantine of the same release). Fenced like every write for the fleet."""
+
+    def holds(self, fleet: str) -> list[Hold]:
+        """The fleet's holds, pin first, then quarantines oldest first."""
+
+    def drop_holds(self, fleet: str, kind: str, release: str | None = None) -> list[Hold]:
+        """Remove the fleet's holds of ``kind`` (only ``release``'s, when given); returns
+        what was removed."""
 
     def close(self) -> None: ...

@@ -11,6 +11,7 @@ contains ``#``, so every key is unambiguous::
     F#{project}#{fleet}         rollout#{started:020.6f}#{id}       a rollout record
     F#{project}#{fleet}         release#{seq:08d}                   a release record, by sequence
     F#{project}#{fleet}         release-id#{release}                the same record, by release id
+    F#{project}#{fleet}         hold#{slot}                         a hold: pin, quarantine#{id}
     R#{project}#{rollout}       rollout                             where the rollout record lives
     R#{project}#{rollout}       journal#{seq:08d}                   a journal entry
     R#{project}#{rollout}       signal#{at:020.6f}#{uuid}           an operator signal not yet taken
@@ -53,6 +54,7 @@ from .base import (
     SCHEMA_VERSION,
     ApplyRecord,
     BuildRecord,
+    Hold,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
@@ -61,7 +63,7 @@ from .base import (
 )
 from .dynamodb_locks import LockItems
 from .dynamodb_table import Table, check_key_schema, describe_table
-from .records import from_json, rollout_changes, text, to_json
+from .records import from_json, hold_values, rollout_changes, sorted_holds, text, to_json
 
 MAX_ATTEMPTS = 10  # conflicting writes before giving up on a sequence number
 _META_KEY = {"pk": {"S": "META"}, "sk": {"S": "schema"}}
@@ -101,7 +103,9 @@ class DynamoDbStateStore:
             )
         if version < SCHEMA_VERSION:
             # 1 -> 2 (fencing) rewrites no item: a lock item without an epoch reads as epoch 0.
-            # 2 -> 3 adds item kinds (transition markers, gate progress, builds), rewrites none.
+            # 2 -> 3 (holds) adds items of a new sort key prefix and rewrites none.
+            # 3 -> 4 adds item kinds (transition markers, gate progress, builds, apply
+            # records), rewrites none.
             # The stamp makes older immutable-sdk versions, which do not fence, refuse the table.
             self._db.conditional(
                 "update_item",
@@ -593,6 +597,44 @@ class DynamoDbStateStore:
         found = list(self._db.query(f"A#{self.project}", "apply#"))
         records = [items.decode(self.table, i, items.apply_record) for i in found]
         return max(records, key=lambda r: (r.updated_at, r.id), default=None)
+
+    # -- holds: quarantined releases and pins ---------------------------------------------------
+
+    def put_hold(self, hold: Hold) -> None:
+        values = {"fleet": hold.fleet, **hold_values(hold)}
+        item = {**items.key(self._fleet_pk(hold.fleet), f"hold#{hold.slot}"), **items.attrs(values)}
+        fence = self._held.get(hold.fleet)
+        what = f"record the {hold.kind} of release {hold.release!r}"
+        if fence is None:
+            self._db.call("put_item", Item=item)
+            return
+        put = {"Put": {"TableName": self.table, "Item": item}}
+        for _ in range(MAX_ATTEMPTS):
+            if self._transact([put], fence, what):
+                return
+        raise self._gave_up(what)
+
+    def holds(self, fleet: str) -> list[Hold]:
+        return sorted_holds(
+            [
+                items.decode(self.table, item, items.hold)
+                for item in self._db.query(self._fleet_pk(fleet), "hold#")
+            ]
+        )
+
+    def drop_holds(self, fleet: str, kind: str, release: str | None = None) -> list[Hold]:
+        gone = [h for h in self.holds(fleet) if h.kind == kind and release in (None, h.release)]
+        fence = self._held.get(fleet)
+        for hold in gone:
+            key = items.key(self._fleet_pk(fleet), f"hold#{hold.slot}")
+            if fence is None:
+                self._db.call("delete_item", Key=key)
+                continue
+            delete = {"Delete": {"TableName": self.table, "Key": key}}
+            what = f"remove the {kind} of fleet {fleet!r}"
+            if not any(self._transact([delete], fence, what) for _ in range(MAX_ATTEMPTS)):
+                raise self._gave_up(what)
+        return gone
 
     def close(self) -> None:
         """Nothing to release: the client belongs to whoever passed it in."""

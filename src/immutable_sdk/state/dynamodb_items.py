@@ -13,6 +13,7 @@ from ..errors import StateError
 from .base import (
     ApplyRecord,
     BuildRecord,
+    Hold,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
@@ -103,6 +104,18 @@ def release(item: Item, where: str) -> ReleaseRecord:
         ),
         created_at=number(item, "created_at"),
         rollout=opt_str(item, "rollout"),
+    )
+
+
+def hold(item: Item, where: str) -> Hold:
+    return Hold(
+        fleet=string(item, "fleet"),
+        kind=string(item, "kind"),
+        release=string(item, "release"),
+        at=number(item, "at"),
+        rollout=opt_str(item, "rollout"),
+        reason=opt_str(item, "reason"),
+        data=from_json(opt_str(item, "data"), {}, f"{where}, attribute data"),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import LockLost, StateError
 from ..redaction import redact_text
-from .base import LockInfo
+from .base import HOLD_KINDS, Hold, LockInfo
 
 ERROR_KEYS = frozenset({"error", "reason"})
 DAMAGED = "the state store is damaged: repair or delete that entry (see docs/operations.md)"
@@ -129,3 +129,23 @@ def lock_lost(fleet: str, owner: str, current: LockInfo | None) -> LockLost:
     else:
         now_held = f"{current.owner} holds it since {iso(current.acquired_at)}"
     return LockLost(f"fleet {fleet!r}: the lock is no longer held by {owner}; {now_held}")
+
+
+def sorted_holds(holds: list[Hold]) -> list[Hold]:
+    """A fleet's holds as ``StateStore.holds`` lists them: the pin first, then by time."""
+    return sorted(holds, key=lambda h: (h.kind != "pin", h.at, h.release))
+
+
+def hold_values(hold: Hold) -> dict[str, Any]:
+    """A hold's stored fields (data as JSON text, the reason redacted)."""
+    if hold.kind not in HOLD_KINDS:
+        raise StateError(f"unknown hold kind {hold.kind!r} (known: {', '.join(HOLD_KINDS)})")
+    return {
+        "slot": hold.slot,
+        "kind": hold.kind,
+        "release": hold.release,
+        "at": float(hold.at),
+        "rollout": hold.rollout,
+        "reason": None if hold.reason is None else redact_text(hold.reason),
+        "data": to_json(dict(hold.data)),
+    }

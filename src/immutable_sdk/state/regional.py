@@ -18,6 +18,7 @@ from typing import Any
 from .base import (
     ApplyRecord,
     BuildRecord,
+    Hold,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
@@ -139,6 +140,16 @@ class RegionalState:
 
     def take_signals(self, rollout: str) -> list[str]:
         return self.inner.take_signals(rollout)
+
+    # holds
+    def put_hold(self, hold: Hold) -> None:
+        self.inner.put_hold(replace(hold, fleet=self.key(hold.fleet)))
+
+    def holds(self, fleet: str) -> list[Hold]:
+        return self.inner.holds(self.key(fleet))
+
+    def drop_holds(self, fleet: str, kind: str, release: str | None = None) -> list[Hold]:
+        return self.inner.drop_holds(self.key(fleet), kind, release)
 
     def close(self) -> None:
         """Nothing: the engine closes the store this one wraps, once."""

@@ -29,6 +29,7 @@ from .base import (
     REPEATABLE_STATUSES,
     ApplyRecord,
     BuildRecord,
+    Hold,
     JournalEntry,
     LockInfo,
     ReleaseRecord,
@@ -37,9 +38,11 @@ from .base import (
 )
 from .records import (
     from_json,
+    hold_values,
     lock_lost,
     optional_text,
     rollout_changes,
+    sorted_holds,
     steps_from_json,
     text,
     to_json,
@@ -642,6 +645,51 @@ class SqliteStateStore:
                     self._fenced(db, str(fleet[0]), f"take the signals of rollout {rollout!r}")
             db.executemany("DELETE FROM signals WHERE id = ?", [(r[0],) for r in rows])
         return [r[1] for r in rows]
+
+    # -- holds: quarantined releases and pins ---------------------------------------------------
+
+    def put_hold(self, hold: Hold) -> None:
+        values = hold_values(hold)
+        with self._write() as db:
+            self._fenced(db, hold.fleet, f"record the {hold.kind} of release {hold.release!r}")
+            db.execute(
+                "INSERT OR REPLACE INTO holds "
+                "(project, fleet, slot, kind, release, at, rollout, reason, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.project, hold.fleet, *values.values()),
+            )
+
+    def _holds(self, db: sqlite3.Connection, fleet: str, kind: str | None) -> list[Hold]:
+        rows = db.execute(
+            "SELECT kind, release, at, rollout, reason, data FROM holds "
+            "WHERE project = ? AND fleet = ? AND (? IS NULL OR kind = ?)",
+            (self.project, fleet, kind, kind),
+        ).fetchall()
+        where = self._where("holds", f"fleet {fleet!r}")
+        return sorted_holds(
+            [
+                Hold(fleet, r[0], r[1], r[2], r[3], r[4], from_json(r[5], {}, f"{where}, data"))
+                for r in rows
+            ]
+        )
+
+    def holds(self, fleet: str) -> list[Hold]:
+        with self._lock:
+            try:
+                return self._holds(self._db, fleet, None)
+            except sqlite3.Error as exc:
+                raise StateError(f"{self.path}: {exc}") from exc
+
+    def drop_holds(self, fleet: str, kind: str, release: str | None = None) -> list[Hold]:
+        with self._write() as db:
+            gone = [h for h in self._holds(db, fleet, kind) if release in (None, h.release)]
+            if gone:
+                self._fenced(db, fleet, f"remove the {kind} of fleet {fleet!r}")
+            db.executemany(
+                "DELETE FROM holds WHERE project = ? AND fleet = ? AND slot = ?",
+                [(self.project, fleet, h.slot) for h in gone],
+            )
+        return gone
 
     # -- lifetime ------------------------------------------------------------------------------
 

@@ -73,6 +73,18 @@ def _migrate_to_2(db: sqlite3.Connection) -> None:
 
 
 def _migrate_to_3(db: sqlite3.Connection) -> None:
+    """Holds: operator decisions that apply respects (a quarantined release, a pin), one row
+    per (fleet, slot): ``pin``, or ``quarantine#{release}``. Nothing existing is rewritten."""
+    db.execute(
+        """CREATE TABLE holds (
+            project TEXT NOT NULL, fleet TEXT NOT NULL, slot TEXT NOT NULL,
+            kind TEXT NOT NULL, release TEXT NOT NULL, at REAL NOT NULL,
+            rollout TEXT, reason TEXT, data TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (project, fleet, slot))"""
+    )
+
+
+def _migrate_to_4(db: sqlite3.Connection) -> None:
     """Apply records (a plan's progress across reconcile ticks, ``base.ApplyRecord``); durable
     waits: a suspended gate's progress per rollout step, image builds that outlast a process
     (by image and digest), and an index to find a journal transition by its step and status
@@ -104,7 +116,12 @@ def _migrate_to_3(db: sqlite3.Connection) -> None:
 
 # version -> the function that brings a database from version - 1 to it; the newest key is the
 # schema version this code writes (tests check it equals base.SCHEMA_VERSION).
-MIGRATIONS: dict[int, Migration] = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
+MIGRATIONS: dict[int, Migration] = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+    4: _migrate_to_4,
+}
 
 
 def create_private(path: Path) -> None:

@@ -41,6 +41,7 @@ KINDS: dict[str, str] = {
     "ami-deregistered": "the current release's AMI is deregistered",
     "ami-deprecated": "the current release's AMI is deprecated",
     "no-release": "the group carries no release the state knows",
+    "stale-base": "the release's image was built on a base AMI that a newer one replaced",
 }
 # remedy -> what ``drift --fix`` does about it
 REMEDIES: dict[str, str] = {
@@ -175,7 +176,7 @@ def rough_age(seconds: float) -> str:
 
 def _capacity(obs: FleetObservation) -> list[Drift]:
     cap, g = obs.fleet.capacity, obs.group
-    want, have = (cap.min, cap.desired, cap.max), (g.min, g.desired, g.max)
+    want, have = (cap.min, cap.wanted(g.desired), cap.max), (g.min, g.desired, g.max)
     if want == have:
         return []
     return [Drift("capacity", obs.fleet.name, "group", _sizes(want), _sizes(have), "scale")]

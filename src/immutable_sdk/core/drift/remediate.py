@@ -10,18 +10,21 @@ release, gated and rolled back like any other) or, when only capacity drifted, s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...aws import drift as aws_drift
 from ...aws.fleet import FleetApi, GroupState
+from ...aws.session import aws_errors
 from ...errors import ImmutableSdkError, UsageError
+from ...plugin import TAG_SOURCE_AMI, base_image_of
 from ...release import release_from_record
 from ...results import FleetResult
 from ...spec.model import FleetSpec, Spec
 from ...state.base import RolloutRecord, StateStore
 from ..context import Context
+from ..planner import builder_for
 from ..rollout.deployer import FleetDeployer
 from ..rollout.runner import LockKeeper
 from .detect import (
@@ -132,12 +135,14 @@ class Remediator:
         now = self.ctx.clock.now()
         observed = self.observe(names, now)
         out = []
+        bases: dict[str, str | None] = {}
         for name in names:
             obs = observed[name]
             if isinstance(obs, FleetDrift):
                 out.append(obs)
             else:
-                out.append(FleetDrift(name, obs.group.release, detect(obs)))
+                found = detect(obs) + self._stale_base(obs, bases)
+                out.append(FleetDrift(name, obs.group.release, found))
         calls = self.ctx.session.calls.since(before)
         return DriftReport(self.spec.name, out, now, api_calls=calls)
 
@@ -173,6 +178,27 @@ class Remediator:
             name: replace(o, images=images) if isinstance(o, FleetObservation) else o
             for name, o in found.items()
         }
+
+    def _stale_base(self, obs: FleetObservation, bases: dict[str, str | None]) -> list[Drift]:
+        """``stale-base``: the release's image was built on a base image that is no longer
+        the one its builder would start from (a newer AMI matches the template's filter).
+        ``bases`` caches each image's current base (one lookup per image)."""
+        if obs.release is None:
+            return []
+        lineage = obs.release.artifact.get("lineage")
+        old = lineage.get(TAG_SOURCE_AMI) if isinstance(lineage, Mapping) else None
+        if not old:
+            return []
+        image = self.spec.images[obs.fleet.image]
+        if image.name not in bases:
+            with aws_errors(f"looking up the base image of image {image.name!r}"):
+                builder = builder_for(self.deployer.plugins, image)
+                bases[image.name] = base_image_of(builder, image, self.ctx)
+        base = bases[image.name]
+        if not base or base == old:
+            return []
+        ami = str(obs.release.launch_config.get("image_id", "?"))
+        return [Drift("stale-base", obs.fleet.name, ami, base, str(old), "rebuild")]
 
     def _unfinished(self, fleet: str, record: RolloutRecord) -> str:
         """Why a fleet with an unfinished rollout is not judged: running, or left for apply."""
@@ -281,9 +307,10 @@ class Remediator:
             )
         elif plan.scale:
             cap = fleet.capacity
-            ctx.emit("fleet.scaling", min=cap.min, desired=cap.desired, max=cap.max)
+            desired = cap.wanted(obs.group.desired)  # desired: managed keeps the live value
+            ctx.emit("fleet.scaling", min=cap.min, desired=desired, max=cap.max)
             self.fleets.update_group(
-                fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
+                fleet.name, min_size=cap.min, desired=desired, max_size=cap.max
             )
         ok = rollout is None or rollout.ok
         return FleetFix(

@@ -71,6 +71,7 @@ GROUP_WRITES = (
     "autoscaling:AttachLoadBalancerTargetGroups",  # drift --fix: restore target groups
     "autoscaling:DetachLoadBalancerTargetGroups",
 )
+SCALING_POLICY_WRITES = ("autoscaling:PutScalingPolicy", "autoscaling:DeletePolicy")
 HEALTH_CHECK_ACTIONS = {
     "ec2": ("ec2:DescribeInstanceStatus",),
     "elb": ("elasticloadbalancing:DescribeTargetHealth",),
@@ -149,6 +150,8 @@ def policy_document(
             reads += HEALTH_CHECK_ACTIONS.get(check.type, ())
         for kind in _analysis_types(f.strategy.config):
             reads += ANALYSIS_ACTIONS.get(kind, ())
+    if any(f.capacity.managed for f in fleets):
+        reads.append("autoscaling:DescribePolicies")
     p.allow("Read", reads)
 
     templates = [p.any_region("ec2", "launch-template/*")]
@@ -187,7 +190,10 @@ def policy_document(
         [p.any_region("autoscaling", f"{group}/{project}-*")],
         requested,
     )
-    p.allow("Groups", GROUP_WRITES, [p.any_region("autoscaling", f"{group}/*")], tagged)
+    groups = [p.any_region("autoscaling", f"{group}/*")]
+    p.allow("Groups", GROUP_WRITES, groups, tagged)
+    if any(f.capacity.managed for f in fleets):  # desired: managed: the SDK's scaling policies
+        p.allow("ScalingPolicies", SCALING_POLICY_WRITES, groups, tagged)
     p.allow("TerminateOwnInstances", ["ec2:TerminateInstances"], instances, tagged)
     # an instance attached to a group by hand lacks the SDK's tags, not Auto Scaling's
     p.allow(

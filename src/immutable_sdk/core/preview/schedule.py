@@ -70,8 +70,12 @@ class FleetSchedule:
         return asdict(self)
 
 
-def change_for(fleet: FleetSpec, action: str, instances: int) -> RolloutChange:
-    """The change a plan item's action means, as the strategy sees it."""
+def change_for(
+    fleet: FleetSpec, action: str, instances: int, desired: int | None = None
+) -> RolloutChange:
+    """The change a plan item's action means, as the strategy sees it (``desired``: the
+    capacity the rollout aims for, by default the spec's; ``desired: managed`` fleets aim
+    for the group's live desired capacity, which the plan item carries)."""
     slots = sorted((fleet.traffic or {}).get("slots", {}) or {}) if fleet.traffic else []
     create = action == "create" or instances == 0
     current = 0 if create else max(instances, 1)
@@ -81,7 +85,7 @@ def change_for(fleet: FleetSpec, action: str, instances: int) -> RolloutChange:
         new_release=NEW,
         current_release=None if create else OLD,
         current_instances=current,
-        desired=fleet.capacity.desired,
+        desired=fleet.capacity.desired if desired is None else desired,
         target_slot=target,
         source_slot=(slots[0] if slots and not create else None),
     )
@@ -179,9 +183,10 @@ def schedule(
     action: str,
     instances: int,
     state: StateStore | None,
+    desired: int | None = None,
 ) -> FleetSchedule:
-    change = change_for(fleet, action, instances)
-    desired = fleet.capacity.desired
+    change = change_for(fleet, action, instances, desired)
+    desired = change.desired
     history = launch_to_healthy(state, unit) if state is not None else []
     median = statistics.median(history) if history else None
     try:
@@ -267,8 +272,9 @@ def plan_schedule(engine: Engine, plan: Plan) -> PlanSchedule:
         fleet = stack.spec.fleets.get(item.fleet) if stack is not None else None
         if fleet is None:
             continue
+        desired = item.capacity[1] if item.capacity else None  # desired: managed: the live one
         out[item.key] = schedule(
-            engine.plugins, fleet, item.key, item.action, item.instances, engine.state
+            engine.plugins, fleet, item.key, item.action, item.instances, engine.state, desired
         )
     region = engine.spec.region
     waves = assign_waves(engine.spec, [(i.fleet, i.region or region) for i in plan.items])

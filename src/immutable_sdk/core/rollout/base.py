@@ -40,6 +40,7 @@ from ..context import Context
 from ..stopping import StopRequest
 from ..tick.horizon import Suspended
 from ..transitions import ROLLOUT_FINISHED, ROLLOUT_LEVEL, ROLLOUT_STARTED, journal_and_notify
+from .holds import quarantine_failure
 from .locks import LockKeeper
 from .serving import StillServing, group_serving, require_only, slots_serving
 
@@ -261,16 +262,22 @@ class BaseDeployer:
         exc: Exception,
         roll_back: Callable[[], None],
         *,
+        action: str,
         force: bool = False,
     ) -> None:
         """A rollout that failed with ``exc``: reported, then rolled back through ``roll_back``;
         with ``rollback: {automatic: false}`` (and not ``force``, an operator's abort) it ends
         ``failed`` and everything is left as it is for a person.
 
+        A release its gates (or an operator's abort) judged bad is quarantined first
+        (``holds.quarantine_failure``; ``action``: the plan's action, a ``rollback`` to a
+        known release quarantines nothing), rolled back or not: the next apply leaves it out.
+
         The lock is checked first: a rollout whose lock was lost meanwhile is someone else's
         to roll back (LockLost propagates and the rollout stays unfinished).
         """
         keeper.check()
+        quarantine_failure(self.state, info, action, exc, self.clock.now())
         result.error = str(exc)
         if isinstance(exc, GateFailed):
             result.failed_instances = dict(exc.details)

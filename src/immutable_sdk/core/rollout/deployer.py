@@ -15,6 +15,7 @@ from dataclasses import replace as replace_field
 from functools import partial
 from typing import Any
 
+from ...aws import scaling
 from ...aws.fleet import SUSPENDED_DURING_ROLLOUT, GroupState
 from ...errors import (
     AwsError,
@@ -37,6 +38,7 @@ from ..transitions import ROLLBACK_STARTED, ROLLOUT_LEVEL, journal_and_notify
 from . import resume
 from .base import FAILURES, BaseDeployer, record_release, start_rollout
 from .gate import restoring
+from .holds import quarantine
 from .locks import LockKeeper
 from .runner import RolloutRunner, capacity_bounds, new_rollout_id, to_replace
 
@@ -59,11 +61,12 @@ class FleetDeployer(BaseDeployer):
     def scale(self, fleet: FleetSpec, item: PlanItem, keeper: LockKeeper) -> FleetResult:
         cap = fleet.capacity
         ctx = self.ctx.scoped(fleet=fleet.name)
-        ctx.emit("fleet.scaling", min=cap.min, desired=cap.desired, max=cap.max)
-        self.fleets.update_group(
-            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
-        )
         group = self.fleets.describe_one(fleet.name)
+        desired = cap.wanted(group.desired if group else None)
+        ctx.emit("fleet.scaling", min=cap.min, desired=desired, max=cap.max)
+        self.fleets.update_group(fleet.name, min_size=cap.min, desired=desired, max_size=cap.max)
+        if cap.managed:
+            scaling.sync(self.fleets, fleet)
         if group is not None and group.suspended & set(SUSPENDED_DURING_ROLLOUT):
             self.fleets.resume(fleet.name)  # what a stopped rollout left suspended
         return FleetResult(fleet.name, "scale", "scaled", item.current_release, item.release)
@@ -99,6 +102,7 @@ class FleetDeployer(BaseDeployer):
             )
         now = self.clock.now()
         group = self.fleets.describe_one(fleet.name)
+        desired = rollout_desired(fleet, group, pending)
         if not pending and self.up_to_date(fleet, group, release.id, replace):
             return FleetResult(fleet.name, action, "noop", release.id, release.id)
         resumed = pending[0] if pending and pending[0].to_release == release.id else None
@@ -106,7 +110,9 @@ class FleetDeployer(BaseDeployer):
         ctx = self.ctx.scoped(fleet=fleet.name, rollout=rollout_id)
         # A resumed or superseded rollout keeps the release that was promoted before it.
         previous = pending[0].from_release if pending else group.release if group else None
-        steps = [] if pending else self.plan_steps(fleet, release.id, previous, group, replace)
+        steps = (
+            [] if pending else self.plan_steps(fleet, release.id, previous, group, replace, desired)
+        )
         info = RolloutInfo(
             id=rollout_id,
             project=self.spec.name,
@@ -124,7 +130,7 @@ class FleetDeployer(BaseDeployer):
             record_release(self.state, info, release, now)
             self.state.update_rollout(rollout_id, owner=self.owner, phase=Phase.PROVISIONING)
         else:
-            start_rollout(self.state, info, release, steps, self.owner, now)
+            start_rollout(self.state, info, release, steps, self.owner, now, {"desired": desired})
         if pending:
             how = "continued" if going_on else "resumed" if resumed else "superseded"
             resume.take_over(self.state, rollout_id, pending, carried, self.owner, now, how)
@@ -146,6 +152,7 @@ class FleetDeployer(BaseDeployer):
             if resumed
             else 0,
             resumed=going_on[0] if going_on else None,
+            desired=desired,
             # ``immutable-sdk rollback`` (and a wave's rollback) returns to a known-good
             # release: gated like a rollback, on the instances' own health only.
             restoring=action == "rollback",
@@ -161,23 +168,25 @@ class FleetDeployer(BaseDeployer):
                 releases = {previous, release.id, *(r.to_release for r in pending)}
                 group = resume.reconcile(runner, carried, releases)
                 steps = resume.resume_steps(
-                    self.plan_steps(fleet, release.id, previous, group, replace), group, runner
+                    self.plan_steps(fleet, release.id, previous, group, replace, desired),
+                    group,
+                    runner,
                 )
                 planned = [*(resumed.steps if resumed else ()), *(s.to_dict() for s in steps)]
                 self.state.update_rollout(rollout_id, steps=planned)
                 self.announce(info, action, steps)
             if going_on is None:
-                provisioned = self.provision(fleet, release, version, group, steps)
+                provisioned = self.provision(fleet, release, version, group, steps, desired, runner)
                 if provisioned is not None and not pending:
                     runner.start_from(provisioned)  # the first step needs no read of its own
             self.state.update_rollout(rollout_id, phase=Phase.REPLACING.value)  # no traffic moves
             runner.run(steps)
-            self.finish(fleet, release.id)
+            self.finish(fleet, release.id, desired)
             resume.drop_unused_versions(runner, superseded, keep={release.id, previous})
         except FAILURES as exc:
             reason = str(exc)
             back = partial(self.roll_back, fleet, info, runner, previous, release.id)
-            self.fail(fleet, info, result, keeper, exc, lambda: back(reason, result))
+            self.fail(fleet, info, result, keeper, exc, lambda: back(reason, result), action=action)
             if result.outcome == "rolled_back":
                 resume.drop_unused_versions(runner, superseded, keep={previous})
             return self._with_runner(result, runner)
@@ -208,13 +217,16 @@ class FleetDeployer(BaseDeployer):
         version: int,
         group: GroupState | None,
         steps: Sequence[Step],
+        desired: int,
+        runner: RolloutRunner,
     ) -> GroupState | None:
         """The group the steps run in: created on the release's launch template version, or
         moved to it, with scaling processes suspended and bounds wide enough for the steps
-        (``finish`` restores the spec's). Returns the existing group as these calls left it,
-        when that is known without reading it again (None: read it)."""
+        to ``desired`` instances (``rollout_desired``; ``finish`` restores the spec's bounds).
+        Returns the existing group as these calls left it, when that is known without
+        reading it again (None: read it)."""
         start = len(group.live()) if group else 0
-        low, high = capacity_bounds(fleet.capacity.desired, steps, group.desired if group else 0)
+        low, high = capacity_bounds(desired, steps, group.desired if group else 0)
         if group is None:
             self.fleets.create_group(
                 fleet,
@@ -225,6 +237,9 @@ class FleetDeployer(BaseDeployer):
                 max_size=max(high, fleet.capacity.max),
             )
             return None
+        # Journaled first: whoever finishes the rollout (this process, a resumer, the
+        # planner's scale) resumes what a rollout suspended.
+        runner.note(suspending=sorted(set(SUSPENDED_DURING_ROLLOUT) - group.suspended))
         self.fleets.suspend(fleet.name)
         low_bound, high_bound = min(fleet.capacity.min, low), max(high, fleet.capacity.max, start)
         self.fleets.update_group(
@@ -247,15 +262,19 @@ class FleetDeployer(BaseDeployer):
         previous: str | None,
         group: GroupState | None,
         replace: frozenset[str],
+        desired: int | None = None,
     ) -> list[Step]:
-        """The strategy's steps from what runs now (instances on ``target`` count as done)."""
+        """The strategy's steps from what runs now (instances on ``target`` count as done),
+        to ``desired`` instances (default: the capacity the spec wants for the group)."""
         stale = len(to_replace(group, target, replace)) if group else 0
+        if desired is None:
+            desired = fleet.capacity.wanted(group.desired if group else None)
         change = RolloutChange(
             fleet=fleet,
             new_release=target,
             current_release=previous,
             current_instances=stale,
-            desired=fleet.capacity.desired,
+            desired=desired,
             target_instances=len(group.live()) - stale if group else 0,
         )
         return self.strategy(fleet).plan(change)
@@ -268,10 +287,11 @@ class FleetDeployer(BaseDeployer):
         if group is None or replace or group.release != release:
             return False
         cap = fleet.capacity
+        desired = cap.wanted(group.desired)
         return (
             not to_replace(group, release)
-            and len(group.live()) == cap.desired
-            and (group.min, group.desired, group.max) == (cap.min, cap.desired, cap.max)
+            and len(group.live()) == desired
+            and (group.min, group.desired, group.max) == (cap.min, desired, cap.max)
             and not group.suspended & set(SUSPENDED_DURING_ROLLOUT)
         )
 
@@ -302,6 +322,18 @@ class FleetDeployer(BaseDeployer):
             state, record.id, pending, carried, self.owner, now, "aborted", reason=reason
         )
         ctx.emit("rollout.aborting", reason=reason, to_release=record.from_release)
+        if requested and record.to_release != record.from_release:
+            # an operator's decision: the release stays out until apply --retry-failed
+            quarantine(
+                state,
+                fleet.name,
+                record.to_release,
+                record.id,
+                ("abort",),
+                reason,
+                now,
+                from_release=record.from_release,
+            )
         info = RolloutInfo(
             id=record.id,
             project=self.spec.name,
@@ -324,6 +356,7 @@ class FleetDeployer(BaseDeployer):
             index=carried.next_index(record),
             rolling_back=True,
             restoring=True,
+            desired=recorded_desired(record) if fleet.capacity.managed else None,
         )
         result = FleetResult(
             fleet.name,
@@ -374,12 +407,20 @@ class FleetDeployer(BaseDeployer):
         result.retired = list(runner.retired)
         return result
 
-    def finish(self, fleet: FleetSpec, release: str) -> None:
+    def finish(self, fleet: FleetSpec, release: str, desired: int | None = None) -> None:
+        """The group as the spec wants it after a rollout: bounds, ``desired`` (what the
+        rollout aimed for: with ``desired: managed`` the live value at its start), release
+        tag, scaling policies, and the processes the rollout suspended resumed."""
         cap = fleet.capacity
         self.fleets.update_group(
-            fleet.name, min_size=cap.min, desired=cap.desired, max_size=cap.max
+            fleet.name,
+            min_size=cap.min,
+            desired=cap.desired if desired is None else desired,
+            max_size=cap.max,
         )
         self.fleets.tag_group(fleet.name, {TAG_RELEASE: release})
+        if cap.managed:
+            scaling.sync(self.fleets, fleet)
         self.fleets.resume(fleet.name)
 
     def roll_back(
@@ -430,7 +471,7 @@ class FleetDeployer(BaseDeployer):
                     new_release=previous,
                     current_release=failed,
                     current_instances=len(to_replace(group, previous, runner.replace)),
-                    desired=fleet.capacity.desired,
+                    desired=runner.capacity(),
                     target_instances=len(group.live())
                     - len(to_replace(group, previous, runner.replace)),
                     rollback=True,
@@ -439,7 +480,7 @@ class FleetDeployer(BaseDeployer):
                 runner.trusted = previous
                 runner.rolling_back = True
                 runner.run(self.strategy(fleet).plan(change))
-                self.finish(fleet, previous)
+                self.finish(fleet, previous, runner.capacity())
                 self.delete_failed_version(fleet.name, failed, previous)
         except (Interrupted, LockLost):
             raise  # the rollout stays unfinished (still rolling back): a resume finishes it
@@ -447,3 +488,23 @@ class FleetDeployer(BaseDeployer):
             self.settle_rollback(info, result, reason, previous, exc)
             return
         self.settle_rollback(info, result, reason, previous, None)
+
+
+def recorded_desired(record: RolloutRecord) -> int | None:
+    """The desired capacity a rollout recorded at its start (None: an older record)."""
+    value = record.data.get("desired")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def rollout_desired(
+    fleet: FleetSpec, group: GroupState | None, pending: Sequence[RolloutRecord]
+) -> int:
+    """The desired capacity a rollout aims for: what the spec wants for the group now, or
+    with ``desired: managed`` the group's live desired (within min and max) before any launch
+    of the rollout: what an unfinished rollout it continues recorded at its start, as the
+    live value is inflated by that rollout's launches."""
+    for record in pending if fleet.capacity.managed else ():
+        recorded = recorded_desired(record)
+        if recorded is not None:
+            return recorded
+    return fleet.capacity.wanted(group.desired if group else None)

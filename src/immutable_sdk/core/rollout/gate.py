@@ -170,7 +170,8 @@ class GateRunner:
         if not finished or reports is None:
             names = ", ".join(name for name, _ in checks)
             raise GateFailed(
-                f"health check(s) {names} did not answer within {format_duration(limit)}"
+                f"health check(s) {names} did not answer within {format_duration(limit)}",
+                checks=tuple(name for name, _ in checks),
             )
         self.ctx.emit(
             "gate.poll",
@@ -206,7 +207,7 @@ class GateRunner:
             for key, text in report.details.items():
                 details[key] = f"{name}: {text}"
         what = "; ".join(f"{n}: {r.summary or 'unhealthy'}" for n, r in bad.items())
-        return GateFailed(f"{prefix}: {what}", details=details)
+        return GateFailed(f"{prefix}: {what}", details=details, checks=tuple(bad))
 
     def gate(
         self,
@@ -251,6 +252,7 @@ class GateRunner:
                     f"health gate timed out after {format_duration(self.health.timeout)}; "
                     + "; ".join(f"{n}: {s}" for n, s in pending.items()),
                     details=details,
+                    checks=tuple(pending),
                 )
             pause = min(self.health.interval, self.health.timeout - elapsed)
             if self.horizon is not None:

@@ -147,6 +147,7 @@ def settle(runner: RolloutRunner) -> GroupState:
                 f"instances launched by the interrupted rollout did not come in service within "
                 f"{format_duration(health.timeout)} ({len(live)} of {group.desired} live)",
                 details={m.instance_id: m.lifecycle_state for m in coming},
+                checks=("launch",),
             )
         runner.wait(min(delay, health.timeout - elapsed))
         delay = min(delay * 2, health.interval)

@@ -18,6 +18,7 @@ from typing import Any
 from ...aws.fleet import FleetApi, GroupState, Member
 from ...aws.session import aws_errors
 from ...errors import (
+    Aborted,
     GateFailed,
     Interrupted,
     LockLost,
@@ -113,6 +114,7 @@ class RolloutRunner:
     # Returning to a known-good release (a rollback, ``immutable-sdk rollback``): gates judge
     # only the instances' own health (gate.restoring), never the signal that failed the release.
     restoring: bool = False
+    desired: int | None = None  # the capacity the rollout aims for (rollout_desired)
     _drain: float | None = None
     _signals: list[str] = field(default_factory=list)  # operator signals taken, not yet used
     _abort_checked: float | None = None  # clock.monotonic() of the last look for an abort
@@ -131,6 +133,10 @@ class RolloutRunner:
     _continued: bool = False  # the current step is one an earlier tick or process began
 
     # --- plumbing ---------------------------------------------------------------------------
+
+    def capacity(self) -> int:
+        """The desired capacity to end with: the rollout's, else the spec's."""
+        return self.fleet.capacity.desired if self.desired is None else self.desired
 
     def beat(self) -> None:
         if self.heartbeat is not None:
@@ -186,7 +192,7 @@ class RolloutRunner:
 
     def check_abort(self) -> None:
         if "abort" in self.signals() and not self.rolling_back:
-            raise RolloutFailed("aborted by an operator (immutable-sdk abort)")
+            raise Aborted("aborted by an operator (immutable-sdk abort)")
 
     def observe(self) -> GroupState:
         """Read the group (one call, plus one for instances not seen before) and emit its
@@ -464,6 +470,7 @@ class RolloutRunner:
                     f"{len(ready)} of {count} new instance(s) came in service within "
                     f"{self.fleet.health.timeout:g}s",
                     details={m.instance_id: m.lifecycle_state for m in fresh},
+                    checks=("launch",),
                 )
             self.wait(min(delay, self.fleet.health.timeout - elapsed))
             delay = min(delay * 2, self.fleet.health.interval)

@@ -173,13 +173,17 @@ def _run(host: AnalysisHost, analysis: Analysis, judged: dict[str, Any]) -> dict
         host.ctx.emit("analysis.result", final=left <= 0 or judgement.verdict == FAIL, **judged)
         host.note(note="analysis", **judged)
         if judgement.verdict == FAIL:
-            raise GateFailed(f"analysis failed: {judgement.summary}", details=_reasons(judgement))
+            raise GateFailed(
+                f"analysis failed: {judgement.summary}",
+                details=_reasons(judgement),
+                checks=("analysis",),
+            )
         if left <= 0:
             break
     if judgement.verdict == PASS:
         return judged
     if analysis.on_inconclusive == "fail":
-        raise GateFailed(f"analysis inconclusive: {judgement.summary}")
+        raise GateFailed(f"analysis inconclusive: {judgement.summary}", checks=("analysis",))
     host.ctx.emit("analysis.inconclusive", summary=judgement.summary)
     host.ctx.emit("rollout.paused", manual=True, seconds=0)
     while True:  # an operator decides: promote goes on, abort rolls back

@@ -70,6 +70,7 @@ from ...spec.model import FleetSpec
 from ...state.base import JournalEntry, RolloutRecord
 from ..analysis.report import last_analysis
 from ..rollout.base import FAILURES, BaseDeployer, start_rollout
+from ..rollout.holds import quarantine_failure
 from ..rollout.locks import LockKeeper
 from ..rollout.resume import STEP_STATUSES
 from ..rollout.runner import Resumed, new_rollout_id
@@ -338,7 +339,16 @@ class SlotDeployer(BaseDeployer):
             reason = str(exc)
             back = partial(self.roll_back, fleet, info, runner, previous, release.id)
             forced = isinstance(exc, Aborted)  # an operator's abort rolls back regardless
-            self.fail(fleet, info, result, keeper, exc, lambda: back(reason, result), force=forced)
+            self.fail(
+                fleet,
+                info,
+                result,
+                keeper,
+                exc,
+                lambda: back(reason, result),
+                action=result.action,
+                force=forced,
+            )
             return self._with_runner(result, runner)
         self.succeed(info, result, keeper)  # not while another release still has traffic
         return self._with_runner(result, runner)
@@ -473,6 +483,8 @@ class SlotDeployer(BaseDeployer):
         result = FleetResult(
             fleet.name, action, "rolled_back", record.from_release, record.to_release, record.id
         )
+        if action == "abort":  # an operator's decision: the release stays out (holds.py)
+            quarantine_failure(self.state, info, action, Aborted(reason), self.clock.now())
         self.roll_back(fleet, info, runner, record.from_release, record.to_release, reason, result)
         return self._with_runner(result, runner)
 

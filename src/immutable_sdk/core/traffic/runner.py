@@ -33,6 +33,7 @@ from ...aws.fleet import GroupState
 from ...aws.session import aws_errors
 from ...aws.slots import SlotGroups
 from ...aws.traffic import TrafficApi, TrafficSpec
+from ...errors import Aborted as Aborted  # re-exported: the traffic deployer's name for it
 from ...errors import GateFailed, RolloutFailed, UsageError
 from ...lifecycle import (
     Analyze,
@@ -54,10 +55,6 @@ from .analysis import analyze, analyze_tick
 
 PROMOTE, PROMOTE_FULL, ABORT = "promote", "promote-full", "abort"
 SIGNALS = (PROMOTE, PROMOTE_FULL, ABORT)
-
-
-class Aborted(RolloutFailed):
-    """An operator ran ``immutable-sdk abort``: the rollout rolls back now."""
 
 
 class _Promoted(Exception):
@@ -351,7 +348,8 @@ class SlotRunner(RolloutRunner):
             if elapsed >= self.fleet.health.timeout:
                 raise GateFailed(
                     f"slot {slot}: {len(ready)} of {capacity} instance(s) came in service "
-                    f"within {self.fleet.health.timeout:g}s"
+                    f"within {self.fleet.health.timeout:g}s",
+                    checks=("launch",),
                 )
             self.wait(min(delay, self.fleet.health.timeout - elapsed))
             delay = min(delay * 2, self.fleet.health.interval)
@@ -402,7 +400,7 @@ class SlotRunner(RolloutRunner):
             if weight > 0:
                 problem = self.healthy(slot)
                 if problem:
-                    raise GateFailed(f"refusing to shift traffic: {problem}")
+                    raise GateFailed(f"refusing to shift traffic: {problem}", checks=("shift",))
         change = s.routes.set_weights(s.traffic, wanted)
         self.weights = dict(wanted)
         self._shifted_at = self.ctx.clock.monotonic()
