@@ -209,8 +209,10 @@ def test_no_corpus_secret_in_any_cli_output(
     monkeypatch.setenv("APP_VERSION", "3")
     monkeypatch.setenv("FAIL", "yes")
     out, err = run("apply", *f, "--yes", ok=(1,))
-    assert "failed" in out and "packer build failed" in " ".join(out.split()), out
     assert "db_password=[redacted]" in err
+    out, _ = run("apply", *f, "--yes", "-o", "json", ok=(1,))  # the table wraps: read JSON
+    (failed,) = json.loads(out)["fleets"]
+    assert failed["outcome"] == "failed" and "packer build failed" in failed["error"], failed
 
     # an http check whose URL (credentials included) the spec refuses: the final error line
     spec.write_text(

@@ -41,6 +41,10 @@ class Emulator:
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
+        # A connection the client dropped (a killed process, a timed-out request) makes the
+        # server's socketserver print a traceback to stderr, under the sandbox user's command
+        # output; it goes to the emulator's debug log instead.
+        self._server._server.handle_error = _dropped_request
         return self
 
     @property
@@ -73,3 +77,9 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _dropped_request(request: Any, client_address: Any) -> None:
+    logging.getLogger("immutable_sdk.emulator").debug(
+        "request from %s failed in the emulator's server", client_address, exc_info=True
+    )
