@@ -8,7 +8,9 @@ the bake is over (the bug this fixes: a new process saw the wave done and skippe
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from pathlib import Path
 
 import boto3
@@ -111,3 +113,11 @@ def test_a_wave_bake_holds_the_next_wave_across_ticks(aws: str, tmp_path: Path) 
     assert group_amis(aws, "us-east-1") == {v2["EAST_AMI"]}
     again = ticker.tick("--yes")
     assert again.code == 0 and {u["state"] for u in again.data["units"].values()} == {"converged"}
+    # the apply record: the plan's waves, each unit's outcome, each wave bake's deadline
+    with sqlite3.connect(f"file:{tmp_path / 'state.db'}?mode=ro", uri=True) as con:
+        rows = con.execute("SELECT data FROM applies ORDER BY updated_at DESC").fetchall()
+    record = json.loads(rows[0][0])
+    assert [w["name"] for w in record["waves"]] == ["one-box", "rest"]
+    bake = record["wave_bakes"][f"web@{WEST}"]
+    assert bake["done"] is True and bake["until"] - bake["since"] == BAKE
+    assert set(record["units"]) == {"web", f"web@{WEST}"}
