@@ -61,4 +61,5 @@ def test_ticks_from_separate_processes_share_a_dynamodb_table(aws: str, tmp_path
     table = boto3.client("dynamodb", endpoint_url=aws, region_name="us-east-1")
     items = table.scan(TableName=TABLE)["Items"]
     locks = [i for i in items if i["sk"]["S"].startswith("lock")]
+    assert not list(here.glob("*.db"))  # the state lives in the table only
     assert locks and all("owner" not in i for i in locks), locks  # released, epoch kept

@@ -139,36 +139,3 @@ def test_reconcile_loop_ticks_until_converged_in_one_process(aws: str, tmp_path:
     assert len(waited) >= 5  # bakes and a pause, each its own tick
     assert check_aws(aws, "t3", unit["to_release"], AMI_V2, v1) == []
     assert check_state(here / "state.db", "t3") == []
-
-
-def test_ticks_on_the_dynamodb_backend_as_from_different_machines(aws: str, tmp_path: Path) -> None:
-    """The team backend: each tick a fresh process (as from another runner) reads and writes
-    the rollout, its waits and the lock in one DynamoDB table; nothing is kept on disk."""
-    seed(aws, write(tmp_path / "seed.yaml", "t4", AMI_V1))
-    here = tmp_path / "t4"
-    here.mkdir()
-    state = "{backend: dynamodb, table: ticks-state, region: us-east-1}"
-    spec = here / "spec.yaml"
-
-    def spec_for(ami: str) -> None:
-        spec.write_text(
-            SPEC.format(project="t4", ami=ami).replace(
-                "state: {backend: local, path: state.db}", f"state: {state}"
-            )
-        )
-
-    spec_for(AMI_V1)
-    ticker = Ticker(aws, spec)
-    created = ticker.run("state", "init")
-    assert created.returncode == 0, created.stderr[-2000:]
-    first = ticker.until_settled("--yes")
-    assert first.code == 0, first.data
-    v1 = first.unit("web")["to_release"]
-    spec_for(AMI_V2)
-    ticker.advance_to(None, at_least=60)
-    start = len(ticker.ticks)
-    done = ticker.until_settled("--yes")
-    assert done.code == 0, done.data
-    assert {"bake", "pause"} <= set(waits(ticker.ticks[start:], "web"))
-    assert check_aws(aws, "t4", done.unit("web")["to_release"], AMI_V2, v1) == []
-    assert not list(here.glob("*.db"))  # the state lives in the table only
