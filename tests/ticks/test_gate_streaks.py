@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from tests.engine.conftest import AMI_V1
 from tests.engine.crashkit import seed
@@ -48,16 +49,17 @@ fleets:
 
 
 class Answers:
-    """An HTTP server on 127.0.0.1 answering 200 and counting requests."""
+    """An HTTP server on 127.0.0.1 answering ``status`` and counting requests."""
 
     def __init__(self) -> None:
         self.requests = 0
+        self.status = 200
         answers = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 answers.requests += 1
-                self.send_response(200)
+                self.send_response(answers.status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -103,3 +105,60 @@ def test_a_gate_across_two_ticks_keeps_each_instance_streak(
     assert done.code == 0 and done.unit("web")["state"] == "converged", done.data
     assert answers.requests == 3 * 2
     assert waits(ticker.ticks, "web") == ["gate", ""]
+
+
+BAKED = SPEC.replace(
+    "strategy: {{type: rolling, batch_size: 2}}",
+    "strategy: {{type: rolling, batch_size: 2, bake: 10m}}",
+).replace("successes: 3}}", "successes: 1, failures: 3}}")
+
+
+def test_a_bake_watched_tick_by_tick_counts_bad_answers_across_ticks(
+    aws: str, tmp_path: Path, answers: Answers
+) -> None:
+    """Each tick looks at the bake once; the check's bad answers in a row carry from one
+    tick's look to the next, so the third bad answer fails the bake as in process (a check
+    made afresh each tick would see one bad answer each time and never fail it)."""
+    from tests.engine.conftest import AMI_V2
+
+    text = BAKED.format(ami=AMI_V1, port=answers.port)
+    (tmp_path / "seed.yaml").write_text(text)
+    seed(aws, tmp_path / "seed.yaml")
+    here = tmp_path / "baked"
+    here.mkdir()
+    spec = here / "spec.yaml"
+    spec.write_text(text)
+    ticker = Ticker(aws, spec)
+    assert ticker.until_settled("--yes").code == 0
+
+    spec.write_text(BAKED.format(ami=AMI_V2, port=answers.port))
+    ticker.advance_to(None, at_least=60)
+    baking = ticker.tick("--yes")  # launched, gated, the bake's first look
+    assert (baking.code, baking.unit("web")["waiting_for"]) == (10, "bake"), baking.data
+    answers.status = 500  # the new release goes bad during its bake
+    codes = []
+    for _ in range(5):
+        assert ticker.ticks[-1].next_at is not None
+        ticker.advance_to(ticker.ticks[-1].next_at)
+        codes.append(ticker.tick("--yes").code)
+        if codes[-1] != 10:
+            break
+    assert codes == [10, 10, 1], codes  # bad answers 1 and 2 wait; the third fails the bake
+    failed = ticker.ticks[-1].unit("web")
+    assert failed["state"] == "failed", failed
+    answers.status = 200  # the old release's instances answer: the rollback goes on
+    back = ticker.until_settled("--yes")
+    # rolled back, and the release that failed its bake is quarantined: no tick retries it
+    assert back.unit("web")["outcome"] == "quarantined", back.data
+    group = boto3.client("autoscaling", endpoint_url=aws, region_name="us-east-1")
+    (asg,) = group.describe_auto_scaling_groups(AutoScalingGroupNames=["streaks-web"])[
+        "AutoScalingGroups"
+    ]
+    ec2 = boto3.client("ec2", endpoint_url=aws, region_name="us-east-1")
+    ids = [i["InstanceId"] for i in asg["Instances"]]
+    images = {
+        i["ImageId"]
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        for i in r["Instances"]
+    }
+    assert images == {AMI_V1}, images

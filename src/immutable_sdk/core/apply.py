@@ -29,6 +29,7 @@ from ..state.base import RolloutRecord
 from .orchestrate import DEFAULT_PARALLELISM, Bake, Orchestrator
 from .regions import Regional
 from .rollout.gate import GateRunner
+from .rollout.gate_progress import GateProgress
 from .rollout.holds import quarantine
 from .tick.due import WAVE_BAKE
 from .tick.due import wave_bake as owed_bake
@@ -117,6 +118,9 @@ def settle_bake(stack: Regional, record: RolloutRecord | None, **facts: Any) -> 
     stack.state.update_rollout(record.id, data={**fresh.data, WAVE_BAKE: bake})
 
 
+WAVE_BAKE_STEP = -2  # the step index a wave bake's check progress is saved under
+
+
 def wave_bake(
     stacks: Mapping[str, Regional],
     health_checks: Registry[HealthCheckFactory],
@@ -159,10 +163,15 @@ def wave_bake(
         def watch(keeper: Callable[[], None]) -> FleetResult:
             runner = GateRunner(fleet.health, health_checks, ctx, keeper)
             tick = not ctx.horizon.unlimited
+            checks = runner.checks()
+            if tick and record is not None and began is not None:  # an earlier tick looked
+                GateProgress.restore(stack.state, record.id, WAVE_BAKE_STEP, checks)
             with aws_errors(f"baking wave {wave.name!r}"):
-                runner.bake(0.0 if tick else max(0.0, until - clock.now()), targets)
+                runner.bake(0.0 if tick else max(0.0, until - clock.now()), targets, checks)
             now = clock.now()
             if tick and now < until:  # a later tick looks again: the deadline is journaled
+                if record is not None:  # the checks' streaks go on in the next tick's look
+                    GateProgress.save(stack.state, record.id, WAVE_BAKE_STEP, checks, at=now)
                 next_at = min(until, now + fleet.health.interval)
                 settle_bake(stack, record, next_at=next_at)
                 return replace(

@@ -433,7 +433,7 @@ class RolloutRunner:
         if self.ctx.horizon.unlimited:
             self.gates().bake(left, self.targets)
             return {"seconds": seconds}
-        self.gates().bake(0.0, self.targets)  # one look, now
+        self.look_once(self.targets)  # one look, now
         since = self.since()
         until, now = since + seconds, self.ctx.clock.now()
         if now >= until:
@@ -521,6 +521,18 @@ class RolloutRunner:
                 self.state, self.info.id, self.current, checks, at=now, started_at=began
             )
             raise
+
+    def look_once(self, targets: Callable[[], GateTargets]) -> None:
+        """A tick's one look at the current step's bake. The checks' streaks (an http
+        check's bad answers in a row) carry over from the tick before and on to the next
+        (``GateProgress``): a bake watched tick by tick judges as one watched in process."""
+        gates = self.gates()
+        checks = gates.checks()
+        if self._continued:
+            GateProgress.restore(self.state, self.info.id, self.current, checks)
+        gates.bake(0.0, targets, checks)
+        now = self.ctx.clock.now()
+        GateProgress.save(self.state, self.info.id, self.current, checks, at=now)
 
     def gate(self) -> dict[str, Any]:
         self.health_grace()

@@ -180,7 +180,7 @@ class SlotRunner(RolloutRunner):
 
     def look(self) -> None:
         """One poll of the fleet's health checks on the new slot (a tick's look at a bake)."""
-        self.gates().bake(0.0, self.slot_targets(self.s.target_slot))
+        self.look_once(self.slot_targets(self.s.target_slot))
 
     def interruptible(self, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run a wait that an operator's promote may end early."""
