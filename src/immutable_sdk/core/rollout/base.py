@@ -39,7 +39,13 @@ from ...state.base import RolloutRecord, StateStore
 from ..context import Context
 from ..stopping import StopRequest
 from ..tick.horizon import Suspended
-from ..transitions import ROLLOUT_FINISHED, ROLLOUT_LEVEL, ROLLOUT_STARTED, journal_and_notify
+from ..transitions import (
+    ROLLBACK_STARTED,
+    ROLLOUT_FINISHED,
+    ROLLOUT_LEVEL,
+    ROLLOUT_STARTED,
+    journal_and_notify,
+)
 from .holds import quarantine_failure
 from .locks import LockKeeper
 from .serving import StillServing, group_serving, require_only, slots_serving
@@ -118,6 +124,22 @@ class BaseDeployer:
 
     def strategy(self, fleet: FleetSpec) -> Strategy:
         return self.plugins.strategies.get(fleet.strategy.type).create(fleet.strategy.config)
+
+    def begin_rollback(self, info: RolloutInfo, reason: str) -> None:
+        """Record that the rollout rolls back, and why (notified once: by the process that
+        journals it)."""
+        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
+        journal_and_notify(  # notified only by the process that journals it (transitions)
+            self.state,
+            self.plugins.hook,
+            info,
+            ROLLOUT_LEVEL,
+            ROLLBACK_STARTED,
+            self.clock.now(),
+            {"reason": reason},
+            "immutable_sdk_rollback_started",
+            reason=reason,
+        )
 
     def end(self, rollout: str, info: RolloutInfo, phase: Phase, error: str | None) -> None:
         """Record the rollout's outcome. ``promoted`` and ``rolled_back`` only when AWS shows

@@ -34,7 +34,6 @@ from ...release import Release
 from ...results import FleetResult, PlanItem
 from ...spec.model import FleetSpec
 from ...state.base import RolloutRecord
-from ..transitions import ROLLBACK_STARTED, ROLLOUT_LEVEL, journal_and_notify
 from . import resume
 from .base import FAILURES, BaseDeployer, record_release, start_rollout
 from .gate import restoring
@@ -435,21 +434,10 @@ class FleetDeployer(BaseDeployer):
     ) -> None:
         """Back to ``previous`` by the same mechanism: replace, never patch."""
         ctx = runner.ctx
-        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
         runner.restoring = True  # the signal that failed the release must not block the way back
         checks = [c.type for c in restoring(fleet.health).checks]
         ctx.emit("rollback.started", reason=reason, to_release=previous, checks=checks)
-        journal_and_notify(  # notified only by the process that journals it (transitions)
-            self.state,
-            self.plugins.hook,
-            info,
-            ROLLOUT_LEVEL,
-            ROLLBACK_STARTED,
-            self.clock.now(),
-            {"reason": reason},
-            "immutable_sdk_rollback_started",
-            reason=reason,
-        )
+        self.begin_rollback(info, reason)
         try:
             if previous is None:
                 # A fleet that never ran: rolling back means removing what this rollout made.

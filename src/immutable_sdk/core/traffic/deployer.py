@@ -74,7 +74,6 @@ from ..rollout.holds import quarantine_failure
 from ..rollout.locks import LockKeeper
 from ..rollout.resume import STEP_STATUSES
 from ..rollout.runner import Resumed, new_rollout_id
-from ..transitions import ROLLBACK_STARTED, ROLLOUT_LEVEL, journal_and_notify
 from .runner import Aborted, SlotRunner, Slots
 
 
@@ -500,19 +499,8 @@ class SlotDeployer(BaseDeployer):
     ) -> None:
         """All traffic back to the previous slot first, then the new slot's group retired."""
         s = runner.s
-        self.state.update_rollout(info.id, phase=Phase.ROLLING_BACK.value, error=reason)
         runner.ctx.emit("rollback.started", reason=reason, to_release=previous)
-        journal_and_notify(  # notified only by the process that journals it (transitions)
-            self.state,
-            self.plugins.hook,
-            info,
-            ROLLOUT_LEVEL,
-            ROLLBACK_STARTED,
-            self.clock.now(),
-            {"reason": reason},
-            "immutable_sdk_rollback_started",
-            reason=reason,
-        )
+        self.begin_rollback(info, reason)
         runner.rolling_back = True
         runner.restoring = True  # the signal that failed the release must not block the way back
         runner.target = previous or ""
