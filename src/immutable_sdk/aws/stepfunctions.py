@@ -189,10 +189,17 @@ def _same(have: str | None, want: str) -> bool:
         return False
     if want.startswith("{"):
         try:
-            return bool(json.loads(have) == json.loads(want))
+            # SQS may give numbers back as numbers ({"maxReceiveCount": 5} for "5")
+            return _strings(json.loads(have)) == _strings(json.loads(want))
         except ValueError:
             return False
     return have == want
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strings(v) for k, v in value.items()}
+    return str(value)
 
 
 def _document(value: Any) -> Any:
