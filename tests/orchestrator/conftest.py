@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
+from tests.cli.output_schema import check_output
 
 from immutable_sdk.aws.session import AwsSession
 from immutable_sdk.aws.stepfunctions import Orchestration
@@ -81,7 +82,7 @@ class Project:
             "orchestrator", "install", "-f", str(self.spec), "--yes", "-o", "json", *extra
         )
         assert result.exit_code == 0, result.output
-        return dict(json.loads(result.stdout)["orchestrator"])
+        return dict(check_output("orchestrator install", result.stdout)["orchestrator"])
 
     def start(self, waves: Sequence[Sequence[str]], *, poll_seconds: int = 1) -> str:
         """Start an execution of a plan whose items create the fleets of ``waves``."""

@@ -7,11 +7,11 @@ wave's bake) and gives a dead worker's tick to another worker.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections import Counter
 
 import pytest
+from tests.cli.output_schema import check_output
 
 from immutable_sdk.clock import RealClock
 from immutable_sdk.testing.orchestrator import read_lines
@@ -85,7 +85,8 @@ def test_two_waves_succeed_with_a_worker_killed_mid_tick(project: Project) -> No
     outcomes: Counter[str] = Counter()
     for n, proc in enumerate(project.workers):
         if proc is not victim:
-            summary = json.loads((project.tmp / f"worker-{n}.out").read_text())["worker"]
+            out = (project.tmp / f"worker-{n}.out").read_text()
+            summary = check_output("worker", out)["worker"]
             outcomes.update(summary["ticks"])
     assert outcomes["failed"] == 0 and outcomes["invalid"] == 0
 

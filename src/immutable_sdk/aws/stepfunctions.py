@@ -190,7 +190,7 @@ def _same(have: str | None, want: str) -> bool:
     if want.startswith("{"):
         try:
             # SQS may give numbers back as numbers ({"maxReceiveCount": 5} for "5")
-            return _strings(json.loads(have)) == _strings(json.loads(want))
+            return bool(_strings(json.loads(have)) == _strings(json.loads(want)))
         except ValueError:
             return False
     return have == want
