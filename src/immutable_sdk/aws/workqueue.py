@@ -98,3 +98,20 @@ def _gone() -> Iterator[None]:
         if error_code(exc) in GONE_CODES:
             raise TaskGone(f"{error_code(exc)}: nobody waits for this tick's answer") from exc
         raise
+
+
+class EventSourceQueue(WorkQueue):
+    """The work queue as a Lambda function sees it: SQS's event source mapping receives the
+    messages and deletes those of a successful batch; only the task answers are the SDK's."""
+
+    def __init__(self, session: AwsSession) -> None:
+        super().__init__(session, url="")
+
+    def receive(self, wait_seconds: int, most: int = 1) -> list[Message]:
+        raise NotImplementedError("a Lambda function is handed its messages")
+
+    def delete(self, message: Message) -> None:
+        return None
+
+    def hide(self, message: Message, seconds: int) -> None:
+        return None
