@@ -37,6 +37,7 @@ class WorkQueue:
 
     def __init__(self, session: AwsSession, url: str) -> None:
         self.url = url
+        self.session = session
         self.sqs = session.client("sqs")
         self.sfn = session.client("stepfunctions")
 

@@ -166,7 +166,7 @@ def install(
 )
 @click.option(
     "--tick",
-    "tick_factory",
+    "tick",
     default=None,
     metavar="MODULE:FACTORY",
     help="A custom tick: a callable taking a TickContext and returning a UnitTick "
@@ -186,7 +186,7 @@ def worker(
     files: tuple[str, ...],
     concurrency: int,
     idle_exit: float | None,
-    tick_factory: str | None,
+    tick: str | None,
     output: str | None,
 ) -> None:
     """Run the project's ticks: long-poll the work queue, tick, answer Step Functions.
@@ -203,7 +203,7 @@ def worker(
     from ..core.orchestrator.worker import Worker
 
     spec, orch = load_orchestrated(files)
-    factory = load_factory(tick_factory) if tick_factory else reconcile_tick
+    factory = load_factory(tick) if tick else reconcile_tick
     with orchestrator_connection(opts, spec) as connection:
         with aws_errors("worker"):
             url = WorkQueue.find(connection.session, orch.queue)

@@ -33,9 +33,13 @@ JOURNAL_VAR = "IMMUTABLE_SDK_TEST_TICK_JOURNAL"
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
+    """The records of a journal file (read under its lock: never a half-written line)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    with path.open() as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
+        text = f.read()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:

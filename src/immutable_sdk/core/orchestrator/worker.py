@@ -37,6 +37,7 @@ class WorkerSummary:
     """What a worker did, by outcome: answered, failed, gone (token timed out), invalid."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
+    aws_calls: dict[str, int] = field(default_factory=dict)  # the worker's own: SQS, answers
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, outcome: str) -> None:
@@ -44,7 +45,7 @@ class WorkerSummary:
             self.outcomes[outcome] += 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ticks": dict(self.outcomes)}
+        return {"ticks": dict(self.outcomes), "aws_calls": dict(self.aws_calls)}
 
 
 class Worker:
@@ -93,6 +94,7 @@ class Worker:
             t.start()
         for t in threads:
             t.join()
+        self.summary.aws_calls = self.queue.session.calls.snapshot()
         return self.summary
 
     def _idle_for(self) -> float:
