@@ -218,7 +218,6 @@ def worker(
             ticker,
             concurrency=concurrency,
             idle_exit=idle_exit,
-            visibility_timeout=orch.visibility_timeout,
             on_event=_event_printer(opts),
         )
 

@@ -29,12 +29,12 @@ class LambdaTicks:
         if not files:
             raise UsageError(f"{SPEC_VAR}: name the spec files in the function's package")
         spec = load_spec(files)
-        orch = Orchestrator.for_spec(spec)
+        Orchestrator.for_spec(spec)  # refuses a spec whose state is not in DynamoDB
         session = AwsSession(spec.region)
         factory = load_factory(environ[TICK_VAR]) if environ.get(TICK_VAR) else reconcile_tick
         ticker = factory(TickContext(spec, files, {}))
         queue = EventSourceQueue(session)
-        return cls(Worker(queue, ticker, visibility_timeout=orch.visibility_timeout))
+        return cls(Worker(queue, ticker))
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Tick each record; ``batchItemFailures`` names those SQS should deliver again."""

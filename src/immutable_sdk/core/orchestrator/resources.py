@@ -27,6 +27,13 @@ def _bounded(name: str, limit: int) -> str:
     return f"{name[: limit - 9]}-{digest}"
 
 
+def visibility_timeout(heartbeat_seconds: int) -> int:
+    """Seconds a received message stays hidden: past the tick's heartbeat timeout, so that a
+    dead worker's task is retried by Step Functions (with a new token) before its old message
+    shows again (and is then dropped: its token timed out)."""
+    return min(43200, 2 * heartbeat_seconds + 30)
+
+
 @dataclass(frozen=True)
 class Orchestrator:
     """The names and settings of a project's orchestrator resources."""
@@ -71,10 +78,7 @@ class Orchestrator:
 
     @property
     def visibility_timeout(self) -> int:
-        """Seconds a received message stays hidden: past the tick's heartbeat timeout, so that
-        a dead worker's task is retried by Step Functions (with a new token) before its old
-        message shows again (and is then dropped: its token timed out)."""
-        return min(43200, 2 * self.settings.heartbeat_seconds + 30)
+        return visibility_timeout(self.settings.heartbeat_seconds)
 
     @property
     def worker_heartbeat(self) -> float:

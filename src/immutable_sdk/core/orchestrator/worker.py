@@ -24,6 +24,7 @@ from ...aws.workqueue import Message, TaskGone, WorkQueue
 from ...clock import Clock, RealClock
 from ...errors import ImmutableSdkError
 from .definition import TICK_ERROR
+from .resources import visibility_timeout
 from .tick import TickRequest, UnitTick
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,6 @@ class Worker:
         concurrency: int = 1,
         idle_exit: float | None = None,
         clock: Clock | None = None,
-        visibility_timeout: int = 150,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.queue = queue
@@ -67,7 +67,6 @@ class Worker:
         self.concurrency = max(1, concurrency)
         self.idle_exit = idle_exit
         self.clock = clock or RealClock()
-        self.visibility_timeout = visibility_timeout
         self.summary = WorkerSummary()
         self._on_event = on_event
         self._stop = threading.Event()
@@ -214,7 +213,7 @@ class Worker:
                 return
             try:
                 self.queue.heartbeat(request.token)
-                self.queue.hide(message, self.visibility_timeout)
+                self.queue.hide(message, visibility_timeout(request.heartbeat_seconds))
             except TaskGone:
                 # the task timed out under this tick (a stalled process): the answer will be
                 # refused too; the tick itself is idempotent, so a retry repeats nothing
