@@ -8,7 +8,8 @@ script is JSON: per unit key, the answers of its steps in order::
      "api": [{"state": "progressing", "next_in": 1, "sleep": 30}, ...]}
 
 ``next_in``: seconds from now for ``next_at``; ``sleep``: the first attempt of that step
-sleeps that long before doing it (a test kills the worker then). A step is journaled when it
+sleeps that long before doing it (a test kills the worker then); ``raise``: the first attempt
+raises an ImmutableSdkError with that message instead (a tick that failed and is retried). A step is journaled when it
 is done (``{"unit", "step", "pid", "execution"}`` lines); which step a tick does is how many
 steps of its unit the journal holds, as a real tick reads its journal: a tick asked again
 after its worker died does the step that died with it, never one twice. Every attempt is
@@ -27,6 +28,7 @@ from typing import Any
 from ..clock import RealClock
 from ..core.orchestrator.tick import TickAnswer, TickRequest
 from ..core.orchestrator.ticks import TickContext
+from ..errors import ImmutableSdkError
 
 SCRIPT_VAR = "IMMUTABLE_SDK_TEST_TICK_SCRIPT"
 JOURNAL_VAR = "IMMUTABLE_SDK_TEST_TICK_JOURNAL"
@@ -81,6 +83,8 @@ class ScriptedTick:
         ]
         if step.get("sleep") and len(tried) == 1:
             RealClock().sleep(float(step["sleep"]))  # the test kills this process meanwhile
+        if step.get("raise") and len(tried) == 1:
+            raise ImmutableSdkError(str(step["raise"]))  # before the step: nothing done
         if len(done) < len(steps):
             _append(self.journal, record)
         next_at = None
