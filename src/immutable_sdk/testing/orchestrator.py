@@ -10,10 +10,10 @@ script is JSON: per unit key, the answers of its steps in order::
 ``next_in``: seconds from now for ``next_at``; ``sleep``: the first attempt of that step
 sleeps that long before doing it (a test kills the worker then); ``raise``: the first attempt
 raises an ImmutableSdkError with that message instead (a tick that failed and is retried).
-A step is journaled when it is done (``{"unit", "step", "pid", "execution"}`` lines); which step a tick does is how many
-steps of its unit the journal holds, as a real tick reads its journal: a tick asked again
-after its worker died does the step that died with it, never one twice. Every attempt is
-written to the journal's ``.attempts`` file first.
+A step is journaled when it is done (``{"unit", "step", "pid", "execution"}`` lines); which
+step a tick does is how many steps of its unit the journal holds, as a real tick reads its
+journal: a tick asked again after its worker died does the step that died with it, never one
+twice. Every attempt is written to the journal's ``.attempts`` file first.
 """
 
 from __future__ import annotations
