@@ -169,7 +169,7 @@ def install(
     "tick",
     default=None,
     metavar="MODULE:FACTORY",
-    help="A custom tick: a callable taking a TickContext and returning a UnitTick "
+    help="A custom tick: a callable taking a TickContext and returning a Ticker "
     "(default: the SDK's reconcile tick).",
 )
 @click.option(

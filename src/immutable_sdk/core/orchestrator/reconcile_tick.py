@@ -1,38 +1,48 @@
 """The SDK's own tick: one ``Engine.reconcile`` of one unit (the reconcile issue, #16).
 
-ASSUMES (to be checked when the reconcile tick lands; everything else in the orchestrator only
-knows ``UnitTick``):
+Written against ``Engine.reconcile`` as branch is-16 has it (commit 03f224c); the rest of the
+orchestrator knows only ``Ticker``. What it relies on:
 
-* ``Engine.reconcile(fleets=[unit_key], start=True, budget=seconds)`` runs one tick of the
-  unit: does every step that is due (starting the rollout the spec asks for when ``start``),
-  spends at most about ``budget`` seconds, and is idempotent by journal and lock epoch;
-* it returns an object with ``units`` (or ``fleets``): a mapping from unit key to an entry, or
-  a sequence of entries with ``.key`` / ``.fleet``; an entry has ``state`` (``converged``,
-  ``progressing``, ``waiting`` for an operator, ``failed``), ``next_at`` (ISO 8601 or None),
-  ``reason`` (or ``error``) and ``rollout`` (its id, or None); entries may be dicts.
+* ``engine.reconcile(start=True, budget=seconds, units=[unit_key])`` runs one tick of the
+  unit: every step due now, the rollout the spec needs started, polls stopped after about
+  ``budget`` seconds; idempotent by journal and lock epoch;
+* the result's ``units`` maps the unit key to an entry with ``state`` (``converged``,
+  ``progressing``, ``waiting_for_operator``, ``failed``, ``locked``), ``next_at`` (epoch
+  seconds, or ISO 8601, or None), ``error``, ``waiting_for`` and ``rollout``; entries may be
+  objects or dicts (``ReconcileResult.to_dict()``'s shape).
 
-The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; an unfinished step
-is picked up by the next tick.
+``waiting_for_operator`` and ``locked`` become ``waiting``: the state machine asks again after
+its poll interval. The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a
+step left unfinished is picked up by the next tick.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ...errors import ImmutableSdkError
 from .tick import TickAnswer, TickRequest
 
+STATES = {
+    "converged": "converged",
+    "progressing": "progressing",
+    "waiting_for_operator": "waiting",
+    "locked": "waiting",
+    "failed": "failed",
+}
+
 
 class Reconciler(Protocol):
     """What the adapter needs of an engine (``core.engine.Engine`` once #16 is merged)."""
 
-    def reconcile(self, *, fleets: list[str], start: bool, budget: float) -> Any: ...
+    def reconcile(self, *, start: bool, budget: float, units: list[str]) -> Any: ...
 
 
 class ReconcileTick:
-    """A ``UnitTick`` that runs ``Engine.reconcile`` for the unit of each request."""
+    """A ``Ticker`` that runs ``Engine.reconcile`` for the unit of each request."""
 
     def __init__(
         self,
@@ -55,29 +65,38 @@ class ReconcileTick:
                     "was started with (redeploy the workers with the same spec)"
                 )
         with self._open_engine() as engine:
-            result = engine.reconcile(fleets=[request.unit], start=True, budget=self.budget)
+            result = engine.reconcile(start=True, budget=self.budget, units=[request.unit])
         return answer_of(result, request.unit)
 
 
 def answer_of(result: Any, key: str) -> TickAnswer:
     """The TickAnswer of unit ``key`` in a reconcile result (the shapes listed above)."""
-    entries = _get(result, "units", None) or _get(result, "fleets", None) or {}
-    entry: Any = None
-    if isinstance(entries, Mapping):
-        entry = entries.get(key)
-    else:
-        for candidate in entries:
-            if key in (_get(candidate, "key", None), _get(candidate, "fleet", None)):
-                entry = candidate
-                break
+    entries = _get(result, "units", None) or {}
+    entry = entries.get(key) if isinstance(entries, Mapping) else None
     if entry is None:
         raise ImmutableSdkError(f"{key}: the reconcile tick said nothing about this unit")
+    raw = str(_get(entry, "state", ""))
+    state = STATES.get(raw)
+    if state is None:
+        raise ImmutableSdkError(f"{key}: the reconcile tick answered an unknown state {raw!r}")
+    reason = _get(entry, "error", None) or ""
+    if not reason and state == "waiting":
+        waiting_for = _get(entry, "waiting_for", None)
+        reason = f"{raw}: {waiting_for}" if waiting_for else raw
     return TickAnswer(
-        state=str(_get(entry, "state", "")),
-        next_at=_get(entry, "next_at", None),
-        reason=str(_get(entry, "reason", None) or _get(entry, "error", None) or ""),
+        state=state,
+        next_at=_when(_get(entry, "next_at", None)),
+        reason=str(reason),
         rollout=_get(entry, "rollout", None),
     )
+
+
+def _when(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat()
+    return str(value)
 
 
 def _get(obj: Any, name: str, default: Any) -> Any:

@@ -100,7 +100,7 @@ class TickRequest:
             raise UsageError(f"not a tick message: {exc!s} in {str(body)[:200]!r}") from exc
 
 
-class UnitTick(Protocol):
+class Ticker(Protocol):
     """Runs one tick of one unit. Must be idempotent: a tick asked twice (a worker died after
     doing a step but before answering) does what is due, never a step twice."""
 

@@ -1,6 +1,6 @@
-"""Which ``UnitTick`` a worker runs: the SDK's reconcile tick, or one named ``module:factory``.
+"""Which ``Ticker`` a worker runs: the SDK's reconcile tick, or one named ``module:factory``.
 
-A factory is called with a ``TickContext`` and returns a ``UnitTick``: teams that tick their
+A factory is called with a ``TickContext`` and returns a ``Ticker``: teams that tick their
 own way (and the orchestrator's tests, with a scripted tick) name theirs with ``--tick``.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from ...errors import UsageError
 from ...spec.model import Spec
-from .tick import UnitTick
+from .tick import Ticker
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class TickContext:
     connection: Mapping[str, Any] = field(default_factory=dict)  # Connection.open's options
 
 
-def load_factory(name: str) -> Callable[[TickContext], UnitTick]:
+def load_factory(name: str) -> Callable[[TickContext], Ticker]:
     """``package.module:callable`` -> the callable (a clear error when it is not there)."""
     module_name, _, attr = name.partition(":")
     if not module_name or not attr:
@@ -38,10 +38,10 @@ def load_factory(name: str) -> Callable[[TickContext], UnitTick]:
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise UsageError(f"--tick {name}: {module_name} has no callable {attr!r}")
-    return cast(Callable[[TickContext], UnitTick], factory)
+    return cast(Callable[[TickContext], Ticker], factory)
 
 
-def reconcile_tick(context: TickContext) -> UnitTick:
+def reconcile_tick(context: TickContext) -> Ticker:
     """The SDK's tick: ``Engine.reconcile`` of the unit, an engine per tick."""
     from ..engine import Engine
     from .reconcile_tick import Reconciler, ReconcileTick

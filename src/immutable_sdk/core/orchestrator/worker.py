@@ -25,7 +25,7 @@ from ...clock import Clock, RealClock
 from ...errors import ImmutableSdkError
 from .definition import TICK_ERROR
 from .resources import visibility_timeout
-from .tick import TickRequest, UnitTick
+from .tick import Ticker, TickRequest
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Worker:
     def __init__(
         self,
         queue: WorkQueue,
-        ticker: UnitTick,
+        ticker: Ticker,
         *,
         concurrency: int = 1,
         idle_exit: float | None = None,
