@@ -68,6 +68,7 @@ def test_every_json_output_validates(world: World) -> None:
         "apply --on step-functions",
         "status --on step-functions",
         "orchestrator install",
+        "orchestrator abort",
         "worker",
     }
     assert set(schema()["x-commands"]) - seen <= {"promote", "abort", "status --watch"} | (

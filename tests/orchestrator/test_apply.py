@@ -6,8 +6,10 @@ import json
 
 from tests.cli.output_schema import check_output
 
+from immutable_sdk.clock import RealClock
 from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
+from immutable_sdk.testing.orchestrator import read_lines
 
 from .conftest import Project, spec_text
 
@@ -64,3 +66,33 @@ def test_apply_on_step_functions_needs_the_orchestrator_installed(project: Proje
     result = project.cli("apply", "-f", str(project.spec), "--yes", "--on", "step-functions")
     assert result.exit_code == 2
     assert "run `immutable-sdk orchestrator install -f SPEC` first" in result.stderr
+
+
+def test_orchestrator_abort_stops_the_execution_during_a_wait(project: Project) -> None:
+    script = {
+        f: [{"state": "progressing", "next_in": 3600}, {"state": "converged"}] for f in FLEETS
+    }
+    project.write(spec_text(FLEETS, []), script)
+    Sandbox.attach(project.url).seed(load_spec([project.spec]))
+    project.install("--heartbeat", "5s")
+    applied = project.cli("apply", "-f", str(project.spec), "--yes", "--on", "step-functions")
+    assert applied.exit_code == 0, applied.output
+    project.worker("--concurrency", "3")
+    clock = RealClock()
+    deadline = clock.monotonic() + 30
+    while len(read_lines(project.journal)) < len(FLEETS):  # every unit waits an hour now
+        assert clock.monotonic() < deadline, project.logs()
+        clock.sleep(0.1)
+    result = project.cli("orchestrator", "abort", "-f", str(project.spec), "-o", "json")
+    assert result.exit_code == 0, result.output
+    aborted = check_output("orchestrator abort", result.stdout)
+    assert aborted["status"] == "ABORTED"
+    # the scripted tick starts no rollout: nothing to roll back (a reconcile tick's rollout
+    # would be rolled back here, issue 16)
+    assert set(aborted["units"]) == set(FLEETS)
+    assert all(v.startswith("nothing to roll back") for v in aborted["units"].values())
+    described = project.aws.describe_execution(aborted["execution_arn"])
+    assert described is not None and described["status"] == "ABORTED", described.get("cause")
+    again = project.cli("orchestrator", "abort", "-f", str(project.spec))
+    assert again.exit_code == 2 and "no running execution" in again.stderr
+    assert project.stop_workers() == [0]

@@ -377,3 +377,76 @@ def status_on_step_functions(
         extra = f" until {unit['next_at']}" if unit["next_at"] else ""
         why = f" ({unit['reason']})" if unit["reason"] else ""
         click.echo(f"  {key}: {unit['state']}{extra}{why}")
+
+
+@orchestrator.command("abort")
+@spec_files_option
+@click.option(
+    "--execution",
+    default=None,
+    metavar="ARN",
+    help="The execution to abort (default: the project's newest running one).",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Print what was done as text (default) or JSON.",
+)
+@pass_options
+def abort_execution(
+    opts: Options, files: tuple[str, ...], execution: str | None, output: str | None
+) -> None:
+    """Abort a running rollout on Step Functions: stop its execution, roll its units back.
+
+    The execution is stopped first (no tick starts after that; an answer in flight is refused),
+    then each unit of the execution's plan is aborted as ``abort --fleet`` would: a rollout that
+    no process runs is rolled back here and now, one that a worker's tick still holds is sent
+    the abort signal, which that tick honours. Units with no rollout in progress are left as
+    they are. Exit code 1 when a rollback failed, 2 when there is no running execution.
+    """
+    from ..aws.session import aws_errors
+    from ..aws.stepfunctions import Orchestration
+    from ..core.orchestrator.definition import ABORTED
+    from .common import open_engine
+
+    spec, orch = load_orchestrated(files)
+    with orchestrator_connection(opts, spec) as connection, aws_errors("abort"):
+        aws = Orchestration(connection.session)
+        arn = execution
+        if arn is None:
+            machine = aws.find_state_machine(orch.state_machine)
+            running = next(iter(aws.executions(machine, "RUNNING")), None) if machine else None
+            arn = running["executionArn"] if running else None
+        described = aws.describe_execution(arn) if arn else None
+        if described is None or described["status"] != "RUNNING":
+            raise UsageError(f"no running execution of {orch.state_machine} to abort")
+        aws.stop_execution(arn or "", ABORTED, "aborted by an operator (orchestrator abort)")
+        import json
+
+        waves = json.loads(described.get("input") or "{}").get("waves", [])
+        units = [str(u["key"]) for w in waves for u in w.get("units", [])]
+    outcomes: dict[str, str] = {}
+    failed = False
+    with open_engine(opts, files) as (engine, printer), printer:
+        for key in units:
+            try:
+                result = engine.abort_unfinished(key)
+                if result is None:
+                    engine.abort(key)
+                    outcomes[key] = "abort sent to the tick that holds it"
+                else:
+                    outcomes[key] = result.outcome
+                    failed = failed or (not result.ok and result.outcome != "rolled_back")
+            except UsageError as exc:  # no rollout in progress: nothing to roll back
+                outcomes[key] = f"nothing to roll back ({exc})"
+    if output_format(opts, output) == "json":
+        emit_json({"execution_arn": arn, "status": "ABORTED", "units": outcomes})
+    else:
+        click.echo(f"execution {arn}: stopped")
+        for key, what in outcomes.items():
+            click.echo(f"  {key}: {what}")
+    if failed:
+        sys.exit(int(ExitCode.FAILED))

@@ -48,7 +48,9 @@
   moto also answered a refused token (``TaskTimedOut``, ``TaskDoesNotExist``, ``InvalidToken``)
   with HTTP 500, and dropped ``SendTaskFailure``'s ``cause``: both as AWS does here. And a
   heartbeat sent as soon as the task's message arrived was refused (moto sets the task's
-  heartbeat up after sending its message); it is taken here, as on AWS.
+  heartbeat up after sending its message); it is taken here, as on AWS. ``StopExecution`` of
+  an execution waiting inside a ``Map`` ended it ``FAILED`` (``States.Runtime``), where AWS
+  says ``ABORTED``: here too.
 
 Production code is unchanged: it calls the same APIs on AWS.
 """
@@ -389,6 +391,31 @@ def _task_tokens_time_out() -> None:
     CallbackEndpoint.interrupt_all = interrupt_all  # type: ignore[method-assign]
     CallbackEndpoint.notify_heartbeat = notify_heartbeat  # type: ignore[method-assign]
     _task_answers_refused_as_aws()
+    _stopped_executions_abort()
+
+
+def _stopped_executions_abort() -> None:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend import execution as backend
+
+    original_stop: Any = backend.Execution.stop
+    original_reflect: Any = backend.BaseExecutionWorkerCommunication._reflect_execution_status
+
+    @functools.wraps(original_stop)
+    def stop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._stop_requested = True
+        return original_stop(self, *args, **kwargs)
+
+    @functools.wraps(original_reflect)
+    def reflect(self: Any) -> Any:
+        result = original_reflect(self)
+        if getattr(self.execution, "_stop_requested", False):
+            self.execution.exec_status = ExecutionStatus.ABORTED
+            self.execution.error = self.execution.cause = None
+        return result
+
+    backend.Execution.stop = stop  # type: ignore[method-assign]
+    backend.BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
 
 
 def _task_answers_refused_as_aws() -> None:

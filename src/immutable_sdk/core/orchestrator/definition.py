@@ -26,6 +26,7 @@ from typing import Any
 UNIT_FAILED = "ImmutableSdk.UnitFailed"
 UNKNOWN_ANSWER = "ImmutableSdk.UnknownTickAnswer"
 TICK_ERROR = "ImmutableSdk.TickError"  # a worker's SendTaskFailure when the tick raised
+ABORTED = "ImmutableSdk.Aborted"  # StopExecution's error by ``orchestrator abort``
 
 
 @dataclass(frozen=True)
