@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +91,7 @@ def execution_input(
                 "units": waves[name],
                 "parallelism": max(1, min(parallelism, len(waves[name]))),
                 # the last wave's bake would hold nothing back
-                "bake_seconds": int(bakes.get(name, 0.0)) if i < len(kept) - 1 else 0,
+                "bake_seconds": math.ceil(bakes.get(name, 0.0)) if i < len(kept) - 1 else 0,
             }
             for i, name in enumerate(kept)
         ],
