@@ -105,7 +105,8 @@ class Project:
         assert started
         return arn
 
-    def worker(self, *args: str) -> subprocess.Popen[str]:
+    def worker(self, *args: str, tick: str | None = TICK) -> subprocess.Popen[str]:
+        """A worker process with the scripted tick (``tick=None``: the SDK's own)."""
         env = dict(os.environ)
         env.update(
             {
@@ -128,8 +129,7 @@ class Project:
                 "worker",
                 "-f",
                 str(self.spec),
-                "--tick",
-                TICK,
+                *(["--tick", tick] if tick else []),
                 "-o",
                 "json",
                 *args,
