@@ -1,6 +1,6 @@
 """What a rollout on Step Functions costs, counted: state transitions, SQS and answer requests.
 
-    python -m benchmarks.step_functions [--units 50] [--workers 1 2 4] [--ticks 2]
+    python -m benchmarks.step_functions [--units 50] [--workers 1 2 4] [--ticks 2] [--real]
 
 Against the emulator (moto runs the generated state machine for real), each unit answers
 ``--ticks`` ticks from a script (``progressing`` with a next_at a second away, ..., then
@@ -8,8 +8,10 @@ Against the emulator (moto runs the generated state machine for real), each unit
 (``immutable-sdk worker``). Counted from the execution's history and the workers' own call
 counters: state transitions (history events that enter a state, which is what AWS bills),
 Tick messages the state machine sent, and the workers' SQS and Step Functions requests.
-The scripted tick does no AWS work of its own: a real tick's calls (the rollout's) come on top
-and are the same as in-process ``apply``'s. See docs/step-functions.md.
+The scripted tick does no AWS work of its own. With ``--real`` the workers run the SDK's own
+tick (``Engine.reconcile``, issue 16) and create every fleet on the emulator, and in-process
+``apply`` of the same spec is run for comparison (wall time, AWS calls). See
+docs/step-functions.md.
 """
 
 from __future__ import annotations
@@ -49,7 +51,9 @@ def spec_text(units: list[str], waves: list[list[str]]) -> str:
     return text
 
 
-def run(url: str, tmp: Path, units: int, workers: int, ticks: int) -> dict[str, Any]:
+def run(
+    url: str, tmp: Path, units: int, workers: int, ticks: int, real: bool = False
+) -> dict[str, Any]:
     from immutable_sdk.aws.session import AwsSession
     from immutable_sdk.aws.stepfunctions import Orchestration
     from immutable_sdk.clock import RealClock
@@ -71,7 +75,14 @@ def run(url: str, tmp: Path, units: int, workers: int, ticks: int) -> dict[str, 
     journal = tmp / "journal.jsonl"
     journal.unlink(missing_ok=True)
     spec = load_spec([spec_path])
-    aws = Orchestration(AwsSession("us-east-1", endpoint_url=url))
+    session = AwsSession("us-east-1", endpoint_url=url)
+    aws = Orchestration(session)
+    if real:
+        from immutable_sdk.core.connection import Connection
+        from immutable_sdk.sandbox import Sandbox
+
+        Sandbox.attach(url).seed(spec)
+        Connection(session).create_state(spec)
     orch = Orchestrator.for_spec(spec, TickSettings(heartbeat_seconds=10, timeout_seconds=60))
     done = install(orch, aws)
     items = tuple(
@@ -93,7 +104,8 @@ def run(url: str, tmp: Path, units: int, workers: int, ticks: int) -> dict[str, 
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "immutable_sdk", "--endpoint-url", url, "worker",
-                 "-f", str(spec_path), "--tick", TICK, "--concurrency", "4", "-o", "json"],
+                 "-f", str(spec_path), *([] if real else ["--tick", TICK]),
+                 "--concurrency", "4", "-o", "json"],
                 env=env, stdout=out, stderr=subprocess.DEVNULL, text=True,
             )
         )  # fmt: skip
@@ -107,9 +119,12 @@ def run(url: str, tmp: Path, units: int, workers: int, ticks: int) -> dict[str, 
     for p in procs:
         p.send_signal(signal.SIGTERM)
     calls: Counter[str] = Counter()
+    tick_calls: Counter[str] = Counter()
     for n, p in enumerate(procs):
         p.wait(timeout=120)
-        calls.update(json.loads((tmp / f"w{n}.out").read_text())["worker"]["aws_calls"])
+        summary = json.loads((tmp / f"w{n}.out").read_text())["worker"]
+        calls.update(summary["aws_calls"])
+        tick_calls.update(summary.get("tick_calls", {}))
     history = aws.history(arn)
     kinds = Counter(e["type"] for e in history)
     transitions = sum(v for k, v in kinds.items() if k.endswith("StateEntered"))
@@ -124,6 +139,34 @@ def run(url: str, tmp: Path, units: int, workers: int, ticks: int) -> dict[str, 
         "worker_sqs_requests": sum(v for k, v in calls.items() if k.startswith("sqs.")),
         "worker_answers": sum(v for k, v in calls.items() if k.startswith("stepfunctions.")),
         "worker_calls": dict(sorted(calls.items())),
+        "tick_aws_calls": sum(tick_calls.values()),
+    }
+
+
+def in_process(url: str, tmp: Path, units: int) -> dict[str, Any]:
+    """The same rollout by in-process ``apply`` (the spec ``run`` wrote), for comparison."""
+    from immutable_sdk.aws.session import AwsSession
+    from immutable_sdk.clock import RealClock
+    from immutable_sdk.core.connection import Connection
+    from immutable_sdk.core.engine import Engine
+    from immutable_sdk.sandbox import Sandbox
+    from immutable_sdk.spec.load import load_spec
+
+    spec_path = tmp / "spec.yaml"
+    spec = load_spec([spec_path])
+    Sandbox.attach(url).seed(spec)
+    Connection(AwsSession("us-east-1", endpoint_url=url)).create_state(spec)
+    clock = RealClock()
+    start = clock.monotonic()
+    with Engine.from_files([spec_path], endpoint_url=url) as engine:
+        result = engine.apply(parallelism=units)
+        calls = engine.session.calls.total
+    return {
+        "units": units,
+        "in_process_apply": True,
+        "ok": all(f.ok for f in result.fleets),
+        "wall_seconds": round(clock.monotonic() - start, 1),
+        "aws_calls": calls,
     }
 
 
@@ -132,6 +175,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--ticks", type=int, default=2)
+    parser.add_argument("--real", action="store_true", help="the SDK's tick (issue 16)")
     args = parser.parse_args()
     from immutable_sdk.sandbox.emulator import Emulator
 
@@ -141,8 +185,11 @@ def main() -> None:
     with Emulator() as emulator, tempfile.TemporaryDirectory() as tmp:
         for workers in args.workers:
             emulator.reset()
-            row = run(emulator.url, Path(tmp), args.units, workers, args.ticks)
+            row = run(emulator.url, Path(tmp), args.units, workers, args.ticks, args.real)
             print(json.dumps(row), flush=True)
+        if args.real:
+            emulator.reset()
+            print(json.dumps(in_process(emulator.url, Path(tmp), args.units)), flush=True)
 
 
 if __name__ == "__main__":

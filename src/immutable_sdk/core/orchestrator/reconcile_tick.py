@@ -18,6 +18,8 @@ step left unfinished is picked up by the next tick.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
@@ -54,6 +56,8 @@ class ReconcileTick:
         self._open_engine = open_engine
         self._spec_digests = spec_digests
         self.budget = budget
+        self.aws_calls: Counter[str] = Counter()  # the ticks' own, by operation
+        self._lock = threading.Lock()
 
     def tick(self, request: TickRequest) -> TickAnswer:
         if self._spec_digests is not None and request.spec_digest:
@@ -66,6 +70,9 @@ class ReconcileTick:
                 )
         with self._open_engine() as engine:
             result = engine.reconcile(start=True, budget=self.budget, units=[request.unit])
+        calls = _get(_get(result, "api_calls", None) or {}, "by_operation", None) or {}
+        with self._lock:
+            self.aws_calls.update(calls)
         return answer_of(result, request.unit)
 
 

@@ -39,6 +39,7 @@ class WorkerSummary:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     aws_calls: dict[str, int] = field(default_factory=dict)  # the worker's own: SQS, answers
+    tick_calls: dict[str, int] = field(default_factory=dict)  # its ticks' (the rollouts')
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, outcome: str) -> None:
@@ -46,7 +47,11 @@ class WorkerSummary:
             self.outcomes[outcome] += 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ticks": dict(self.outcomes), "aws_calls": dict(self.aws_calls)}
+        return {
+            "ticks": dict(self.outcomes),
+            "aws_calls": dict(self.aws_calls),
+            "tick_calls": dict(self.tick_calls),
+        }
 
 
 class Worker:
@@ -94,6 +99,7 @@ class Worker:
         for t in threads:
             t.join()
         self.summary.aws_calls = self.queue.session.calls.snapshot()
+        self.summary.tick_calls = dict(sorted(getattr(self.ticker, "aws_calls", {}).items()))
         return self.summary
 
     def _idle_for(self) -> float:
