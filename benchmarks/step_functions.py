@@ -83,7 +83,12 @@ def run(
 
         Sandbox.attach(url).seed(spec)
         Connection(session).create_state(spec)
-    orch = Orchestrator.for_spec(spec, TickSettings(heartbeat_seconds=10, timeout_seconds=60))
+    # the heartbeat timeout runs from when a Tick's message is sent: a tick waiting in the
+    # queue for a free worker counts, so it is set well past a tick's time in the queue
+    heartbeat = 60 if real else 10
+    orch = Orchestrator.for_spec(
+        spec, TickSettings(heartbeat_seconds=heartbeat, timeout_seconds=600)
+    )
     done = install(orch, aws)
     items = tuple(
         PlanItem(fleet=u, action="create", release="r1", wave=f"w{i}", region="us-east-1")
@@ -91,7 +96,8 @@ def run(
         for u in members
     )
     plan = Plan("bench", items, waves=tuple(w.to_dict() for w in assign_waves(spec, names)))
-    payload = execution_input(spec, plan, parallelism=units, poll_seconds=1)
+    # a wave's concurrency at most the workers' (4 ticks each): more would only queue ticks
+    payload = execution_input(spec, plan, parallelism=min(units, 4 * workers), poll_seconds=1)
     env = {
         **os.environ,
         "PYTHONPATH": str(SRC),
