@@ -424,6 +424,7 @@ def abort_execution(
         if described is None or described["status"] != "RUNNING":
             raise UsageError(f"no running execution of {orch.state_machine} to abort")
         aws.stop_execution(arn or "", ABORTED, "aborted by an operator (orchestrator abort)")
+        status = _settled(aws, arn or "")
         import json
 
         waves = json.loads(described.get("input") or "{}").get("waves", [])
@@ -443,10 +444,25 @@ def abort_execution(
             except UsageError as exc:  # no rollout in progress: nothing to roll back
                 outcomes[key] = f"nothing to roll back ({exc})"
     if output_format(opts, output) == "json":
-        emit_json({"execution_arn": arn, "status": "ABORTED", "units": outcomes})
+        emit_json({"execution_arn": arn, "status": status, "units": outcomes})
     else:
-        click.echo(f"execution {arn}: stopped")
+        click.echo(f"execution {arn}: {status}")
         for key, what in outcomes.items():
             click.echo(f"  {key}: {what}")
     if failed:
         sys.exit(int(ExitCode.FAILED))
+
+
+def _settled(aws: Any, arn: str, within: float = 30.0) -> str:
+    """The execution's status once it left RUNNING after a stop (or RUNNING after ``within``
+    seconds: the stop is asynchronous, on the emulator more than on AWS)."""
+    from ..clock import RealClock
+
+    clock = RealClock()
+    deadline = clock.monotonic() + within
+    while True:
+        described = aws.describe_execution(arn) or {}
+        status = str(described.get("status", "RUNNING"))
+        if status != "RUNNING" or clock.monotonic() >= deadline:
+            return status
+        clock.sleep(0.2)
