@@ -41,7 +41,7 @@ def test_two_waves_succeed_with_a_worker_killed_mid_tick(project: Project) -> No
     # a2's second step hangs on its first attempt: its worker is killed there
     script["a2"] = [STEPS[0], {"state": "converged", "sleep": 120}]
     two_waves(project, script)
-    project.install("--heartbeat", "2s", "--tick-timeout", "60s")
+    project.install("--heartbeat", "3s", "--tick-timeout", "60s")
     arn = project.start([WAVE_1, WAVE_2])
     for _ in range(3):
         project.worker("--concurrency", "2")
