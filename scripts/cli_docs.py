@@ -39,6 +39,15 @@ OTHER_VARIABLES = [
         "set by `sandbox serve`'s env file: the state file the attached commands share.",
     ),
     (
+        "IMMUTABLE_SDK_SPEC",
+        "the Lambda handler (`immutable_sdk.aws_lambda.handler`): the spec files in the "
+        "function's package, `:`-separated (see [Step Functions](../step-functions.md)).",
+    ),
+    (
+        "IMMUTABLE_SDK_TICK",
+        "the Lambda handler: a custom tick, `module:factory` (as `worker --tick`).",
+    ),
+    (
         "_IMMUTABLE_SDK_COMPLETE",
         "shell completion: `bash_source`, `zsh_source` or `fish_source` prints the script "
         "(see the [CLI reference](cli.md)).",

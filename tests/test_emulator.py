@@ -1,4 +1,5 @@
 import boto3
+import pytest
 
 
 def test_emulator_serves_ec2_on_loopback_and_resets(aws: str, emulator) -> None:
@@ -116,3 +117,51 @@ def test_a_percentile_statistic_answers_instead_of_failing(aws: str) -> None:
 
     assert p99("Latency") == [0.99]
     assert p99("Sets") == []
+
+
+def test_task_tokens_are_answered_as_aws_answers_them(aws: str) -> None:
+    """Executions run (the emulator enables them); a token is refused once its task timed out,
+    each Retry has its own token, and a heartbeat sent at once is taken."""
+    import json
+
+    from immutable_sdk.clock import RealClock
+
+    kw = {"endpoint_url": aws, "region_name": "us-east-1"}
+    sqs, sfn = boto3.client("sqs", **kw), boto3.client("stepfunctions", **kw)
+    queue = sqs.create_queue(QueueName="ticks")["QueueUrl"]
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "HeartbeatSeconds": 1,
+        "Retry": [{"ErrorEquals": ["States.Timeout"], "MaxAttempts": 1, "IntervalSeconds": 1}],
+        "End": True,
+    }
+    machine = sfn.create_state_machine(
+        name="m",
+        definition=json.dumps({"StartAt": "T", "States": {"T": task}}),
+        roleArn="arn:aws:iam::123456789012:role/r",
+    )["stateMachineArn"]
+    run = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+
+    def token() -> str:
+        got = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=10)["Messages"][0]
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=got["ReceiptHandle"])
+        return str(json.loads(got["Body"])["token"])
+
+    first = token()
+    sfn.send_task_heartbeat(taskToken=first)  # at once: taken
+    second = token()  # no heartbeat for a second: the Retry sends a new token
+    assert second != first
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=first, output="{}")
+    with pytest.raises(sfn.exceptions.InvalidToken):
+        sfn.send_task_heartbeat(taskToken="not-a-token")
+    sfn.send_task_success(taskToken=second, output='{"ok": true}')
+    clock = RealClock()
+    deadline = clock.monotonic() + 10
+    while sfn.describe_execution(executionArn=run)["status"] == "RUNNING":
+        assert clock.monotonic() < deadline
+        clock.sleep(0.05)
+    done = sfn.describe_execution(executionArn=run)
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"ok": True})

@@ -71,4 +71,14 @@ def test_every_json_output_validates(world: World) -> None:
     assert ticked["units"]["web"]["state"] == "converged"  # type: ignore[index]
     check("unlock", "--fleet", "web", "--force")
     # promote and abort are validated where a rollout waits (tests/slots/test_operator.py)
-    assert set(schema()["x-commands"]) - seen <= {"promote", "abort", "status --watch"}
+    # the Step Functions commands are validated in tests/orchestrator
+    on_step_functions = {
+        "apply --on step-functions",
+        "status --on step-functions",
+        "orchestrator install",
+        "orchestrator abort",
+        "worker",
+    }
+    assert set(schema()["x-commands"]) - seen <= {"promote", "abort", "status --watch"} | (
+        on_step_functions
+    )

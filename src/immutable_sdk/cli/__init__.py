@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "drift",
     "operator",
     "preview",
+    "orchestrator",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

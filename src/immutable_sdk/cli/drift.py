@@ -186,6 +186,15 @@ def recycle(
     default=None,
     help="Also write each policy document to DIR/NAME.json (for aws iam create-policy).",
 )
+@click.option(
+    "--role",
+    type=click.Choice(["apply", "worker", "orchestrator"]),
+    default="apply",
+    show_default=True,
+    help="Whose policy: apply (whoever runs apply); worker (a Step Functions worker: "
+    "apply's, its work queue and task answers, starting executions); orchestrator (the "
+    "state machine's role: send to the work queue).",
+)
 @pass_options
 def iam_policy(
     opts: Options,
@@ -196,8 +205,12 @@ def iam_policy(
     output: str | None,
     name: str | None,
     out_dir: str | None,
+    role: str,
 ) -> None:
     """Print the least-privilege IAM policies that applying this spec needs.
+
+    ``--role worker`` and ``--role orchestrator``: the policies of a Step Functions worker and
+    of the state machine's role (``orchestrator install``; the spec's state in DynamoDB).
 
     Only the actions the spec's builders, strategies, health checks and state backend call;
     mutating actions conditioned on the SDK's tags where AWS supports it; Route 53 changes
@@ -217,7 +230,18 @@ def iam_policy(
         packer_temporary_security_group=packer_temporary_security_group,
     )
     notes = policy_notes(spec, packer_temporary_security_group=packer_temporary_security_group)
-    policies = pack(whole, name or f"immutable-sdk-{spec.name}")
+    default_name = f"immutable-sdk-{spec.name}"
+    if role != "apply":
+        from ..core.iam.orchestrator import orchestrator_policy, worker_statements
+        from ..core.orchestrator.resources import Orchestrator
+
+        orch = Orchestrator.for_spec(spec)
+        default_name = f"{default_name}-{role}"
+        if role == "orchestrator":
+            whole, notes = orchestrator_policy(orch, account), []
+        else:
+            whole = {**whole, "Statement": [*whole["Statement"], *worker_statements(orch, account)]}
+    policies = pack(whole, name or default_name)
     if out_dir:
         import json
         from pathlib import Path

@@ -13,6 +13,7 @@ from ..errors import DETAILED_CHANGES, UsageError
 from . import Duration, F, Options, output_option, pass_options, spec_files_option
 from .common import emit_json, exit_code, open_engine, output_format
 from .common import show as _show
+from .orchestrator import on_option
 
 if TYPE_CHECKING:
     from ..core.engine import Engine
@@ -194,6 +195,7 @@ def plan(
     is_flag=True,
     help="Sandbox only: promote every manual pause at once, as an operator would.",
 )
+@on_option
 @fleets_option
 @pass_options
 def apply(
@@ -212,9 +214,13 @@ def apply(
     lease: float,
     virtual_clock: bool,
     auto_promote: bool,
+    on: str,
     fleets: tuple[str, ...],
 ) -> None:
     """Build images and roll fleets out to the spec, with health gates and rollback.
+
+    `--on step-functions` starts the plan's execution of the project's state machine
+    (`orchestrator install`) and exits at once; workers run it (`worker`).
 
     `apply PLANFILE` applies a plan saved by `plan --out PLANFILE` (its spec files and
     fleets), without asking; it refuses when a fleet's spec or what AWS runs changed since.
@@ -245,6 +251,18 @@ def apply(
         files, fleets, yes = saved.files, saved.fleets, True  # reviewed when it was made
     elif not files:
         raise UsageError("apply: give the spec with -f SPEC, or a saved plan: apply PLANFILE")
+    if on == "step-functions":
+        from .orchestrator import apply_on_step_functions
+
+        if saved is not None or prune or recycle or virtual_clock or auto_promote:
+            raise UsageError(
+                "apply --on step-functions takes -f SPEC, --fleet, --parallelism and --yes "
+                "only (no saved plan, --prune, --recycle, --virtual-clock, --auto-promote)"
+            )
+        apply_on_step_functions(
+            opts, files, fleets, yes=yes, output=output, parallelism=parallelism, planned=planned
+        )
+        return
     as_json = output_format(opts, output) == "json"
     engine_options: dict[str, Any] = {"lease": lease, "lock_wait": wait_for_lock}
     for flag, given in (("--virtual-clock", virtual_clock), ("--auto-promote", auto_promote)):
@@ -340,11 +358,32 @@ def _operator_stand_in(engines: list[Any]) -> Any:
     show_default=True,
     help="Time between refreshes (2s, 1m, 1m30s).",
 )
+@on_option
+@click.option(
+    "--execution",
+    default=None,
+    metavar="ARN",
+    help="With --on step-functions: this execution (default: the project's newest).",
+)
 @pass_options
 def status(
-    opts: Options, files: tuple[str, ...], output: str | None, watch: bool, interval: float
+    opts: Options,
+    files: tuple[str, ...],
+    output: str | None,
+    watch: bool,
+    interval: float,
+    on: str,
+    execution: str | None,
 ) -> None:
-    """Per fleet: release, instances by release and health, rollout in progress."""
+    """Per fleet: release, instances by release and health, rollout in progress.
+
+    `--on step-functions`: the project's execution and each unit's state in it.
+    """
+    if on == "step-functions":
+        from .orchestrator import status_on_step_functions
+
+        status_on_step_functions(opts, files, output, execution)
+        return
     if watch:
         from .watch import watch_status
 

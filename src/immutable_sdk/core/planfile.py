@@ -66,15 +66,20 @@ def observed(plan: Plan, item: PlanItem) -> dict[str, Any]:
     }
 
 
+def spec_digest(spec: Spec, fleet_name: str) -> str:
+    """A digest of the fleet's settings and its image's, locations left out."""
+    fleet = spec.fleets.get(fleet_name)
+    image = spec.images.get(fleet.image) if fleet is not None else None
+    return _digest({"fleet": _plain(fleet), "image": _plain(image)})
+
+
 def fingerprints(spec: Spec, plan: Plan) -> dict[str, dict[str, Any]]:
     """Per unit key: the digests of its spec and of its AWS observations, and those."""
     out = {}
     for item in plan.items:
-        fleet = spec.fleets.get(item.fleet)
-        image = spec.images.get(fleet.image) if fleet is not None else None
         seen = observed(plan, item)
         out[item.key] = {
-            "spec": _digest({"fleet": _plain(fleet), "image": _plain(image)}),
+            "spec": spec_digest(spec, item.fleet),
             "aws": _digest(seen),
             "observed": seen,
         }

@@ -22,6 +22,7 @@ class Emulator:
         self._host = host
         self._port = port
         self._server: Any = None
+        self._moto_port_before: str | None = None
 
     def start(self) -> Emulator:
         try:
@@ -39,12 +40,16 @@ class Emulator:
         # on at ERROR: the client gets the answer (an HTTP 500, made readable by the SDK's
         # error handling), so the emulator's thread writes nothing to this process's stderr.
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+        # moto's state machine interpreter logs every failed state with its whole parse tree:
+        # an execution's failure is in its history (DescribeExecution), as on AWS
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         # A connection the client dropped (a killed process, a timed-out request) makes the
         # server's socketserver print a traceback to stderr, under the sandbox user's command
         # output; it goes to the emulator's debug log instead.
         self._server._server.handle_error = _dropped_request
+        self.enable_step_functions()
         return self
 
     @property
@@ -56,7 +61,27 @@ class Emulator:
 
     def reset(self) -> None:
         """Forget every resource (moto's reset API): a clean account, in milliseconds."""
-        req = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST", data=b"")
+        self._post("/moto-api/reset")
+
+    def enable_step_functions(self) -> None:
+        """Have moto run state machines for real (Wait, Map, SQS ``waitForTaskToken`` tasks).
+
+        Its service integrations call back into the emulator at ``localhost:$MOTO_PORT``, read
+        when an execution starts, in the process that runs the emulator: that is this one.
+        """
+        import os
+
+        # moto's accounts are per process, whichever of its servers serves them: the port of
+        # any emulator running here reaches them; a stopped one's gives its predecessor's back
+        self._moto_port_before = os.environ.get("MOTO_PORT")
+        os.environ["MOTO_PORT"] = self.url.rsplit(":", 1)[1]
+        self._post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+
+    def _post(self, path: str, body: dict[str, Any] | None = None) -> None:
+        import json
+
+        data = json.dumps(body).encode() if body is not None else b""
+        req = urllib.request.Request(f"{self.url}{path}", method="POST", data=data)
         # straight to loopback: never through a proxy the environment names (urlopen would)
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with direct.open(req, timeout=30) as resp:
@@ -64,6 +89,13 @@ class Emulator:
 
     def stop(self) -> None:
         if self._server is not None:
+            import os
+
+            if os.environ.get("MOTO_PORT") == self.url.rsplit(":", 1)[1]:
+                if self._moto_port_before is None:
+                    os.environ.pop("MOTO_PORT", None)
+                else:
+                    os.environ["MOTO_PORT"] = self._moto_port_before
             self._server.stop()
             self._server = None
 

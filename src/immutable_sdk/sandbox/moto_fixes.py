@@ -44,6 +44,18 @@
   resume at once (``ValueError: generator already executing``, HTTP 500): fifty fleets created
   in parallel in one subnet hit it. Addresses are handed out one at a time here.
 
+* moto runs state machines (once enabled) but forgets nothing about a task token whose task
+  timed out: ``SendTaskHeartbeat`` and ``SendTaskSuccess`` with it succeed, where AWS answers
+  ``TaskTimedOut``. A worker that heartbeats a token before it ticks then ticked for a task
+  nobody waits for any more. Here a token's task that ended without an answer (timeout,
+  heartbeat timeout, the execution stopped) refuses later answers with ``TaskTimedOut``.
+  moto also answered a refused token (``TaskTimedOut``, ``TaskDoesNotExist``, ``InvalidToken``)
+  with HTTP 500, and dropped ``SendTaskFailure``'s ``cause``: both as AWS does here. And a
+  heartbeat sent as soon as the task's message arrived was refused (moto sets the task's
+  heartbeat up after sending its message); it is taken here, as on AWS. ``StopExecution`` of
+  an execution waiting inside a ``Map`` ended it ``FAILED`` (``States.Runtime``), where AWS
+  says ``ABORTED``: here too.
+
 Production code is unchanged: it calls the same APIs on AWS.
 """
 
@@ -188,6 +200,7 @@ def install() -> None:
     _extended_statistics()
     _addresses_freed_on_termination()
     _serialize_subnet_addresses()
+    _task_tokens_time_out()
     _installed = True
 
 
@@ -337,3 +350,144 @@ def _serialize_subnet_addresses() -> None:
             return original(self, *args, **kwargs)
 
     Subnet.get_available_subnet_ip = get_available_subnet_ip  # type: ignore[method-assign]
+
+
+def _task_tokens_time_out() -> None:
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackConsumerTimeout,
+        CallbackEndpoint,
+    )
+
+    original = CallbackEndpoint.interrupt_all
+
+    @functools.wraps(original)
+    def interrupt_all(self: Any) -> None:
+        # called once the task's outcome is known; no outcome: it timed out or was stopped
+        if self.get_outcome() is None and self.consumer_error is None:
+            self.report(CallbackConsumerTimeout())
+        original(self)
+
+    # moto sets a task's heartbeat timer up only after it sent the task's message: a worker
+    # that heartbeats (or answers) as soon as it has the message found no timer, was refused
+    # (InvalidToken) or went unheard, and the task then timed out with its answer in hand.
+    # On AWS a live token takes heartbeats and answers from the start.
+    def notify_heartbeat(self: Any) -> bool:
+        if self._heartbeat_endpoint is not None:
+            self._heartbeat_endpoint.notify()
+        else:
+            self._early_heartbeat = True
+        return True
+
+    original_setup = CallbackEndpoint.setup_heartbeat_endpoint
+
+    @functools.wraps(original_setup)
+    def setup_heartbeat_endpoint(self: Any, heartbeat_seconds: int) -> Any:
+        endpoint: Any = original_setup(self, heartbeat_seconds)
+        if self.get_outcome() is not None or getattr(self, "_early_heartbeat", False):
+            endpoint.notify()
+        return endpoint
+
+    CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
+
+    # moto made a task's token once and sent it again with every Retry of the task: the answer
+    # of a worker that was given up on (its heartbeat timed out) then counted for the retry.
+    # On AWS each attempt has its own token; here too.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_task,
+    )
+
+    task = callback_task.StateTaskServiceCallback
+    original_attempt = task._eval_execution
+
+    @functools.wraps(original_attempt)
+    def attempt(self: Any, env: Any) -> Any:
+        context = env.states.context_object
+        if (context.context_object_data.get("Task") or {}).get("Token"):
+            env.callback_pool_manager.add(context.update_task_token())
+        return original_attempt(self, env)
+
+    task._eval_execution = attempt  # type: ignore[method-assign]
+
+    CallbackEndpoint.interrupt_all = interrupt_all  # type: ignore[method-assign]
+    CallbackEndpoint.notify_heartbeat = notify_heartbeat  # type: ignore[method-assign]
+    _task_answers_refused_as_aws()
+    _stopped_executions_abort()
+
+
+def _stopped_executions_abort() -> None:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend import execution as backend
+
+    original_stop: Any = backend.Execution.stop
+    original_reflect: Any = backend.BaseExecutionWorkerCommunication._reflect_execution_status
+
+    @functools.wraps(original_stop)
+    def stop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._stop_requested = True
+        return original_stop(self, *args, **kwargs)
+
+    @functools.wraps(original_reflect)
+    def reflect(self: Any) -> Any:
+        result = original_reflect(self)
+        if getattr(self.execution, "_stop_requested", False):
+            self.execution.exec_status = ExecutionStatus.ABORTED
+            self.execution.error = self.execution.cause = None
+        return result
+
+    backend.Execution.stop = stop  # type: ignore[method-assign]
+    backend.BaseExecutionWorkerCommunication._reflect_execution_status = reflect  # type: ignore[method-assign]
+
+
+def _task_answers_refused_as_aws() -> None:
+    from moto.core.exceptions import JsonRESTError
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackOutcomeFailure,
+        CallbackOutcomeSuccess,
+    )
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def answer(backend: Any, token: str, act: Callable[[Any], Any]) -> None:
+        # AWS: a token whose task ended without this answer is TaskTimedOut, an unknown one
+        # InvalidToken (moto raised exceptions its server cannot send: HTTP 500)
+        running = {id(e) for e in backend._get_executions(ExecutionStatus.RUNNING)}
+        for execution in backend._get_executions():
+            worker = getattr(execution, "exec_worker", None)
+            endpoint = worker.env.callback_pool_manager.get(token) if worker else None
+            if endpoint is None:
+                continue
+            if endpoint.consumer_error is not None or id(execution) not in running:
+                raise JsonRESTError("TaskTimedOut", "Task Timed Out")
+            act(endpoint)
+            return
+        raise JsonRESTError("InvalidToken", "Invalid Token")
+
+    def send_task_heartbeat(self: Any, task_token: str) -> None:
+        answer(self, task_token, lambda e: e.notify_heartbeat())
+
+    def send_task_success(self: Any, task_token: str, outcome: str) -> None:
+        done = CallbackOutcomeSuccess(callback_id=task_token, output=outcome)
+        answer(self, task_token, lambda e: e.notify(outcome=done))
+
+    def send_task_failure(
+        self: Any, task_token: str, error: str | None = None, cause: str | None = None
+    ) -> None:
+        done = CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause)
+        answer(self, task_token, lambda e: e.notify(outcome=done))
+
+    StepFunctionsParserBackend.send_task_heartbeat = send_task_heartbeat  # type: ignore[method-assign,assignment]
+    StepFunctionsParserBackend.send_task_success = send_task_success  # type: ignore[method-assign,assignment]
+    StepFunctionsParserBackend.send_task_failure = send_task_failure  # type: ignore[method-assign,assignment]
+
+    def response_failure(self: Any) -> Any:
+        from moto.core.responses import EmptyResult
+
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = response_failure  # type: ignore[method-assign]

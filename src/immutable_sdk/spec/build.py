@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import Location
 from ..units import parse_duration
 from .model import (
     Capacity,
@@ -51,7 +52,7 @@ def build_spec(root: LDict, files: tuple[Path, ...]) -> Spec:
         api_version=str(root["apiVersion"]),
         name=str(root["name"]),
         region=region,
-        state=_state(root.get("state"), region, files[0].parent),
+        state=_state(root, region, files),
         images={n: _image(root, n, images[n], region, fleets) for n in images},
         fleets={n: _fleet(root, n, fleets[n], region) for n in fleets},
         waves=tuple(_wave(root, i, w) for i, w in enumerate(root.get("waves") or ())),
@@ -63,12 +64,24 @@ def build_spec(root: LDict, files: tuple[Path, ...]) -> Spec:
     )
 
 
-def _state(state: LDict | None, region: str, first_folder: Path) -> StateSpec:
-    state = state or LDict(("<spec>", 0, 0))
+def _state(root: LDict, region: str, files: tuple[Path, ...]) -> StateSpec:
+    state = root.get("state") or LDict(("<spec>", 0, 0))
+    if "backend" in state:
+        location, _ = where(root, ("state", "backend"))
+    elif "state" in root:
+        location, _ = where(root, ("state",), key=True)
+    else:
+        location = Location(str(files[0]), 1, 1)
     backend = str(state.get("backend", "local"))
     if backend == "dynamodb":
-        return StateSpec(backend, table=str(state["table"]), region=state.get("region", region))
-    return StateSpec(backend, path=first_folder / str(state.get("path", DEFAULT_STATE_PATH)))
+        return StateSpec(
+            backend,
+            table=str(state["table"]),
+            region=state.get("region", region),
+            location=location,
+        )
+    path = files[0].parent / str(state.get("path", DEFAULT_STATE_PATH))
+    return StateSpec(backend, path=path, location=location)
 
 
 def _image(

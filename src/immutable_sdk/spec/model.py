@@ -138,6 +138,8 @@ class StateSpec:
     path: Path = Path(".immutable/state.db")  # local: resolved against the first spec file
     table: str | None = None  # dynamodb
     region: str | None = None  # dynamodb; defaults to the spec's region
+    # where ``state.backend`` is written (the first spec file when the spec has no state block)
+    location: Location = field(default_factory=lambda: Location("<spec>"), compare=False)
 
 
 @dataclass(frozen=True)

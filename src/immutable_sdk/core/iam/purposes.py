@@ -74,6 +74,18 @@ PURPOSES: dict[str, str] = {
     "any group without a project tag, in the build regions",
 }
 
+# The Step Functions orchestrator's roles (iam-policy --role orchestrator / worker)
+ORCHESTRATOR_PURPOSES: dict[str, str] = {
+    "TickQueueSend": "the state machine sends each Tick (with its task token) to the project's "
+    "work queue, and nothing else",
+    "TickQueueWork": "a worker takes Tick messages from the work queue, keeps one hidden while "
+    "it ticks, and deletes it once answered",
+    "TickAnswers": "a worker answers a Tick's task token (success, failure, heartbeat)",
+    "Executions": "apply --on step-functions starts the plan's execution; status and abort "
+    "read and stop the project's executions",
+    "FindStateMachine": "find the project's state machine by name",
+}
+
 # Reads on "*" that AWS could scope, and why they are not.
 STAR_BY_CHOICE: dict[str, str] = {
     "cloudwatch:DescribeAlarms": "the alarm health check and analysis read composite alarms "
@@ -85,7 +97,8 @@ ONLY_ON_STAR = "AWS has no resource-level permission for them (allowed on * or n
 
 
 def purpose(sid: str) -> str:
-    return PURPOSES[re.sub(r"\d+$", "", base_sid(sid))]
+    name = re.sub(r"\d+$", "", base_sid(sid))
+    return PURPOSES.get(name) or ORCHESTRATOR_PURPOSES[name]
 
 
 def star_reason(statement: Mapping[str, Any]) -> str | None:

@@ -1,0 +1,119 @@
+"""The tick seam without AWS: answers, the reconcile adapter, the generated definition."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from immutable_sdk.core.orchestrator.definition import (
+    TICK_ERROR,
+    UNIT_FAILED,
+    TickSettings,
+    definition,
+)
+from immutable_sdk.core.orchestrator.reconcile_tick import ReconcileTick, answer_of
+from immutable_sdk.core.orchestrator.tick import TickAnswer, TickRequest
+from immutable_sdk.errors import ImmutableSdkError, UsageError
+
+
+@dataclass
+class Entry:
+    state: str
+    next_at: float | None = None
+    error: str | None = None
+    waiting_for: str | None = None
+    rollout: str | None = None
+
+
+@dataclass
+class Result:
+    units: dict[str, Any] = field(default_factory=dict)
+
+
+def test_reconcile_states_become_the_state_machine_s() -> None:
+    at = 1_800_000_000.5  # epoch seconds, as Engine.reconcile gives them
+    answer = answer_of(Result({"web": Entry("progressing", next_at=at, rollout="r-1")}), "web")
+    assert answer == TickAnswer("progressing", "2027-01-15T08:00:01Z", "", "r-1")  # rounded up
+    paused = answer_of(Result({"web": Entry("waiting_for_operator", waiting_for="promote")}), "web")
+    assert (paused.state, paused.reason) == ("waiting", "waiting_for_operator: promote")
+    assert answer_of(Result({"web": Entry("locked")}), "web").state == "waiting"
+    failed = answer_of({"units": {"web": {"state": "failed", "error": "gate: 2 unhealthy"}}}, "web")
+    assert (failed.state, failed.reason) == ("failed", "gate: 2 unhealthy")
+    with pytest.raises(ImmutableSdkError, match="said nothing about this unit"):
+        answer_of(Result({}), "web")
+    with pytest.raises(ImmutableSdkError, match="unknown state 'odd'"):
+        answer_of(Result({"web": Entry("odd")}), "web")
+
+
+def request(unit: str = "web", digest: str = "sha256:a") -> TickRequest:
+    body = {
+        "task_token": "t",
+        "unit": {"key": unit, "fleet": unit, "region": "us-east-1", "spec_digest": digest},
+        "wave": "all",
+        "plan": "p",
+        "execution": "arn:x",
+        "heartbeat_seconds": 9,
+    }
+    return TickRequest.from_message(json.dumps(body))
+
+
+def test_the_adapter_ticks_one_unit_and_refuses_another_spec() -> None:
+    calls: list[dict[str, Any]] = []
+
+    class Engine:
+        def reconcile(self, **kwargs: Any) -> Result:
+            calls.append(kwargs)
+            return Result({"web": Entry("converged")})
+
+    @contextmanager
+    def opened() -> Iterator[Engine]:
+        yield Engine()
+
+    tick = ReconcileTick(opened, spec_digests={"web": "sha256:a"}, budget=30)
+    assert tick.tick(request()).state == "converged"
+    assert calls == [{"start": True, "budget": 30, "units": ["web"]}]
+    with pytest.raises(ImmutableSdkError, match="spec differs"):
+        tick.tick(request(digest="sha256:b"))
+    assert request().heartbeat_seconds == 9
+    with pytest.raises(UsageError, match="not a tick message"):
+        TickRequest.from_message("{}")
+
+
+def test_answers_are_what_the_choice_reads() -> None:
+    with pytest.raises(ValueError, match="tick state must be one of"):
+        TickAnswer("done")
+    with pytest.raises(ValueError, match="needs a time zone"):
+        TickAnswer("progressing", "2026-12-05T10:00:00")
+    out = TickAnswer("progressing", "2026-12-05T10:00:00+01:00").to_output()
+    assert out == {"state": "progressing", "next_at": "2026-12-05T09:00:00Z", "reason": "",
+                   "rollout": None}  # fmt: skip
+
+
+def test_the_definition_is_one_loop_per_unit_inside_ordered_waves() -> None:
+    doc = definition("https://q", TickSettings(heartbeat_seconds=30, timeout_seconds=900))
+    waves = doc["States"]["Waves"]
+    assert (waves["ItemsPath"], waves["MaxConcurrency"]) == ("$.waves", 1)
+    wave = waves["ItemProcessor"]["States"]
+    assert wave["Units"]["MaxConcurrencyPath"] == "$.wave.parallelism"
+    assert wave["Bake"] == {"Type": "Wait", "SecondsPath": "$.wave.bake_seconds", "End": True}
+    loop = wave["Units"]["ItemProcessor"]["States"]
+    tick = loop["Tick"]
+    assert tick["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    assert (tick["HeartbeatSeconds"], tick["TimeoutSeconds"]) == (30, 900)
+    assert tick["Parameters"]["MessageBody"]["task_token.$"] == "$$.Task.Token"
+    retried = [r["ErrorEquals"] for r in tick["Retry"]]
+    assert retried == [["States.Timeout", "States.HeartbeatTimeout"], [TICK_ERROR]]
+    assert loop["WaitUntil"] == {"Type": "Wait", "TimestampPath": "$.tick.next_at", "Next": "Tick"}
+    assert loop["WaitPoll"]["Next"] == "Tick"
+    assert loop["Failed"] == {"Type": "Fail", "Error": UNIT_FAILED, "CausePath": "$.tick.reason"}
+    # every Next names a state of its own state list
+    for states in (doc["States"], wave, loop):
+        for state in states.values():
+            targets = [state.get("Next"), state.get("Default")]
+            targets += [c["Next"] for c in state.get("Choices", [])]
+            assert {t for t in targets if t} <= set(states)
