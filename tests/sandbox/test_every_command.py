@@ -57,7 +57,7 @@ MUST_SUCCEED = {
     "plugins",
     "schema",
 }
-DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4}
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 10, 11}  # 10, 11: reconcile progressing, waiting
 
 SPEC = """apiVersion: immutable-sdk/v1
 name: shop
