@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..aws.session import aws_errors
-from ..clock import Clock
+from ..clock import Clock, Reservation
 from ..errors import GateFailed
 from ..plugin import GateTargets, HealthCheckFactory, Registry
 from ..results import FleetResult, Plan, PlanItem
@@ -50,9 +50,11 @@ def run_plan(
     ledger: Bake | None = None,
     parallelism: int = DEFAULT_PARALLELISM,
     fail_fast: bool = False,
+    held: Reservation | None = None,
 ) -> list[FleetResult]:
     """Apply ``plan``'s items through ``apply_item``, scheduled; results in plan order.
-    ``ledger`` (``wave_ledger``) sees each result of a unit whose wave bakes."""
+    ``ledger`` (``wave_ledger``) sees each result of a unit whose wave bakes; ``held``: see
+    ``Orchestrator.run``."""
     items = {i.key: i for i in plan.items}
     waves = assign_waves(spec, [(i.fleet, i.region or spec.region) for i in plan.items])
     wave_of = {u.key: w for w in waves for u in w.units}
@@ -67,7 +69,7 @@ def run_plan(
         for i in plan.items
     }
     orchestrator = Orchestrator(clock, parallelism=parallelism, fail_fast=fail_fast)
-    results = orchestrator.run(waves, work, bake=bake, skeletons=skeletons)
+    results = orchestrator.run(waves, work, bake=bake, skeletons=skeletons, held=held)
     return [results[i.key] for i in plan.items]
 
 

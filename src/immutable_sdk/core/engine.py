@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..aws.session import AwsSession, aws_errors
-from ..clock import Clock, RealClock
+from ..clock import Clock, RealClock, reserve
 from ..errors import UsageError
 from ..lifecycle import Event
 from ..plugin import Artifact, Builder, ImageSpec, ResumableBuilder
@@ -232,20 +232,27 @@ class Engine:
         if veto:
             raise UsageError(f"a plugin refused the plan: {veto}")
         result = ApplyResult(project=self.spec.name)
-        # Images build in the background; a fleet waits only for its own image's build.
-        artifacts = Builds(plan.artifacts, plan.builds, self.build, self.clock, parallelism)
-        result.fleets += run_plan(
-            self.spec,
-            self.clock,
-            plan,
-            lambda item: self._apply_item(
-                item, artifacts, prune=prune, abort_unfinished=abort_unfinished
-            ),
-            bake=wave_bake(self.regional, self.plugins.health_checks, self.wave_rollback),
-            ledger=wave_ledger(self.regional),
-            parallelism=parallelism,
-            fail_fast=fail_fast,
-        )
+        # Images build in the background; a fleet waits only for its own image's build. On a
+        # virtual clock, time stands still from the builds' start until the fleets' jobs hold
+        # their places: else it could run ahead to the end of every build meanwhile.
+        held = reserve(self.clock)
+        try:
+            artifacts = Builds(plan.artifacts, plan.builds, self.build, self.clock, parallelism)
+            result.fleets += run_plan(
+                self.spec,
+                self.clock,
+                plan,
+                lambda item: self._apply_item(
+                    item, artifacts, prune=prune, abort_unfinished=abort_unfinished
+                ),
+                bake=wave_bake(self.regional, self.plugins.health_checks, self.wave_rollback),
+                ledger=wave_ledger(self.regional),
+                parallelism=parallelism,
+                fail_fast=fail_fast,
+                held=held,
+            )
+        finally:
+            held.cancel()  # not handed over (an error before the fleets started)
         # where the plan stands, for any process (the wave bakes' deadlines among it)
         record_apply(self.state, plan, result.fleets, self.clock.now())
         built, failed = artifacts.wait()

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..clock import Clock, reserve
+from ..clock import Clock, Reservation, reserve
 from ..errors import (
     ImmutableSdkError,
     Interrupted,
@@ -74,10 +74,13 @@ class Orchestrator:
         *,
         bake: Bake | None = None,
         skeletons: Mapping[str, FleetResult] | None = None,
+        held: Reservation | None = None,
     ) -> dict[str, FleetResult]:
         """Run every unit of ``waves``; returns results by unit key (every unit has one).
 
-        ``skeletons`` give blocked units their action and releases (from the plan).
+        ``skeletons`` give blocked units their action and releases (from the plan). ``held``:
+        the caller's reservation, taken before it started work of its own on the clock (the
+        image builds): time stands still until the first units hold their places.
         """
         if self.parallelism < 1:
             from ..errors import UsageError
@@ -101,7 +104,7 @@ class Orchestrator:
         try:
             # Hold time still while the first units are handed out, as a finishing worker
             # does while it hands out the next ones.
-            with reserve(self.clock), self._lock:
+            with held or reserve(self.clock), self._lock:
                 self._next_wave()
             while not self._finished.wait(0.2):
                 pass
