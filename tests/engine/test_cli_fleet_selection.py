@@ -85,3 +85,15 @@ def test_apply_touches_only_the_selection(world: World) -> None:
     rest = cli(world, "plan", "-f", spec, "-o", "json")
     actions = {i["key"]: i["action"] for i in json.loads(rest.stdout)["items"]}
     assert actions == {"db": "noop", "api": "noop", "api-admin": "create", "web": "create"}
+
+
+def test_reconcile_matches_fleets_as_plan_does(world: World) -> None:
+    """``reconcile --fleet`` takes the same globs (``web@*`` too, in a one-region spec), and
+    a pattern that matches nothing is the same located error."""
+    spec = project(world)
+    out = cli(world, "reconcile", "-f", spec, "--fleet", "web@*", "--fleet", "db", "-o", "json")
+    assert out.exit_code == 11, out.output  # changes wait for --yes: an operator's call
+    assert sorted(json.loads(out.stdout)["units"]) == ["db", "web"]
+    nothing = cli(world, "reconcile", "-f", spec, "--fleet", "nope*")
+    assert nothing.exit_code == 2
+    assert "--fleet 'nope*' matches no fleet (fleets: api, api-admin, db, web)" in nothing.stderr

@@ -9,7 +9,6 @@ operator is needed, 1 something failed or rolled back in this tick, 3 locked.
 
 from __future__ import annotations
 
-import fnmatch
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -31,17 +30,15 @@ AGAIN = (int(ExitCode.PROGRESSING), int(ExitCode.WAITING))  # --loop ticks again
 
 
 def selected_units(engine: Engine, patterns: tuple[str, ...]) -> list[str] | None:
-    """The unit keys matching the ``--fleet`` globs (None: every unit)."""
+    """The unit keys the ``--fleet`` globs match, as ``plan --fleet`` matches them (by key or
+    by ``fleet@region``), from the spec alone: a tick with nothing due reads no AWS. None:
+    every unit."""
     if not patterns:
         return None
-    keys = engine.unit_keys()
-    chosen = [k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
-    if not chosen:
-        raise UsageError(
-            f"--fleet {' '.join(patterns)} matches no fleet of the spec (fleets: "
-            f"{', '.join(sorted(keys))})"
-        )
-    return chosen
+    from ..core.selection import matching
+
+    names = {key: f"{fleet}@{region}" for key, fleet, region in engine.spec.units()}
+    return matching(names, patterns)
 
 
 @click.command()

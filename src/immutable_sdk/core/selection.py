@@ -12,7 +12,7 @@ CLI says so, so none is skipped silently.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
@@ -53,13 +53,9 @@ class Selection:
         return out
 
 
-def select(spec: Spec, plan: Plan, patterns: Sequence[str]) -> Selection:
-    """``plan`` narrowed to the units ``patterns`` match and their dependencies."""
-    region = spec.region
-    units = assign_waves(spec, [(i.fleet, i.region or region) for i in plan.items])
-    depends = {u.key: u.depends_on for w in units for u in w.units}
-    names = {i.key: f"{i.fleet}@{i.region or region}" for i in plan.items}
-
+def matching(names: Mapping[str, str], patterns: Sequence[str]) -> list[str]:
+    """The unit keys of ``names`` (key -> ``fleet@region``) that ``patterns`` match, by key
+    or by full name, in pattern order; UsageError for a pattern that matches none."""
     selected: list[str] = []
     for pattern in patterns:
         hits = [k for k in names if fnmatchcase(k, pattern) or fnmatchcase(names[k], pattern)]
@@ -67,7 +63,17 @@ def select(spec: Spec, plan: Plan, patterns: Sequence[str]) -> Selection:
             known = ", ".join(sorted(names)) or "none"
             raise UsageError(f"--fleet {pattern!r} matches no fleet (fleets: {known})")
         selected += [k for k in hits if k not in selected]
+    return selected
 
+
+def select(spec: Spec, plan: Plan, patterns: Sequence[str]) -> Selection:
+    """``plan`` narrowed to the units ``patterns`` match and their dependencies."""
+    region = spec.region
+    units = assign_waves(spec, [(i.fleet, i.region or region) for i in plan.items])
+    depends = {u.key: u.depends_on for w in units for u in w.units}
+    names = {i.key: f"{i.fleet}@{i.region or region}" for i in plan.items}
+
+    selected = matching(names, patterns)
     chosen = set(selected)
     todo = list(selected)
     while todo:
