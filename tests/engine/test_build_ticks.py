@@ -113,6 +113,7 @@ def test_a_build_started_by_one_tick_is_polled_by_the_next_and_rolled_out(world:
         nexts.append(unit.next_at)
         world.clock.advance(unit.next_at - world.clock.now())
     assert len(ServiceBuilder.starts) == 1 and ServiceBuilder.polls == 2
+    assert [e.data["next_at"] for e in world.of_kind("build.waiting")] == nexts
     assert nexts[1] - nexts[0] == pytest.approx(60.0)  # one look a minute (BUILD_POLL)
 
     with world.engine() as engine:

@@ -23,7 +23,7 @@ from ..aws.session import AwsSession, aws_errors
 from ..clock import Clock, RealClock, reserve
 from ..errors import UsageError
 from ..lifecycle import Event
-from ..plugin import Artifact, Builder, ImageSpec, ResumableBuilder
+from ..plugin import Artifact, ImageSpec, ResumableBuilder
 from ..plugins import Plugins, load_plugins
 from ..release import artifact_to_dict
 from ..results import (
@@ -360,19 +360,16 @@ class Engine:
         self.ctx.emit("build.finished", image=image_name, amis=dict(artifact.amis))
         return artifact
 
-    def _build_by_ticks(self, image: ImageSpec, builder: Builder) -> Artifact:
+    def _build_by_ticks(self, image: ImageSpec, builder: ResumableBuilder) -> Artifact:
         """In a tick, a resumable build (EC2 Image Builder) is started once, recorded in the
         state store, and asked where it stands once per tick; Suspended while it runs."""
-        assert isinstance(builder, ResumableBuilder)
         record = start_build(self.state, builder, image, self.ctx)
         polled = poll_build(self.state, builder, image, self.ctx, record.digest)
         if polled.artifact is not None:
             return polled.artifact
-        now = self.clock.now()
-        self.ctx.emit("build.waiting", image=image.name, status=polled.detail, next_poll=now)
-        raise Suspended(
-            now + BUILD_POLL, "build", {"image": image.name, "since": record.started_at}
-        )
+        next_at = self.clock.now() + BUILD_POLL
+        self.ctx.emit("build.waiting", image=image.name, status=polled.detail, next_at=next_at)
+        raise Suspended(next_at, "build", {"image": image.name, "since": record.started_at})
 
     def _apply_item(
         self,

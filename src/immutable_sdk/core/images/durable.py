@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from ...errors import BuildError
 from ...plugin import (
@@ -37,7 +37,7 @@ from ...state.base import BuildRecord, StateStore
 BUILD_POLL = 60.0  # seconds between a tick's looks at a running build (they take minutes)
 
 
-def is_resumable(builder: Builder) -> bool:
+def is_resumable(builder: Builder) -> TypeGuard[ResumableBuilder]:
     """Whether ``builder``'s builds can outlast a tick (``start``/``poll``)."""
     return isinstance(builder, ResumableBuilder)
 
