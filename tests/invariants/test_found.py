@@ -3,9 +3,10 @@
 Each test is the machine's printed failing example, as is. A defect found and not yet fixed is
 marked ``xfail(strict=True)``: when the fix lands the test passes, the strict mark fails the
 suite, and whoever merged the fix removes the mark. Never weaken the monitor to make one pass.
-Fixed so far: issue 13 items 1 and 2 (the first, second and fourth test), and the launch
+Fixed so far: issue 13 items 1 and 2 (the first, second and fourth test), the launch
 template version made twice by a retried create (the third: a client token, and all versions
-of a failed release deleted).
+of a failed release deleted), and a slot left at min 0 by a rollout that died before sizing
+its home slot, then rolled back to (the sixth: a slot rollback sizes the slot that serves).
 """
 
 from __future__ import annotations
@@ -97,19 +98,16 @@ def test_a_rollback_and_a_release_in_one_second_keep_their_order(
     state.safe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="found by the soak after issue 13's fixes, not yet fixed: a slot fleet's rollback "
-    "resumed after a crash leaves a slot group at min 0 (see the docstring)",
-)
-def test_a_crashed_canary_resumed_into_a_firing_alarm_leaves_a_slot_at_the_wrong_bounds(
+def test_a_crashed_canary_rolled_back_into_a_firing_alarm_restores_the_slot_s_bounds(
     state: DeploymentSafety,
 ) -> None:
     """Found by the soak (seed 3000): a canary release crashes just before an
     UpdateAutoScalingGroup, the alarm goes to ALARM, and the apply that resumes the rollout
     rolls it back, recorded ``rolled_back``, with slot group ``inv-web-blue`` left at
-    min/desired/max (0, 4, 8) instead of the spec's bounds (invariant 4)."""
+    min/desired/max (0, 4, 8) instead of the spec's bounds (invariant 4). The rollout had
+    died between its last step and sizing its home slot; the next release failed and rolled
+    back to that slot. Fixed: a slot rollback gives the slot that serves again the spec's
+    bounds."""
     state.fleet(kind="slots")
     state.safe()
     state.release_slots(image="v1", strategy="blue-green-manual")

@@ -524,6 +524,12 @@ class SlotDeployer(BaseDeployer):
             if restore is None:
                 self.fleets.delete_group(fleet.name)  # no slot group left: the template too
             else:
+                # the slot that serves again gets the spec's bounds: a rollout that died
+                # between its last step and sizing its home slot left that slot at min 0
+                cap = fleet.capacity
+                self.groups.resize(
+                    fleet.name, restore, min_size=cap.min, desired=cap.desired, max_size=cap.max
+                )
                 self.delete_failed_version(fleet.name, failed, previous)
         except ImmutableSdkError as exc:
             self.settle_rollback(info, result, reason, previous, exc)
