@@ -148,6 +148,12 @@ def test_a_managed_desired_capacity_is_left_to_the_policies(world: World) -> Non
     group = world.group()
     assert group["DesiredCapacity"] == 4 and group["SuspendedProcesses"] == []
     assert {m["ImageId"] for m in world.members()} == {AMI_V2} and len(world.members()) == 4
+    # the report's reference lines: the capacity this rollout kept (100% of the live 4)
+    with SqliteStateStore(world.tmp / "state.db", "shop") as state:
+        (context,) = [
+            e.data for e in state.journal(web.rollout or "") if e.data.get("note") == "context"
+        ]
+    assert context["capacity"]["desired"] == 4 and context["min_healthy"] == 4, context
 
 
 def test_scaling_policies_are_created_updated_and_removed(world: World) -> None:

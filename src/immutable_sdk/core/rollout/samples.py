@@ -29,31 +29,34 @@ if TYPE_CHECKING:
     from .runner import RolloutRunner
 
 
-def min_healthy(fleet: FleetSpec) -> int | None:
+def min_healthy(fleet: FleetSpec, desired: int | None = None) -> int | None:
     """The healthy in-service count the fleet's strategy keeps during a rollout (None when
-    its strategy names no ``min_healthy``: traffic-slot strategies keep the live slot whole)."""
+    its strategy names no ``min_healthy``: traffic-slot strategies keep the live slot whole).
+    ``desired``: the capacity the rollout aims for (``desired: managed``: the group's live
+    value at its start), else the spec's."""
+    desired = fleet.capacity.desired if desired is None else desired
     value = fleet.strategy.config.get("min_healthy")
     if value is None:
-        return fleet.capacity.desired if fleet.strategy.type == "rolling" else None
+        return desired if fleet.strategy.type == "rolling" else None
     try:
         size = parse_size(value)
     except ValueError:
         return None
-    desired = fleet.capacity.desired
     return size.of(desired, round_up=True) if size.percent else min(size.value, desired)
 
 
-def context(fleet: FleetSpec, region: str, unit: str) -> dict[str, Any]:
-    """The ``context`` note's data for ``fleet``."""
+def context(fleet: FleetSpec, region: str, unit: str, desired: int | None = None) -> dict[str, Any]:
+    """The ``context`` note's data for ``fleet`` (``desired``: as for ``min_healthy``)."""
     cap = fleet.capacity
+    desired = cap.desired if desired is None else desired
     traffic = dict(fleet.traffic or {})
     route53 = traffic.get("route53") or {}
     return {
         "note": "context",
         "unit": unit,
         "region": region,
-        "capacity": {"min": cap.min, "desired": cap.desired, "max": cap.max},
-        "min_healthy": min_healthy(fleet),
+        "capacity": {"min": cap.min, "desired": desired, "max": cap.max},
+        "min_healthy": min_healthy(fleet, desired),
         "strategy": {"type": fleet.strategy.type, **dict(fleet.strategy.config)},
         "slots": sorted((traffic.get("slots") or {}).keys()),
         "ttl": route53.get("ttl"),
@@ -74,7 +77,8 @@ class Samples:
     def context(self, runner: RolloutRunner) -> None:
         if "context" in self.last:
             return
-        data = context(runner.fleet, runner.ctx.region, runner.ctx.unit(runner.fleet.name))
+        fleet = runner.fleet
+        data = context(fleet, runner.ctx.region, runner.ctx.unit(fleet.name), runner.capacity())
         self.last["context"] = data
         self._write(runner, -1, data)
 
