@@ -11,10 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from immutable_sdk.core.context import Context
@@ -33,12 +31,8 @@ from immutable_sdk.plugin import (
 from immutable_sdk.plugins import load_plugins
 from immutable_sdk.spec.model import HealthSpec, PluginConfig
 from immutable_sdk.state.base import RolloutRecord, StateStore
-from immutable_sdk.state.dynamodb import DynamoDbStateStore
-from immutable_sdk.state.dynamodb_table import create_table
-from immutable_sdk.state.sqlite import SqliteStateStore
 
 T0 = 1_800_000_000.0
-TABLE = "immutable-sdk-state"
 
 
 class Endpoint:
@@ -78,34 +72,6 @@ def endpoint() -> Iterator[Endpoint]:
     e = Endpoint(200)
     yield e
     e.stop()
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def open_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[], StateStore]]:
-    opened: list[StateStore] = []
-    if request.param == "sqlite":
-
-        def make() -> StateStore:
-            return SqliteStateStore(tmp_path / "state.db", "shop")
-
-    else:
-        client = boto3.client(
-            "dynamodb", endpoint_url=request.getfixturevalue("aws"), region_name="us-east-1"
-        )
-        create_table(client, TABLE)
-
-        def make() -> StateStore:
-            return DynamoDbStateStore(client, TABLE, "shop")
-
-    def open_one() -> StateStore:
-        opened.append(make())
-        return opened[-1]
-
-    yield open_one
-    for store in opened:
-        store.close()
 
 
 class Suspended(Exception):
@@ -164,13 +130,13 @@ def start(store: StateStore) -> None:
 
 def suspend_then_resume(
     ctx: Context,
-    open_store: Callable[[], StateStore],
+    open_state_store: Callable[[], StateStore],
     checks: list[dict[str, Any]],
     polls_before: Callable[[], bool],
 ) -> tuple[GateProgress | None, Callable[[], dict[str, HealthReport]]]:
     """Process A gates until ``polls_before`` says stop, saves and lets go of the lock; process
     B (new objects) restores. Returns what B restored and B's gate, to run."""
-    first = open_store()
+    first = open_state_store()
     start(first)
     a = runner(ctx, checks, polls_before)
     a_checks = a.checks()
@@ -179,7 +145,7 @@ def suspend_then_resume(
     GateProgress.save(first, "r-1", 4, a_checks, at=T0 + 20, started_at=T0, polls=2)
     assert first.release_lock("web", "host:1:a")
 
-    second = open_store()  # another process: its own store handle, lock, registry and checks
+    second = open_state_store()  # another process: its own store handle, lock, registry and checks
     second.acquire_lock("web", "host:2:b", 60, T0 + 30)
     b = runner(ctx, checks, lambda: False)
     b_checks = b.checks()
@@ -203,14 +169,16 @@ def test_the_contract_version_and_which_built_in_checks_keep_state() -> None:
 
 
 def test_a_streak_of_successes_survives_the_process(
-    ctx: Context, endpoint: Endpoint, open_store: Callable[[], StateStore]
+    ctx: Context, endpoint: Endpoint, open_state_store: Callable[[], StateStore]
 ) -> None:
     checks = [http(endpoint, successes=4)]
     uninterrupted = runner(ctx, checks, lambda: False).gate(lambda: TARGETS)
     assert endpoint.requests == 4
     endpoint.requests = 0
 
-    restored, resume = suspend_then_resume(ctx, open_store, checks, lambda: endpoint.requests >= 2)
+    restored, resume = suspend_then_resume(
+        ctx, open_state_store, checks, lambda: endpoint.requests >= 2
+    )
     assert restored is not None
     assert (restored.restored, restored.started_at, restored.polls) == (("http",), T0, 2)
     reports = resume()
@@ -220,7 +188,7 @@ def test_a_streak_of_successes_survives_the_process(
 
 
 def test_a_streak_of_failures_survives_the_process(
-    ctx: Context, open_store: Callable[[], StateStore]
+    ctx: Context, open_state_store: Callable[[], StateStore]
 ) -> None:
     failing = Endpoint(500)
     try:
@@ -229,7 +197,9 @@ def test_a_streak_of_failures_survives_the_process(
             runner(ctx, checks, lambda: False).gate(lambda: TARGETS)
         assert failing.requests == 3
         failing.requests = 0
-        _, resume = suspend_then_resume(ctx, open_store, checks, lambda: failing.requests >= 2)
+        _, resume = suspend_then_resume(
+            ctx, open_state_store, checks, lambda: failing.requests >= 2
+        )
         with pytest.raises(GateFailed) as resumed:
             resume()
         assert failing.requests == 3  # the first poll after the resume is the third failure
@@ -239,10 +209,12 @@ def test_a_streak_of_failures_survives_the_process(
 
 
 def test_a_version_1_check_keeps_working_and_starts_afresh(
-    ctx: Context, endpoint: Endpoint, open_store: Callable[[], StateStore]
+    ctx: Context, endpoint: Endpoint, open_state_store: Callable[[], StateStore]
 ) -> None:
     checks = [http(endpoint, successes=2), {"type": "counts-polls", "needed": 3}]
-    restored, resume = suspend_then_resume(ctx, open_store, checks, lambda: endpoint.requests >= 2)
+    restored, resume = suspend_then_resume(
+        ctx, open_state_store, checks, lambda: endpoint.requests >= 2
+    )
     assert restored is not None and restored.restored == ("http",)
     assert set(restored.checks) == {"http"}  # nothing saved for the version-1 check
     reports = resume()
@@ -250,17 +222,19 @@ def test_a_version_1_check_keeps_working_and_starts_afresh(
     assert reports["http"].details["i-1"].endswith("(2/2)")
 
 
-def test_nothing_saved_restores_nothing(ctx: Context, open_store: Callable[[], StateStore]) -> None:
-    store = open_store()
+def test_nothing_saved_restores_nothing(
+    ctx: Context, open_state_store: Callable[[], StateStore]
+) -> None:
+    store = open_state_store()
     start(store)
     checks = runner(ctx, [{"type": "elb"}], lambda: False).checks()
     assert GateProgress.restore(store, "r-1", 0, checks) is None
 
 
 def test_a_snapshot_of_another_check_class_is_not_restored(
-    ctx: Context, endpoint: Endpoint, open_store: Callable[[], StateStore]
+    ctx: Context, endpoint: Endpoint, open_state_store: Callable[[], StateStore]
 ) -> None:
-    store = open_store()
+    store = open_state_store()
     start(store)
     progress = {
         "format": 1,
@@ -289,7 +263,7 @@ def test_the_elb_checks_failed_poll_counts_round_trip() -> None:
 
 
 def test_a_resumed_gate_times_out_when_the_uninterrupted_one_would(
-    ctx: Context, open_store: Callable[[], StateStore]
+    ctx: Context, open_state_store: Callable[[], StateStore]
 ) -> None:
     """The time the gate ran before it was suspended counts against its timeout."""
     checks = [{"type": "counts-polls", "needed": 10_000}]  # never healthy
@@ -303,7 +277,7 @@ def test_a_resumed_gate_times_out_when_the_uninterrupted_one_would(
     uninterrupted, took = timeout_gate()
     assert took == pytest.approx(600)
 
-    store = open_store()
+    store = open_state_store()
     start(store)
     began = ctx.clock.now()
     polls = [0]
@@ -318,7 +292,7 @@ def test_a_resumed_gate_times_out_when_the_uninterrupted_one_would(
         a.gate(lambda: TARGETS, a_checks)
     GateProgress.save(store, "r-1", 0, a_checks, at=ctx.clock.now(), started_at=began, polls=3)
     restored = GateProgress.restore(
-        open_store(), "r-1", 0, runner(ctx, checks, lambda: False).checks()
+        open_state_store(), "r-1", 0, runner(ctx, checks, lambda: False).checks()
     )
     assert restored is not None and restored.started_at == began
     resumed, took = timeout_gate(elapsed=ctx.clock.now() - began)

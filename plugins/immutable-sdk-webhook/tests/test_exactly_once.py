@@ -11,12 +11,10 @@ import json
 import multiprocessing
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pytest
 from immutable_sdk_webhook.notifier import Settings, WebhookNotifier
 
 from immutable_sdk.core.transitions import (
@@ -30,41 +28,10 @@ from immutable_sdk.lifecycle import Gate, Launch
 from immutable_sdk.plugin import RolloutInfo
 from immutable_sdk.plugins import load_plugins
 from immutable_sdk.state.base import RolloutRecord, StateStore
-from immutable_sdk.state.dynamodb import DynamoDbStateStore
-from immutable_sdk.state.dynamodb_table import create_table
 from immutable_sdk.state.sqlite import SqliteStateStore
 
 T0 = 1_800_000_000.0
-TABLE = "immutable-sdk-state"
 INFO = RolloutInfo("ro-1", "shop", "web", "rolling", "rel-a", "rel-b")
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def open_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[], StateStore]]:
-    opened: list[StateStore] = []
-    if request.param == "sqlite":
-
-        def make() -> StateStore:
-            return SqliteStateStore(tmp_path / "state.db", "shop")
-
-    else:
-        client = boto3.client(
-            "dynamodb", endpoint_url=request.getfixturevalue("aws"), region_name="us-east-1"
-        )
-        create_table(client, TABLE)
-
-        def make() -> StateStore:
-            return DynamoDbStateStore(client, TABLE, "shop")
-
-    def open_one() -> StateStore:
-        opened.append(make())
-        return opened[-1]
-
-    yield open_one
-    for store in opened:
-        store.close()
 
 
 class Process:
@@ -97,11 +64,11 @@ def start(store: StateStore) -> None:
 
 
 def test_processes_journaling_the_same_transition_notify_it_once(
-    open_store: Callable[[], StateStore], endpoint: Any
+    open_state_store: Callable[[], StateStore], endpoint: Any
 ) -> None:
     server = endpoint()
-    start(open_store())
-    processes = [Process(open_store(), server.url) for _ in range(5)]
+    start(open_state_store())
+    processes = [Process(open_state_store(), server.url) for _ in range(5)]
     barrier = threading.Barrier(len(processes))
     wrote: list[bool] = []
 
@@ -128,10 +95,10 @@ def test_processes_journaling_the_same_transition_notify_it_once(
 
 
 def test_a_resumed_rollout_does_not_send_earlier_transitions_again(
-    open_store: Callable[[], StateStore], endpoint: Any
+    open_state_store: Callable[[], StateStore], endpoint: Any
 ) -> None:
     server = endpoint()
-    store = open_store()
+    store = open_state_store()
     start(store)
     first = Process(store, server.url)
     launch, gate = Launch(count=2), Gate()
@@ -142,7 +109,7 @@ def test_a_resumed_rollout_does_not_send_earlier_transitions_again(
     first.close()  # the process is gone in the middle of step 1
 
     # Another process replays the rollout from its journal: every transition again, in order.
-    second = Process(open_store(), server.url)
+    second = Process(open_state_store(), server.url)
     replayed = [
         second.transition(ROLLOUT_LEVEL, ROLLOUT_STARTED, "immutable_sdk_rollout_started"),
         second.transition(0, "started", "immutable_sdk_step_started", step=launch),

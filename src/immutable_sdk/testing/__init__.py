@@ -9,7 +9,10 @@ Enable with ``-p immutable_sdk.testing`` or ``pytest_plugins = ["immutable_sdk.t
 * ``spec_writer``: writes spec files (and files they reference) under ``tmp_path``;
 * ``sandbox_account``: the ``aws`` account seeded for a spec, with engines on the virtual clock
   (see ``SandboxAccount``), and ``run_rollout``: its ``run`` method, which applies a spec and
-  returns the result with every event (see ``RolloutRun``).
+  returns the result with every event (see ``RolloutRun``);
+* ``open_state_store``: ``open_state_store(project="shop")`` opens a state store object on
+  this test's backend, once with SQLite and once with DynamoDB on the emulator (the fixture is
+  parametrized); the objects share their data, as processes do (see ``stores``).
 
 Entry points of the ``immutable_sdk`` group are not loaded in tests, so that installed plugins
 cannot change the outcome, unless the ini option ``immutable_sdk_autoload = true`` is set (a
@@ -32,6 +35,7 @@ from ..clock import VirtualClock
 from ..sandbox.emulator import Emulator
 
 if TYPE_CHECKING:
+    from .stores import OpenStore
     from .testbed import RolloutRun, SandboxAccount
 
 
@@ -182,6 +186,19 @@ def sandbox_account(aws: str, tmp_path: Path, virtual_clock: VirtualClock) -> Sa
 def run_rollout(sandbox_account: SandboxAccount) -> Callable[..., RolloutRun]:
     """``run_rollout(spec_path, image=AMI, plugins=(...))``: apply the spec, return a RolloutRun."""
     return sandbox_account.run
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def open_state_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """``open_state_store(project="shop")``: a new store object on this test's backend."""
+    from .stores import Stores  # the state stores import boto3: only when a test asks
+
+    url = request.getfixturevalue("aws") if request.param == "dynamodb" else None
+    stores = Stores(request.param, tmp_path, url)
+    try:
+        yield stores.open
+    finally:
+        stores.close()
 
 
 def __getattr__(name: str) -> Any:
