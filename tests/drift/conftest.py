@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine.conftest import AMI_V1, AMI_V2, World, fleet_spec, health_server, world
+from engine.conftest import AMI_V1, AMI_V2, World, fleet_spec, world
 from immutable_sdk.clock import VirtualClock
 
-__all__ = ["AMI_V1", "AMI_V2", "World", "drift_spec", "health_server", "launch_times", "world"]
+__all__ = ["AMI_V1", "AMI_V2", "World", "drift_spec", "launch_times", "world"]
 
 DAY = 86_400.0
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -124,52 +121,3 @@ def world(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
 
 def tag(instance: dict[str, Any], key: str) -> str | None:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(key)
-
-
-class HealthServer:
-    """A real HTTP server on 127.0.0.1 whose answer per instance the test decides."""
-
-    def __init__(self, decide: Callable[[str], int]) -> None:
-        self.decide = decide
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                instance = self.path.rsplit("/", 1)[-1]
-                outer.requests.append(instance)
-                code = outer.decide(instance)
-                body = b"ok" if code == 200 else b"broken"
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> HealthServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def health_server() -> Iterator[Callable[[Callable[[str], int]], HealthServer]]:
-    servers: list[HealthServer] = []
-
-    def start(decide: Callable[[str], int]) -> HealthServer:
-        server = HealthServer(decide).__enter__()
-        servers.append(server)
-        return server
-
-    yield start
-    for s in servers:
-        s.__exit__()

@@ -8,9 +8,7 @@ the gate the way a tick would: its heartbeat stops it before the next poll.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,47 +29,14 @@ from immutable_sdk.plugin import (
 from immutable_sdk.plugins import load_plugins
 from immutable_sdk.spec.model import HealthSpec, PluginConfig
 from immutable_sdk.state.base import RolloutRecord, StateStore
+from immutable_sdk.testing.endpoints import HealthServer
 
 T0 = 1_800_000_000.0
 
 
-class Endpoint:
-    """An HTTP server on 127.0.0.1 answering ``status`` and counting requests."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        self.requests = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                endpoint.requests += 1
-                self.send_response(endpoint.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
-    e = Endpoint(200)
-    yield e
-    e.stop()
+def endpoint(health_server: Callable[..., HealthServer]) -> HealthServer:
+    return health_server()
 
 
 class Suspended(Exception):
@@ -117,7 +82,7 @@ def runner(
 TARGETS = GateTargets("web", "r1", [Target("i-1", private_ip="127.0.0.1")])
 
 
-def http(endpoint: Endpoint, **settings: Any) -> dict[str, Any]:
+def http(endpoint: HealthServer, **settings: Any) -> dict[str, Any]:
     return {"type": "http", "url": f"http://{{private_ip}}:{endpoint.port}/", **settings}
 
 
@@ -169,51 +134,50 @@ def test_the_contract_version_and_which_built_in_checks_keep_state() -> None:
 
 
 def test_a_streak_of_successes_survives_the_process(
-    ctx: Context, endpoint: Endpoint, open_state_store: Callable[[], StateStore]
+    ctx: Context, endpoint: HealthServer, open_state_store: Callable[[], StateStore]
 ) -> None:
     checks = [http(endpoint, successes=4)]
     uninterrupted = runner(ctx, checks, lambda: False).gate(lambda: TARGETS)
-    assert endpoint.requests == 4
-    endpoint.requests = 0
+    assert len(endpoint.requests) == 4
+    endpoint.requests.clear()
 
     restored, resume = suspend_then_resume(
-        ctx, open_state_store, checks, lambda: endpoint.requests >= 2
+        ctx, open_state_store, checks, lambda: len(endpoint.requests) >= 2
     )
     assert restored is not None
     assert (restored.restored, restored.started_at, restored.polls) == (("http",), T0, 2)
     reports = resume()
-    assert endpoint.requests == 4  # 2 + 2: a gate that started afresh would need 2 + 4
+    assert len(endpoint.requests) == 4  # 2 + 2: a gate that started afresh would need 2 + 4
     assert reports["http"].status is uninterrupted["http"].status
     assert reports["http"].details == uninterrupted["http"].details  # "... 200 (4/4)"
 
 
 def test_a_streak_of_failures_survives_the_process(
-    ctx: Context, open_state_store: Callable[[], StateStore]
+    ctx: Context,
+    open_state_store: Callable[[], StateStore],
+    health_server: Callable[..., HealthServer],
 ) -> None:
-    failing = Endpoint(500)
-    try:
-        checks = [http(failing, failures=3)]
-        with pytest.raises(GateFailed) as uninterrupted:
-            runner(ctx, checks, lambda: False).gate(lambda: TARGETS)
-        assert failing.requests == 3
-        failing.requests = 0
-        _, resume = suspend_then_resume(
-            ctx, open_state_store, checks, lambda: failing.requests >= 2
-        )
-        with pytest.raises(GateFailed) as resumed:
-            resume()
-        assert failing.requests == 3  # the first poll after the resume is the third failure
-        assert str(resumed.value) == str(uninterrupted.value)
-    finally:
-        failing.stop()
+    failing = health_server(status=500)
+    checks = [http(failing, failures=3)]
+    with pytest.raises(GateFailed) as uninterrupted:
+        runner(ctx, checks, lambda: False).gate(lambda: TARGETS)
+    assert len(failing.requests) == 3
+    failing.requests.clear()
+    _, resume = suspend_then_resume(
+        ctx, open_state_store, checks, lambda: len(failing.requests) >= 2
+    )
+    with pytest.raises(GateFailed) as resumed:
+        resume()
+    assert len(failing.requests) == 3  # the first poll after the resume is the third failure
+    assert str(resumed.value) == str(uninterrupted.value)
 
 
 def test_a_version_1_check_keeps_working_and_starts_afresh(
-    ctx: Context, endpoint: Endpoint, open_state_store: Callable[[], StateStore]
+    ctx: Context, endpoint: HealthServer, open_state_store: Callable[[], StateStore]
 ) -> None:
     checks = [http(endpoint, successes=2), {"type": "counts-polls", "needed": 3}]
     restored, resume = suspend_then_resume(
-        ctx, open_state_store, checks, lambda: endpoint.requests >= 2
+        ctx, open_state_store, checks, lambda: len(endpoint.requests) >= 2
     )
     assert restored is not None and restored.restored == ("http",)
     assert set(restored.checks) == {"http"}  # nothing saved for the version-1 check
@@ -232,7 +196,7 @@ def test_nothing_saved_restores_nothing(
 
 
 def test_a_snapshot_of_another_check_class_is_not_restored(
-    ctx: Context, endpoint: Endpoint, open_state_store: Callable[[], StateStore]
+    ctx: Context, endpoint: HealthServer, open_state_store: Callable[[], StateStore]
 ) -> None:
     store = open_state_store()
     start(store)

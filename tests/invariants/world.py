@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.engine.conftest import HealthServer
-
 from immutable_sdk.clock import VirtualClock
 from immutable_sdk.core.engine import Engine
 from immutable_sdk.core.rollout.signals import signal_rollout
 from immutable_sdk.errors import ImmutableSdkError
 from immutable_sdk.state.sqlite import SqliteStateStore
+from immutable_sdk.testing.endpoints import HealthServer
 from immutable_sdk.testing.testbed import SandboxAccount
 
 from .faults import Crash, Fault

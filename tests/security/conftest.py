@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from engine.conftest import AMI_V1, AMI_V2, World, fleet_spec, health_server, world
+from engine.conftest import AMI_V1, AMI_V2, World, fleet_spec, world
 
-__all__ = ["AMI_V1", "AMI_V2", "World", "fleet_spec", "health_server", "world"]
+__all__ = ["AMI_V1", "AMI_V2", "World", "fleet_spec", "world"]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.engine.conftest import AMI_V1, AMI_V2, World, health_server  # noqa: F401
+from tests.engine.conftest import AMI_V1, AMI_V2, World
 
 __all__ = ["AMI_V1", "AMI_V2", "SlotWorld", "slot_spec"]
 

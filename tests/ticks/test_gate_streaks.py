@@ -8,16 +8,15 @@ tick that started the streak over would need two more ticks and two more answers
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from tests.engine.conftest import AMI_V1
 from tests.engine.crashkit import seed
+
+from immutable_sdk.testing.endpoints import HealthServer
 
 from .tickkit import Ticker, waits
 
@@ -48,44 +47,13 @@ fleets:
 """
 
 
-class Answers:
-    """An HTTP server on 127.0.0.1 answering ``status`` and counting requests."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.status = 200
-        answers = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                answers.requests += 1
-                self.send_response(answers.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-
 @pytest.fixture
-def answers() -> Iterator[Answers]:
-    server = Answers()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+def answers(health_server: Callable[..., HealthServer]) -> HealthServer:
+    return health_server()
 
 
 def test_a_gate_across_two_ticks_keeps_each_instance_streak(
-    aws: str, tmp_path: Path, answers: Answers
+    aws: str, tmp_path: Path, answers: HealthServer
 ) -> None:
     text = SPEC.format(ami=AMI_V1, port=answers.port)
     (tmp_path / "seed.yaml").write_text(text)
@@ -98,12 +66,12 @@ def test_a_gate_across_two_ticks_keeps_each_instance_streak(
 
     first = ticker.tick("--yes", "--budget", "30s")  # launched; polls at 0 and 20 s
     assert (first.code, first.unit("web")["waiting_for"]) == (10, "gate"), first.data
-    assert answers.requests == 2 * 2  # two instances, two good answers each
+    assert len(answers.requests) == 2 * 2  # two instances, two good answers each
     assert first.next_at is not None
     ticker.advance_to(first.next_at)
     done = ticker.tick("--yes", "--budget", "30s")  # restored: the third answer passes
     assert done.code == 0 and done.unit("web")["state"] == "converged", done.data
-    assert answers.requests == 3 * 2
+    assert len(answers.requests) == 3 * 2
     assert waits(ticker.ticks, "web") == ["gate", ""]
 
 
@@ -114,7 +82,7 @@ BAKED = SPEC.replace(
 
 
 def test_a_bake_watched_tick_by_tick_counts_bad_answers_across_ticks(
-    aws: str, tmp_path: Path, answers: Answers
+    aws: str, tmp_path: Path, answers: HealthServer
 ) -> None:
     """Each tick looks at the bake once; the check's bad answers in a row carry from one
     tick's look to the next, so the third bad answer fails the bake as in process (a check

@@ -12,7 +12,10 @@ Enable with ``-p immutable_sdk.testing`` or ``pytest_plugins = ["immutable_sdk.t
   returns the result with every event (see ``RolloutRun``);
 * ``open_state_store``: ``open_state_store(project="shop")`` opens a state store object on
   this test's backend, once with SQLite and once with DynamoDB on the emulator (the fixture is
-  parametrized); the objects share their data, as processes do (see ``stores``).
+  parametrized); the objects share their data, as processes do (see ``stores``);
+* ``health_server``: ``health_server(decide=None, status=200)`` starts a real HTTP server on
+  127.0.0.1 (``.port``, ``.url``, ``.status``, ``.requests``), stopped after the test (see
+  ``endpoints``).
 
 Entry points of the ``immutable_sdk`` group are not loaded in tests, so that installed plugins
 cannot change the outcome, unless the ini option ``immutable_sdk_autoload = true`` is set (a
@@ -33,6 +36,7 @@ import pytest
 from ..aws.loopback import SANDBOX_CREDENTIALS
 from ..clock import VirtualClock
 from ..sandbox.emulator import Emulator
+from .endpoints import HealthServer
 
 if TYPE_CHECKING:
     from .stores import OpenStore
@@ -199,6 +203,20 @@ def open_state_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
         yield stores.open
     finally:
         stores.close()
+
+
+@pytest.fixture
+def health_server() -> Iterator[Callable[..., HealthServer]]:
+    """``health_server(decide=None, status=200)``: a started ``HealthServer``."""
+    servers: list[HealthServer] = []
+
+    def start(decide: Callable[[str], int] | None = None, status: int = 200) -> HealthServer:
+        servers.append(HealthServer(decide, status).__enter__())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.__exit__()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,48 @@
+"""A real HTTP server on 127.0.0.1 whose answers the test decides: what ``http`` health
+checks (and plugin authors' checks) are tested against, never a mock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class HealthServer:
+    """Answers ``decide(last path segment)`` when given (an instance id in the URL, say),
+    else ``status``; ``requests`` lists each request's last path segment, in order."""
+
+    def __init__(self, decide: Callable[[str], int] | None = None, status: int = 200) -> None:
+        self.decide = decide
+        self.status = status
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                segment = self.path.rsplit("/", 1)[-1]
+                outer.requests.append(segment)
+                code = outer.decide(segment) if outer.decide else outer.status
+                body = b"ok" if code == 200 else b"broken"
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> HealthServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
