@@ -34,7 +34,8 @@ def unit_states(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]
             entry = units.setdefault(
                 unit, {"state": "ticking", "next_at": None, "reason": "", "ticks": 0, "retries": 0}
             )
-            entry["state"] = "ticking"
+            # a new tick: the last answer's next_at and reason are history now
+            entry.update(state="ticking", next_at=None, reason="")
         else:
             unit = owner.get(int(event.get("previousEventId") or 0))
         if unit is None:
