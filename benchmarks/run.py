@@ -2,6 +2,7 @@
 
     python -m benchmarks            # the full set (about 15 minutes on 2 cores)
     python -m benchmarks --quick    # CI-sized: smaller N, no 1,000-instance fleet, no Ansible
+    python -m benchmarks --only step-functions   # one group; the others' numbers are kept
 
 Each SDK scenario runs in a child process (``benchmarks.child``) against a moto server in a
 process of its own, so the SDK's CPU time and peak RSS are its own. See docs/performance.md.
@@ -138,6 +139,7 @@ GROUPS = (
     "bake",
     "ticks",
     "ansible",
+    "step-functions",
 )
 
 
@@ -202,6 +204,10 @@ def run(quick: bool, groups: tuple[str, ...], data: dict[str, Any]) -> dict[str,
             )
         if "ansible" in groups:
             data["ansible"] = ansible(moto)
+    if "step-functions" in groups:  # its emulator runs state machines: one of its own
+        from . import step_functions
+
+        data["step_functions"] = step_functions.run(quick)
     return data
 
 
@@ -312,7 +318,11 @@ def hostile_targets(d: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
 def targets(d: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """(what, measured, target, met)."""
     rows = hostile_targets(d)
-    if "rolling" not in d:  # only the hostile specs were measured
+    if "step_functions" in d:
+        from . import step_functions
+
+        rows += step_functions.targets(d["step_functions"])
+    if "rolling" not in d:  # only these were measured
         return rows
     r = d["rolling"]
     big, mid = ("1000", "100") if "1000" in r else ("100", "10")
@@ -368,6 +378,10 @@ def table(d: dict[str, Any]) -> str:
             f"validate {name:<33}{e['wall']:6.2f}s {e['cpu']:6.2f}s  ({e['bytes'] // 1000} KB: "
             f"{e['outcome']})"
         )
+    if "step_functions" in d:
+        from . import step_functions
+
+        lines += step_functions.table_lines(d["step_functions"])
     if "rolling" not in d:
         return _targets_table(lines, d)
     for n, e in d["rolling"].items():

@@ -189,16 +189,38 @@ class Engine:
 
     # --- plan -------------------------------------------------------------------------------
 
-    def plan(self) -> Plan:
+    def plan(self, units: Sequence[str] | None = None) -> Plan:
         """What ``apply`` would do, fleet by fleet (and region by region), with reasons.
         Reads only. Regions the spec no longer deploys to, where the state knows units, are
-        planned too: their groups become ``destroy`` items instead of being forgotten."""
-        for region in departed_regions(self.spec, self.state):
-            if region not in self.regional:
-                self.regional[region] = self._stack(region)
+        planned too: their groups become ``destroy`` items instead of being forgotten.
+
+        ``units``: plan only these unit keys (``web``, ``web@eu-west-1``, or a unit the spec
+        dropped): only their regions, images, network references and groups are read, so the
+        cost does not grow with the spec's other fleets. Each item is the whole plan's item
+        for its unit (its wave included); the plan's ``waves`` and ``builds`` list only the
+        units planned. Keys of no unit plan nothing."""
+        if units is None:
+            for region in departed_regions(self.spec, self.state):
+                if region not in self.regional:
+                    self.regional[region] = self._stack(region)
+            return self._planned(None)
+        only: dict[str, set[str]] = {}
+        for key in units:
+            fleet, _, region = key.partition("@")
+            region = region or self.spec.region
+            if self.spec.unit_key(fleet, region) == key:  # web@<the spec's region> is no key
+                only.setdefault(region, set()).add(fleet)
+        if any(region not in self.regional for region in only):  # a unit of a dropped region
+            for region in departed_regions(self.spec, self.state):
+                if region not in self.regional and region in only:
+                    self.regional[region] = self._stack(region)
+        return self._planned({r: names for r, names in only.items() if r in self.regional})
+
+    def _planned(self, only: Mapping[str, set[str]] | None) -> Plan:
         if len(self.regional) > 1:
-            return plan_regions(self.spec, self.regional, self.plugins)
-        plan = self.planner.plan()
+            return plan_regions(self.spec, self.regional, self.plugins, only)
+        home = None if only is None else only.get(self.spec.region, set())
+        plan = self.planner.plan(only=home)
         region = self.spec.region
         return replace(plan, items=tuple(replace(i, region=region) for i in plan.items))
 
@@ -303,8 +325,9 @@ class Engine:
         idle = not_due(self.state, keys, self.clock.now())
         result = ReconcileResult(project=self.spec.name)
         if idle is None:
-            plan = plan or self.plan()
-            if units:
+            if plan is None:  # only the ticked units are read (``plan``'s ``units``)
+                plan = self.plan(keys if units else None)
+            elif units:
                 plan = replace(plan, items=tuple(i for i in plan.items if i.key in keys))
             held = [] if start else [i for i in plan.items if self._needs_start(i)]
             if held:

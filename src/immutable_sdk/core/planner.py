@@ -7,7 +7,7 @@ Planning only reads: it never changes AWS or the state store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,11 +68,15 @@ class Planner:
     # that need a build: the plan says ``base ami-old -> ami-new: rebuild``.
     bases: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def find_artifacts(self) -> tuple[dict[str, Artifact], list[str]]:
-        """Existing artifacts for the images fleets use, and the images needing a build."""
+    def find_artifacts(
+        self, images: Collection[str] | None = None
+    ) -> tuple[dict[str, Artifact], list[str]]:
+        """Existing artifacts for the images fleets use (``images``: only these), and the
+        images needing a build."""
         found: dict[str, Artifact] = {}
         builds: list[str] = []
-        for name in sorted({f.image for f in self.spec.fleets.values()}):
+        wanted = {f.image for f in self.spec.fleets.values()}
+        for name in sorted(wanted if images is None else wanted & set(images)):
             image = self.spec.images[name]
             with aws_errors(f"looking up image {name!r}"):
                 builder = builder_for(self.plugins, image)
@@ -86,10 +90,10 @@ class Planner:
                 found[name] = artifact
         return found, builds
 
-    def resolve_network(self) -> NetworkIds | None:
-        """Resolve the references of every fleet at once; None when one of them is missing
-        (each fleet then resolves its own, so that the error names the fleet)."""
-        fleets = list(self.spec.fleets.values())
+    def resolve_network(self, fleets: Iterable[FleetSpec] | None = None) -> NetworkIds | None:
+        """Resolve the references of every fleet (of ``fleets``) at once; None when one of
+        them is missing (each fleet then resolves its own, so that the error names it)."""
+        fleets = list(self.spec.fleets.values() if fleets is None else fleets)
         try:
             return NetworkIds.resolve(
                 self.ctx.client("ec2"),
@@ -119,9 +123,12 @@ class Planner:
         )
         return make_release(fleet, artifact, config)
 
-    def live_slot_groups(self) -> dict[str, GroupState | None]:
-        """For fleets with traffic slots, the group of the slot that serves (see aws.slots)."""
-        fleets = [f for f in self.spec.fleets.values() if f.traffic]
+    def live_slot_groups(
+        self, among: Iterable[FleetSpec] | None = None
+    ) -> dict[str, GroupState | None]:
+        """For fleets with traffic slots (of ``among``), the group of the slot that serves
+        (see aws.slots)."""
+        fleets = [f for f in (self.spec.fleets.values() if among is None else among) if f.traffic]
         if not fleets:
             return {}
         from ..aws.slots import SlotGroups, live_groups
@@ -130,12 +137,28 @@ class Planner:
         routes = TrafficApi(self.ctx.session, self.ctx.clock)
         return live_groups(SlotGroups(self.fleets), routes, fleets)
 
-    def plan(self, found: tuple[dict[str, Artifact], list[str]] | None = None) -> Plan:
-        """``found``: what ``find_artifacts`` returned, when already asked (other regions)."""
-        artifacts, builds = found if found is not None else self.find_artifacts()
-        self.network = self.resolve_network()
-        groups = self.fleets.describe(list(self.spec.fleets))
-        groups.update(self.live_slot_groups())  # a fleet with traffic slots: its live slot
+    def plan(
+        self,
+        found: tuple[dict[str, Artifact], list[str]] | None = None,
+        only: Collection[str] | None = None,
+    ) -> Plan:
+        """``found``: what ``find_artifacts`` returned, when already asked (other regions).
+
+        ``only``: the fleets to plan (names in this region), None for all. Only their images,
+        network references, groups and live slots are read; a name the spec does not have is a
+        dropped fleet, a ``destroy`` item when AWS still has its group. Each item is the one
+        the whole plan has for that fleet (tests/engine/test_unit_plan.py)."""
+        fleets = dict(self.spec.fleets)
+        if only is not None:
+            fleets = {name: f for name, f in fleets.items() if name in only}
+        if found is None:
+            found = self.find_artifacts(
+                None if only is None else {f.image for f in fleets.values()}
+            )
+        artifacts, builds = found
+        self.network = self.resolve_network(fleets.values())
+        groups = self.fleets.describe(list(fleets))
+        groups.update(self.live_slot_groups(fleets.values()))  # a slot fleet: its live slot
         items = [
             self._item(
                 fleet,
@@ -144,22 +167,32 @@ class Planner:
                 fleet.image in builds,
                 self._policy_changes(fleet, groups[name]),
             )
-            for name, fleet in self.spec.fleets.items()
+            for name, fleet in fleets.items()
         ]
-        dropped = sorted(set(self.fleets.project_fleets()) - set(self.spec.fleets))
-        where = f" in {self.ctx.region}" if self.ctx.unit_suffix else ""
-        for gone, g in self.fleets.describe(dropped).items():
-            items.append(
-                PlanItem(
-                    fleet=gone,
-                    action="destroy",
-                    reasons=(f"the spec no longer names this fleet{where}",),
-                    current_release=g.release if g else None,
-                    current_capacity=(g.min, g.desired, g.max) if g else None,
-                    instances=len(g.live()) if g else 0,
-                )
-            )
+        items += self._dropped(only)
         return waved_plan(self.spec, items, builds, artifacts)
+
+    def _dropped(self, only: Collection[str] | None) -> list[PlanItem]:
+        """``destroy`` items: groups of the project that the spec no longer names (of
+        ``only``: AWS is asked only when one of them is not a fleet of the spec)."""
+        names = set(self.spec.fleets)
+        if only is not None and set(only) <= names:
+            return []
+        dropped = sorted(set(self.fleets.project_fleets()) - names)
+        if only is not None:
+            dropped = [name for name in dropped if name in only]
+        where = f" in {self.ctx.region}" if self.ctx.unit_suffix else ""
+        return [
+            PlanItem(
+                fleet=gone,
+                action="destroy",
+                reasons=(f"the spec no longer names this fleet{where}",),
+                current_release=g.release if g else None,
+                current_capacity=(g.min, g.desired, g.max) if g else None,
+                instances=len(g.live()) if g else 0,
+            )
+            for gone, g in self.fleets.describe(dropped).items()
+        ]
 
     def _policy_changes(self, fleet: FleetSpec, group: GroupState | None) -> list[str]:
         """How the group's scaling policies differ from the spec's (``desired: managed``

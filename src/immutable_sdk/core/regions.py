@@ -14,7 +14,7 @@ Events of a region other than the spec's carry the unit key as their fleet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -295,16 +295,30 @@ def departed_regions(spec: Spec, state: StateStore) -> list[str]:
     return sorted(found - set(spec.regions))
 
 
-def plan_regions(spec: Spec, stacks: Mapping[str, Regional], plugins: Plugins) -> Plan:
+def plan_regions(
+    spec: Spec,
+    stacks: Mapping[str, Regional],
+    plugins: Plugins,
+    only: Mapping[str, Collection[str]] | None = None,
+) -> Plan:
     """Every region's plan as one: items by fleet then region (destroys last), each with its
-    region and unit key, and the spec's waves over units of (fleet, region)."""
+    region and unit key, and the spec's waves over units of (fleet, region).
+
+    ``only``: region -> the fleets to plan there (``Planner.plan``'s ``only``), None for all;
+    regions it does not name are not read at all, images no chosen fleet uses not looked up."""
     home = stacks[spec.region]
     whole = Planner(spec, plugins, home.ctx, home.fleets, home.state)
-    artifacts, builds = whole.find_artifacts()  # once: the artifacts serve every region
+    images = None
+    if only is not None:
+        chosen = {name for names in only.values() for name in names}
+        images = {f.image for name, f in spec.fleets.items() if name in chosen}
+    artifacts, builds = whole.find_artifacts(images)  # once: the artifacts serve every region
     items: list[PlanItem] = []
     for region, stack in stacks.items():
+        if only is not None and region not in only:
+            continue
         stack.planner.bases = dict(whole.bases)
-        plan = stack.planner.plan((artifacts, builds))
+        plan = stack.planner.plan((artifacts, builds), None if only is None else only[region])
         items += [replace(i, region=region, key=stack.key(i.fleet)) for i in plan.items]
     fleet_order = {name: n for n, name in enumerate(spec.fleets)}
     region_order = {r: n for n, r in enumerate(dict.fromkeys([*spec.regions, *stacks]))}
