@@ -12,7 +12,11 @@ orchestrator knows only ``Ticker``. What it relies on:
   objects or dicts (``ReconcileResult.to_dict()``'s shape).
 
 ``waiting_for_operator`` and ``locked`` become ``waiting``: the state machine asks again after
-its poll interval. The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a
+its poll interval. A rollback that waits (outcome ``rolling_back``: a canary's DNS TTL before its
+slot is retired, a rolling fleet's bake between batches of the way back) is ``failed`` for
+``reconcile`` but not over: it answers ``progressing`` (or ``waiting``), so the unit's branch
+ends, ``failed``, only with the tick that finished the rollback. That tick's reason is the
+failure that started the rollback (the rollout's journaled error) when its own says nothing. The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a
 step left unfinished is picked up by the next tick.
 """
 
@@ -28,6 +32,7 @@ from typing import Any, Protocol
 from ...errors import ImmutableSdkError
 from .tick import TickAnswer, TickRequest
 
+ROLLING_BACK = "rolling_back"  # results.FAILED_OUTCOMES: a rollback a later tick goes on with
 STATES = {
     "converged": "converged",
     "progressing": "progressing",
@@ -87,6 +92,11 @@ def answer_of(result: Any, key: str) -> TickAnswer:
     if state is None:
         raise ImmutableSdkError(f"{key}: the reconcile tick answered an unknown state {raw!r}")
     reason = _get(entry, "error", None) or ""
+    if _get(entry, "outcome", None) == ROLLING_BACK:  # the rollback goes on in a later tick
+        state = "progressing" if _get(entry, "next_at", None) is not None else "waiting"
+        waiting_for = _get(entry, "waiting_for", None) or "its next step"
+        why = f": {reason}" if reason else ""
+        reason = f"rolling back, waiting for {waiting_for}{why}"
     if not reason and state == "waiting":
         waiting_for = _get(entry, "waiting_for", None)
         reason = f"{raw}: {waiting_for}" if waiting_for else raw
