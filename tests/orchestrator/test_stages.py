@@ -118,7 +118,7 @@ def test_install_updates_an_older_definition_once(project: Project) -> None:
     assert updated["changed"] == ["state machine immutable-sdk-orc"]
     machine = sfn.describe_state_machine(stateMachineArn=arn)
     assert machine["definition"] == definition_json(first["queue_url"])
-    assert "Stages" in json.loads(machine["definition"])["States"]["Waves"]["ItemProcessor"][
-        "States"
-    ]
+    assert (
+        "Stages" in json.loads(machine["definition"])["States"]["Waves"]["ItemProcessor"]["States"]
+    )
     assert project.install()["changed"] == []

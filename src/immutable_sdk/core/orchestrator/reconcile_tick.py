@@ -16,8 +16,10 @@ its poll interval. A rollback that waits (outcome ``rolling_back``: a canary's D
 slot is retired, a rolling fleet's bake between batches of the way back) is ``failed`` for
 ``reconcile`` but not over: it answers ``progressing`` (or ``waiting``), so the unit's branch
 ends, ``failed``, only with the tick that finished the rollback. That tick's reason is the
-failure that started the rollback (the rollout's journaled error) when its own says nothing. The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a
-step left unfinished is picked up by the next tick.
+failure that started the rollback (the rollout's recorded error) when its own says nothing.
+
+The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a step left unfinished
+is picked up by the next tick.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -46,6 +49,8 @@ class Reconciler(Protocol):
     """What the adapter needs of an engine (``core.engine.Engine`` once #16 is merged)."""
 
     def reconcile(self, *, start: bool, budget: float, units: list[str]) -> Any: ...
+
+    def history(self, fleet: str | None = None, limit: int = 20) -> Mapping[str, Any]: ...
 
 
 class ReconcileTick:
@@ -75,10 +80,25 @@ class ReconcileTick:
                 )
         with self._open_engine() as engine:
             result = engine.reconcile(start=True, budget=self.budget, units=[request.unit])
+            answer = answer_of(result, request.unit)
+            if answer.state == "failed" and not answer.reason:
+                answer = replace(answer, reason=failure_of(engine, request.unit, answer.rollout))
         calls = _get(_get(result, "api_calls", None) or {}, "by_operation", None) or {}
         with self._lock:
             self.aws_calls.update(calls)
-        return answer_of(result, request.unit)
+        return answer
+
+
+def failure_of(engine: Reconciler, key: str, rollout: str | None) -> str:
+    """Why unit ``key``'s rollout failed, as the state recorded it (a rollback a later tick
+    finished reports no error of its own: the failure that started it is the rollout's)."""
+    rollouts = engine.history(key, limit=5).get(key, {}).get("rollouts", [])
+    for record in rollouts:
+        if rollout is None or record.get("id") == rollout:
+            error = record.get("error")
+            outcome = record.get("outcome") or record.get("phase") or "failed"
+            return f"{outcome}: {error}" if error else str(outcome)
+    return "failed (the state records no reason)"
 
 
 def answer_of(result: Any, key: str) -> TickAnswer:
