@@ -1,0 +1,138 @@
+"""Aborting real rollouts that Step Functions runs, while their units wait in the execution.
+
+``orchestrator abort`` stops the execution (ABORTED) and rolls back every unit with a rollout
+in progress; ``abort --fleet`` rolls one unit back, and the execution goes on with the others
+and then fails, naming the aborted unit. ``promote`` ends a manual pause the execution waits
+on. Workers run the SDK's own reconcile tick; every wait is a Step Functions Wait.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from immutable_sdk.clock import RealClock
+from immutable_sdk.core.engine import Engine
+
+from .conftest import Project
+from .fleets import (
+    Health,
+    fleet_view,
+    leftovers,
+    rolled_out,
+    running_instances,
+    serve_health,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(Engine, "reconcile"), reason="needs the reconcile tick"),
+]
+
+
+@pytest.fixture
+def health() -> Iterator[Health]:
+    yield from serve_health()
+
+
+WAVES = """waves:
+  - {name: first, fleets: [web, api], bake: 0s}
+  - {name: second, fleets: [jobs], bake: 0s}
+"""
+
+
+def start(project: Project) -> str:
+    applied = project.cli(
+        "apply", "-f", str(project.spec), "--yes", "--on", "step-functions", "-o", "json"
+    )
+    assert applied.exit_code == 0, applied.output
+    for _ in range(2):  # they exit once the execution sends nothing more
+        project.worker("--concurrency", "2", "--idle-exit", "8s", tick=None)
+    return str(json.loads(applied.stdout)["execution_arn"])
+
+
+def waiting_in_bakes(project: Project, units: list[str], timeout: float = 60) -> dict[str, Any]:
+    """``status --on step-functions`` once each of ``units`` waits until a time (a Wait)."""
+    clock = RealClock()
+    deadline = clock.monotonic() + timeout
+    while clock.monotonic() < deadline:
+        shown = project.cli(
+            "status", "-f", str(project.spec), "--on", "step-functions", "-o", "json"
+        )
+        assert shown.exit_code == 0, shown.output
+        seen = json.loads(shown.stdout)["execution"]["units"]
+        if all(seen.get(u, {}).get("state") == "progressing" and seen[u]["next_at"] for u in units):
+            return dict(seen)
+        clock.sleep(0.5)
+    raise AssertionError(f"{units} never waited in the execution: {project.logs()}")
+
+
+def test_orchestrator_abort_rolls_back_the_units_waiting_in_their_bakes(
+    project: Project, health: Health
+) -> None:
+    bakes = {"web": "20s", "api": "20s", "jobs": "0s"}
+    rolled_out(project, health, bakes, WAVES)
+    before = {f: fleet_view(project, f) for f in bakes}
+    arn = start(project)
+    seen = waiting_in_bakes(project, ["web", "api"])
+    assert "bake" in seen["web"]["reason"] or seen["web"]["next_at"], seen
+    # both rolled a batch out: each runs one instance of the new release beside the old
+    during = {f: fleet_view(project, f) for f in ("web", "api")}
+    assert all(len(set(v["instance_releases"])) == 2 for v in during.values()), during
+
+    aborted = project.cli("orchestrator", "abort", "-f", str(project.spec), "-o", "json")
+    assert aborted.exit_code == 0, aborted.output
+    out = json.loads(aborted.stdout)
+    assert (out["execution_arn"], out["status"]) == (arn, "ABORTED")
+    assert out["units"]["web"] == out["units"]["api"] == "aborted", out
+    assert out["units"]["jobs"].startswith("nothing to roll back"), out
+    described = project.aws.describe_execution(arn)
+    assert described is not None and described["status"] == "ABORTED"
+
+    after = {f: fleet_view(project, f) for f in bakes}
+    for fleet in ("web", "api"):  # back on the previous release, at capacity, nothing left
+        assert after[fleet]["release"] == before[fleet]["release"]
+        assert set(after[fleet]["instance_releases"]) == {before[fleet]["release"]}
+        assert len(after[fleet]["instances"]) >= 2
+        assert after[fleet]["versions"] == before[fleet]["versions"]
+    assert after["jobs"] == before["jobs"]
+    members = {i for view in after.values() for i in view["instances"]}
+    assert running_instances(project) == members
+    assert leftovers(project) == []
+    # the workers went idle (no tick came after the stop) and exited on their own
+    assert [w.wait(timeout=60) for w in project.workers] == [0, 0], project.logs()
+    assert after == {f: fleet_view(project, f) for f in bakes}  # and nothing moved since
+
+
+def test_abort_of_one_fleet_rolls_it_back_and_the_execution_fails_naming_it(
+    project: Project, health: Health
+) -> None:
+    bakes = {"web": "2s", "api": "12s", "jobs": "0s"}
+    rolled_out(project, health, bakes, WAVES)
+    before = {f: fleet_view(project, f) for f in bakes}
+    arn = start(project)
+    waiting_in_bakes(project, ["api"])
+    aborted = project.cli("abort", "-f", str(project.spec), "--fleet", "api", "-o", "json")
+    assert aborted.exit_code == 0, aborted.output  # rolled back here: no process held it
+    assert json.loads(aborted.stdout)["outcome"] == "aborted", aborted.output
+
+    done = project.wait_for(arn, timeout=90)
+    assert done["status"] == "FAILED", (done, project.logs())
+    cause = done["cause"]
+    (failure,) = json.loads(cause[cause.index("[") :])
+    assert failure.startswith("api: ") and "quarantined" in failure and "abort" in failure, cause
+    after = {f: fleet_view(project, f) for f in bakes}
+    assert after["api"]["release"] == before["api"]["release"]
+    assert set(after["api"]["instance_releases"]) == {before["api"]["release"]}
+    assert after["api"]["versions"] == before["api"]["versions"]
+    # web beside it went on and converged; the next wave never started
+    assert set(after["web"]["instance_releases"]) == {after["web"]["release"]}
+    assert after["web"]["release"] != before["web"]["release"]
+    assert after["jobs"] == before["jobs"]
+    members = {i for view in after.values() for i in view["instances"]}
+    assert running_instances(project) == members
+    assert leftovers(project) == []
+    assert [w.wait(timeout=60) for w in project.workers] == [0, 0], project.logs()
