@@ -10,6 +10,8 @@ from typing import Any
 
 from tests.engine.conftest import AMI_V1, AMI_V2, HealthServer
 
+from immutable_sdk.core.engine import Engine
+from immutable_sdk.core.orchestrator.execution import execution_input
 from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
 
@@ -125,10 +127,26 @@ def leftovers(project: Project) -> list[str]:
 
 
 def rolled_out(project: Project, health: Health, bakes: dict[str, str], waves: str) -> None:
-    """The fleets created on release 1 (AMI_V1) by a local apply, then AMI_V2 in the spec."""
-    project.write(spec_text(AMI_V1, health.port, bakes=bakes, waves=waves), {})
+    """The fleets created on release 1 (AMI_V1) by a local apply (no bakes: a creation bakes
+    too), then AMI_V2 and ``bakes`` in the spec."""
+    unbaked = dict.fromkeys(bakes, "0s")
+    project.write(spec_text(AMI_V1, health.port, bakes=unbaked, waves=waves), {})
     Sandbox.attach(project.url).seed(load_spec([project.spec]))
     project.install("--heartbeat", "10s")
     created = project.cli("apply", "-f", str(project.spec), "--yes", "-o", "json")
     assert created.exit_code == 0, created.output
     project.write(spec_text(AMI_V2, health.port, bakes=bakes, waves=waves), {})
+
+
+def start_planned(project: Project, *, poll_seconds: int) -> str:
+    """Start an execution of the spec's plan, as ``apply --on step-functions`` does, asking
+    again every ``poll_seconds`` after a unit waits (a lock, a manual pause)."""
+    spec = load_spec([project.spec])
+    with Engine(spec, endpoint_url=project.url) as engine:
+        plan = engine.plan()
+    run = execution_input(spec, plan, poll_seconds=poll_seconds)
+    machine = project.aws.find_state_machine(f"immutable-sdk-{spec.name}")
+    assert machine is not None
+    arn, started = project.aws.start_execution(machine, run.name, run.to_json())
+    assert started
+    return arn

@@ -25,6 +25,7 @@ from .fleets import (
     rolled_out,
     running_instances,
     serve_health,
+    start_planned,
 )
 
 pytestmark = [
@@ -113,7 +114,10 @@ def test_abort_of_one_fleet_rolls_it_back_and_the_execution_fails_naming_it(
     bakes = {"web": "2s", "api": "12s", "jobs": "0s"}
     rolled_out(project, health, bakes, WAVES)
     before = {f: fleet_view(project, f) for f in bakes}
-    arn = start(project)
+    # api's tick may come while the abort holds its lock: it then waits one poll
+    arn = start_planned(project, poll_seconds=2)
+    for _ in range(2):
+        project.worker("--concurrency", "2", tick=None)
     waiting_in_bakes(project, ["api"])
     aborted = project.cli("abort", "-f", str(project.spec), "--fleet", "api", "-o", "json")
     assert aborted.exit_code == 0, aborted.output  # rolled back here: no process held it
@@ -135,4 +139,4 @@ def test_abort_of_one_fleet_rolls_it_back_and_the_execution_fails_naming_it(
     members = {i for view in after.values() for i in view["instances"]}
     assert running_instances(project) == members
     assert leftovers(project) == []
-    assert [w.wait(timeout=60) for w in project.workers] == [0, 0], project.logs()
+    assert project.stop_workers() == [0, 0], project.logs()

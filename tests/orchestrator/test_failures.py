@@ -31,6 +31,7 @@ from .fleets import (
 )
 from .test_tick import request
 
+
 def test_a_rollback_that_waits_is_not_the_end_of_the_unit() -> None:
     """A tick whose rollback waits (a canary's DNS TTL) answers progressing; the tick that
     finished the rollback answers failed, with the failure that started it."""
