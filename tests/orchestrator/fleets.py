@@ -150,3 +150,72 @@ def start_planned(project: Project, *, poll_seconds: int) -> str:
     arn, started = project.aws.start_execution(machine, run.name, run.to_json())
     assert started
     return arn
+
+
+SLOT_FLEET = """apiVersion: immutable-sdk/v1
+name: orc
+region: us-east-1
+state: {{backend: dynamodb, table: orc-state}}
+images:
+  app: {{builder: ami, id: {ami}}}
+fleets:
+  checkout:
+    image: app
+    instance_type: t3.micro
+    subnets: [orc-a]
+    security_groups: [orc-web]
+    capacity: {{min: 2, desired: 2, max: 4}}
+    traffic:
+      route53: {{zone: example.com., record: checkout.example.com, ttl: 2}}
+      slots:
+        blue: {{target_group: checkout-blue, load_balancer: checkout-blue}}
+        green: {{target_group: checkout-green, load_balancer: checkout-green}}
+    strategy: {strategy}
+    health:
+      timeout: 30s
+      interval: 1s
+      checks:
+        - {{type: ec2}}
+        - {{type: cloudwatch-alarm, alarms: [checkout-5xx]}}
+    rollback: {{automatic: true}}
+"""
+
+
+def slots_rolled_out(project: Project, strategy: str) -> None:
+    """A canary or blue/green fleet ``checkout`` created on AMI_V1 (all traffic on blue) by a
+    local apply, then AMI_V2 in the spec."""
+    project.write(SLOT_FLEET.format(ami=AMI_V1, strategy=strategy), {})
+    Sandbox.attach(project.url).seed(load_spec([project.spec]))
+    elbv2 = project.client("elbv2")  # moto drains at once; keep AWS's 300 s out anyway
+    for tg in elbv2.describe_target_groups()["TargetGroups"]:
+        elbv2.modify_target_group_attributes(
+            TargetGroupArn=tg["TargetGroupArn"],
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}],
+        )
+    project.install("--heartbeat", "10s")
+    created = project.cli("apply", "-f", str(project.spec), "--yes", "-o", "json")
+    assert created.exit_code == 0, created.output
+    assert weights(project) == {"blue": 100, "green": 0}
+    project.write(SLOT_FLEET.format(ami=AMI_V2, strategy=strategy), {})
+
+
+def weights(project: Project) -> dict[str, int]:
+    route53 = project.client("route53")
+    zones = route53.list_hosted_zones_by_name(DNSName="example.com.")["HostedZones"]
+    zone = str(zones[0]["Id"]).split("/")[-1]
+    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    return {
+        r["SetIdentifier"]: int(r["Weight"])
+        for r in records
+        if r["Name"] == "checkout.example.com." and "SetIdentifier" in r
+    }
+
+
+def slot_instances(project: Project) -> dict[str, list[str]]:
+    asg = project.client("autoscaling")
+    out = {}
+    for slot in ("blue", "green"):
+        name = f"orc-checkout-{slot}"
+        found = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        out[slot] = sorted(i["InstanceId"] for i in found[0]["Instances"]) if found else []
+    return out

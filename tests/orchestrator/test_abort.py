@@ -16,6 +16,7 @@ import pytest
 
 from immutable_sdk.clock import RealClock
 from immutable_sdk.core.engine import Engine
+from immutable_sdk.core.orchestrator.watch import unit_states
 
 from .conftest import Project
 from .fleets import (
@@ -25,7 +26,10 @@ from .fleets import (
     rolled_out,
     running_instances,
     serve_health,
+    slot_instances,
+    slots_rolled_out,
     start_planned,
+    weights,
 )
 
 pytestmark = [
@@ -140,3 +144,36 @@ def test_abort_of_one_fleet_rolls_it_back_and_the_execution_fails_naming_it(
     assert running_instances(project) == members
     assert leftovers(project) == []
     assert project.stop_workers() == [0, 0], project.logs()
+
+
+def test_promote_ends_a_manual_pause_the_execution_waits_on(project: Project) -> None:
+    slots_rolled_out(
+        project, "{type: canary, steps: [{weight: 50}, {pause: manual}, {weight: 100}]}"
+    )
+    blue = slot_instances(project)["blue"]
+    arn = start_planned(project, poll_seconds=2)
+    project.worker("--concurrency", "2", tick=None)
+    clock = RealClock()
+    deadline = clock.monotonic() + 60
+    unit: dict[str, Any] = {}
+    while clock.monotonic() < deadline:
+        unit = unit_states(project.aws.history(arn)).get("checkout", {})
+        if unit.get("state") == "waiting" and unit["ticks"] >= 3:  # asked again, still paused
+            break
+        clock.sleep(0.5)
+    assert unit.get("state") == "waiting", (unit, project.logs())
+    assert "operator" in unit["reason"], unit
+    assert weights(project) == {"blue": 50, "green": 50}
+    promoted = project.cli("promote", "-f", str(project.spec), "--fleet", "checkout")
+    assert promoted.exit_code == 0, promoted.output
+
+    done = project.wait_for(arn, timeout=60)
+    assert done["status"] == "SUCCEEDED", (done, project.logs())
+    assert weights(project) == {"blue": 0, "green": 100}
+    slots = slot_instances(project)
+    assert slots["blue"] == [] and len(slots["green"]) == 2
+    assert running_instances(project) == set(slots["green"]) and not set(blue) & set(
+        running_instances(project)
+    )
+    assert leftovers(project) == []
+    assert project.stop_workers() == [0], project.logs()
