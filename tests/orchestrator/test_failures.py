@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from immutable_sdk.clock import RealClock
 from immutable_sdk.core.engine import Engine
 from immutable_sdk.core.orchestrator.reconcile_tick import ReconcileTick, answer_of
 from immutable_sdk.core.orchestrator.watch import unit_states
@@ -28,6 +29,10 @@ from .fleets import (
     rolled_out,
     running_instances,
     serve_health,
+    slot_instances,
+    slots_rolled_out,
+    start_planned,
+    weights,
 )
 from .test_tick import request
 
@@ -126,3 +131,41 @@ def test_a_failing_unit_rolls_back_its_sibling_finishes_and_later_waves_wait(
     assert "jobs" not in units
     # the workers went idle and exited on their own
     assert [w.wait(timeout=60) for w in project.workers] == [0, 0], project.logs()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(Engine, "reconcile"), reason="needs the reconcile tick")
+def test_a_canary_s_rollback_over_several_ticks_ends_its_branch_only_when_done(
+    project: Project,
+) -> None:
+    slots_rolled_out(project, "{type: canary, steps: [{weight: 50, bake: 8s}, {weight: 100}]}")
+    blue = slot_instances(project)["blue"]
+    arn = start_planned(project, poll_seconds=2)
+    project.worker("--concurrency", "2", tick=None)
+    clock = RealClock()
+    deadline = clock.monotonic() + 60
+    while weights(project) != {"blue": 50, "green": 50} and clock.monotonic() < deadline:
+        clock.sleep(0.3)
+    assert weights(project) == {"blue": 50, "green": 50}, project.logs()
+    project.client("cloudwatch").set_alarm_state(
+        AlarmName="checkout-5xx", StateValue="ALARM", StateReason="5xx above threshold"
+    )
+    done = project.wait_for(arn, timeout=60)
+    assert done["status"] == "FAILED", (done, project.logs())
+    (failure,) = json.loads(done["cause"][done["cause"].index("[") :])
+    assert failure.startswith("checkout: ") and "checkout-5xx" in failure, failure
+    # the answers: the failed bake moved the traffic back and waited for the record's TTL
+    # (progressing, rolling back); the tick after it retired the green slot and said failed
+    answers = [
+        json.loads(e["taskSucceededEventDetails"]["output"])
+        for e in project.aws.history(arn)
+        if e["type"] == "TaskSucceeded"
+    ]
+    back = [a for a in answers if a["reason"].startswith("rolling back")]
+    assert back and all(a["state"] == "progressing" for a in back), answers
+    assert answers.index(back[0]) < len(answers) - 1 and answers[-1]["state"] == "failed"
+    assert weights(project) == {"blue": 100, "green": 0}
+    assert slot_instances(project) == {"blue": blue, "green": []}
+    assert running_instances(project) == set(blue)
+    assert leftovers(project) == []
+    assert project.stop_workers() == [0], project.logs()
