@@ -74,8 +74,8 @@ def stages(
 ) -> list[dict[str, Any]]:
     """A wave's stages: its units (``key`` and ``region``) by dependency level, each level cut
     into groups of at most ``max_regions_in_flight`` regions (0: no limit), in the order the
-    regions first appear. Dependencies on units outside ``units`` are ignored (an earlier
-    wave's have finished; the plan's checks refuse later ones)."""
+    regions first appear. Dependencies on units outside ``units`` are ignored here (an
+    earlier wave's have ended; the spec's checks refuse a later wave's)."""
     index = {str(u["key"]): i for i, u in enumerate(units)}
     level: dict[str, int] = {}
 
