@@ -177,3 +177,43 @@ def test_promote_ends_a_manual_pause_the_execution_waits_on(project: Project) ->
     )
     assert leftovers(project) == []
     assert project.stop_workers() == [0], project.logs()
+
+
+class HeldEngine:
+    """An engine whose unit a worker's tick holds for ``held`` looks, then lets go."""
+
+    def __init__(self, held: int, outcome: str = "rolled_back") -> None:
+        self.held = held
+        self.outcome = outcome
+        self.signals: list[str] = []
+
+    def abort_unfinished(self, key: str) -> Any:
+        if self.held > 0:
+            self.held -= 1
+            return None
+        from immutable_sdk.errors import UsageError
+
+        raise UsageError(f"fleet {key!r} has no rollout in progress")
+
+    def abort(self, key: str) -> None:
+        self.signals.append(key)
+
+    def history(self, fleet: str, limit: int = 20) -> dict[str, Any]:
+        return {fleet: {"rollouts": [{"id": "r-1", "outcome": self.outcome}]}}
+
+
+def test_a_unit_held_by_a_tick_is_signalled_once_and_waited_for() -> None:
+    from immutable_sdk.cli.orchestrator import _abort_unit
+
+    engine = HeldEngine(held=2)
+    assert _abort_unit(engine, "web", wait=30) == (
+        "the tick that held it ended its rollout: rolled_back",
+        True,
+    )
+    assert engine.signals == ["web"]
+    # the tick finished the rollout before it read the signal: not rolled back, said so
+    promoted = HeldEngine(held=1, outcome="promoted")
+    assert _abort_unit(promoted, "web", wait=30)[1] is False
+    # still held after --wait: left to abort --fleet, and the command fails
+    what, ok = _abort_unit(HeldEngine(held=10**6), "web", wait=0)
+    assert not ok and "abort --fleet web" in what
