@@ -13,8 +13,9 @@ the waves, their stages and their units, so a single state machine per project r
             failed    -> Failed (Pass: the outcome, "unit: reason" as its failure)
             a next_at -> WaitUntil (Wait, TimestampPath $.tick.next_at) -> Tick
             otherwise -> WaitPoll (Wait, SecondsPath $.poll_seconds) -> Tick
-        Failures (Pass: the units' failures, $.outcomes[*].failure, and how many)
-        Check (Choice: none -> StageDone; some -> StageFailed)
+        Outcomes, AnyFailed (Pass: States.ArrayContains of the units' outcomes, "failed")
+        Check (Choice: none failed -> StageDone (Succeed); some -> Failures)
+        Failures, Cause (Pass: $.outcomes[*].failure, States.Format of them)
         StageFailed (Fail, ImmutableSdk.UnitFailed, the failures as its cause)
       Bake (Wait, SecondsPath $.wave.bake_seconds)
 
@@ -169,39 +170,44 @@ def stage_states(queue_url: str, settings: TickSettings) -> dict[str, Any]:
             **unit_loop(queue_url, settings),
         },
         "ResultPath": "$.outcomes",
-        "Next": "Failures",
+        "Next": "Outcomes",
     }
     return {
         "StartAt": "Units",
         "States": {
             "Units": units,
-            "Failures": {
+            # every branch has an outcome; only failed ones have a failure (so the failures
+            # are projected only when there is one: a path that matches nothing is an error)
+            "Outcomes": {
                 "Type": "Pass",
-                "Parameters": {"failures.$": "$.outcomes[*].failure"},
+                "Parameters": {"outcomes.$": "$.outcomes[*].outcome"},
                 "ResultPath": "$.failed",
-                "Next": "Count",
+                "Next": "AnyFailed",
             },
-            "Count": {
+            "AnyFailed": {
                 "Type": "Pass",
-                "Parameters": {
-                    "failures.$": "$.failed.failures",
-                    "count.$": "States.ArrayLength($.failed.failures)",
-                },
+                "Parameters": {"any.$": "States.ArrayContains($.failed.outcomes, 'failed')"},
                 "ResultPath": "$.failed",
                 "Next": "Check",
             },
             "Check": {
                 "Type": "Choice",
                 "Choices": [
-                    {"Variable": "$.failed.count", "NumericGreaterThan": 0, "Next": "Cause"}
+                    {"Variable": "$.failed.any", "BooleanEquals": True, "Next": "Failures"}
                 ],
                 "Default": "StageDone",
+            },
+            "Failures": {
+                "Type": "Pass",
+                "Parameters": {"failures.$": "$.outcomes[*].failure"},
+                "ResultPath": "$.failed",
+                "Next": "Cause",
             },
             "Cause": {
                 "Type": "Pass",
                 "Parameters": {
                     "cause.$": "States.Format('{} of {} unit(s) of wave {} failed; later stages "
-                    "and waves were not started: {}', $.failed.count, "
+                    "and waves were not started: {}', States.ArrayLength($.failed.failures), "
                     "States.ArrayLength($.outcomes), $.wave, "
                     "States.JsonToString($.failed.failures))"
                 },
