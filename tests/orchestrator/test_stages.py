@@ -8,6 +8,7 @@ starts only after every unit of its wave that it depends on has ended, and at mo
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -122,3 +123,58 @@ def test_install_updates_an_older_definition_once(project: Project) -> None:
         "Stages" in json.loads(machine["definition"])["States"]["Waves"]["ItemProcessor"]["States"]
     )
     assert project.install()["changed"] == []
+
+
+MULTI_REGION = """apiVersion: immutable-sdk/v1
+name: orc
+region: us-east-1
+state: {backend: dynamodb, table: orc-state}
+images:
+  app:
+    builder: ami
+    ids: {us-east-1: ami-03c3da4cfa8e8943a, us-west-2: ami-03c3da4cfa8e8943a}
+fleets:
+  db:
+    image: app
+    regions: [us-east-1, us-west-2]
+    instance_type: t3.micro
+    subnets: [orc-a]
+    security_groups: [orc-web]
+    capacity: {min: 1, desired: 1, max: 2}
+  web:
+    image: app
+    regions: [us-east-1, us-west-2]
+    depends_on: [db]
+    instance_type: t3.micro
+    subnets: [orc-a]
+    security_groups: [orc-web]
+    capacity: {min: 1, desired: 1, max: 2}
+"""
+
+
+def test_a_multi_region_plan_goes_one_region_at_a_time_without_waves(project: Project) -> None:
+    project.write(MULTI_REGION, {})
+    spec = load_spec([project.spec])
+    items = tuple(
+        PlanItem(fleet=f, action="create", release="r1", region=r, key=spec.unit_key(f, r))
+        for f in ("web", "db")
+        for r in ("us-east-1", "us-west-2")
+    )
+    run = execution_input(spec, Plan("orc", items))
+    (wave,) = run.document["waves"]
+    keys = [u["key"] for u in wave["units"]]
+    assert keys == ["web", "web@us-west-2", "db", "db@us-west-2"]
+    named = [[keys[i] for i in s["units"]] for s in wave["stages"]]
+    # db before web in each region (depends_on), one region at a time (the default wave)
+    assert named == [["db"], ["db@us-west-2"], ["web"], ["web@us-west-2"]]
+    # a wave with max_regions_in_flight: 2 runs both regions of a level at once
+    project.write(
+        MULTI_REGION + "waves:\n  - {name: all-regions, fleets: ['*'], max_regions_in_flight: 2}\n",
+        {},
+    )
+    spec = load_spec([project.spec])
+    waved = tuple(replace(i, wave="all-regions") for i in items)
+    run = execution_input(spec, Plan("orc", waved, waves=({"name": "all-regions"},)))
+    (wave,) = run.document["waves"]
+    named = [[keys[i] for i in s["units"]] for s in wave["stages"]]
+    assert named == [["db", "db@us-west-2"], ["web", "web@us-west-2"]]
