@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from immutable_sdk.clock import RealClock
+from immutable_sdk.clock import RealClock, VirtualClock
 from immutable_sdk.core.engine import Engine
 from immutable_sdk.core.orchestrator.reconcile_tick import ReconcileTick, answer_of
 from immutable_sdk.core.orchestrator.watch import unit_states
@@ -83,6 +83,39 @@ WAVES = """waves:
   - {name: first, fleets: [web, api], bake: 0s}
   - {name: second, fleets: [jobs], bake: 0s}
 """
+
+
+def test_a_rollback_aws_stopped_is_tried_again_then_the_unit_fails() -> None:
+    unfinished = {
+        "state": "failed",
+        "outcome": "rollback_unfinished",
+        "rollout": "r-2",
+        "error": "gate failed; the rollback to release r1 did not finish: Throttling",
+    }
+    attempts = {"n": 1}
+
+    class Engine:
+        def reconcile(self, **_kwargs: Any) -> Any:
+            return {"units": {"web": unfinished}}
+
+        def history(self, fleet: str | None = None, limit: int = 20) -> dict[str, Any]:
+            record = {"id": "r-2", "phase": "rolling_back", "outcome": None, "error": "gate"}
+            record["data"] = {"rollback_attempts": attempts["n"]}
+            return {"web": {"releases": [], "rollouts": [record]}}
+
+    @contextmanager
+    def opened() -> Iterator[Engine]:
+        yield Engine()
+
+    tick = ReconcileTick(opened, clock=VirtualClock(start=1_800_000_000.0))
+    first = tick.tick(request())
+    assert (first.state, first.next_at) == ("progressing", "2027-01-15T08:00:30Z")
+    assert first.reason.startswith("rolling back: attempt 1 of 5 did not finish, trying again")
+    attempts["n"] = 4
+    assert tick.tick(request()).next_at == "2027-01-15T08:02:00Z"  # waits longer each time
+    attempts["n"] = 5
+    last = tick.tick(request())
+    assert (last.state, last.reason) == ("failed", unfinished["error"])
 
 
 @pytest.mark.slow
