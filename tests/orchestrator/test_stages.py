@@ -16,6 +16,7 @@ from immutable_sdk.core.orchestrator.definition import definition_json
 from immutable_sdk.core.orchestrator.execution import execution_input, stages
 from immutable_sdk.errors import UsageError
 from immutable_sdk.results import Plan, PlanItem
+from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
 from immutable_sdk.testing.orchestrator import read_lines
 
@@ -178,3 +179,21 @@ def test_a_multi_region_plan_goes_one_region_at_a_time_without_waves(project: Pr
     (wave,) = run.document["waves"]
     named = [[keys[i] for i in s["units"]] for s in wave["stages"]]
     assert named == [["db", "db@us-west-2"], ["web", "web@us-west-2"]]
+
+
+def test_a_wave_that_would_go_on_after_a_failure_is_warned_about(project: Project) -> None:
+    text = spec_text(["web", "api"], [("first", ["web"], "0s"), ("second", ["api"], "0s")])
+    text = text.replace(
+        "fleets: [web], bake: 0s}", "fleets: [web], bake: 0s, stop_on_failure: false}"
+    )
+    project.write(text, {})
+    Sandbox.attach(project.url).seed(load_spec([project.spec]))
+    project.install()
+    applied = project.cli(
+        "apply", "-f", str(project.spec), "--yes", "--on", "step-functions", "-o", "json"
+    )
+    assert applied.exit_code == 0, applied.output
+    assert json.loads(applied.stdout)["started"] is True
+    assert "warning: wave first: stop_on_failure: false is not honoured" in applied.stderr
+    arn = json.loads(applied.stdout)["execution_arn"]
+    project.aws.stop_execution(arn, "test", "no workers here")

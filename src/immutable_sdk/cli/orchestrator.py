@@ -316,6 +316,13 @@ def apply_on_step_functions(
         if not as_json:
             show(plan_table(the_plan))
         run = execution_input(spec, the_plan, parallelism=parallelism)
+        for wave in the_plan.waves:
+            if not wave.get("stop_on_failure", True) and run.units:
+                click.echo(
+                    f"warning: wave {wave['name']}: stop_on_failure: false is not honoured on "
+                    "Step Functions: a failed unit ends the execution after its stage",
+                    err=True,
+                )
         if not run.units:
             if as_json:
                 emit_json({"execution_arn": None, "started": False, "units": []})
