@@ -94,26 +94,35 @@ def test_answers_are_what_the_choice_reads() -> None:
                    "rollout": None}  # fmt: skip
 
 
-def test_the_definition_is_one_loop_per_unit_inside_ordered_waves() -> None:
+def test_the_definition_is_one_loop_per_unit_inside_ordered_stages_and_waves() -> None:
     doc = definition("https://q", TickSettings(heartbeat_seconds=30, timeout_seconds=900))
     waves = doc["States"]["Waves"]
     assert (waves["ItemsPath"], waves["MaxConcurrency"]) == ("$.waves", 1)
     wave = waves["ItemProcessor"]["States"]
-    assert wave["Units"]["MaxConcurrencyPath"] == "$.wave.parallelism"
+    assert (wave["Stages"]["ItemsPath"], wave["Stages"]["MaxConcurrency"]) == ("$.wave.stages", 1)
     assert wave["Bake"] == {"Type": "Wait", "SecondsPath": "$.wave.bake_seconds", "End": True}
-    loop = wave["Units"]["ItemProcessor"]["States"]
+    stage = wave["Stages"]["ItemProcessor"]["States"]
+    assert stage["Units"]["MaxConcurrencyPath"] == "$.stage.parallelism"
+    assert stage["StageFailed"] == {
+        "Type": "Fail",
+        "Error": UNIT_FAILED,
+        "CausePath": "$.failed.cause",
+    }
+    loop = stage["Units"]["ItemProcessor"]["States"]
     tick = loop["Tick"]
     assert tick["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
     assert (tick["HeartbeatSeconds"], tick["TimeoutSeconds"]) == (30, 900)
     assert tick["Parameters"]["MessageBody"]["task_token.$"] == "$$.Task.Token"
     retried = [r["ErrorEquals"] for r in tick["Retry"]]
     assert retried == [["States.Timeout", "States.HeartbeatTimeout"], [TICK_ERROR]]
+    assert [c["ErrorEquals"] for c in tick["Catch"]] == [["States.ALL"]]
     assert loop["WaitUntil"] == {"Type": "Wait", "TimestampPath": "$.tick.next_at", "Next": "Tick"}
     assert loop["WaitPoll"]["Next"] == "Tick"
-    assert loop["Failed"] == {"Type": "Fail", "Error": UNIT_FAILED, "CausePath": "$.tick.reason"}
+    # a unit's branch never fails (a failing branch would stop its siblings mid-rollout)
+    assert {s["Type"] for s in loop.values()} == {"Task", "Choice", "Wait", "Pass"}
     # every Next names a state of its own state list
-    for states in (doc["States"], wave, loop):
+    for states in (doc["States"], wave, stage, loop):
         for state in states.values():
             targets = [state.get("Next"), state.get("Default")]
-            targets += [c["Next"] for c in state.get("Choices", [])]
+            targets += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
             assert {t for t in targets if t} <= set(states)

@@ -316,6 +316,13 @@ def apply_on_step_functions(
         if not as_json:
             show(plan_table(the_plan))
         run = execution_input(spec, the_plan, parallelism=parallelism)
+        for wave in the_plan.waves:
+            if not wave.get("stop_on_failure", True) and run.units:
+                click.echo(
+                    f"warning: wave {wave['name']}: stop_on_failure: false is not honoured on "
+                    "Step Functions: a failed unit ends the execution after its stage",
+                    err=True,
+                )
         if not run.units:
             if as_json:
                 emit_json({"execution_arn": None, "started": False, "units": []})
@@ -388,6 +395,15 @@ def status_on_step_functions(
     help="The execution to abort (default: the project's newest running one).",
 )
 @click.option(
+    "--wait",
+    "wait",
+    type=Duration(minimum=0.0),
+    default="15m",
+    show_default=True,
+    help="How long to wait for a tick that holds a unit (it rolls back at its next wait) "
+    "before leaving that unit to `immutable-sdk abort --fleet`.",
+)
+@click.option(
     "--output",
     "-o",
     "output",
@@ -397,15 +413,19 @@ def status_on_step_functions(
 )
 @pass_options
 def abort_execution(
-    opts: Options, files: tuple[str, ...], execution: str | None, output: str | None
+    opts: Options, files: tuple[str, ...], execution: str | None, wait: float, output: str | None
 ) -> None:
     """Abort a running rollout on Step Functions: stop its execution, roll its units back.
 
-    The execution is stopped first (no tick starts after that; an answer in flight is refused),
-    then each unit of the execution's plan is aborted as ``abort --fleet`` would: a rollout that
-    no process runs is rolled back here and now, one that a worker's tick still holds is sent
-    the abort signal, which that tick honours. Units with no rollout in progress are left as
-    they are. Exit code 1 when a rollback failed, 2 when there is no running execution.
+    The execution is stopped first (status ABORTED: no tick starts after that, an answer in
+    flight is refused), then each unit of the execution's plan with a rollout in progress is
+    rolled back to the release it started from, here and now, as ``abort --fleet`` would: a
+    unit waiting in the execution (a bake, a pause, a rollback's DNS TTL) holds no lock. A unit
+    whose tick a worker still runs is sent the abort signal, which that tick honours at its
+    next wait; once the tick has let go, whatever it left unfinished is rolled back here too
+    (at most ``--wait``). Units that converged before the abort, or never started, are left as
+    they are. Exit code 1 when a rollback failed or a unit is still held after ``--wait``, 2
+    when there is no running execution.
     """
     from ..aws.session import aws_errors
     from ..aws.stepfunctions import Orchestration
@@ -433,16 +453,8 @@ def abort_execution(
     failed = False
     with open_engine(opts, files) as (engine, printer), printer:
         for key in units:
-            try:
-                result = engine.abort_unfinished(key)
-                if result is None:
-                    engine.abort(key)
-                    outcomes[key] = "abort sent to the tick that holds it"
-                else:
-                    outcomes[key] = result.outcome
-                    failed = failed or (not result.ok and result.outcome != "rolled_back")
-            except UsageError as exc:  # no rollout in progress: nothing to roll back
-                outcomes[key] = f"nothing to roll back ({exc})"
+            outcomes[key], ok = _abort_unit(engine, key, wait)
+            failed = failed or not ok
     if output_format(opts, output) == "json":
         emit_json({"execution_arn": arn, "status": status, "units": outcomes})
     else:
@@ -451,6 +463,40 @@ def abort_execution(
             click.echo(f"  {key}: {what}")
     if failed:
         sys.exit(int(ExitCode.FAILED))
+
+
+def _abort_unit(engine: Any, key: str, wait: float) -> tuple[str, bool]:
+    """Roll unit ``key``'s unfinished rollout back (waiting up to ``wait`` seconds for a tick
+    that holds it to let go); what happened, and whether it went well."""
+    from ..clock import RealClock
+
+    clock = RealClock()
+    deadline = clock.monotonic() + wait
+    signalled = False
+    while True:
+        try:
+            result = engine.abort_unfinished(key)
+        except UsageError:  # no rollout in progress
+            if not signalled:
+                return "nothing to roll back (no rollout in progress)", True
+            newest = engine.history(key, limit=1).get(key, {}).get("rollouts", [])
+            outcome = newest[0].get("outcome") if newest else None
+            return f"the tick that held it ended its rollout: {outcome}", outcome != "promoted"
+        if result is not None:
+            ok = result.ok or result.outcome == "rolled_back"
+            return str(result.outcome), ok
+        if not signalled:  # a worker's tick holds it: it rolls back at its next wait
+            try:
+                engine.abort(key)
+            except UsageError:
+                continue  # it ended meanwhile: look again
+            signalled = True
+        if clock.monotonic() >= deadline:
+            return (
+                f"abort sent to the tick that holds it, still running after {wait:g}s: "
+                f"run `immutable-sdk abort --fleet {key}` once it has ended"
+            ), False
+        clock.sleep(1.0)
 
 
 def _settled(aws: Any, arn: str, within: float = 30.0) -> str:

@@ -12,8 +12,16 @@ orchestrator knows only ``Ticker``. What it relies on:
   objects or dicts (``ReconcileResult.to_dict()``'s shape).
 
 ``waiting_for_operator`` and ``locked`` become ``waiting``: the state machine asks again after
-its poll interval. The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a
-step left unfinished is picked up by the next tick.
+its poll interval. A rollback that waits (outcome ``rolling_back``: a canary's DNS TTL before its
+slot is retired, a rolling fleet's bake between batches of the way back) is ``failed`` for
+``reconcile`` but not over: it answers ``progressing`` (or ``waiting``), so the unit's branch
+ends, ``failed``, only with the tick that finished the rollback. That tick's reason is the
+failure that started the rollback (the rollout's recorded error) when its own says nothing.
+A rollback that AWS stopped (``rollback_unfinished``) is tried again by later ticks, up to
+``ROLLBACK_TRIES`` attempts, before the unit fails with the rollout still unfinished.
+
+The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a step left unfinished
+is picked up by the next tick.
 """
 
 from __future__ import annotations
@@ -22,12 +30,18 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from ...clock import Clock, RealClock
 from ...errors import ImmutableSdkError
 from .tick import TickAnswer, TickRequest
 
+ROLLING_BACK = "rolling_back"  # results.FAILED_OUTCOMES: a rollback a later tick goes on with
+ROLLBACK_UNFINISHED = "rollback_unfinished"  # AWS stopped a rollback: later ticks try again
+ROLLBACK_TRIES = 5
+ROLLBACK_RETRY_SECONDS = 30.0  # times the attempts made: 30 s, 60 s, 90 s, 120 s
 STATES = {
     "converged": "converged",
     "progressing": "progressing",
@@ -42,6 +56,8 @@ class Reconciler(Protocol):
 
     def reconcile(self, *, start: bool, budget: float, units: list[str]) -> Any: ...
 
+    def history(self, fleet: str | None = None, limit: int = 20) -> Mapping[str, Any]: ...
+
 
 class ReconcileTick:
     """A ``Ticker`` that runs ``Engine.reconcile`` for the unit of each request."""
@@ -52,8 +68,10 @@ class ReconcileTick:
         *,
         spec_digests: Mapping[str, str] | None = None,
         budget: float = 600.0,
+        clock: Clock | None = None,
     ) -> None:
         self._open_engine = open_engine
+        self.clock = clock or RealClock()
         self._spec_digests = spec_digests
         self.budget = budget
         self.aws_calls: Counter[str] = Counter()  # the ticks' own, by operation
@@ -70,10 +88,59 @@ class ReconcileTick:
                 )
         with self._open_engine() as engine:
             result = engine.reconcile(start=True, budget=self.budget, units=[request.unit])
+            answer = answer_of(result, request.unit)
+            if _outcome(result, request.unit) == ROLLBACK_UNFINISHED:
+                answer = self._retry_rollback(engine, request.unit, answer)
+            elif answer.state == "failed" and not answer.reason:
+                answer = replace(answer, reason=failure_of(engine, request.unit, answer.rollout))
         calls = _get(_get(result, "api_calls", None) or {}, "by_operation", None) or {}
         with self._lock:
             self.aws_calls.update(calls)
-        return answer_of(result, request.unit)
+        return answer
+
+    def _retry_rollback(self, engine: Reconciler, key: str, answer: TickAnswer) -> TickAnswer:
+        """A rollback that AWS stopped (``rollback_unfinished``: the rollout stays unfinished,
+        rolling back) is tried again by later ticks, ``ROLLBACK_TRIES`` times in all, waiting
+        longer each time; then the unit fails, the rollout left for an operator."""
+        record = _rollout(engine, key, answer.rollout)
+        data = (record.get("data") or {}) if record else {}
+        tries = int(data.get("rollback_attempts", ROLLBACK_TRIES))
+        if tries >= ROLLBACK_TRIES:
+            return answer
+        when = self.clock.now() + ROLLBACK_RETRY_SECONDS * tries
+        return TickAnswer(
+            state="progressing",
+            next_at=_when(when),
+            reason=f"rolling back: attempt {tries} of {ROLLBACK_TRIES} did not finish, "
+            f"trying again: {answer.reason}",
+            rollout=answer.rollout,
+        )
+
+
+def _rollout(engine: Reconciler, key: str, rollout: str | None) -> Mapping[str, Any] | None:
+    """Unit ``key``'s rollout ``rollout`` (None: its newest) as the state records it."""
+    rollouts = engine.history(key, limit=5).get(key, {}).get("rollouts", [])
+    for record in rollouts:
+        if rollout is None or record.get("id") == rollout:
+            return dict(record)
+    return None
+
+
+def _outcome(result: Any, key: str) -> str | None:
+    entries = _get(result, "units", None) or {}
+    entry = entries.get(key) if isinstance(entries, Mapping) else None
+    return None if entry is None else _get(entry, "outcome", None)
+
+
+def failure_of(engine: Reconciler, key: str, rollout: str | None) -> str:
+    """Why unit ``key``'s rollout failed, as the state recorded it (a rollback a later tick
+    finished reports no error of its own: the failure that started it is the rollout's)."""
+    record = _rollout(engine, key, rollout)
+    if record is None:
+        return "failed (the state records no reason)"
+    error = record.get("error")
+    outcome = record.get("outcome") or record.get("phase") or "failed"
+    return f"{outcome}: {error}" if error else str(outcome)
 
 
 def answer_of(result: Any, key: str) -> TickAnswer:
@@ -87,6 +154,11 @@ def answer_of(result: Any, key: str) -> TickAnswer:
     if state is None:
         raise ImmutableSdkError(f"{key}: the reconcile tick answered an unknown state {raw!r}")
     reason = _get(entry, "error", None) or ""
+    if _get(entry, "outcome", None) == ROLLING_BACK:  # the rollback goes on in a later tick
+        state = "progressing" if _get(entry, "next_at", None) is not None else "waiting"
+        waiting_for = _get(entry, "waiting_for", None) or "its next step"
+        why = f": {reason}" if reason else ""
+        reason = f"rolling back, waiting for {waiting_for}{why}"
     if not reason and state == "waiting":
         waiting_for = _get(entry, "waiting_for", None)
         reason = f"{raw}: {waiting_for}" if waiting_for else raw
