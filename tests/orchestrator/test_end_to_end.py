@@ -229,9 +229,10 @@ def test_a_worker_killed_mid_tick_loses_nothing(project: Project, probes: Probes
     # release 2: a new image and instance type, rolled out by three workers
     project.write(spec_text(probes.port, AMI_V2, "t3.small"), {})
     probes.arm(VICTIM)
-    # a wave's five units tick at once; the two workers left after the kill have room for six
-    # (a Tick waiting in the queue for a free worker counts against its heartbeat)
-    options = ("--concurrency", "3", "--lease", f"{LEASE}s", "--log-format", "json")
+    # a wave's five units tick at once; the two workers left after the kill have room for eight
+    # (a Tick waiting in the queue for a free worker counts against its heartbeat, and a tick
+    # whose task timed out on a loaded machine keeps its place until it ends)
+    options = ("--concurrency", "4", "--lease", f"{LEASE}s", "--log-format", "json")
     workers = [project.worker(*options, tick=None) for _ in range(3)]
     applied = project.cli(
         "apply", "-f", str(project.spec), "--yes", "--on", "step-functions", "-o", "json"
