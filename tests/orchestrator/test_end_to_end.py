@@ -280,6 +280,9 @@ def test_a_worker_killed_mid_tick_loses_nothing(project: Project, probes: Probes
 
         # the killed tick was retried: its task timed out and the unit was ticked again
         assert retried_units(history) >= {VICTIM}
+        # the batches' bakes suspended ticks: units waited in WaitUntil for their next_at
+        waits = [e for e in history if e["type"] == "WaitStateEntered"]
+        assert any(e["stateEnteredEventDetails"]["name"] == "WaitUntil" for e in waits)
 
         # every fleet runs release 2 at desired capacity, and never served under its minimum
         releases_2 = group_releases(project)
