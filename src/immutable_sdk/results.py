@@ -44,7 +44,7 @@ class FleetResult:
     retired: list[str] = field(default_factory=list)
     # outcome "waiting" (a reconcile tick stopped the rollout at a safe point): what it waits
     # for (bake, pause, operator, gate...), until when (epoch seconds; None: an operator),
-    # and the step it waits in
+    # and the step it waits in. Outcome "locked": next_at is when the holder's lease ends
     waiting_for: str | None = None
     next_at: float | None = None
     step: str | None = None

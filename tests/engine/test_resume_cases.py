@@ -244,13 +244,16 @@ def test_a_lost_lock_stops_the_rollout_before_its_next_change(world: World) -> N
 def test_a_held_lock_is_reported_or_waited_for(world: World) -> None:
     v1 = deployed(world)
     with state(world) as s:
-        s.acquire_lock("web", "host:9:other", LEASE, world.clock.now())
+        held = s.acquire_lock("web", "host:9:other", LEASE, world.clock.now())
     with world.engine(AMI_V2) as engine:
         result = engine.apply()
+        # a tick says when to look again: when the holder's lease ends, unless renewed
+        tick = engine.reconcile(start=True, units=["web"]).units["web"]
     web = result.fleet("web")
     assert web.outcome == "locked" and not result.ok
     assert "host:9:other" in (web.error or "") and "lease expires" in (web.error or "")
     assert result.api_calls["mutating"] == 0
+    assert (tick.state, tick.next_at) == ("locked", held.lease_until)
     with world.engine(AMI_V2, lock_wait=2 * LEASE) as engine:
         start = world.clock.now()
         result = engine.apply()

@@ -6,7 +6,8 @@ import pytest
 
 import immutable_sdk.aws_lambda as aws_lambda
 from immutable_sdk.clock import RealClock
-from immutable_sdk.core.orchestrator.lambda_ticks import SPEC_VAR, TICK_VAR
+from immutable_sdk.core.orchestrator.lambda_ticks import LEASE_VAR, SPEC_VAR, TICK_VAR, lease_of
+from immutable_sdk.errors import UsageError
 from immutable_sdk.testing.orchestrator import JOURNAL_VAR, SCRIPT_VAR, read_lines
 
 from .conftest import TICK, Project, spec_text
@@ -69,3 +70,11 @@ def test_the_handler_runs_an_execution_to_its_end(
         ("web", 1),
     ]
     assert invocations >= 2
+
+
+def test_the_handler_s_lock_lease_comes_from_the_environment() -> None:
+    assert lease_of({}) == 60.0  # as worker --lease
+    assert lease_of({LEASE_VAR: "2m"}) == 120.0
+    for bad in ("soon", "1s"):
+        with pytest.raises(UsageError, match=LEASE_VAR):
+            lease_of({LEASE_VAR: bad})

@@ -42,6 +42,9 @@ def test_reconcile_states_become_the_state_machine_s() -> None:
     paused = answer_of(Result({"web": Entry("waiting_for_operator", waiting_for="promote")}), "web")
     assert (paused.state, paused.reason) == ("waiting", "waiting_for_operator: promote")
     assert answer_of(Result({"web": Entry("locked")}), "web").state == "waiting"
+    # a lock whose lease ends at a known time (its worker died mid-tick): ask again then
+    held = answer_of(Result({"web": Entry("locked", next_at=at, error="locked by h:1:x")}), "web")
+    assert held == TickAnswer("progressing", "2027-01-15T08:00:01Z", "locked by h:1:x")
     failed = answer_of({"units": {"web": {"state": "failed", "error": "gate: 2 unhealthy"}}}, "web")
     assert (failed.state, failed.reason) == ("failed", "gate: 2 unhealthy")
     with pytest.raises(ImmutableSdkError, match="said nothing about this unit"):

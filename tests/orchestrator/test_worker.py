@@ -70,3 +70,22 @@ def test_idle_exit_ends_a_worker_without_messages(project: Project) -> None:
     summary = check_output("worker", (project.tmp / "worker-0.out").read_text())["worker"]
     assert summary["ticks"] == {}
     assert "worker.stopping reason=idle for 2s" in project.logs()
+
+
+def test_sigterm_ends_an_idle_worker_without_waiting_out_its_long_polls(project: Project) -> None:
+    project.write(spec_text(["web"], []), {})
+    project.install()
+    proc = project.worker("--concurrency", "2")
+    clock = RealClock()
+    deadline = clock.monotonic() + 30
+    while "worker.started" not in project.logs():
+        assert clock.monotonic() < deadline and proc.poll() is None, project.logs()
+        clock.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stopped = clock.monotonic()
+    assert proc.wait(timeout=30) == 0, project.logs()
+    # each thread's long poll lasts 20 s when no message comes: the worker did not wait for them
+    assert clock.monotonic() - stopped < 10
+    summary = check_output("worker", (project.tmp / "worker-0.out").read_text())["worker"]
+    assert summary["ticks"] == {}
+    assert summary["aws_calls"]["sqs.ReceiveMessage"] >= 1

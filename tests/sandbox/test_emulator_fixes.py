@@ -165,3 +165,70 @@ def test_image_builder_on_the_sandbox_is_one_line_and_exit_2(tmp_path: Path, com
         "not implement 'imagebuilder'; bake images with the packer or ami builder there, or "
         "run without --sandbox"
     ]
+
+
+def test_a_cancelled_transaction_puts_back_exactly_the_items_it_wrote(aws: str) -> None:
+    """moto undid a transaction by restoring a deep copy of each whole table (slow, and in
+    proportion to the table); here it undoes its own items, with the same outcome."""
+    ddb = client(aws, "dynamodb")
+    ddb.create_table(
+        TableName="tx",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    def key(sk: str) -> dict[str, Any]:
+        return {"pk": {"S": "p"}, "sk": {"S": sk}}
+
+    for sk, n in (("updated", "1"), ("deleted", "2"), ("bystander", "3")):
+        ddb.put_item(TableName="tx", Item={**key(sk), "n": {"N": n}})
+
+    def items() -> dict[str, str]:
+        found = ddb.query(
+            TableName="tx",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "p"}},
+        )["Items"]
+        return {i["sk"]["S"]: i["n"]["N"] for i in found}
+
+    before = items()
+    writes = [
+        {"Put": {"TableName": "tx", "Item": {**key("new"), "n": {"N": "9"}}}},
+        {
+            "Update": {
+                "TableName": "tx",
+                "Key": key("updated"),
+                "UpdateExpression": "SET n = :n",
+                "ExpressionAttributeValues": {":n": {"N": "10"}},
+            }
+        },
+        {"Delete": {"TableName": "tx", "Key": key("deleted")}},
+    ]
+    refused = {
+        "ConditionCheck": {
+            "TableName": "tx",
+            "Key": key("bystander"),
+            "ConditionExpression": "n = :x",
+            "ExpressionAttributeValues": {":x": {"N": "99"}},
+        }
+    }
+    with pytest.raises(ClientError) as cancelled:
+        ddb.transact_write_items(TransactItems=[*writes, refused])
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
+    assert items() == before
+    with pytest.raises(ClientError, match="ValidationException"):  # one item twice: refused
+        ddb.transact_write_items(
+            TransactItems=[writes[0], {"Delete": {"TableName": "tx", "Key": key("new")}}]
+        )
+    assert items() == before
+    ddb.transact_write_items(TransactItems=writes)  # and one that passes writes it all
+    assert items() == {"new": "9", "updated": "10", "bystander": "3"}

@@ -10,7 +10,8 @@ built elsewhere (a worker, CI) before the rollout needs them.
 
 Configuration, from the function's environment: ``IMMUTABLE_SDK_SPEC`` (spec files in the
 deployment package, ``:``-separated: later files overlay earlier ones), optionally
-``IMMUTABLE_SDK_TICK`` (``module:factory``, as ``worker --tick``). Set the function's batch
+``IMMUTABLE_SDK_TICK`` (``module:factory``, as ``worker --tick``) and
+``IMMUTABLE_SDK_LOCK_LEASE`` (a duration, as ``worker --lease``). Set the function's batch
 size to 1 unless ticks are short, and the queue's visibility timeout to at least six times the
 function's timeout (AWS's advice for SQS event sources).
 """

@@ -173,6 +173,15 @@ def install(
     "(default: the SDK's reconcile tick).",
 )
 @click.option(
+    "--lease",
+    type=Duration(minimum=3.0),
+    default="60s",
+    show_default=True,
+    envvar="IMMUTABLE_SDK_LOCK_LEASE",
+    help="Lease of the fleet locks a tick holds: a fleet whose worker died mid-tick is "
+    "taken over by another worker's tick once it has run out.",
+)
+@click.option(
     "--output",
     "-o",
     "output",
@@ -187,6 +196,7 @@ def worker(
     concurrency: int,
     idle_exit: float | None,
     tick: str | None,
+    lease: float,
     output: str | None,
 ) -> None:
     """Run the project's ticks: long-poll the work queue, tick, answer Step Functions.
@@ -212,7 +222,7 @@ def worker(
                 f"no work queue {orch.queue} in {spec.region}: run "
                 "`immutable-sdk orchestrator install -f SPEC` first"
             )
-        ticker = factory(TickContext(spec, files, connection_options(opts)))
+        ticker = factory(TickContext(spec, files, connection_options(opts), lease=lease))
         work = Worker(
             WorkQueue(connection.session, url),
             ticker,

@@ -10,6 +10,11 @@ orchestrator knows only ``Ticker``. What it relies on:
   ``progressing``, ``waiting_for_operator``, ``failed``, ``locked``), ``next_at`` (epoch
   seconds, or ISO 8601, or None), ``error``, ``waiting_for`` and ``rollout``; entries may be
   objects or dicts (``ReconcileResult.to_dict()``'s shape).
+  A ``locked`` unit with a ``next_at`` (when the holder's lease ends) answers ``progressing``
+  until then, not ``waiting``: a tick whose worker died holds the fleet's lock until its lease
+  runs out (an AWS request of it may still be in flight); the tick asked again then takes the
+  lock over and resumes the rollout from its journal. A live holder renews its lease: the unit
+  is asked again at the new lease's end.
 
 ``waiting_for_operator`` and ``locked`` become ``waiting``: the state machine asks again after
 its poll interval. A rollback that waits (outcome ``rolling_back``: a canary's DNS TTL before its
@@ -153,6 +158,9 @@ def answer_of(result: Any, key: str) -> TickAnswer:
     state = STATES.get(raw)
     if state is None:
         raise ImmutableSdkError(f"{key}: the reconcile tick answered an unknown state {raw!r}")
+    next_at = _when(_get(entry, "next_at", None))
+    if raw == "locked" and next_at is not None:
+        state = "progressing"  # ask again when the holder's lease ends (see the module doc)
     reason = _get(entry, "error", None) or ""
     if _get(entry, "outcome", None) == ROLLING_BACK:  # the rollback goes on in a later tick
         state = "progressing" if _get(entry, "next_at", None) is not None else "waiting"
@@ -164,7 +172,7 @@ def answer_of(result: Any, key: str) -> TickAnswer:
         reason = f"{raw}: {waiting_for}" if waiting_for else raw
     return TickAnswer(
         state=state,
-        next_at=_when(_get(entry, "next_at", None)),
+        next_at=next_at,
         reason=str(reason),
         rollout=_get(entry, "rollout", None),
     )

@@ -24,6 +24,9 @@ class TickContext:
     spec: Spec
     files: tuple[str, ...]
     connection: Mapping[str, Any] = field(default_factory=dict)  # Connection.open's options
+    # the lease of the fleet locks a tick holds (``worker --lease``): how long a fleet whose
+    # worker died mid-tick stays locked before another worker's tick takes it over
+    lease: float = 60.0
 
 
 def load_factory(name: str) -> Callable[[TickContext], Ticker]:
@@ -48,7 +51,7 @@ def reconcile_tick(context: TickContext) -> Ticker:
 
     @contextmanager
     def open_engine() -> Iterator[Reconciler]:
-        engine = Engine(context.spec, **dict(context.connection))
+        engine = Engine(context.spec, lease=context.lease, **dict(context.connection))
         try:
             yield cast(Reconciler, engine)
         finally:

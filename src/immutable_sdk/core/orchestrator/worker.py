@@ -8,7 +8,11 @@ answer, ``SendTaskFailure`` when the tick raised) and the message is deleted. A 
 is not a tick is left alone: after ``MAX_RECEIVES`` deliveries SQS moves it to the
 dead-letter queue.
 
-``stop()`` (SIGTERM) lets every tick in hand finish and answer, and takes no new message.
+``stop()`` (SIGTERM) lets every tick in hand finish and answer, and takes no new message;
+``run()`` returns as soon as no tick is in hand, without waiting for the long polls of its idle
+threads to end (up to ``LONG_POLL`` seconds). A message such a poll receives as the process
+exits stays hidden until the queue's visibility timeout: its task times out after its heartbeat
+and is sent again, as if the worker had died.
 """
 
 from __future__ import annotations
@@ -77,12 +81,16 @@ class Worker:
         self._stop = threading.Event()
         self._last_message = self.clock.monotonic()
         self._lock = threading.Lock()
+        self._busy = 0  # threads with a message in hand
+        self._changed = threading.Condition(self._lock)  # a stop, or a message let go
 
     def stop(self, reason: str = "stop requested") -> None:
         """Finish the ticks in hand, take no more messages."""
         if not self._stop.is_set():
             self._emit("worker.stopping", reason=reason)
             self._stop.set()
+            with self._changed:
+                self._changed.notify_all()
 
     @property
     def stopping(self) -> bool:
@@ -96,8 +104,11 @@ class Worker:
         ]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        self._emit("worker.started", concurrency=self.concurrency, idle_exit=self.idle_exit)
+        with self._changed:
+            # once stopped, the threads left only wait for messages: they are not waited for
+            while any(t.is_alive() for t in threads) and not (self.stopping and self._busy == 0):
+                self._changed.wait(0.5)
         self.summary.aws_calls = self.queue.session.calls.snapshot()
         self.summary.tick_calls = dict(sorted(getattr(self.ticker, "aws_calls", {}).items()))
         return self.summary
@@ -129,14 +140,21 @@ class Worker:
 
     def _take(self, wait: int) -> None:
         messages = self.queue.receive(wait, most=1)
-        if messages:
-            with self._lock:
-                self._last_message = self.clock.monotonic()
-        for message in messages:
-            if self._stop.is_set():
-                self.queue.hide(message, 0)  # another worker takes it at once
-                continue
-            self.handle(message)
+        if not messages:
+            return
+        with self._lock:
+            self._last_message = self.clock.monotonic()
+            self._busy += 1
+        try:
+            for message in messages:
+                if self._stop.is_set():
+                    self.queue.hide(message, 0)  # another worker takes it at once
+                else:
+                    self.handle(message)
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
 
     def handle(self, message: Message) -> str:
         """Run the tick ``message`` asks for and answer it; the outcome's name."""
@@ -161,6 +179,7 @@ class Worker:
 
     def _tick(self, request: TickRequest, message: Message) -> str:
         self._emit("tick.started", unit=request.unit, execution=request.execution)
+        began = self.clock.monotonic()
         done = threading.Event()
         beat = threading.Thread(
             target=self._heartbeat,
@@ -172,19 +191,26 @@ class Worker:
         try:
             answer = self.ticker.tick(request)
         except ImmutableSdkError as exc:
-            return self._answer_failure(request, TICK_ERROR, str(exc), done, beat)
+            return self._answer_failure(request, TICK_ERROR, str(exc), done, beat, began)
         except Exception as exc:  # a bug: say so in the execution's history, keep the worker
             log.exception("tick of %s failed", request.unit)
             cause = f"{type(exc).__name__}: {exc}"
-            return self._answer_failure(request, WORKER_ERROR, cause, done, beat)
+            return self._answer_failure(request, WORKER_ERROR, cause, done, beat, began)
         done.set()
         beat.join()
+        seconds = round(self.clock.monotonic() - began, 2)
         try:
             self.queue.succeed(request.token, answer.to_output())
         except TaskGone:
-            self._emit("tick.gone", unit=request.unit, state=answer.state)
+            self._emit("tick.gone", unit=request.unit, state=answer.state, seconds=seconds)
             return "gone"
-        self._emit("tick.answered", unit=request.unit, state=answer.state, next_at=answer.next_at)
+        self._emit(
+            "tick.answered",
+            unit=request.unit,
+            state=answer.state,
+            next_at=answer.next_at,
+            seconds=seconds,
+        )
         return "answered"
 
     def _answer_failure(
@@ -194,29 +220,33 @@ class Worker:
         cause: str,
         done: threading.Event,
         beat: threading.Thread,
+        began: float,
     ) -> str:
         done.set()
         beat.join()
+        seconds = round(self.clock.monotonic() - began, 2)
         try:
             self.queue.fail(request.token, error, cause)
         except TaskGone:
             return "gone"
-        self._emit("tick.failed", unit=request.unit, error=error, cause=cause)
+        self._emit("tick.failed", unit=request.unit, error=error, cause=cause, seconds=seconds)
         return "failed"
 
     def _heartbeat(self, request: TickRequest, message: Message, done: threading.Event) -> None:
-        """Heartbeat the token and keep the message hidden until ``done``."""
+        """Heartbeat the token and keep the message hidden until ``done``.
+
+        Beats are spaced from one beat's start to the next (a third of the heartbeat timeout),
+        so a slow answer from Step Functions does not push the next beat late."""
         interval = max(0.5, request.heartbeat_seconds / 3)
+        beat_at = self.clock.monotonic() + interval
         while True:
-            waited = 0.0
-            while waited < interval:
+            while (left := beat_at - self.clock.monotonic()) > 0:
                 if done.is_set():
                     return
-                step = min(0.25, interval - waited)
-                self.clock.sleep(step)
-                waited += step
+                self.clock.sleep(min(0.25, left))
             if done.is_set():
                 return
+            beat_at = max(beat_at, self.clock.monotonic()) + interval
             try:
                 self.queue.heartbeat(request.token)
                 self.queue.hide(message, visibility_timeout(request.heartbeat_seconds))

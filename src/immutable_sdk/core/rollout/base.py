@@ -94,7 +94,9 @@ class BaseDeployer:
         try:
             keeper.acquire()
         except LockHeld as exc:
-            return FleetResult(fleet, action, "locked", error=str(exc))
+            # next_at: when the holder's lease ends, if it is not renewed (a tick whose worker
+            # died is taken over then: see core.orchestrator.reconcile_tick)
+            return FleetResult(fleet, action, "locked", error=str(exc), next_at=exc.lease_until)
         try:
             result = work(keeper)
         except Suspended as exc:  # a tick stopped at a safe point: any process goes on
