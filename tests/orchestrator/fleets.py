@@ -8,12 +8,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tests.engine.conftest import AMI_V1, AMI_V2, HealthServer
+from tests.engine.conftest import AMI_V1, AMI_V2
 
 from immutable_sdk.core.engine import Engine
 from immutable_sdk.core.orchestrator.execution import execution_input
 from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
+from immutable_sdk.testing.endpoints import HealthServer
 
 from .conftest import Project
 

@@ -34,13 +34,13 @@ def test_the_same_plan_starts_one_execution_that_status_follows(project: Project
     assert ":execution:immutable-sdk-orc:orc-" in arn
     again = json.loads(project.cli(*apply).stdout)
     assert (again["execution_arn"], again["started"]) == (arn, False)  # never started twice
-    # the execution's input: the plan's waves in order, with their bakes and units
+    # the execution's input: the plan's waves in order, with their units
     described = project.aws.describe_execution(arn)
     assert described is not None
     waves = json.loads(described["input"])["waves"]
-    assert [(w["name"], [u["key"] for u in w["units"]], w["bake_seconds"]) for w in waves] == [
-        ("front", ["web", "api"], 1),
-        ("back", ["jobs"], 0),
+    assert [(w["name"], [u["key"] for u in w["units"]]) for w in waves] == [
+        ("front", ["web", "api"]),
+        ("back", ["jobs"]),
     ]
 
     project.worker("--concurrency", "3", "--idle-exit", "20s")

@@ -76,13 +76,16 @@ def test_two_waves_succeed_with_a_worker_killed_mid_tick(project: Project) -> No
     history = project.aws.history(arn)
     kinds = Counter(e["type"] for e in history)
     assert kinds["TaskTimedOut"] >= 1  # the dead worker's heartbeat timeout, then the Retry
-    assert kinds["WaitStateEntered"] >= len(WAVE_1 + WAVE_2) + 1  # next_at waits and the bake
+    assert kinds["WaitStateEntered"] >= len(WAVE_1 + WAVE_2)  # each unit's next_at wait
+    # every tick answered once (the killed one by another worker), as the history counts them
+    assert kinds["TaskSucceeded"] == 2 * len(WAVE_1 + WAVE_2)
 
     codes = project.stop_workers()
     assert [c for c in codes if c != -signal.SIGKILL] == [0, 0], project.logs()
-    # every tick answered once (the victim's answers before it died included), none failed
+    # none failed; the workers' logs hold every answer but one the victim sent and was
+    # killed before it logged
     answered = project.logs(whole=True).count("tick.answered ")
-    assert answered == 2 * len(WAVE_1 + WAVE_2)
+    assert 2 * len(WAVE_1 + WAVE_2) - 1 <= answered <= 2 * len(WAVE_1 + WAVE_2)
     outcomes: Counter[str] = Counter()
     for n, proc in enumerate(project.workers):
         if proc is not victim:

@@ -1,7 +1,7 @@
 """The SDK's own tick on Step Functions: workers run ``Engine.reconcile`` (issue 16) for real.
 
-Skipped until the reconcile tick is merged (``Engine.reconcile``); then an execution of two
-waves creates every fleet, each group running the release the plan asked for.
+An execution of two waves creates every fleet, each group running the release the plan asked
+for.
 """
 
 from __future__ import annotations
@@ -10,18 +10,12 @@ import json
 
 import pytest
 
-from immutable_sdk.core.engine import Engine
 from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
 
 from .conftest import Project, spec_text
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not hasattr(Engine, "reconcile"), reason="needs the reconcile tick (issue 16)"
-    ),
-]
+pytestmark = pytest.mark.slow
 
 FLEETS = ["web", "api", "jobs"]
 

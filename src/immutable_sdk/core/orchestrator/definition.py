@@ -17,7 +17,12 @@ the waves, their stages and their units, so a single state machine per project r
         Check (Choice: none failed -> StageDone (Succeed); some -> Failures)
         Failures, Cause (Pass: $.outcomes[*].failure, States.Format of them)
         StageFailed (Fail, ImmutableSdk.UnitFailed, the failures as its cause)
-      Bake (Wait, SecondsPath $.wave.bake_seconds)
+
+A wave's bake has no state of its own: the reconcile tick watches it. A unit of a wave with a
+``bake`` answers ``progressing`` after its rollout until it has been watched for that long (a
+WaitUntil between each look), so its stage, and the next wave, start only after it baked; a
+failed watch rolls the unit back and it fails. (A blind Wait after the wave would watch
+nothing, and would bake the wave twice.)
 
 A unit's branch never fails: a failed unit ends in a Pass, so Step Functions never stops its
 siblings mid-rollout (a Map stops every running branch when one fails). The tick answers
@@ -239,15 +244,9 @@ def definition(queue_url: str, settings: TickSettings | None = None) -> dict[str
             **stage_states(queue_url, settings),
         },
         "ResultPath": None,
-        "Next": "Bake",
+        "End": True,
     }
-    wave = {
-        "StartAt": "Stages",
-        "States": {
-            "Stages": stages,
-            "Bake": {"Type": "Wait", "SecondsPath": "$.wave.bake_seconds", "End": True},
-        },
-    }
+    wave = {"StartAt": "Stages", "States": {"Stages": stages}}
     return {
         "Comment": "immutable-sdk: waves in order, stages in order within a wave, a Map over "
         "each stage's units, a tick loop per unit",

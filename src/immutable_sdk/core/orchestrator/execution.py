@@ -1,22 +1,21 @@
 """An execution's input from a plan, and its name from the plan's digest.
 
-The input carries everything the generic state machine walks: the waves in order, each with
-its units (the plan's items that change something), its stages and its bake. A wave's stages
-run one after the other, the units of a stage in parallel (at most ``parallelism`` at once):
-a unit's stage comes after the stages of every unit of its wave it ``depends_on`` (its
-dependency level), and a stage holds units of at most ``max_regions_in_flight`` regions (a
-spec without ``waves:`` has one wave, one region at a time). A stage lists its units as
-indices into the wave's ``units``. The name is
-a digest of what the plan would do and of what AWS showed the planner (``planfile``'s
-fingerprints), so the same plan started twice is one execution, and a plan made after the
-rollout (nothing left to do, or other releases running) is another.
+The input carries everything the generic state machine walks: the waves in order, each with its
+units (the plan's items that change something) and its stages (its bake is watched by the
+units' ticks: see ``definition``). A wave's stages run one after the other, the units of a
+stage in parallel (at most ``parallelism`` at once): a unit's stage comes after the stages of
+every unit of its wave it ``depends_on`` (its dependency level), and a stage holds units of at
+most ``max_regions_in_flight`` regions (a spec without ``waves:`` has one wave, one region at a
+time). A stage lists its units as indices into the wave's ``units``. The name is a digest of
+what the plan would do and of what AWS showed the planner (``planfile``'s fingerprints), so the
+same plan started twice is one execution, and a plan made after the rollout (nothing left to
+do, or other releases running) is another.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,7 +107,6 @@ def execution_input(
     changing = [i for i in plan.items if i.action != "noop"]
     prints = fingerprints(spec, plan)
     order = [str(w["name"]) for w in plan.waves] or ["all"]
-    bakes = {str(w["name"]): float(w.get("bake", 0.0)) for w in plan.waves}
     # as in-process apply schedules them (``waves``): a spec without waves has one wave
     # ("all"), one region at a time
     placed = assign_waves(spec, [(i.fleet, i.region or spec.region) for i in changing])
@@ -143,10 +141,8 @@ def execution_input(
                     parallelism=parallelism,
                     max_regions_in_flight=regions_in_flight.get(name, 0),
                 ),
-                # the last wave's bake would hold nothing back
-                "bake_seconds": math.ceil(bakes.get(name, 0.0)) if i < len(kept) - 1 else 0,
             }
-            for i, name in enumerate(kept)
+            for name in kept
         ],
     }
     return ExecutionInput(execution_name(spec.name, digest), digest, document)

@@ -1,7 +1,6 @@
 """The SDK's own tick: one ``Engine.reconcile`` of one unit (the reconcile issue, #16).
 
-Written against ``Engine.reconcile`` as branch is-16 has it (commit 03f224c); the rest of the
-orchestrator knows only ``Ticker``. What it relies on:
+The rest of the orchestrator knows only ``Ticker``. What this adapter relies on:
 
 * ``engine.reconcile(start=True, budget=seconds, units=[unit_key])`` runs one tick of the
   unit: every step due now, the rollout the spec needs started, polls stopped after about
@@ -16,14 +15,15 @@ orchestrator knows only ``Ticker``. What it relies on:
   lock over and resumes the rollout from its journal. A live holder renews its lease: the unit
   is asked again at the new lease's end.
 
-``waiting_for_operator`` and ``locked`` become ``waiting``: the state machine asks again after
-its poll interval. A rollback that waits (outcome ``rolling_back``: a canary's DNS TTL before its
-slot is retired, a rolling fleet's bake between batches of the way back) is ``failed`` for
-``reconcile`` but not over: it answers ``progressing`` (or ``waiting``), so the unit's branch
-ends, ``failed``, only with the tick that finished the rollback. That tick's reason is the
-failure that started the rollback (the rollout's recorded error) when its own says nothing.
-A rollback that AWS stopped (``rollback_unfinished``) is tried again by later ticks, up to
-``ROLLBACK_TRIES`` attempts, before the unit fails with the rollout still unfinished.
+``waiting_for_operator`` and a ``locked`` unit whose lease end is unknown become ``waiting``:
+the state machine asks again after its poll interval. A rollback that waits (outcome
+``rolling_back``: a canary's DNS TTL before its slot is retired, a rolling fleet's bake between
+batches of the way back) is ``failed`` for ``reconcile`` but not over: it answers
+``progressing`` (or ``waiting``), so the unit's branch ends, ``failed``, only with the tick
+that finished the rollback. That tick's reason is the failure that started the rollback (the
+rollout's recorded error) when its own says nothing. A rollback that AWS stopped
+(``rollback_unfinished``) is tried again by later ticks, up to ``ROLLBACK_TRIES`` attempts,
+before the unit fails with the rollout still unfinished.
 
 The budget keeps a tick well inside the Tick state's ``TimeoutSeconds``; a step left unfinished
 is picked up by the next tick.
@@ -57,7 +57,7 @@ STATES = {
 
 
 class Reconciler(Protocol):
-    """What the adapter needs of an engine (``core.engine.Engine`` once #16 is merged)."""
+    """What the adapter needs of an engine (``core.engine.Engine``)."""
 
     def reconcile(self, *, start: bool, budget: float, units: list[str]) -> Any: ...
 
