@@ -84,7 +84,9 @@ class Emulator:
         req = urllib.request.Request(f"{self.url}{path}", method="POST", data=data)
         # straight to loopback: never through a proxy the environment names (urlopen would)
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with direct.open(req, timeout=30) as resp:
+        # a reset drops every resource of the account: on a loaded machine, with the state of
+        # a long test to drop, it took over 30 s once (a whole test suite on 2 cores)
+        with direct.open(req, timeout=120) as resp:
             resp.read()
 
     def stop(self) -> None:
