@@ -89,6 +89,19 @@ def output_option(f: F) -> F:
     )(f)
 
 
+def lease_option(help: str) -> Callable[[F], F]:
+    """``--lease DURATION`` (at least 3s, default 60s, or ``IMMUTABLE_SDK_LOCK_LEASE``): the
+    lease of the fleet locks the command holds; ``help`` says what holding them means there."""
+    return click.option(
+        "--lease",
+        type=Duration(minimum=3.0),
+        default="60s",
+        show_default=True,
+        envvar="IMMUTABLE_SDK_LOCK_LEASE",
+        help=help,
+    )
+
+
 def spec_files_option(f: F) -> F:
     """``-f SPEC`` (repeatable; later files override earlier ones)."""
     return click.option(

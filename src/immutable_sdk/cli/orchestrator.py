@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ExitCode, UsageError
-from . import Duration, Options, pass_options, spec_files_option
+from . import Duration, Options, lease_option, pass_options, spec_files_option
 from .common import connection_options, emit_json, output_format
 
 if TYPE_CHECKING:
@@ -172,13 +172,8 @@ def install(
     help="A custom tick: a callable taking a TickContext and returning a Ticker "
     "(default: the SDK's reconcile tick).",
 )
-@click.option(
-    "--lease",
-    type=Duration(minimum=3.0),
-    default="60s",
-    show_default=True,
-    envvar="IMMUTABLE_SDK_LOCK_LEASE",
-    help="Lease of the fleet locks a tick holds: a fleet whose worker died mid-tick is "
+@lease_option(
+    "Lease of the fleet locks a tick holds: a fleet whose worker died mid-tick is "
     "taken over by another worker's tick once it has run out.",
 )
 @click.option(

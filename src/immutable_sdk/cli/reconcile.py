@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ExitCode, UsageError
-from . import Duration, Options, output_option, pass_options, spec_files_option
+from . import Duration, Options, lease_option, output_option, pass_options, spec_files_option
 from .common import emit_json, open_engine, output_format
 from .common import show as _show
 
@@ -72,13 +72,8 @@ def selected_units(engine: Engine, patterns: tuple[str, ...]) -> list[str] | Non
     "earliest next_at between ticks (and polling for promote while an operator is needed).",
 )
 @click.option("--parallelism", default=10, show_default=True, help="Fleets at once.")
-@click.option(
-    "--lease",
-    type=Duration(minimum=3.0),
-    default="60s",
-    show_default=True,
-    envvar="IMMUTABLE_SDK_LOCK_LEASE",
-    help="Lease of the fleet locks a tick holds (released when the tick ends).",
+@lease_option(
+    "Lease of the fleet locks a tick holds (released when the tick ends).",
 )
 @pass_options
 def reconcile(

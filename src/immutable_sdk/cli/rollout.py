@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import DETAILED_CHANGES, UsageError
-from . import Duration, F, Options, output_option, pass_options, spec_files_option
+from . import Duration, F, Options, lease_option, output_option, pass_options, spec_files_option
 from .common import emit_json, exit_code, open_engine, output_format
 from .common import show as _show
 from .orchestrator import on_option
@@ -174,13 +174,8 @@ def plan(
     help="Wait this long (e.g. 10m) for a fleet that another rollout has locked, instead of "
     "exiting with code 3.",
 )
-@click.option(
-    "--lease",
-    type=Duration(minimum=3.0),
-    default="60s",
-    show_default=True,
-    envvar="IMMUTABLE_SDK_LOCK_LEASE",
-    help="Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
+@lease_option(
+    "Lease of the fleet locks this apply holds, renewed while it runs; once it expired "
     "another apply may take over an unfinished rollout (also IMMUTABLE_SDK_LOCK_LEASE).",
 )
 @click.option(
