@@ -11,18 +11,19 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from immutable_sdk.plugin import http_request, proxy_from_environment
+from immutable_sdk.testing.endpoints import LoopbackHTTPServer
 
 Handle = Callable[[BaseHTTPRequestHandler], None]
 
 
-def serve(handle: Handle, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+def serve(handle: Handle, tls: ssl.SSLContext | None = None) -> LoopbackHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             handle(self)
@@ -33,8 +34,7 @@ def serve(handle: Handle, tls: ssl.SSLContext | None = None) -> ThreadingHTTPSer
         def log_message(self, *args: Any) -> None:
             return None
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
+    httpd = LoopbackHTTPServer(Handler)
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
@@ -42,10 +42,10 @@ def serve(handle: Handle, tls: ssl.SSLContext | None = None) -> ThreadingHTTPSer
 
 
 @pytest.fixture
-def servers() -> Iterator[Callable[..., ThreadingHTTPServer]]:
-    started: list[ThreadingHTTPServer] = []
+def servers() -> Iterator[Callable[..., LoopbackHTTPServer]]:
+    started: list[LoopbackHTTPServer] = []
 
-    def start(handle: Handle, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    def start(handle: Handle, tls: ssl.SSLContext | None = None) -> LoopbackHTTPServer:
         httpd = serve(handle, tls)
         started.append(httpd)
         return httpd
@@ -56,7 +56,7 @@ def servers() -> Iterator[Callable[..., ThreadingHTTPServer]]:
         httpd.server_close()
 
 
-def url(httpd: ThreadingHTTPServer, path: str = "/x", scheme: str = "http") -> str:
+def url(httpd: LoopbackHTTPServer, path: str = "/x", scheme: str = "http") -> str:
     return f"{scheme}://127.0.0.1:{httpd.server_address[1]}{path}"
 
 
@@ -211,8 +211,7 @@ class Proxy:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = LoopbackHTTPServer(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 

@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from immutable_sdk.aws.sigv4 import signed_headers
 from immutable_sdk.clock import Clock, RealClock, VirtualClock
 from immutable_sdk.errors import GateFailed
 from immutable_sdk.plugin import AnalysisSlot, MetricQuery
+from immutable_sdk.testing.endpoints import LoopbackHTTPServer
 
 from .prometheus_server import Prometheus
 
@@ -111,7 +112,7 @@ def test_a_bad_query_fails_with_prometheus_own_words(prometheus: Prometheus) -> 
 
 
 def test_an_unreachable_server_is_tried_three_times_then_fails() -> None:
-    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as closed:
+    with LoopbackHTTPServer(BaseHTTPRequestHandler) as closed:
         url = f"http://127.0.0.1:{closed.server_address[1]}"
     provider = PrometheusProvider(
         {"type": "prometheus", "url": url, "window": "1m", "timeout": "2s"}
@@ -139,7 +140,7 @@ def test_sigv4_signs_each_request_with_botocore_signer() -> None:
         def log_message(self, *args: Any) -> None:
             return None
 
-    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+    with LoopbackHTTPServer(Handler) as server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         base = f"http://127.0.0.1:{server.server_address[1]}/workspaces/ws-1"

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from immutable_sdk.core.context import Context
 from immutable_sdk.errors import PluginError
 from immutable_sdk.health.http import factory
 from immutable_sdk.plugin import GateTargets, HealthStatus, Target
+from immutable_sdk.testing.endpoints import LoopbackHTTPServer
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Server:
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    httpd: ThreadingHTTPServer | None = None
+    httpd: LoopbackHTTPServer | None = None
 
     @property
     def port(self) -> int:
@@ -75,8 +76,7 @@ def _start(server: Server) -> Server:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
+    httpd = LoopbackHTTPServer(Handler)
     server.httpd = httpd
     threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     return server

@@ -21,7 +21,7 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -32,6 +32,7 @@ from immutable_sdk.plugin import TAG_FLEET, TAG_RELEASE
 from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
 from immutable_sdk.state.base import REPEATABLE_STATUSES
+from immutable_sdk.testing.endpoints import LoopbackHTTPServer
 
 from .conftest import Project
 
@@ -114,8 +115,7 @@ class Probes:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(Handler)
         self.port = int(self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -13,7 +13,7 @@ import json
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from immutable_sdk.cli import main
 from immutable_sdk.plugin import Registry, hookimpl
+from immutable_sdk.testing.endpoints import LoopbackHTTPServer
 from immutable_sdk.testing.testbed import SandboxAccount
 
 from .conftest import AMI_V1, AMI_V2, World, fleet_spec
@@ -140,8 +141,7 @@ class Recorder:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

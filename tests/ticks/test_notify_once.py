@@ -10,13 +10,15 @@ import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.engine.conftest import AMI_V1, AMI_V2
 from tests.engine.crashkit import seed
+
+from immutable_sdk.testing.endpoints import LoopbackHTTPServer
 
 from .test_rolling_ticks import SPEC
 from .tickkit import Ticker
@@ -41,8 +43,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = LoopbackHTTPServer(Handler)
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     @property

@@ -3,10 +3,30 @@ checks (and plugin authors' checks) are tested against, never a mock."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server on 127.0.0.1 (port chosen by the system) for tests.
+
+    A client that hangs up mid-answer (a probe at its deadline, a scraper at its timeout) is
+    expected here, not an error: the standard server prints its traceback to ``sys.stderr``,
+    from a thread, into whatever output a later test is capturing. Other errors still print.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class HealthServer:
@@ -33,8 +53,7 @@ class HealthServer:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(Handler)
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
