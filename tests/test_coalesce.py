@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
+import boto3
 import pytest
 
 from immutable_sdk.aws.fleet import FleetApi
 from immutable_sdk.aws.session import AwsSession
-from immutable_sdk.coalesce import Coalescer, reads_fresh_since
+from immutable_sdk.coalesce import Coalescer, reads_fresh_since, shared_coalescer
+from immutable_sdk.health.alarm import _fetch as alarms_fetch
 
 
 def test_callers_arriving_during_a_call_share_the_next_one() -> None:
@@ -152,3 +156,16 @@ def test_a_watched_key_that_fails_the_read_is_dropped_not_fatal() -> None:
         assert coalescer.get(["ok"]) == {"ok": "ok"}  # "gone" read along, failed, retried
         assert coalescer.get(["ok"]) == {"ok": "ok"}
     assert coalescer.fetches == 4
+
+
+def test_a_client_with_a_shared_coalescer_is_still_freed(aws: str) -> None:
+    """A coalescer lives as long as its client, and must not keep it alive itself: a worker or
+    a soak makes clients again and again, each holding every service model its session read."""
+    client = boto3.client("cloudwatch", endpoint_url=aws, region_name="us-east-1")
+    coalescer = shared_coalescer(client, "alarms", alarms_fetch)
+    assert coalescer.get(["nope"]) == {"nope": None}
+    assert shared_coalescer(client, "alarms", alarms_fetch) is coalescer
+    gone = weakref.ref(client)
+    del client, coalescer
+    gc.collect()
+    assert gone() is None

@@ -182,12 +182,16 @@ def shared_coalescer(
 ) -> Coalescer[K, V]:
     """The one coalescer of ``client`` for reads of ``kind``, made on first use from
     ``make_fetch(client)``; it lives as long as the client (one per region and credentials),
-    so every fleet polling through that client shares it."""
+    so every fleet polling through that client shares it.
+
+    ``make_fetch`` is given a weak proxy of the client: the coalescer, held for the client,
+    must not hold the client itself, or no client (with every service model its session
+    loaded) would ever be freed in a process that makes clients again and again."""
     with _shared_lock:
         by_kind = _shared.get(client)
         if by_kind is None:
             by_kind = _shared[client] = {}
         coalescer = by_kind.get(kind)
         if coalescer is None:
-            coalescer = by_kind[kind] = Coalescer(make_fetch(client))
+            coalescer = by_kind[kind] = Coalescer(make_fetch(weakref.proxy(client)))
         return coalescer
