@@ -109,3 +109,23 @@ def test_waves_and_depends_on_that_deadlock_are_refused_by_validation(tmp_path: 
     )
     with pytest.raises(SpecError, match="api"):
         checks(tmp_path, text)
+
+
+def test_a_managed_fleet_is_checked_at_the_max_its_policies_may_scale_it_to(
+    tmp_path: Path,
+) -> None:
+    """``desired: managed`` starts a rollout from whatever the scaling policies set, up to
+    max: at max a surge has no room, whatever min (the spec's desired) allows."""
+    text = sample_spec(desired=2, strategy="{type: rolling, batch_size: 1, min_healthy: 100%}")
+    text = text.replace("{min: 2, desired: 2, max: 4}", "{min: 2, desired: managed, max: 4}")
+    (finding,) = checks(tmp_path, text)
+    assert finding == (
+        "web: min_healthy 100% (4 of desired 4 (scaling policies may set it up to max)) is "
+        "unreachable within capacity.max 4: replacing instances while keeping it needs 5 at "
+        "once; lower min_healthy or max_surge (static check)"
+    )
+    in_place = text.replace("min_healthy: 100%", "min_healthy: 50%, max_surge: 0")
+    assert checks(tmp_path, in_place) == []
+    # the same sizes with a fixed desired capacity leave room to surge
+    fixed = text.replace("desired: managed", "desired: 2")
+    assert checks(tmp_path, fixed) == []

@@ -51,33 +51,59 @@ def static_checks(
     findings: list[Finding] = []
     for key, name, _region in spec.units():
         fleet = spec.fleets[name]
-        change = change_for(fleet, "replace", fleet.capacity.desired)
-        try:
-            steps = planned_steps(plugins, fleet, change)
-        except ImmutableSdkError as exc:
-            findings.append(Finding(key, "strategy", f"the strategy cannot replace it: {exc}"))
-            continue
-        findings += capacity_check(key, fleet, steps, change.current_instances)
-        findings += analysis_checks(key, steps, change.target_slot, requests_per_second)
+        findings += unit_checks(key, fleet, plugins, requests_per_second)
     return findings
 
 
-def capacity_check(key: str, fleet: FleetSpec, steps: list[Step], current: int) -> list[Finding]:
+def unit_checks(
+    key: str, fleet: FleetSpec, plugins: Plugins, requests_per_second: float | None
+) -> list[Finding]:
+    """A unit's findings at the desired capacity a rollout may start from: the spec's, or for
+    ``desired: managed`` any value scaling policies may set, of which ``min`` and ``max`` are
+    the extremes (a rollout at ``max`` has no room left to surge into)."""
+    cap = fleet.capacity
+    sizes = [cap.desired, cap.max] if cap.managed and cap.max > cap.desired else [cap.desired]
+    for size in sizes:
+        at = (
+            f" at desired {size} (scaling policies may set it up to max)"
+            if size > cap.desired
+            else ""
+        )
+        change = change_for(fleet, "replace", size, desired=size)
+        try:
+            steps = planned_steps(plugins, fleet, change)
+        except ImmutableSdkError as exc:
+            return [Finding(key, "strategy", f"the strategy cannot replace it{at}: {exc}")]
+        found = capacity_check(key, fleet, steps, change.current_instances, size)
+        if found:
+            return found
+    return analysis_checks(key, steps, change.target_slot, requests_per_second)
+
+
+def capacity_check(
+    key: str, fleet: FleetSpec, steps: list[Step], current: int, desired: int | None = None
+) -> list[Finding]:
+    """``desired``: the capacity the rollout aims for (by default the spec's)."""
     if fleet.traffic:  # each slot is a group of its own, sized by the strategy
         return []
-    keep = min_healthy(fleet)
-    most = peak(steps, current)
     cap = fleet.capacity
+    desired = cap.desired if desired is None else desired
+    keep = min_healthy(fleet, desired)
+    most = peak(steps, current)
     if most <= cap.max:
         return []
+    if desired == cap.desired:
+        where, fix = "", f"raise max to {most}, or lower min_healthy or max_surge"
+    else:  # a higher max lets the scaling policies raise desired with it
+        where = " (scaling policies may set it up to max)"
+        fix = "lower min_healthy or max_surge"
     return [
         Finding(
             key,
             "min_healthy",
             f"min_healthy {fleet.strategy.config.get('min_healthy', '100%')} ({keep} of "
-            f"desired {cap.desired}) is unreachable within capacity.max {cap.max}: replacing "
-            f"instances while keeping it needs {most} at once; raise max to {most}, or lower "
-            "min_healthy or max_surge",
+            f"desired {desired}{where}) is unreachable within capacity.max {cap.max}: "
+            f"replacing instances while keeping it needs {most} at once; {fix}",
         )
     ]
 
