@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "operator",
     "preview",
     "orchestrator",
+    "worker",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,20 +1,22 @@
-"""Rollouts on AWS Step Functions: ``orchestrator install`` and ``worker``.
+"""Rollouts on AWS Step Functions: the ``orchestrator`` commands (``install``, ``abort``) and
+what the other Step Functions commands share (the spec's orchestrator, its AWS connection).
 
-``apply --on step-functions`` (in ``rollout``) starts an execution of the state machine that
-``orchestrator install`` created; workers (``worker``, or the Lambda handler) run its ticks.
+``apply --on step-functions`` and ``status --on step-functions`` (``execution``) start and
+show an execution of the state machine that ``orchestrator install`` created; workers
+(``worker``, or the Lambda handler) run its ticks.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ExitCode, UsageError
-from . import Duration, Options, lease_option, pass_options, spec_files_option
+from . import Duration, Options, pass_options, spec_files_option
 from .common import connection_options, emit_json, output_format
 
 if TYPE_CHECKING:
@@ -148,249 +150,6 @@ def install(
     click.echo("changed: " + (", ".join(done.changed) if done.changed else "nothing"))
 
 
-@click.command()
-@spec_files_option
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Ticks run at once by this worker.",
-)
-@click.option(
-    "--idle-exit",
-    type=Duration(minimum=1.0),
-    default=None,
-    help="Exit after this long without a message (a CI runner's worker, say). "
-    "Default: run until SIGTERM.",
-)
-@click.option(
-    "--tick",
-    "tick",
-    default=None,
-    metavar="MODULE:FACTORY",
-    help="A custom tick: a callable taking a TickContext and returning a Ticker "
-    "(default: the SDK's reconcile tick).",
-)
-@lease_option(
-    "Lease of the fleet locks a tick holds: a fleet whose worker died mid-tick is "
-    "taken over by another worker's tick once it has run out.",
-)
-@click.option(
-    "--output",
-    "-o",
-    "output",
-    type=click.Choice(["text", "json"]),
-    default=None,
-    help="How the summary is printed at exit.",
-)
-@pass_options
-def worker(
-    opts: Options,
-    files: tuple[str, ...],
-    concurrency: int,
-    idle_exit: float | None,
-    tick: str | None,
-    lease: float,
-    output: str | None,
-) -> None:
-    """Run the project's ticks: long-poll the work queue, tick, answer Step Functions.
-
-    Each message is one tick of one unit; the worker heartbeats while it ticks, so a worker
-    that dies is replaced by another within the heartbeat timeout. SIGTERM or SIGINT: finish
-    the ticks in hand, then exit (a second signal exits at once; its ticks are retried).
-    """
-    import signal
-
-    from ..aws.session import aws_errors
-    from ..aws.workqueue import WorkQueue
-    from ..core.orchestrator.ticks import TickContext, load_factory, reconcile_tick
-    from ..core.orchestrator.worker import Worker
-
-    spec, orch = load_orchestrated(files)
-    factory = load_factory(tick) if tick else reconcile_tick
-    with orchestrator_connection(opts, spec) as connection:
-        with aws_errors("worker"):
-            url = WorkQueue.find(connection.session, orch.queue)
-        if url is None:
-            raise UsageError(
-                f"no work queue {orch.queue} in {spec.region}: run "
-                "`immutable-sdk orchestrator install -f SPEC` first"
-            )
-        ticker = factory(TickContext(spec, files, connection_options(opts), lease=lease))
-        work = Worker(
-            WorkQueue(connection.session, url),
-            ticker,
-            concurrency=concurrency,
-            idle_exit=idle_exit,
-            on_event=_event_printer(opts),
-        )
-
-        def on_signal(signum: int, _frame: Any) -> None:
-            if work.stopping:
-                sys.stderr.flush()
-                import os
-
-                os._exit(int(ExitCode.INTERRUPTED))  # its ticks time out and are retried
-            work.stop(signal.Signals(signum).name)
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            with aws_errors("worker"):
-                summary = work.run()
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-    if output_format(opts, output) == "json":
-        emit_json({"worker": summary.to_dict()})
-    else:
-        ticks = summary.outcomes
-        click.echo(
-            "worker done: "
-            + (", ".join(f"{n} {k}" for k, n in sorted(ticks.items())) if ticks else "no ticks")
-        )
-
-
-def _event_printer(opts: Options) -> Any:
-    """Worker events on stderr, one line each (JSON with --log-format json)."""
-    import json
-
-    def emit(kind: str, data: dict[str, Any]) -> None:
-        if opts.log_format == "json":
-            click.echo(json.dumps({"event": kind, **data}, default=str), err=True)
-        else:
-            fields = " ".join(f"{k}={v}" for k, v in data.items() if v is not None)
-            click.echo(f"{kind} {fields}", err=True)
-
-    return emit
-
-
-def register(group: click.Group) -> None:
-    group.add_command(orchestrator)
-    group.add_command(worker)
-
-
-ON_CHOICES = ("local", "step-functions")
-
-
-def on_option(f: Any) -> Any:
-    """``--on local|step-functions`` of ``apply`` and ``status``."""
-    return click.option(
-        "--on",
-        "on",
-        type=click.Choice(ON_CHOICES),
-        default="local",
-        show_default=True,
-        help="local: this process runs the rollout (status: what AWS and the state show); "
-        "step-functions: start (show) the project's Step Functions execution "
-        "(orchestrator install first).",
-    )(f)
-
-
-def apply_on_step_functions(
-    opts: Options,
-    files: tuple[str, ...],
-    fleets: tuple[str, ...],
-    *,
-    yes: bool,
-    output: str | None,
-    parallelism: int,
-    planned: Callable[[Any, tuple[str, ...]], tuple[Any, Any]],
-) -> None:
-    """Plan (``planned``: ``apply``'s, ``--fleet`` included), then start one execution for the
-    plan (named from its digest) and return."""
-    from ..aws.session import aws_errors
-    from ..aws.stepfunctions import Orchestration
-    from ..core.orchestrator.execution import execution_input
-    from .common import open_engine, show
-    from .render import plan_table
-
-    spec, orch = load_orchestrated(files)
-    as_json = output_format(opts, output) == "json"
-    with orchestrator_connection(opts, spec) as connection:
-        aws = Orchestration(connection.session)
-        with aws_errors("finding the state machine"):
-            machine = aws.find_state_machine(orch.state_machine)
-        if machine is None:
-            raise UsageError(
-                f"no state machine {orch.state_machine} in {spec.region}: run "
-                "`immutable-sdk orchestrator install -f SPEC` first"
-            )
-        with open_engine(opts, files) as (engine, _printer):
-            the_plan, _selection = planned(engine, fleets)
-        if not as_json:
-            show(plan_table(the_plan))
-        run = execution_input(spec, the_plan, parallelism=parallelism)
-        for wave in the_plan.waves:
-            if not wave.get("stop_on_failure", True) and run.units:
-                click.echo(
-                    f"warning: wave {wave['name']}: stop_on_failure: false is not honoured on "
-                    "Step Functions: a failed unit ends the execution after its stage",
-                    err=True,
-                )
-        if not run.units:
-            if as_json:
-                emit_json({"execution_arn": None, "started": False, "units": []})
-            else:
-                click.echo("nothing to roll out: no execution started")
-            return
-        if not yes:
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    "apply needs confirmation and there is no terminal to ask on; pass --yes"
-                )
-            if not click.confirm("Start this rollout on Step Functions?", default=False):
-                raise UsageError("apply cancelled")
-        with aws_errors("starting the execution"):
-            arn, started = aws.start_execution(machine, run.name, run.to_json())
-    if as_json:
-        emit_json({"execution_arn": arn, "started": started, "units": run.units})
-    else:
-        verb = "started" if started else "already started (the same plan)"
-        click.echo(f"execution {verb}: {arn}")
-        click.echo(f"units: {', '.join(run.units)}; watch it with `status --on step-functions`")
-
-
-def status_on_step_functions(
-    opts: Options, files: tuple[str, ...], output: str | None, execution: str | None
-) -> None:
-    """The project's execution (the newest, or ``execution``) and each unit's state."""
-    from ..aws.session import aws_errors
-    from ..aws.stepfunctions import Orchestration
-    from ..core.orchestrator.watch import execution_summary
-
-    spec, orch = load_orchestrated(files)
-    with orchestrator_connection(opts, spec) as connection, aws_errors("status"):
-        aws = Orchestration(connection.session)
-        arn = execution
-        if arn is None:
-            machine = aws.find_state_machine(orch.state_machine)
-            if machine is None:
-                raise UsageError(
-                    f"no state machine {orch.state_machine} in {spec.region}: run "
-                    "`immutable-sdk orchestrator install -f SPEC` first"
-                )
-            newest = next(iter(aws.executions(machine)), None)
-            arn = newest["executionArn"] if newest else None
-        described = aws.describe_execution(arn) if arn else None
-        if arn and described is None:
-            raise UsageError(f"--execution {arn}: no such execution")
-        summary = execution_summary(described, aws.history(arn or "")) if described else None
-    if output_format(opts, output) == "json":
-        emit_json({"execution": summary})
-        return
-    if summary is None:
-        click.echo(f"no execution of {orch.state_machine} yet")
-        return
-    click.echo(f"execution {summary['execution_arn']}: {summary['status']}")
-    if summary["error"]:
-        click.echo(f"  {summary['error']}: {summary['cause']}")
-    for key, unit in summary["units"].items():
-        extra = f" until {unit['next_at']}" if unit["next_at"] else ""
-        why = f" ({unit['reason']})" if unit["reason"] else ""
-        click.echo(f"  {key}: {unit['state']}{extra}{why}")
-
-
 @orchestrator.command("abort")
 @spec_files_option
 @click.option(
@@ -517,3 +276,7 @@ def _settled(aws: Any, arn: str, within: float = 30.0) -> str:
         if status != "RUNNING" or clock.monotonic() >= deadline:
             return status
         clock.sleep(0.2)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(orchestrator)

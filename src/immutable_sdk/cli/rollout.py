@@ -13,7 +13,7 @@ from ..errors import DETAILED_CHANGES, UsageError
 from . import Duration, F, Options, lease_option, output_option, pass_options, spec_files_option
 from .common import emit_json, exit_code, open_engine, output_format
 from .common import show as _show
-from .orchestrator import on_option
+from .execution import on_option
 
 if TYPE_CHECKING:
     from ..core.engine import Engine
@@ -247,7 +247,7 @@ def apply(
     elif not files:
         raise UsageError("apply: give the spec with -f SPEC, or a saved plan: apply PLANFILE")
     if on == "step-functions":
-        from .orchestrator import apply_on_step_functions
+        from .execution import apply_on_step_functions
 
         if saved is not None or prune or recycle or virtual_clock or auto_promote:
             raise UsageError(
@@ -375,7 +375,7 @@ def status(
     `--on step-functions`: the project's execution and each unit's state in it.
     """
     if on == "step-functions":
-        from .orchestrator import status_on_step_functions
+        from .execution import status_on_step_functions
 
         status_on_step_functions(opts, files, output, execution)
         return
