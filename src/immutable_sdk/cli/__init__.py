@@ -78,16 +78,21 @@ class Duration(click.ParamType[float]):
         return seconds
 
 
-def output_option(f: F) -> F:
-    """``--output text|json`` on a command that prints data."""
+def output_choice(help: str) -> Callable[[F], F]:
+    """``--output text|json``; ``help`` says what is printed."""
     return click.option(
         "--output",
         "-o",
         "output",
         type=click.Choice(["text", "json"]),
         default=None,
-        help="Print data as text (default) or JSON.",
-    )(f)
+        help=help,
+    )
+
+
+def output_option(f: F) -> F:
+    """``--output text|json`` on a command that prints data."""
+    return output_choice("Print data as text (default) or JSON.")(f)
 
 
 def lease_option(help: str) -> Callable[[F], F]:

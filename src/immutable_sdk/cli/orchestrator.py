@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ExitCode, UsageError
-from . import Duration, Options, pass_options, spec_files_option
+from . import Duration, Options, output_choice, pass_options, spec_files_option
 from .common import connection_options, emit_json, output_format
 
 if TYPE_CHECKING:
@@ -167,14 +167,7 @@ def install(
     help="How long to wait for a tick that holds a unit (it rolls back at its next wait) "
     "before leaving that unit to `immutable-sdk abort --fleet`.",
 )
-@click.option(
-    "--output",
-    "-o",
-    "output",
-    type=click.Choice(["text", "json"]),
-    default=None,
-    help="Print what was done as text (default) or JSON.",
-)
+@output_choice("Print what was done as text (default) or JSON.")
 @pass_options
 def abort_execution(
     opts: Options, files: tuple[str, ...], execution: str | None, wait: float, output: str | None

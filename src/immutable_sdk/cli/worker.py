@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..errors import ExitCode, UsageError
-from . import Duration, Options, lease_option, pass_options, spec_files_option
+from . import Duration, Options, lease_option, output_choice, pass_options, spec_files_option
 from .common import connection_options, emit_json, output_format
 from .orchestrator import load_orchestrated, orchestrator_connection
 
@@ -41,14 +41,7 @@ from .orchestrator import load_orchestrated, orchestrator_connection
     "Lease of the fleet locks a tick holds: a fleet whose worker died mid-tick is "
     "taken over by another worker's tick once it has run out.",
 )
-@click.option(
-    "--output",
-    "-o",
-    "output",
-    type=click.Choice(["text", "json"]),
-    default=None,
-    help="How the summary is printed at exit.",
-)
+@output_choice("How the summary is printed at exit.")
 @pass_options
 def worker(
     opts: Options,
