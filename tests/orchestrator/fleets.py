@@ -35,6 +35,13 @@ FLEET = """  {name}:
 """
 
 
+# web and api, then jobs: a failure or an abort in the first wave keeps jobs untouched
+TWO_WAVES = """waves:
+  - {name: first, fleets: [web, api], bake: 0s}
+  - {name: second, fleets: [jobs], bake: 0s}
+"""
+
+
 def spec_text(ami: str, port: int, *, bakes: dict[str, str], waves: str) -> str:
     text = f"""apiVersion: immutable-sdk/v1
 name: orc

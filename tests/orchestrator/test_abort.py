@@ -20,6 +20,7 @@ from immutable_sdk.core.orchestrator.watch import unit_states
 
 from .conftest import Project
 from .fleets import (
+    TWO_WAVES,
     Health,
     fleet_view,
     leftovers,
@@ -41,12 +42,6 @@ pytestmark = [
 @pytest.fixture
 def health() -> Iterator[Health]:
     yield from serve_health()
-
-
-WAVES = """waves:
-  - {name: first, fleets: [web, api], bake: 0s}
-  - {name: second, fleets: [jobs], bake: 0s}
-"""
 
 
 HELD_AND_ROLLED_BACK = "the tick that held it ended its rollout: rolled_back"
@@ -88,7 +83,7 @@ def test_orchestrator_abort_rolls_back_the_units_waiting_in_their_bakes(
     project: Project, health: Health
 ) -> None:
     bakes = {"web": "20s", "api": "20s", "jobs": "0s"}
-    rolled_out(project, health, bakes, WAVES)
+    rolled_out(project, health, bakes, TWO_WAVES)
     before = {f: fleet_view(project, f) for f in bakes}
     arn = start(project)
     seen = waiting_in_bakes(project, ["web", "api"])
@@ -127,7 +122,7 @@ def test_abort_of_one_fleet_rolls_it_back_and_the_execution_fails_naming_it(
     project: Project, health: Health
 ) -> None:
     bakes = {"web": "2s", "api": "12s", "jobs": "0s"}
-    rolled_out(project, health, bakes, WAVES)
+    rolled_out(project, health, bakes, TWO_WAVES)
     before = {f: fleet_view(project, f) for f in bakes}
     # api's tick may come while the abort holds its lock: it then waits one poll
     arn = start_planned(project, poll_seconds=2)

@@ -23,6 +23,7 @@ from immutable_sdk.core.orchestrator.watch import unit_states
 
 from .conftest import Project
 from .fleets import (
+    TWO_WAVES,
     Health,
     fleet_view,
     leftovers,
@@ -79,12 +80,6 @@ def health() -> Iterator[Health]:
     yield from serve_health()
 
 
-WAVES = """waves:
-  - {name: first, fleets: [web, api], bake: 0s}
-  - {name: second, fleets: [jobs], bake: 0s}
-"""
-
-
 def test_a_rollback_aws_stopped_is_tried_again_then_the_unit_fails() -> None:
     unfinished = {
         "state": "failed",
@@ -124,7 +119,7 @@ def test_a_failing_unit_rolls_back_its_sibling_finishes_and_later_waves_wait(
     project: Project, health: Health
 ) -> None:
     bakes = {"web": "4s", "api": "0s", "jobs": "0s"}
-    rolled_out(project, health, bakes, WAVES)
+    rolled_out(project, health, bakes, TWO_WAVES)
     before = {f: fleet_view(project, f) for f in bakes}
     health.codes["api"] = 500  # api's new instances fail their gate (and so would its old)
 

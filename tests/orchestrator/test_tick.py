@@ -45,6 +45,14 @@ def test_reconcile_states_become_the_state_machine_s() -> None:
     # a lock whose lease ends at a known time (its worker died mid-tick): ask again then
     held = answer_of(Result({"web": Entry("locked", next_at=at, error="locked by h:1:x")}), "web")
     assert held == TickAnswer("progressing", "2027-01-15T08:00:01Z", "locked by h:1:x")
+    # a live holder (an operator's abort, a tick) lets go well before its lease would end: a
+    # lease ending later than the recheck is asked again at the recheck
+    locked = Entry("locked", next_at=at, error="locked by h:1:x")
+    soon = answer_of(Result({"web": locked}), "web", now=at - 60)
+    assert soon == TickAnswer("progressing", "2027-01-15T07:59:11Z", "locked by h:1:x")
+    assert answer_of(Result({"web": locked}), "web", now=at - 5) == held
+    as_text = Entry("locked", next_at="2027-01-15T08:00:00.5Z", error="locked by h:1:x")
+    assert answer_of(Result({"web": as_text}), "web", now=at - 60) == soon
     failed = answer_of({"units": {"web": {"state": "failed", "error": "gate: 2 unhealthy"}}}, "web")
     assert (failed.state, failed.reason) == ("failed", "gate: 2 unhealthy")
     with pytest.raises(ImmutableSdkError, match="said nothing about this unit"):

@@ -10,10 +10,12 @@ The rest of the orchestrator knows only ``Ticker``. What this adapter relies on:
   seconds, or ISO 8601, or None), ``error``, ``waiting_for`` and ``rollout``; entries may be
   objects or dicts (``ReconcileResult.to_dict()``'s shape).
   A ``locked`` unit with a ``next_at`` (when the holder's lease ends) answers ``progressing``
-  until then, not ``waiting``: a tick whose worker died holds the fleet's lock until its lease
-  runs out (an AWS request of it may still be in flight); the tick asked again then takes the
-  lock over and resumes the rollout from its journal. A live holder renews its lease: the unit
-  is asked again at the new lease's end.
+  until then, but no later than ``LOCKED_RECHECK_SECONDS`` from now, not ``waiting``: a tick
+  whose worker died holds the fleet's lock until its lease runs out (an AWS request of it may
+  still be in flight); the tick asked then takes the lock over and resumes the rollout from its
+  journal. A live holder (an operator's ``abort --fleet``, another tick) renews its lease and
+  usually lets go well before it would end: the unit is asked again after the recheck, not a
+  whole lease after the holder let go.
 
 ``waiting_for_operator`` and a ``locked`` unit whose lease end is unknown become ``waiting``:
 the state machine asks again after its poll interval. A rollback that waits (outcome
@@ -47,6 +49,7 @@ ROLLING_BACK = "rolling_back"  # results.FAILED_OUTCOMES: a rollback a later tic
 ROLLBACK_UNFINISHED = "rollback_unfinished"  # AWS stopped a rollback: later ticks try again
 ROLLBACK_TRIES = 5
 ROLLBACK_RETRY_SECONDS = 30.0  # times the attempts made: 30 s, 60 s, 90 s, 120 s
+LOCKED_RECHECK_SECONDS = 10.0  # a locked unit is asked again by then, at the latest
 STATES = {
     "converged": "converged",
     "progressing": "progressing",
@@ -93,7 +96,7 @@ class ReconcileTick:
                 )
         with self._open_engine() as engine:
             result = engine.reconcile(start=True, budget=self.budget, units=[request.unit])
-            answer = answer_of(result, request.unit)
+            answer = answer_of(result, request.unit, now=self.clock.now())
             if _outcome(result, request.unit) == ROLLBACK_UNFINISHED:
                 answer = self._retry_rollback(engine, request.unit, answer)
             elif answer.state == "failed" and not answer.reason:
@@ -148,8 +151,10 @@ def failure_of(engine: Reconciler, key: str, rollout: str | None) -> str:
     return f"{outcome}: {error}" if error else str(outcome)
 
 
-def answer_of(result: Any, key: str) -> TickAnswer:
-    """The TickAnswer of unit ``key`` in a reconcile result (the shapes listed above)."""
+def answer_of(result: Any, key: str, now: float | None = None) -> TickAnswer:
+    """The TickAnswer of unit ``key`` in a reconcile result (the shapes listed above);
+    ``now`` (epoch seconds): a locked unit is asked again by ``LOCKED_RECHECK_SECONDS`` after
+    it, at the latest (None: at the holder's lease end)."""
     entries = _get(result, "units", None) or {}
     entry = entries.get(key) if isinstance(entries, Mapping) else None
     if entry is None:
@@ -158,9 +163,12 @@ def answer_of(result: Any, key: str) -> TickAnswer:
     state = STATES.get(raw)
     if state is None:
         raise ImmutableSdkError(f"{key}: the reconcile tick answered an unknown state {raw!r}")
-    next_at = _when(_get(entry, "next_at", None))
-    if raw == "locked" and next_at is not None:
+    raw_next = _get(entry, "next_at", None)
+    if raw == "locked" and raw_next is not None:
         state = "progressing"  # ask again when the holder's lease ends (see the module doc)
+        if now is not None:
+            raw_next = min(_epoch(raw_next), now + LOCKED_RECHECK_SECONDS)
+    next_at = _when(raw_next)
     reason = _get(entry, "error", None) or ""
     if _get(entry, "outcome", None) == ROLLING_BACK:  # the rollback goes on in a later tick
         state = "progressing" if _get(entry, "next_at", None) is not None else "waiting"
@@ -176,6 +184,12 @@ def answer_of(result: Any, key: str) -> TickAnswer:
         reason=str(reason),
         rollout=_get(entry, "rollout", None),
     )
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _when(value: Any) -> str | None:
