@@ -6,8 +6,10 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from immutable_sdk.core.orchestrator.definition import (
@@ -138,3 +140,43 @@ def test_the_definition_is_one_loop_per_unit_inside_ordered_stages_and_waves() -
             targets = [state.get("Next"), state.get("Default")]
             targets += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
             assert {t for t in targets if t} <= set(states)
+
+
+def test_a_worker_s_ticks_leave_no_aws_client_behind(aws: str, tmp_path: Path) -> None:
+    """A worker runs ticks for weeks, each with an engine of its own: every client a tick made
+    (and the service models its session loaded) must be freed with it, health checks' shared
+    readers included (one kept its client alive: a worker grew by megabytes a tick)."""
+    import gc
+
+    import botocore.client
+
+    from immutable_sdk.core.orchestrator.ticks import TickContext, reconcile_tick, unit_spec_digests
+    from immutable_sdk.sandbox import Sandbox
+    from immutable_sdk.spec.load import load_spec
+    from immutable_sdk.testing import AMI_V1, sample_spec
+
+    def clients() -> int:
+        gc.collect()
+        return sum(isinstance(o, botocore.client.BaseClient) for o in gc.get_objects())
+
+    path = tmp_path / "spec.yaml"
+    checks = ["{type: ec2}", "{type: cloudwatch-alarm, alarms: [web-5xx]}"]
+    path.write_text(sample_spec(desired=1, checks=checks).replace("${IMAGE_ID}", AMI_V1))
+    spec = load_spec([path])
+    Sandbox.attach(aws).seed(spec)
+    boto3.client("cloudwatch", endpoint_url=aws, region_name="us-east-1").put_metric_alarm(
+        AlarmName="web-5xx",
+        MetricName="5xx",
+        Namespace="app",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    ticker = reconcile_tick(TickContext(spec, (str(path),), {"endpoint_url": aws}, lease=5))
+    digest = unit_spec_digests(spec)["web"]
+    before = clients()
+    answers = [ticker.tick(request("web", digest)).state for _ in range(3)]
+    assert answers[-1] == "converged", answers
+    assert clients() <= before
