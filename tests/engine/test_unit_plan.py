@@ -19,20 +19,12 @@ from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
 
 from .conftest import AMI_V1, AMI_V2, World
+from .test_multi_region import SPEC as MULTI
 from .test_multi_region import use_image
+from .test_parallel_apply import HEAD
 
 pytestmark = pytest.mark.slow
 
-HEAD = """
-apiVersion: immutable-sdk/v1
-name: {project}
-region: us-east-1
-images:
-  web:
-    builder: ami
-    id: ${{WEB_AMI}}
-fleets:
-"""
 FLEET = """
   {name}:
     image: web
@@ -150,18 +142,6 @@ def test_one_region_waves_depends_on_a_dropped_fleet_and_a_slot_fleet(world: Wor
     assert "autoscaling.DescribeAutoScalingGroups" in old_calls
 
 
-MULTI = """
-apiVersion: immutable-sdk/v1
-name: shop
-region: us-east-1
-images:
-  web:
-    builder: ami
-    ids:
-      us-east-1: ${EAST_AMI}
-      us-west-2: ${WEST_AMI}
-fleets:
-"""
 REGIONAL = """
   {name}:
     image: web

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.engine.conftest import AMI_V1, AMI_V2
+from tests.ticks.test_slot_ticks import weights as record_weights
 
 from immutable_sdk.core.engine import Engine
 from immutable_sdk.core.orchestrator.execution import execution_input
@@ -102,9 +103,9 @@ def fleet_view(project: Project, fleet: str) -> dict[str, Any]:
         for r in found
         for i in r["Instances"]
     )
-    versions = project.client("ec2").describe_launch_template_versions(
-        LaunchTemplateName=f"orc-{fleet}"
-    )["LaunchTemplateVersions"]
+    versions = ec2.describe_launch_template_versions(LaunchTemplateName=f"orc-{fleet}")[
+        "LaunchTemplateVersions"
+    ]
     return {
         "release": {t["Key"]: t["Value"] for t in group["Tags"]}.get("immutable-sdk:release"),
         "desired": group["DesiredCapacity"],
@@ -208,15 +209,8 @@ def slots_rolled_out(project: Project, strategy: str) -> None:
 
 
 def weights(project: Project) -> dict[str, int]:
-    route53 = project.client("route53")
-    zones = route53.list_hosted_zones_by_name(DNSName="example.com.")["HostedZones"]
-    zone = str(zones[0]["Id"]).split("/")[-1]
-    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
-    return {
-        r["SetIdentifier"]: int(r["Weight"])
-        for r in records
-        if r["Name"] == "checkout.example.com." and "SetIdentifier" in r
-    }
+    """checkout.example.com's weight per slot."""
+    return record_weights(project.url)
 
 
 def slot_instances(project: Project) -> dict[str, list[str]]:

@@ -1,8 +1,9 @@
 """State stores for tests: one backend per test, any number of store objects on its data.
 
-Two store objects on the same data behave as two processes would (each its own connection or
-client), which is how fencing, exactly-once journal transitions and resumable builds are shown
-on both backends: SQLite in the test's folder, DynamoDB on the emulator.
+Two store objects on the same data behave as two processes would (SQLite ones each with its
+own connection; DynamoDB ones share a client, which keeps no data of its own), which is how
+fencing, exactly-once journal transitions and resumable builds are shown on both backends:
+SQLite in the test's folder, DynamoDB on the emulator.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from ...clock import Clock, RealClock
+from ...clock import Clock, RealClock, parse_time
 from ...errors import ImmutableSdkError
 from .tick import TickAnswer, TickRequest
 
@@ -166,8 +166,9 @@ def answer_of(result: Any, key: str, now: float | None = None) -> TickAnswer:
     raw_next = _get(entry, "next_at", None)
     if raw == "locked" and raw_next is not None:
         state = "progressing"  # ask again when the holder's lease ends (see the module doc)
-        if now is not None:
-            raw_next = min(_epoch(raw_next), now + LOCKED_RECHECK_SECONDS)
+        at = raw_next if isinstance(raw_next, (int, float)) else parse_time(raw_next)
+        if now is not None and at is not None:
+            raw_next = min(float(at), now + LOCKED_RECHECK_SECONDS)
     next_at = _when(raw_next)
     reason = _get(entry, "error", None) or ""
     if _get(entry, "outcome", None) == ROLLING_BACK:  # the rollback goes on in a later tick
@@ -184,12 +185,6 @@ def answer_of(result: Any, key: str, now: float | None = None) -> TickAnswer:
         reason=str(reason),
         rollout=_get(entry, "rollout", None),
     )
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _when(value: Any) -> str | None:
