@@ -389,12 +389,14 @@ def check_journal(entries: list[Any], steps: int, fleet: str) -> None:
     transitions = Counter(
         (e.step_index, e.status) for e in entries if e.status not in REPEATABLE_STATUSES
     )
+    # on failure, the whole journal: seq, step, status, writer's epoch, and a note's kind
+    journal = [(e.seq, e.step_index, e.status, e.epoch, e.data.get("note")) for e in entries]
     twice = {k: n for k, n in transitions.items() if n > 1}
-    assert not twice, (fleet, twice)
+    assert not twice, (fleet, twice, journal)
     for index in range(steps):
-        assert transitions[(index, "started")] == 1, (fleet, index, transitions)
-        assert transitions[(index, "finished")] == 1, (fleet, index, transitions)
-    assert not [k for k in transitions if k[1] == "failed"], (fleet, transitions)
+        assert transitions[(index, "started")] == 1, (fleet, index, journal)
+        assert transitions[(index, "finished")] == 1, (fleet, index, journal)
+    assert not [k for k in transitions if k[1] == "failed"], (fleet, journal)
 
 
 def retried_units(history: list[dict[str, Any]]) -> set[str]:
