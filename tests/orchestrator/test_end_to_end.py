@@ -31,7 +31,7 @@ from immutable_sdk.core.engine import Engine
 from immutable_sdk.plugin import TAG_FLEET, TAG_RELEASE
 from immutable_sdk.sandbox import Sandbox
 from immutable_sdk.spec.load import load_spec
-from immutable_sdk.state.base import REPEATABLE_STATUSES
+from immutable_sdk.state.base import REPEATABLE_STATUSES, JournalEntry
 from immutable_sdk.testing.endpoints import LoopbackHTTPServer
 
 from .conftest import Project
@@ -385,7 +385,15 @@ def open_steps(entries: list[Any]) -> set[int]:
 
 
 def check_journal(entries: list[Any], steps: int, fleet: str) -> None:
-    """One ``started`` and one ``finished`` per step, no transition journaled twice."""
+    """No transition journaled twice; every step that started finished; every planned step
+    ran, except those a take-over re-planned.
+
+    A tick killed between two steps, or inside one that changes AWS (a launch, a retire),
+    leaves its rollout to the next tick, which journals ``resumed``, repairs the group from
+    what AWS runs and plans the rest again: the new steps are appended to the rollout's list
+    after the old ones (``Carried.next_index``), and the old steps the killed tick never
+    began are never run. A tick killed inside a wait (a gate, a bake) goes on with the same
+    steps (``continued``): then every step runs."""
     transitions = Counter(
         (e.step_index, e.status) for e in entries if e.status not in REPEATABLE_STATUSES
     )
@@ -393,10 +401,49 @@ def check_journal(entries: list[Any], steps: int, fleet: str) -> None:
     journal = [(e.seq, e.step_index, e.status, e.epoch, e.data.get("note")) for e in entries]
     twice = {k: n for k, n in transitions.items() if n > 1}
     assert not twice, (fleet, twice, journal)
-    for index in range(steps):
-        assert transitions[(index, "started")] == 1, (fleet, index, journal)
-        assert transitions[(index, "finished")] == 1, (fleet, index, journal)
+    started = {i for i, status in transitions if status == "started" and i >= 0}
+    finished = {i for i, status in transitions if status == "finished" and i >= 0}
+    assert started == finished, (fleet, journal)
     assert not [k for k in transitions if k[1] == "failed"], (fleet, journal)
+    resumed = [e.seq for e in entries if e.status == "note" and e.data.get("note") == "resumed"]
+    replanned_from = min(
+        (
+            e.step_index
+            for e in entries
+            if resumed and e.seq > resumed[0] and e.status == "started" and e.step_index >= 0
+        ),
+        default=0,
+    )
+    for index in range(steps):
+        if index not in started:  # only an old step that a take-over re-planned
+            assert resumed and index < replanned_from, (fleet, index, journal)
+    assert steps - 1 in started, (fleet, journal)  # the rollout ran to its last step
+
+
+def test_the_journal_check_allows_only_the_steps_a_take_over_re_planned() -> None:
+    def journal(*rows: tuple[int, str] | str) -> list[JournalEntry]:
+        out = []
+        for seq, row in enumerate(rows, 1):
+            index, status = (-1, "note") if isinstance(row, str) else row
+            data = {"note": row} if isinstance(row, str) else {}
+            out.append(JournalEntry("ro-1", seq, index, status, 0.0, data))
+        return out
+
+    def ran(*indices: int) -> list[tuple[int, str]]:
+        return [(i, s) for i in indices for s in ("started", "finished")]
+
+    check_journal(journal(*ran(0, 1, 2)), 3, "every step ran")
+    check_journal(journal(*ran(0), "continued", *ran(1, 2)), 3, "a wait went on")
+    # killed after step 0: steps 1 and 2 were re-planned as steps 3 and 4
+    check_journal(journal(*ran(0), "resumed", *ran(3, 4)), 5, "re-planned")
+    with pytest.raises(AssertionError):  # a step skipped with no take-over
+        check_journal(journal(*ran(0, 2)), 3, "skipped")
+    with pytest.raises(AssertionError):  # a re-planned step that never ran
+        check_journal(journal(*ran(0), "resumed", *ran(3)), 5, "re-planned, not run")
+    with pytest.raises(AssertionError):  # a step started and never finished
+        check_journal(journal(*ran(0), (1, "started"), *ran(2)), 3, "unfinished")
+    with pytest.raises(AssertionError):  # a transition journaled twice
+        check_journal(journal(*ran(0, 0, 1)), 2, "twice")
 
 
 def retried_units(history: list[dict[str, Any]]) -> set[str]:
